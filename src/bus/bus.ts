@@ -1,0 +1,31 @@
+/**
+ * The Bus is the only way nodes talk (socket.io's cluster adapter shape): a discriminated union of
+ * messages, `publish` to the other nodes, an `onMessage` callback, and the registry of who is online where.
+ * The single-node default is LocalBus (no other nodes); cluster mode is redis/.
+ */
+import type { Message, Outbound, PresenceInfo, CloseReason } from '../core/types.js'
+
+export type BusMessage =
+  /** Messages were committed to `user`'s queue: the node holding its session reads them from the store. */
+  | { type: 'wake'; user: number }
+  /** A live event for one user's session, wherever it is. */
+  | { type: 'event'; to: number; ev: Outbound }
+  /** A live event for every session (the room) but `except`'s. */
+  | { type: 'broadcast'; ev: Outbound; except: number }
+  /** End `user`'s session on every node but `node` (one session per user across the cluster). */
+  | { type: 'kick'; user: number; reason: CloseReason; node: string }
+
+export interface Bus {
+  readonly nodeId: string
+  start(onMessage: (m: BusMessage) => void): Promise<void>
+  /** Send to every other node. Fire and forget; a lost message is repaired by the store (wake) or is live-only. */
+  publish(m: BusMessage): void
+  /** Presence registry, cluster-wide. */
+  setOnline(info: PresenceInfo): Promise<void>
+  setOffline(user: number): Promise<void>
+  online(): Promise<PresenceInfo[]>
+  isOnline(user: number): Promise<boolean>
+  close(): Promise<void>
+}
+
+export type { Message }

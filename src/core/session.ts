@@ -1,0 +1,50 @@
+import type { Message, SessionSink, UserInfo } from './types.js'
+
+export type DeliveryMode = 'push' | 'poll'
+
+let nextSid = 1
+
+/**
+ * One live attachment of a user (seed 000's Session): its sink, its lastSeen, and its delivery state.
+ * Push and poll read the same queue from the same cursor: `cursor` is the highest seq this session has
+ * been handed, `inflight` what it was handed and has not acknowledged yet.
+ */
+export class Session {
+  readonly sid = nextSid++
+  readonly since: number
+  lastSeen: number
+  closed = false
+  /** Receives presence changes (who came, who left). */
+  watchPresence = false
+
+  cursor = 0
+  readonly inflight = new Map<number, Message>()
+  /** Committed messages beyond the cursor known in memory, in seq order (push sessions). */
+  buffer: Message[] = []
+  /** True when buffer holds every queued message beyond the cursor, so new commits can be appended. */
+  exhausted = false
+  loading = false
+  /** A commit arrived while a read from the store was under way: read again before trusting `exhausted`. */
+  missed = false
+  /** The sink said it is over its high-water mark; resumed by Broker.drained(). */
+  paused = false
+  /** A long poll waiting for messages. */
+  waiter: (() => void) | undefined
+
+  tokens: number
+  tokensAt: number
+
+  constructor(
+    public user: UserInfo,
+    readonly protocol: string,
+    readonly sink: SessionSink,
+    readonly mode: DeliveryMode,
+    now: number,
+    burst: number,
+  ) {
+    this.since = now
+    this.lastSeen = now
+    this.tokens = burst
+    this.tokensAt = now
+  }
+}

@@ -1,0 +1,478 @@
+/**
+ * The embedded store: one SQLite file in WAL mode with synchronous=FULL, so every COMMIT is fsynced.
+ * The broker calls commit() once per batch (group commit), which makes one transaction and one fsync
+ * carry many messages. better-sqlite3 is synchronous; this process is the only writer, so the per-user
+ * counters (next seq, queue length and bytes) are cached here and changed only after a commit succeeds.
+ */
+import Database from 'better-sqlite3'
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { BrokerError } from '../../core/errors.js'
+import { MessageKinds, type MessageKind } from '../../core/types.js'
+import type {
+  NewCopy,
+  QueueStats,
+  Store,
+  StoredMessage,
+  StoreOp,
+  StoreResult,
+  UserRecord,
+} from '../store.js'
+
+const SCHEMA_VERSION = 1
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL UNIQUE,
+  token_hash TEXT,
+  created_at INTEGER NOT NULL,
+  next_seq INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS queue (
+  user INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  sender INTEGER NOT NULL,
+  sender_name TEXT NOT NULL,
+  msg_id INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  flags INTEGER NOT NULL,
+  topic TEXT,
+  expires_at INTEGER,
+  not_before INTEGER,
+  file_id TEXT,
+  body BLOB NOT NULL,
+  PRIMARY KEY (user, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS queue_expires ON queue (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS held (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  user INTEGER NOT NULL,
+  not_before INTEGER NOT NULL,
+  sender INTEGER NOT NULL,
+  sender_name TEXT NOT NULL,
+  msg_id INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  flags INTEGER NOT NULL,
+  topic TEXT,
+  expires_at INTEGER,
+  file_id TEXT,
+  body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS held_due ON held (not_before);
+CREATE TABLE IF NOT EXISTS dedupe (
+  sender INTEGER NOT NULL,
+  msg_id INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (sender, msg_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedupe_at ON dedupe (at);
+CREATE TABLE IF NOT EXISTS subs (
+  topic TEXT NOT NULL,
+  user INTEGER NOT NULL,
+  PRIMARY KEY (topic, user)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS subs_user ON subs (user);
+CREATE TABLE IF NOT EXISTS blocks (
+  user INTEGER NOT NULL,
+  target INTEGER NOT NULL,
+  PRIMARY KEY (user, target)
+) WITHOUT ROWID;
+`
+
+interface QueueRow {
+  user: number
+  seq: number
+  sender: number
+  sender_name: string
+  msg_id: number
+  kind: number
+  ts: number
+  flags: number
+  topic: string | null
+  expires_at: number | null
+  not_before: number | null
+  file_id: string | null
+  body: Buffer
+}
+
+interface UserRow {
+  id: number
+  name: string
+  token_hash: string | null
+  created_at: number
+  next_seq: number
+}
+
+function kindNumber(kind: MessageKind): number {
+  return MessageKinds.indexOf(kind)
+}
+
+function rowToMessage(r: QueueRow): StoredMessage {
+  const m: StoredMessage = {
+    seq: r.seq,
+    to: r.user,
+    from: r.sender,
+    fromName: r.sender_name,
+    msgId: r.msg_id,
+    kind: MessageKinds[r.kind] ?? 'text',
+    ts: r.ts,
+    flags: r.flags,
+    body: r.body,
+  }
+  if (r.topic !== null) m.topic = r.topic
+  if (r.expires_at !== null) m.expiresAt = r.expires_at
+  if (r.not_before !== null) m.notBefore = r.not_before
+  if (r.file_id !== null) m.fileId = r.file_id
+  return m
+}
+
+function rowToUser(r: UserRow): UserRecord {
+  return { id: r.id, name: r.name, tokenHash: r.token_hash, createdAt: r.created_at }
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return err instanceof Error && (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE'
+}
+
+export interface SqliteStoreOptions {
+  /** Path of the database file, or ':memory:' (tests of the store's logic only: nothing is durable). */
+  path: string
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite'
+  private db!: Database.Database
+  private stmts!: ReturnType<SqliteStore['prepare']>
+  /** user → next seq to hand out; loaded lazily, updated after each successful commit. */
+  private nextSeq = new Map<number, number>()
+  /** user → queue length and bytes; loaded lazily. */
+  private stats = new Map<number, QueueStats>()
+
+  constructor(private readonly opts: SqliteStoreOptions) {}
+
+  async open(): Promise<void> {
+    if (this.opts.path !== ':memory:') mkdirSync(dirname(this.opts.path), { recursive: true })
+    const db = new Database(this.opts.path)
+    db.pragma('journal_mode = WAL')
+    // FULL: the WAL is fsynced at every commit, so an acknowledged message survives a power cut.
+    db.pragma('synchronous = FULL')
+    db.pragma('foreign_keys = OFF')
+    db.pragma('busy_timeout = 5000')
+    db.exec(SCHEMA)
+    const version = db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string } | undefined
+    if (version === undefined) db.prepare(`INSERT INTO meta (key, value) VALUES ('schema', ?)`).run(String(SCHEMA_VERSION))
+    else if (Number(version.value) > SCHEMA_VERSION)
+      throw new Error(`database schema ${version.value} is newer than this program (${SCHEMA_VERSION})`)
+    this.db = db
+    this.stmts = this.prepare()
+  }
+
+  private prepare() {
+    const db = this.db
+    return {
+      insertUser: db.prepare(`INSERT INTO users (name, token_hash, created_at) VALUES (?, ?, ?)`),
+      userById: db.prepare(`SELECT * FROM users WHERE id = ?`),
+      userByName: db.prepare(`SELECT * FROM users WHERE name = ?`),
+      rename: db.prepare(`UPDATE users SET name = ? WHERE id = ?`),
+      setToken: db.prepare(`UPDATE users SET token_hash = ? WHERE id = ?`),
+      deleteUser: db.prepare(`DELETE FROM users WHERE id = ?`),
+      deleteQueue: db.prepare(`DELETE FROM queue WHERE user = ? RETURNING *`),
+      deleteSubs: db.prepare(`DELETE FROM subs WHERE user = ?`),
+      deleteBlocks: db.prepare(`DELETE FROM blocks WHERE user = ? OR target = ?`),
+      countUsers: db.prepare(`SELECT COUNT(*) AS n FROM users`),
+      nextSeq: db.prepare(`SELECT next_seq FROM users WHERE id = ?`),
+      setNextSeq: db.prepare(`UPDATE users SET next_seq = ? WHERE id = ?`),
+      insertMsg: db.prepare(
+        `INSERT INTO queue (user, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      deleteMsg: db.prepare(`DELETE FROM queue WHERE user = ? AND seq = ? RETURNING *`),
+      dedupe: db.prepare(`INSERT OR IGNORE INTO dedupe (sender, msg_id, at) VALUES (?, ?, ?)`),
+      readQueue: db.prepare(
+        `SELECT * FROM queue WHERE user = ? AND seq > ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq LIMIT ?`,
+      ),
+      insertHeld: db.prepare(
+        `INSERT INTO held (user, not_before, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, file_id, body)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      dueHeld: db.prepare(`DELETE FROM held WHERE id IN (SELECT id FROM held WHERE not_before <= ? ORDER BY not_before, id LIMIT ?) RETURNING *`),
+      deleteHeld: db.prepare(`DELETE FROM held WHERE user = ?`),
+      queueStats: db.prepare(`SELECT COUNT(*) AS count, COALESCE(SUM(LENGTH(body)), 0) AS bytes FROM queue WHERE user = ?`),
+      expired: db.prepare(`SELECT user, seq FROM queue WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?`),
+      pruneDedupe: db.prepare(`DELETE FROM dedupe WHERE at < ?`),
+      subscribe: db.prepare(`INSERT OR IGNORE INTO subs (topic, user) VALUES (?, ?)`),
+      unsubscribe: db.prepare(`DELETE FROM subs WHERE topic = ? AND user = ?`),
+      subscribers: db.prepare(`SELECT user FROM subs WHERE topic = ? ORDER BY user`),
+      subscriptions: db.prepare(`SELECT topic FROM subs WHERE user = ? ORDER BY topic`),
+      topics: db.prepare(`SELECT topic, COUNT(*) AS subscribers FROM subs GROUP BY topic ORDER BY topic`),
+      block: db.prepare(`INSERT OR IGNORE INTO blocks (user, target) VALUES (?, ?)`),
+      unblock: db.prepare(`DELETE FROM blocks WHERE user = ? AND target = ?`),
+      isBlocked: db.prepare(`SELECT 1 FROM blocks WHERE user = ? AND target = ?`),
+      blocked: db.prepare(`SELECT target FROM blocks WHERE user = ? ORDER BY target`),
+      ping: db.prepare(`SELECT 1`),
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.db?.open) this.db.close()
+  }
+
+  async ping(): Promise<void> {
+    this.stmts.ping.get()
+  }
+
+  async createUser(name: string, tokenHash: string | null, now: number): Promise<UserRecord> {
+    try {
+      const info = this.stmts.insertUser.run(name, tokenHash, now)
+      const id = Number(info.lastInsertRowid)
+      this.nextSeq.set(id, 1)
+      this.stats.set(id, { count: 0, bytes: 0 })
+      return { id, name, tokenHash, createdAt: now }
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new BrokerError('SB_ERR_NAME_TAKEN', `the name "${name}" is already in use`)
+      throw err
+    }
+  }
+
+  async userById(id: number): Promise<UserRecord | undefined> {
+    const r = this.stmts.userById.get(id) as UserRow | undefined
+    return r && rowToUser(r)
+  }
+
+  async userByName(name: string): Promise<UserRecord | undefined> {
+    const r = this.stmts.userByName.get(name) as UserRow | undefined
+    return r && rowToUser(r)
+  }
+
+  async renameUser(id: number, name: string): Promise<void> {
+    try {
+      this.stmts.rename.run(name, id)
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new BrokerError('SB_ERR_NAME_TAKEN', `the name "${name}" is already in use`)
+      throw err
+    }
+  }
+
+  async setTokenHash(id: number, tokenHash: string | null): Promise<void> {
+    this.stmts.setToken.run(tokenHash, id)
+  }
+
+  async deleteUser(id: number): Promise<StoredMessage[]> {
+    const rows = this.db.transaction(() => {
+      const queued = this.stmts.deleteQueue.all(id) as QueueRow[]
+      this.stmts.deleteHeld.run(id)
+      this.stmts.deleteSubs.run(id)
+      this.stmts.deleteBlocks.run(id, id)
+      this.stmts.deleteUser.run(id)
+      return queued
+    })()
+    this.nextSeq.delete(id)
+    this.stats.delete(id)
+    return rows.map(rowToMessage).sort((a, b) => a.seq - b.seq)
+  }
+
+  async countUsers(): Promise<number> {
+    return (this.stmts.countUsers.get() as { n: number }).n
+  }
+
+  private loadNextSeq(user: number): number | undefined {
+    let n = this.nextSeq.get(user)
+    if (n === undefined) {
+      const r = this.stmts.nextSeq.get(user) as { next_seq: number } | undefined
+      if (r === undefined) return undefined
+      n = r.next_seq
+      this.nextSeq.set(user, n)
+    }
+    return n
+  }
+
+  private loadStats(user: number): QueueStats {
+    let s = this.stats.get(user)
+    if (s === undefined) {
+      s = this.stmts.queueStats.get(user) as QueueStats
+      this.stats.set(user, { count: s.count, bytes: s.bytes })
+    }
+    return s
+  }
+
+  async commit(ops: StoreOp[]): Promise<StoreResult[]> {
+    // Counter changes are staged and applied only once the transaction has committed.
+    const seqs = new Map<number, number>()
+    const stats = new Map<number, QueueStats>()
+    const staged = (user: number): QueueStats | undefined => {
+      let s = stats.get(user)
+      if (s === undefined) {
+        if (this.loadNextSeq(user) === undefined) return undefined
+        const base = this.loadStats(user)
+        s = { count: base.count, bytes: base.bytes }
+        stats.set(user, s)
+        seqs.set(user, this.nextSeq.get(user)!)
+      }
+      return s
+    }
+    const run = this.db.transaction((): StoreResult[] => {
+      const results: StoreResult[] = []
+      for (const op of ops) {
+        if (op.type === 'send') {
+          if (op.dedupe !== undefined) {
+            const info = this.stmts.dedupe.run(op.dedupe.sender, op.dedupe.msgId, op.copies[0]?.ts ?? Date.now())
+            if (info.changes === 0) {
+              results.push({ type: 'send', duplicate: true })
+              continue
+            }
+          }
+          const out: number[] = []
+          for (const c of op.copies) out.push(this.insertCopy(c, op.limits, staged, seqs))
+          results.push({ type: 'send', duplicate: false, seqs: out })
+        } else {
+          const row = this.stmts.deleteMsg.get(op.user, op.seq) as QueueRow | undefined
+          if (row === undefined) {
+            results.push({ type: 'ack', removed: null })
+            continue
+          }
+          const s = staged(op.user)
+          if (s !== undefined) {
+            s.count -= 1
+            s.bytes -= row.body.length
+          }
+          results.push({ type: 'ack', removed: rowToMessage(row) })
+        }
+      }
+      for (const [user, next] of seqs) if (next !== this.nextSeq.get(user)) this.stmts.setNextSeq.run(next, user)
+      return results
+    })
+    const results = run()
+    for (const [user, next] of seqs) this.nextSeq.set(user, next)
+    for (const [user, s] of stats) this.stats.set(user, s)
+    return results
+  }
+
+  private insertCopy(
+    c: NewCopy,
+    limits: { maxCount: number; maxBytes: number },
+    staged: (user: number) => QueueStats | undefined,
+    seqs: Map<number, number>,
+  ): number {
+    const s = staged(c.to)
+    if (s === undefined) return 0 // the user does not exist (any more)
+    if (s.count + 1 > limits.maxCount || s.bytes + c.body.length > limits.maxBytes) return 0
+    if (c.notBefore !== undefined && c.notBefore > c.ts) {
+      this.stmts.insertHeld.run(c.to, c.notBefore, c.from, c.fromName, c.msgId, kindNumber(c.kind), c.ts, c.flags,
+        c.topic ?? null, c.expiresAt ?? null, c.fileId ?? null, c.body)
+      return -1
+    }
+    const seq = seqs.get(c.to)!
+    seqs.set(c.to, seq + 1)
+    s.count += 1
+    s.bytes += c.body.length
+    this.stmts.insertMsg.run(
+      c.to,
+      seq,
+      c.from,
+      c.fromName,
+      c.msgId,
+      kindNumber(c.kind),
+      c.ts,
+      c.flags,
+      c.topic ?? null,
+      c.expiresAt ?? null,
+      c.notBefore ?? null,
+      c.fileId ?? null,
+      c.body,
+    )
+    return seq
+  }
+
+  async readQueue(user: number, afterSeq: number, limit: number, now: number): Promise<StoredMessage[]> {
+    return (this.stmts.readQueue.all(user, afterSeq, now, limit) as QueueRow[]).map(rowToMessage)
+  }
+
+  async queueStats(user: number): Promise<QueueStats> {
+    const s = this.loadStats(user)
+    return { count: s.count, bytes: s.bytes }
+  }
+
+  async expire(now: number, limit: number): Promise<StoredMessage[]> {
+    const due = this.stmts.expired.all(now, limit) as { user: number; seq: number }[]
+    if (due.length === 0) return []
+    const results = await this.commit(due.map((d) => ({ type: 'ack' as const, user: d.user, seq: d.seq })))
+    const out: StoredMessage[] = []
+    for (const r of results) if (r.type === 'ack' && r.removed !== null) out.push(r.removed)
+    return out
+  }
+
+  async releaseDue(now: number, limit: number): Promise<StoredMessage[]> {
+    const out: StoredMessage[] = []
+    const seqs = new Map<number, number>()
+    const stats = new Map<number, QueueStats>()
+    this.db.transaction(() => {
+      const rows = this.stmts.dueHeld.all(now, limit) as (QueueRow & { id: number })[]
+      rows.sort((a, b) => a.not_before! - b.not_before! || a.id - b.id)
+      for (const r of rows) {
+        if (!seqs.has(r.user)) {
+          const next = this.loadNextSeq(r.user)
+          if (next === undefined) continue
+          seqs.set(r.user, next)
+          const base = this.loadStats(r.user)
+          stats.set(r.user, { count: base.count, bytes: base.bytes })
+        }
+        const seq = seqs.get(r.user)!
+        seqs.set(r.user, seq + 1)
+        const st = stats.get(r.user)!
+        st.count += 1
+        st.bytes += r.body.length
+        this.stmts.insertMsg.run(r.user, seq, r.sender, r.sender_name, r.msg_id, r.kind, r.ts, r.flags, r.topic,
+          r.expires_at, r.not_before, r.file_id, r.body)
+        out.push(rowToMessage({ ...r, seq }))
+      }
+      for (const [user, next] of seqs) this.stmts.setNextSeq.run(next, user)
+    })()
+    for (const [user, next] of seqs) this.nextSeq.set(user, next)
+    for (const [user, st] of stats) this.stats.set(user, st)
+    return out
+  }
+
+  async pruneDedupe(before: number): Promise<number> {
+    return this.stmts.pruneDedupe.run(before).changes
+  }
+
+  async subscribe(user: number, topic: string): Promise<boolean> {
+    return this.stmts.subscribe.run(topic, user).changes > 0
+  }
+
+  async unsubscribe(user: number, topic: string): Promise<boolean> {
+    return this.stmts.unsubscribe.run(topic, user).changes > 0
+  }
+
+  async subscribers(topic: string): Promise<number[]> {
+    return (this.stmts.subscribers.all(topic) as { user: number }[]).map((r) => r.user)
+  }
+
+  async subscriptions(user: number): Promise<string[]> {
+    return (this.stmts.subscriptions.all(user) as { topic: string }[]).map((r) => r.topic)
+  }
+
+  async topics(): Promise<{ topic: string; subscribers: number }[]> {
+    return this.stmts.topics.all() as { topic: string; subscribers: number }[]
+  }
+
+  async block(user: number, target: number): Promise<boolean> {
+    return this.stmts.block.run(user, target).changes > 0
+  }
+
+  async unblock(user: number, target: number): Promise<boolean> {
+    return this.stmts.unblock.run(user, target).changes > 0
+  }
+
+  async isBlocked(recipient: number, sender: number): Promise<boolean> {
+    return this.stmts.isBlocked.get(recipient, sender) !== undefined
+  }
+
+  async blocked(user: number): Promise<number[]> {
+    return (this.stmts.blocked.all(user) as { target: number }[]).map((r) => r.target)
+  }
+}
