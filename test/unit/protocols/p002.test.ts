@@ -42,7 +42,7 @@ function decodeVector(v: Vector, buf: Buffer): Decoded<string | Delivery> {
  */
 function feedClient(chunks: Buffer[], limits: Limits = DEFAULT_LIMITS): (string | { error: string })[] {
   const out: (string | { error: string })[] = []
-  let buf = Buffer.alloc(0)
+  let buf: Buffer = Buffer.alloc(0)
   for (const chunk of chunks) {
     buf = Buffer.concat([buf, chunk])
     for (;;) {
@@ -61,7 +61,7 @@ function feedClient(chunks: Buffer[], limits: Limits = DEFAULT_LIMITS): (string 
 }
 function feedServer(chunks: Buffer[]): Delivery[] {
   const out: Delivery[] = []
-  let buf = Buffer.alloc(0)
+  let buf: Buffer = Buffer.alloc(0)
   for (const chunk of chunks) {
     buf = Buffer.concat([buf, chunk])
     for (let r = decodeDelivery(buf); r.ok; r = decodeDelivery(buf)) {
