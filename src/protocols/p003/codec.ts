@@ -19,6 +19,7 @@
  * conversationPublication(target, from, address): string // "@target@ pedido_conversa from address"
  * parsePublication(msg: Buffer | string): Publication    // SDK, tests
  * topicPrefix(name: string): string                      // "@name@": what a client subscribes to
+ * isValidName(name: string): boolean                     // usable as a user or topic name here
  * ```
  *
  * UTF-8 policy: pyzmq's recv_string() decodes strictly, so a Buffer that is not valid UTF-8 is never a
@@ -96,6 +97,14 @@ export function parseRegisterReply(msg: Buffer | string): [string, string] | nul
 /** The SUB prefix a client filters on, for its own name and each topic. // ORIGINALS.md §003 */
 export function topicPrefix(name: string): string {
   return `@${name}@`
+}
+
+/**
+ * A user or topic name must be one non-empty token without '@': the original splits requests on
+ * whitespace, and SUB filters on the prefix "@name@", so a name holding '@' could match another's mail.
+ */
+export function isValidName(name: string): boolean {
+  return /^[^\s@]+$/.test(name)
 }
 
 /** PUB for a mail to a user or topic. */

@@ -13,6 +13,7 @@ import {
   parseRequest,
   registerReply,
   topicPrefix,
+  isValidName,
   EMPTY_REPLY,
   type KnownRequest,
   type Publication,
@@ -102,6 +103,12 @@ test('003 topic prefixes: what a client subscribes to matches what the server pu
   assert.ok(conversationPublication('B', 'A', 'tcp://h:1').startsWith(topicPrefix('B')))
   // '@B@' must not match a publication for '@BC@': the trailing '@' is what makes prefixes exact.
   assert.ok(!mailPublication('BC', 'A', 'x').startsWith(topicPrefix('B')))
+  // …which only holds while names cannot contain '@' ('B@C' would be caught by a '@B@' filter).
+  assert.ok(mailPublication('B@C', 'A', 'x').startsWith(topicPrefix('B')))
+  assert.equal(isValidName('B@C'), false)
+  assert.equal(isValidName('a b'), false)
+  assert.equal(isValidName(''), false)
+  assert.equal(isValidName('José'), true)
 })
 
 const word = fc.string({ unit: 'binary', minLength: 1, maxLength: 16 }).filter((s) => !/[\s@]/.test(s))
