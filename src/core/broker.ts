@@ -33,7 +33,7 @@ import {
   type SessionSink,
   type UserInfo,
 } from './types.js'
-import type { NewCopy, Store, StoredMessage, UserRecord } from '../store/store.js'
+import type { NewCopy, Store, StoredMessage, StoreResult, UserRecord } from '../store/store.js'
 import type { Bus, BusMessage } from '../bus/bus.js'
 import { LocalBus } from '../bus/local/local-bus.js'
 
@@ -117,6 +117,19 @@ function sameHash(a: string, b: string): boolean {
   const x = Buffer.from(a, 'hex')
   const y = Buffer.from(b, 'hex')
   return x.length === y.length && timingSafeEqual(x, y)
+}
+
+function describe(a: Address): string {
+  switch (a.kind) {
+    case 'user':
+      return `#${a.id}`
+    case 'name':
+      return a.name
+    case 'topic':
+      return `topic ${a.topic}`
+    default:
+      return a.kind.toUpperCase()
+  }
 }
 
 const RESERVED_NAMES = new Set(['all', 'server'])
@@ -360,46 +373,16 @@ export class Broker {
       return { msgId, status: 'delivered', seq: 0, recipients: n }
     }
 
-    let recipients: UserInfo[]
-    let topic: string | undefined
-    if (to.kind === 'topic') {
-      topic = normalizeName(to.topic, this.limits.maxTopicBytes, 'topic', 'maxTopicBytes')
-      const ids = await this.store.subscribers(topic)
-      if (ids.length === 0) throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', `no one subscribes to the topic "${topic}"`)
-      recipients = []
-      for (const id of ids) {
-        if (id === s.user.id) continue
-        const u = await this.store.userById(id)
-        if (u !== undefined) recipients.push({ id: u.id, name: u.name })
-      }
-    } else {
-      const u = await this.resolveUser(to)
-      if (u === undefined || (await this.store.isBlocked(u.id, s.user.id)))
-        throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', `no such user: ${to.kind === 'user' ? `#${to.id}` : to.name}`)
-      recipients = [u]
-    }
-
-    const base = {
-      kind,
-      from: s.user.id,
-      fromName: s.user.name,
-      msgId,
-      ts: now,
-      body: req.body,
-      flags,
-      topic,
-      expiresAt: req.ttlMs !== undefined && req.ttlMs > 0 ? now + req.ttlMs : undefined,
-      notBefore: req.notBefore !== undefined && req.notBefore > now ? req.notBefore : undefined,
-      fileId: req.fileId,
-    }
-    const copies: NewCopy[] = recipients.map((r) => ({ ...base, to: r.id }))
-    if (copies.length === 0) return { msgId, status: 'stored', seq: 0, recipients: 0 }
-    const result = await this.committer.submit({
-      type: 'send',
-      dedupe: flags & Flag.IDEMPOTENT ? { sender: s.user.id, msgId } : undefined,
-      copies,
-      limits: { maxCount: this.limits.maxQueueLength, maxBytes: this.limits.maxQueueBytes },
-    })
+    // Resolving and submitting is serialised per session, so one sender's messages enter the queues in the
+    // order they were sent; waiting for the commit is not, so a pipelining sender fills a batch.
+    const prepared = s.sendChain.then(() => this.prepareSend(s, req, to, kind, msgId, flags, now))
+    s.sendChain = prepared.then(
+      () => undefined,
+      () => undefined,
+    )
+    const { recipients, topic, copies, commit } = await prepared
+    if (commit === undefined) return { msgId, status: 'stored', seq: 0, recipients: 0 }
+    const result = await commit
     if (result.type !== 'send') throw new BrokerError('SB_ERR_INTERNAL', 'store answered the wrong operation')
     if (result.duplicate) return { msgId, status: 'duplicate', seq: 0, recipients: recipients.length }
 
@@ -429,6 +412,58 @@ export class Broker {
     if (topic !== undefined && delivered === 0 && recipients.length > 0)
       throw new BrokerError('SB_ERR_QUEUE_FULL', `every subscriber's queue of "${topic}" is full`, 'maxQueueLength')
     return { msgId, status, seq: topic === undefined ? result.seqs[0]! : 0, recipients: delivered }
+  }
+
+  private async prepareSend(
+    s: Session,
+    req: SendRequest,
+    to: Address,
+    kind: 'text' | 'file',
+    msgId: number,
+    flags: number,
+    now: number,
+  ): Promise<{ recipients: UserInfo[]; topic: string | undefined; copies: NewCopy[]; commit: Promise<StoreResult> | undefined }> {
+    let recipients: UserInfo[]
+    let topic: string | undefined
+    if (to.kind === 'topic') {
+      topic = normalizeName(to.topic, this.limits.maxTopicBytes, 'topic', 'maxTopicBytes')
+      const ids = await this.store.subscribers(topic)
+      if (ids.length === 0) throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', `no one subscribes to the topic "${topic}"`)
+      recipients = []
+      for (const id of ids) {
+        if (id === s.user.id) continue
+        const u = await this.store.userById(id)
+        if (u !== undefined) recipients.push({ id: u.id, name: u.name })
+      }
+    } else {
+      const u = await this.resolveUser(to)
+      if (u === undefined || (await this.store.isBlocked(u.id, s.user.id)))
+        throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', `no such user: ${describe(to)}`)
+      recipients = [u]
+    }
+
+    const base = {
+      kind,
+      from: s.user.id,
+      fromName: s.user.name,
+      msgId,
+      ts: now,
+      body: req.body,
+      flags,
+      topic,
+      expiresAt: req.ttlMs !== undefined && req.ttlMs > 0 ? now + req.ttlMs : undefined,
+      notBefore: req.notBefore !== undefined && req.notBefore > now ? req.notBefore : undefined,
+      fileId: req.fileId,
+    }
+    const copies: NewCopy[] = recipients.map((r) => ({ ...base, to: r.id }))
+    if (copies.length === 0) return { recipients, topic, copies, commit: undefined }
+    const commit = this.committer.submit({
+      type: 'send',
+      dedupe: flags & Flag.IDEMPOTENT ? { sender: s.user.id, msgId } : undefined,
+      copies,
+      limits: { maxCount: this.limits.maxQueueLength, maxBytes: this.limits.maxQueueBytes },
+    })
+    return { recipients, topic, copies, commit }
   }
 
   private async resolveUser(to: Address): Promise<UserInfo | undefined> {

@@ -33,6 +33,8 @@ export class Session {
 
   tokens: number
   tokensAt: number
+  /** Serialises the resolve-and-submit half of send() (see Broker.send). */
+  sendChain: Promise<void> = Promise.resolve()
 
   constructor(
     public user: UserInfo,

@@ -1,0 +1,68 @@
+/**
+ * The `switchboard` command: `serve` runs the server; `chat`, `send` and `inbox` are clients
+ * (src/cli). This file and src/server.ts are the only places that read the environment and open ports.
+ */
+import { Command, Option } from 'commander'
+import { OPTIONS, envName, resolveConfig } from '../config.js'
+import { startServer, VERSION } from '../server.js'
+import { makeLogger } from '../log.js'
+import { registerClientCommands } from '../cli/commands.js'
+
+const program = new Command()
+program.name('switchboard').description('A message broker and chat server').version(VERSION)
+
+const serve = program
+  .command('serve', { isDefault: true })
+  .description('run the server (embedded SQLite under --data-dir unless told otherwise)')
+for (const o of OPTIONS) {
+  const flag = o.kind === 'bool' ? `--${o.name}` : `--${o.name} <${o.kind === 'int' ? 'n' : 'value'}>`
+  const def = o.default === undefined ? '' : ` (default: ${String(o.default)})`
+  serve.addOption(new Option(flag, `${o.help}${def}  [env ${envName(o.name)}]`))
+}
+serve.action(async (flags: Record<string, unknown>) => {
+  let config
+  try {
+    config = resolveConfig(flags)
+  } catch (err) {
+    process.stderr.write(`switchboard: ${(err as Error).message}\n`)
+    process.exit(2)
+  }
+  const log = makeLogger(config['log-level'], config['log-format'])
+  let server
+  try {
+    server = await startServer(config, log)
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    const hint = e.code === 'EADDRINUSE' ? ' (another program listens there: choose another port)' : ''
+    process.stderr.write(`switchboard: cannot start: ${e.message}${hint}\n`)
+    process.exit(1)
+  }
+  for (const l of server.listeners) process.stdout.write(`${l.name.padEnd(12)} listening on ${l.address}\n`)
+  process.stdout.write(`data         ${config.store === 'sqlite' ? config['data-dir'] : config.store}\n`)
+  log.info({ listeners: server.listeners.map((l) => ({ name: l.name, address: l.address })) }, 'switchboard started')
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now')
+      process.exit(1)
+    }
+    stopping = true
+    log.info({ signal }, 'shutting down: closing sessions and flushing the store')
+    server
+      .close()
+      .then(() => {
+        log.info({}, 'stopped')
+        process.exit(0)
+      })
+      .catch((err: unknown) => {
+        log.error({ err }, 'shutdown failed')
+        process.exit(1)
+      })
+  }
+  process.on('SIGINT', () => stop('SIGINT'))
+  process.on('SIGTERM', () => stop('SIGTERM'))
+})
+
+registerClientCommands(program)
+
+await program.parseAsync(process.argv)

@@ -1,0 +1,414 @@
+/**
+ * Native protocol adapter: one NativeConnection per byte stream (a TCP/TLS socket, or a WebSocket that
+ * carries the same frames). It runs the decode loop, maps frames to broker calls and broker events back
+ * to frames. No routing decisions live here.
+ */
+import { BrokerError, ErrorNumbers, asBrokerError, type ErrorCode } from '../../core/errors.js'
+import type { Broker, SendResult } from '../../core/broker.js'
+import type { Session } from '../../core/session.js'
+import { ALL_ID, MessageKinds, type CloseReason, type Message, type Outbound, type SessionSink } from '../../core/types.js'
+import { encode, FrameReader } from './codec.js'
+import {
+  ConvAction,
+  ConvEventCode,
+  KIND_CODES,
+  Op,
+  PROTOCOL_VERSION,
+  SendFlag,
+  SendStatusCode,
+  SessionFlag,
+  type Frame,
+  type FrameOf,
+  type WireMessage,
+  type WireUser,
+} from './frames.js'
+import type { FileHandler } from './files.js'
+
+/** What a connection needs from its byte stream. */
+export interface Transport {
+  /** Queue bytes for writing. Writes within one tick should reach the wire as one write (cork/uncork). */
+  write(buf: Buffer): void
+  /** Bytes queued and not yet written. */
+  bufferedBytes(): number
+  /** Flush what is queued, then close. */
+  end(): void
+  /** Stop reading (inbound backpressure) / start again. */
+  pause(): void
+  resume(): void
+}
+
+export interface NativeOptions {
+  maxFrameBytes: number
+  /** The interval clients are told to send PING at; the broker's idle timeout reaps those that stop. */
+  heartbeatMs: number
+  /** Outbound bytes above which the sink reports backpressure to the broker. */
+  highWaterMark: number
+  /** A connection that has not logged in by then is closed. */
+  loginTimeoutMs: number
+  serverName: string
+  files?: FileHandler | undefined
+}
+
+const PROTOCOL = 'native'
+const MAX_PENDING_REQUESTS = 1024
+
+export function toWireMessage(m: Message): WireMessage {
+  return {
+    seq: m.seq,
+    msgId: m.msgId,
+    from: m.from,
+    fromName: m.fromName,
+    to: m.to,
+    topic: m.topic ?? '',
+    kind: MessageKinds.indexOf(m.kind),
+    flags: m.flags,
+    ts: m.ts,
+    expiresAt: m.expiresAt ?? 0,
+    fileId: m.fileId ?? '',
+    body: m.body,
+  }
+}
+
+export class NativeConnection implements SessionSink {
+  session: Session | undefined
+  private readonly reader: FrameReader
+  private closed = false
+  private pending = 0
+  private paused = false
+  private loginTimer: NodeJS.Timeout | undefined
+  /** Messages handed to this connection, by seq, so READ can name them by seq alone. */
+  readonly uploads = new Map<string, unknown>()
+
+  constructor(
+    readonly broker: Broker,
+    private readonly transport: Transport,
+    readonly opts: NativeOptions,
+    readonly remote: string,
+  ) {
+    this.reader = new FrameReader(opts.maxFrameBytes)
+    this.loginTimer = setTimeout(() => {
+      if (this.session === undefined) this.fatal(0, 'SB_ERR_NOT_LOGGED_IN', 'no REGISTER or LOGIN in time')
+    }, opts.loginTimeoutMs)
+    this.loginTimer.unref()
+  }
+
+  // ------------------------------------------------------------ bytes in
+
+  /** Bytes from the stream. */
+  feed(chunk: Buffer): void {
+    if (this.closed) return
+    for (const d of this.reader.push(chunk)) {
+      if (d.ok) {
+        this.dispatch(d.frame)
+        continue
+      }
+      if (d.reason === 'too-large') {
+        this.error(d.corr, 'SB_ERR_TOO_LARGE', `frame of ${d.size} bytes is larger than maxFrameBytes (${this.opts.maxFrameBytes})`, 'maxFrameBytes')
+        continue
+      }
+      if (d.reason === 'malformed') {
+        this.broker.log.warn({ remote: this.remote, detail: d.detail }, 'malformed native frame: closing')
+        this.fatal(d.corr, 'SB_ERR_MALFORMED', d.detail)
+        return
+      }
+    }
+  }
+
+  /** The stream is gone. */
+  closedByPeer(): void {
+    if (this.closed) return
+    this.closed = true
+    clearTimeout(this.loginTimer)
+    if (this.session !== undefined) this.broker.detach(this.session)
+    this.opts.files?.connectionClosed(this)
+  }
+
+  /** The transport drained below its high-water mark. */
+  drained(): void {
+    if (this.session !== undefined) this.broker.drained(this.session)
+  }
+
+  private dispatch(frame: Frame): void {
+    this.pending++
+    if (this.pending > MAX_PENDING_REQUESTS && !this.paused) {
+      this.paused = true
+      this.transport.pause()
+    }
+    this.handle(frame)
+      .catch((err: unknown) => {
+        const e = asBrokerError(err)
+        if (e.code === 'SB_ERR_INTERNAL') this.broker.log.error({ err, frame: frame.type }, 'native request failed')
+        this.error(frame.corr, e.code, e.message, e.limit)
+      })
+      .finally(() => {
+        this.pending--
+        if (this.paused && this.pending < MAX_PENDING_REQUESTS / 2) {
+          this.paused = false
+          this.transport.resume()
+        }
+      })
+  }
+
+  private need(): Session {
+    if (this.session === undefined || this.session.closed) throw new BrokerError('SB_ERR_NOT_LOGGED_IN', 'send REGISTER or LOGIN first')
+    return this.session
+  }
+
+  private async handle(f: Frame): Promise<void> {
+    switch (f.type) {
+      case 'REGISTER':
+      case 'LOGIN':
+        return this.login(f)
+      case 'PING':
+        if (this.session !== undefined) this.broker.touch(this.session)
+        return this.send({ type: 'PONG', corr: f.corr })
+      case 'SEND':
+        return this.sendMessage(f)
+      case 'ACK':
+        await this.broker.ack(this.need(), f.seq)
+        return
+      case 'TAKE': {
+        const msgs = await this.broker.take(this.need(), f.max, f.mode === 1 ? 'peek' : 'take', Math.min(f.waitMs, 60_000))
+        return this.send({ type: 'BATCH', corr: f.corr, msgs: msgs.map(toWireMessage) })
+      }
+      case 'READ': {
+        const s = this.need()
+        const m = this.broker.inflightMessage(s, f.seq)
+        if (m === undefined) throw new BrokerError('SB_ERR_UNKNOWN_MESSAGE', `no unacknowledged message ${f.seq}; mark it read before acknowledging it`)
+        return this.broker.markRead(s, m)
+      }
+      case 'REQUEST':
+        return this.request(f)
+      case 'CONV':
+        return this.conversation(f)
+      case 'FILE_BEGIN':
+      case 'FILE_CHUNK':
+      case 'FILE_END':
+      case 'FILE_ABORT':
+      case 'DOWNLOAD': {
+        const s = this.need()
+        if (this.opts.files === undefined) throw new BrokerError('SB_ERR_UNSUPPORTED', 'file transfer is not enabled on this server')
+        return this.opts.files.handle(this, s, f)
+      }
+      case 'BYE': {
+        const s = this.need()
+        this.broker.end(s, 'ended', 'goodbye')
+        return
+      }
+      default:
+        throw new BrokerError('SB_ERR_MALFORMED', `${f.type} is a server-to-client frame`)
+    }
+  }
+
+  private async login(f: FrameOf<'REGISTER'> | FrameOf<'LOGIN'>): Promise<void> {
+    if (f.version !== PROTOCOL_VERSION)
+      throw new BrokerError('SB_ERR_UNSUPPORTED', `protocol version ${f.version} is not supported (this server speaks ${PROTOCOL_VERSION})`)
+    if (this.session !== undefined && !this.session.closed) throw new BrokerError('SB_ERR_CONFLICT', 'already logged in on this connection')
+    const mode = f.flags & SessionFlag.POLL ? 'poll' : 'push'
+    let token = ''
+    if (f.type === 'REGISTER') {
+      const r = await this.broker.register(f.name, PROTOCOL, this, mode)
+      this.session = r.session
+      token = r.token
+    } else {
+      this.session = await this.broker.login(f.id !== 0 ? { id: f.id } : { name: f.name }, f.token, PROTOCOL, this, mode)
+    }
+    clearTimeout(this.loginTimer)
+    if (this.closed) {
+      this.broker.detach(this.session)
+      return
+    }
+    this.send({
+      type: 'WELCOME',
+      corr: f.corr,
+      version: PROTOCOL_VERSION,
+      id: this.session.user.id,
+      name: this.session.user.name,
+      token,
+      heartbeatMs: this.opts.heartbeatMs,
+      server: this.opts.serverName,
+    })
+  }
+
+  private async sendMessage(f: FrameOf<'SEND'>): Promise<void> {
+    const s = this.need()
+    const kind = KIND_CODES[f.kind]
+    if (kind !== 'text') throw new BrokerError('SB_ERR_UNSUPPORTED', 'SEND carries text; files go by FILE_BEGIN')
+    const r = await this.broker.send(s, {
+      to: f.to,
+      body: f.body,
+      msgId: f.msgId,
+      idempotent: (f.flags & SendFlag.IDEMPOTENT) !== 0,
+      receipt: (f.flags & SendFlag.RECEIPT) !== 0,
+      readReceipt: (f.flags & SendFlag.READ_RECEIPT) !== 0,
+      ttlMs: f.ttlMs,
+      notBefore: f.notBefore,
+    })
+    this.accepted(f.corr, r)
+  }
+
+  accepted(corr: number, r: SendResult, fileId = ''): void {
+    this.send({ type: 'ACCEPTED', corr, msgId: r.msgId, status: SendStatusCode[r.status], seq: r.seq, recipients: r.recipients, fileId })
+  }
+
+  private async request(f: FrameOf<'REQUEST'>): Promise<void> {
+    const s = this.need()
+    const b = this.broker
+    const reply = (text: string, users: WireUser[] = [], items: { name: string; count: number }[] = []): void =>
+      this.send({ type: 'RESULT', corr: f.corr, op: f.op, text, users, items })
+    switch (f.op) {
+      case Op.WHOAMI: {
+        const p = b.whoami(s)
+        return reply(p.name, [{ id: p.id, name: p.name, protocol: p.protocol, since: p.since, lastSeen: p.lastSeen }])
+      }
+      case Op.WHO:
+        return reply('', (await b.who(s)).map((p) => ({ id: p.id, name: p.name, protocol: p.protocol, since: p.since, lastSeen: p.lastSeen })))
+      case Op.RENAME: {
+        const u = await b.rename(s, f.arg)
+        return reply(u.name, [{ id: u.id, name: u.name, protocol: PROTOCOL, since: s.since, lastSeen: s.lastSeen }])
+      }
+      case Op.END:
+        reply('')
+        b.end(s, 'ended', 'goodbye')
+        return
+      case Op.DELETE_ACCOUNT:
+        reply('')
+        await b.deleteAccount(s)
+        return
+      case Op.STATS:
+        return reply(JSON.stringify(await b.stats()))
+      case Op.SUBSCRIBE:
+        return reply(f.arg, [], [{ name: f.arg, count: (await b.subscribe(s, f.arg)) ? 1 : 0 }])
+      case Op.UNSUBSCRIBE:
+        return reply(f.arg, [], [{ name: f.arg, count: (await b.unsubscribe(s, f.arg)) ? 1 : 0 }])
+      case Op.TOPICS:
+        return reply('', [], (await b.topics(s)).map((t) => ({ name: t.topic, count: t.subscribers })))
+      case Op.SUBSCRIPTIONS:
+        return reply('', [], (await b.subscriptions(s)).map((t) => ({ name: t, count: 0 })))
+      case Op.BLOCK:
+      case Op.UNBLOCK: {
+        const u = f.op === Op.BLOCK ? await b.block(s, { kind: 'name', name: f.arg }) : await b.unblock(s, { kind: 'name', name: f.arg })
+        return reply(u.name, [{ id: u.id, name: u.name, protocol: '', since: 0, lastSeen: 0 }])
+      }
+      case Op.BLOCKED:
+        return reply('', (await b.blocked(s)).map((u) => ({ id: u.id, name: u.name, protocol: '', since: 0, lastSeen: 0 })))
+      case Op.PRESENCE:
+        b.watchPresence(s, f.arg !== 'off')
+        return reply(f.arg !== 'off' ? 'on' : 'off')
+      default:
+        throw new BrokerError('SB_ERR_UNSUPPORTED', `unknown request op ${f.op}`)
+    }
+  }
+
+  private async conversation(f: FrameOf<'CONV'>): Promise<void> {
+    const s = this.need()
+    switch (f.action) {
+      case ConvAction.REQUEST: {
+        const id = await this.broker.requestConversation(s, f.to)
+        return this.send({ type: 'RESULT', corr: f.corr, op: Op.CONVERSATION, text: id, users: [], items: [] })
+      }
+      case ConvAction.ACCEPT:
+      case ConvAction.DECLINE:
+        this.broker.answerConversation(s, f.convId, f.action === ConvAction.ACCEPT)
+        return
+      case ConvAction.MESSAGE:
+        this.broker.conversationSend(s, f.convId, f.body)
+        return
+      case ConvAction.CLOSE:
+        this.broker.closeConversation(s, f.convId)
+        return
+      default:
+        throw new BrokerError('SB_ERR_UNSUPPORTED', `unknown conversation action ${f.action}`)
+    }
+  }
+
+  // ------------------------------------------------------------ frames out
+
+  send(frame: Frame): void {
+    if (this.closed) return
+    this.transport.write(encode(frame))
+  }
+
+  /** An ERROR frame; the connection stays. */
+  error(corr: number, code: ErrorCode, message: string, limit = ''): void {
+    this.send({ type: 'ERROR', corr, code: ErrorNumbers[code], limit: limit ?? '', message })
+  }
+
+  /** An ERROR frame, then the connection is closed (malformed input). */
+  private fatal(corr: number, code: ErrorCode, message: string): void {
+    this.error(corr, code, message)
+    this.send({ type: 'CLOSING', corr: 0, reason: 'error', text: message })
+    this.shut()
+  }
+
+  private shut(): void {
+    if (this.closed) return
+    this.closed = true
+    clearTimeout(this.loginTimer)
+    if (this.session !== undefined) this.broker.detach(this.session)
+    this.opts.files?.connectionClosed(this)
+    this.transport.end()
+  }
+
+  // ------------------------------------------------------------ SessionSink
+
+  push(ev: Outbound): boolean {
+    if (this.closed) return false
+    switch (ev.type) {
+      case 'message': {
+        const m = ev.msg
+        if (m.seq === 0 && m.to === ALL_ID) {
+          // A room message is the same frame for every receiver: encode it once.
+          m.wire ??= new Map()
+          let buf = m.wire.get(PROTOCOL)
+          if (buf === undefined) {
+            buf = encode({ type: 'DELIVER', corr: 0, msg: toWireMessage(m) })
+            m.wire.set(PROTOCOL, buf)
+          }
+          this.transport.write(buf)
+        } else this.send({ type: 'DELIVER', corr: 0, msg: toWireMessage(m) })
+        break
+      }
+      case 'receipt': {
+        const r = ev.receipt
+        this.send({ type: 'RECEIPT', corr: 0, msgId: r.msgId, status: r.status, recipient: r.recipient, recipientName: r.recipientName, seq: r.seq, at: r.at, topic: r.topic ?? '', ackSeq: ev.seq })
+        break
+      }
+      case 'notice':
+        this.send({ type: 'NOTICE', corr: 0, code: ev.code, text: ev.text })
+        break
+      case 'presence':
+        this.send({ type: 'PRESENCE', corr: 0, id: ev.user.id, name: ev.user.name, online: ev.online ? 1 : 0, protocol: ev.protocol ?? '', at: ev.at })
+        break
+      case 'rename':
+        this.send({ type: 'RENAMED', corr: 0, id: ev.user.id, oldName: ev.oldName, newName: ev.user.name })
+        break
+      case 'conversation': {
+        const c = ev.ev
+        this.send({
+          type: 'CONV_EVENT',
+          corr: 0,
+          event: ConvEventCode[c.event],
+          convId: c.convId,
+          peerId: c.peer.id,
+          peerName: c.peer.name,
+          expiresAt: c.event === 'request' ? c.expiresAt : 0,
+          reason: c.event === 'closed' ? c.reason : '',
+          body: c.event === 'message' ? c.body : Buffer.alloc(0),
+        })
+        break
+      }
+    }
+    return this.transport.bufferedBytes() < this.opts.highWaterMark
+  }
+
+  backlog(): number {
+    return this.transport.bufferedBytes()
+  }
+
+  close(reason: CloseReason, text: string): void {
+    this.send({ type: 'CLOSING', corr: 0, reason, text })
+    this.session = undefined
+    this.shut()
+  }
+}

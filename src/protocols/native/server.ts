@@ -1,0 +1,69 @@
+/**
+ * The native protocol over TCP, optionally TLS. Each socket becomes a NativeConnection; writes within a
+ * tick are coalesced by cork/uncork into one syscall.
+ */
+import net from 'node:net'
+import tls from 'node:tls'
+import type { Broker } from '../../core/broker.js'
+import { NativeConnection, type NativeOptions, type Transport } from './adapter.js'
+
+export interface NativeListenOptions extends NativeOptions {
+  host: string
+  port: number
+  tls?: { key: Buffer; cert: Buffer } | undefined
+}
+
+export function socketTransport(socket: net.Socket): Transport {
+  let corked = false
+  const uncork = (): void => {
+    corked = false
+    socket.uncork()
+  }
+  return {
+    write(buf) {
+      if (socket.destroyed) return
+      if (!corked) {
+        corked = true
+        socket.cork()
+        process.nextTick(uncork)
+      }
+      socket.write(buf)
+    },
+    bufferedBytes: () => socket.writableLength,
+    end: () => {
+      if (corked) uncork()
+      socket.end()
+      // A peer that never reads must not keep the socket forever.
+      setTimeout(() => socket.destroy(), 5000).unref()
+    },
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
+  }
+}
+
+export function serveNativeSocket(broker: Broker, socket: net.Socket, opts: NativeOptions): NativeConnection {
+  socket.setNoDelay(true)
+  socket.setKeepAlive(true, 30_000)
+  const conn = new NativeConnection(broker, socketTransport(socket), opts, `${socket.remoteAddress}:${socket.remotePort}`)
+  socket.on('data', (chunk: Buffer) => conn.feed(chunk))
+  socket.on('drain', () => conn.drained())
+  socket.on('close', () => conn.closedByPeer())
+  socket.on('error', () => socket.destroy())
+  return conn
+}
+
+export async function listenNative(broker: Broker, opts: NativeListenOptions): Promise<net.Server> {
+  const onSocket = (socket: net.Socket): void => {
+    serveNativeSocket(broker, socket, opts)
+  }
+  const server = opts.tls !== undefined ? tls.createServer({ key: opts.tls.key, cert: opts.tls.cert }, onSocket) : net.createServer(onSocket)
+  server.maxConnections = broker.limits.maxConnections
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  return server
+}

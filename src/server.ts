@@ -1,0 +1,141 @@
+/**
+ * Wiring: a Broker over the configured store and bus, and every enabled listener. The only module besides
+ * bin/ that opens ports. Tests call startServer() with port 0 and read the addresses back.
+ */
+import { readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import type { Server as NetServer } from 'node:net'
+import { Broker } from './core/broker.js'
+import type { Logger } from './core/types.js'
+import type { Config } from './config.js'
+import type { Store } from './store/store.js'
+import type { Bus } from './bus/bus.js'
+import { SqliteStore } from './store/sqlite/sqlite-store.js'
+import { LocalBus } from './bus/local/local-bus.js'
+import { listenNative } from './protocols/native/server.js'
+import type { NativeOptions } from './protocols/native/adapter.js'
+
+export const VERSION = '0.1.0'
+
+// Loaded only in cluster mode, so a single node never loads pg or ioredis.
+const POSTGRES_STORE = './store/postgres/postgres-store.js'
+const REDIS_BUS = './bus/redis/redis-bus.js'
+
+export interface Listener {
+  name: string
+  /** host:port, or a URL, as printed at start. */
+  address: string
+  port: number
+  close(): Promise<void>
+}
+
+export interface RunningServer {
+  broker: Broker
+  listeners: Listener[]
+  /** Port of a listener by name ('native', 'http', 'p001', …). */
+  port(name: string): number
+  close(): Promise<void>
+}
+
+async function makeStore(c: Config): Promise<Store> {
+  if (c.store === 'sqlite') return new SqliteStore({ path: join(resolve(c['data-dir']), 'switchboard.db') })
+  if (c.store.startsWith('postgres://') || c.store.startsWith('postgresql://')) {
+    const mod = (await import(POSTGRES_STORE)) as {
+      PostgresStore: new (o: { connectionString: string }) => Store
+    }
+    return new mod.PostgresStore({ connectionString: c.store })
+  }
+  throw new Error(`--store must be 'sqlite' or a postgres:// URL, not "${c.store}"`)
+}
+
+async function makeBus(c: Config): Promise<Bus> {
+  if (c.bus === 'local') return new LocalBus()
+  if (c.bus.startsWith('redis://')) {
+    const mod = (await import(REDIS_BUS)) as {
+      RedisBus: new (o: { url: string; nodeId: string }) => Bus
+    }
+    return new mod.RedisBus({ url: c.bus, nodeId: c['node-id'] ?? `${c.host}:${c.port}:${process.pid}` })
+  }
+  throw new Error(`--bus must be 'local' or a redis:// URL, not "${c.bus}"`)
+}
+
+function netListener(name: string, server: NetServer, host: string): Listener {
+  const addr = server.address()
+  const port = typeof addr === 'object' && addr !== null ? addr.port : 0
+  return {
+    name,
+    address: `${host}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((res) => {
+        server.close(() => res())
+      }),
+  }
+}
+
+export async function startServer(c: Config, log: Logger): Promise<RunningServer> {
+  const store = await makeStore(c)
+  const bus = await makeBus(c)
+  const broker = new Broker({
+    store,
+    bus,
+    logger: log,
+    ackTimeoutMs: c['ack-timeout'],
+    idleTimeoutMs: c['idle-timeout'],
+    conversationTimeoutMs: c['conversation-timeout'],
+    limits: {
+      maxNameBytes: c['max-name-bytes'],
+      maxTopicBytes: c['max-topic-bytes'],
+      maxTextBytes: c['max-text-bytes'],
+      maxFrameBytes: c['max-frame-bytes'],
+      maxFileBytes: c['max-file-bytes'],
+      maxQueueLength: c['max-queue-length'],
+      maxQueueBytes: c['max-queue-bytes'],
+      maxConnections: c['max-connections'],
+      ratePerSecond: c.rate,
+      maxSessionBuffer: c['max-session-buffer'],
+      maxInflight: c['max-inflight'],
+    },
+  })
+  await broker.start()
+  const listeners: Listener[] = []
+  const nativeOpts: NativeOptions = {
+    maxFrameBytes: c['max-frame-bytes'],
+    heartbeatMs: c.heartbeat,
+    highWaterMark: 1024 * 1024,
+    loginTimeoutMs: 30_000,
+    serverName: `switchboard/${VERSION}`,
+  }
+  try {
+    const tls =
+      c['tls-key'] !== undefined && c['tls-cert'] !== undefined
+        ? { key: readFileSync(c['tls-key']), cert: readFileSync(c['tls-cert']) }
+        : undefined
+    const native = await listenNative(broker, { ...nativeOpts, host: c.host, port: c.port, tls })
+    listeners.push(netListener(tls ? 'native+tls' : 'native', native, c.host))
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.close()))
+    await broker.close()
+    throw err
+  }
+
+  let closing: Promise<void> | undefined
+  return {
+    broker,
+    listeners,
+    port(name) {
+      const l = listeners.find((x) => x.name === name || x.name.startsWith(name + '+'))
+      if (l === undefined) throw new Error(`no listener named ${name}`)
+      return l.port
+    },
+    close() {
+      closing ??= (async () => {
+        // Stop accepting first, then end the sessions with a reason, then flush and close the store.
+        const stopped = Promise.all(listeners.map((l) => l.close()))
+        await broker.close()
+        await stopped
+      })()
+      return closing
+    },
+  }
+}
