@@ -329,12 +329,13 @@ export class SqliteStore implements Store {
           for (const c of op.copies) out.push(this.insertCopy(c, op.limits, staged, seqs))
           results.push({ type: 'send', duplicate: false, seqs: out })
         } else {
+          // Stage the counters before the delete: loaded after it they would already exclude the row, subtracted again below.
+          const s = staged(op.user)
           const row = this.stmts.deleteMsg.get(op.user, op.seq) as QueueRow | undefined
           if (row === undefined) {
             results.push({ type: 'ack', removed: null })
             continue
           }
-          const s = staged(op.user)
           if (s !== undefined) {
             s.count -= 1
             s.bytes -= row.body.length
