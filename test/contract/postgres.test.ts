@@ -1,0 +1,96 @@
+/**
+ * The Store contract on PostgresStore, against the real PostgreSQL (PG_URL, default 127.0.0.1:5432 database
+ * `test`). Each test gets its own schema, dropped afterwards. Without a reachable server the suite is skipped
+ * with the reason, except under CI=true, where a missing service is a failure.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import pg from 'pg'
+import { PostgresStore } from '../../src/store/postgres/postgres-store.js'
+import type { Store } from '../../src/store/store.js'
+import { runStoreContract } from './store.contract.js'
+
+const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+
+async function reachable(): Promise<string | undefined> {
+  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 })
+  try {
+    await c.connect()
+    await c.query('SELECT 1')
+    return undefined
+  } catch (err) {
+    return `PostgreSQL at ${PG_URL} is unreachable (${(err as Error).message})`
+  } finally {
+    await c.end().catch(() => {})
+  }
+}
+
+const unreachable = await reachable()
+if (unreachable !== undefined && process.env.CI === 'true') throw new Error(`${unreachable}; CI=true requires it`)
+
+const prefix = `sb_contract_${process.pid}_${Date.now().toString(36)}`
+let n = 0
+
+async function dropSchema(schema: string): Promise<void> {
+  const c = new pg.Client({ connectionString: PG_URL })
+  await c.connect()
+  try {
+    await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+  } finally {
+    await c.end()
+  }
+}
+
+async function open(schema: string): Promise<PostgresStore> {
+  const store = new PostgresStore({ connectionString: PG_URL, schema, poolSize: 6 })
+  await store.open()
+  return store
+}
+
+if (unreachable !== undefined) {
+  describe('Store contract: postgres', () => {
+    it('needs PostgreSQL', { skip: unreachable }, () => {})
+  })
+} else {
+  runStoreContract(
+    'postgres',
+    () => open(`${prefix}_${++n}`),
+    async (store) => {
+      await store.close()
+      await dropSchema((store as PostgresStore).schema)
+    },
+    {
+      reopen: async (store) => {
+        await store.close()
+        return open((store as PostgresStore).schema)
+      },
+      twin: (store) => open((store as PostgresStore).schema),
+    },
+  )
+
+  describe('PostgresStore migrations', () => {
+    it('several nodes opening a new schema at once migrate it exactly once', async (t) => {
+      const schema = `${prefix}_mig`
+      t.after(() => dropSchema(schema))
+      const stores = await Promise.all(Array.from({ length: 4 }, () => open(schema)))
+      t.after(() => Promise.all(stores.map((s) => s.close())))
+      const c = new pg.Client({ connectionString: PG_URL })
+      await c.connect()
+      try {
+        const { rows } = await c.query(`SELECT version FROM ${schema}.schema_version ORDER BY version`)
+        assert.deepEqual(rows.map((r: { version: number }) => r.version), [1])
+      } finally {
+        await c.end()
+      }
+      const users = await Promise.all(stores.map((s, i) => s.createUser(`n${i}`, null, 0)))
+      assert.equal(new Set(users.map((u) => u.id)).size, 4, 'ids are unique across the nodes')
+      assert.equal(await stores[0]!.countUsers(), 4)
+    })
+
+    it('refuses a schema name that is not a plain identifier', () => {
+      assert.throws(() => new PostgresStore({ connectionString: PG_URL, schema: 'x; DROP TABLE y' }), /invalid schema/)
+    })
+  })
+}
+
+export type { Store }
