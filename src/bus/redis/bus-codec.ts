@@ -1,0 +1,90 @@
+/**
+ * BusMessages as JSON text for Redis pub/sub. Pure: no I/O, no clock; decoding never throws.
+ *
+ * JSON has no bytes, and several fields are Buffers (Message.body of 'message' events, the body of a
+ * conversation 'message' event, anything an adapter may add later): every Buffer/Uint8Array becomes
+ * `{"$b64": "..."}` wherever it is, and comes back as a Buffer. A plain object that happens to use the marker
+ * keys itself (a notice's free-form `data`) is wrapped in `{"$esc": {...}}`, so no user value is mistaken for a
+ * Buffer. Message.wire (a Map of per-protocol encodings) is a local cache: it is dropped, and so is undefined.
+ */
+import type { BusMessage } from '../bus.js'
+
+export const BUS_CODEC_VERSION = 1
+
+export type DecodedBus =
+  | { ok: true; node: string; msg: BusMessage }
+  | { ok: false; reason: string }
+
+const B64 = '$b64'
+const ESC = '$esc'
+
+function toJson(v: unknown): unknown {
+  if (v instanceof Uint8Array) return { [B64]: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') }
+  if (v instanceof Map || typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') return undefined
+  if (Array.isArray(v)) return v.map((x) => toJson(x) ?? null)
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {}
+    for (const [k, x] of Object.entries(v)) {
+      const j = toJson(x)
+      if (j !== undefined) out[k] = j
+    }
+    return B64 in out || ESC in out ? { [ESC]: out } : out
+  }
+  return v
+}
+
+function fromJson(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(fromJson)
+  if (v === null || typeof v !== 'object') return v
+  const o = v as Record<string, unknown>
+  const keys = Object.keys(o)
+  if (keys.length === 1 && keys[0] === B64 && typeof o[B64] === 'string') return Buffer.from(o[B64], 'base64')
+  const src = keys.length === 1 && keys[0] === ESC && o[ESC] !== null && typeof o[ESC] === 'object' && !Array.isArray(o[ESC])
+    ? (o[ESC] as Record<string, unknown>)
+    : o
+  const out: Record<string, unknown> = {}
+  for (const [k, x] of Object.entries(src)) {
+    if (k === '__proto__') continue // JSON.parse makes it an own key; assigning it would set the prototype
+    out[k] = fromJson(x)
+  }
+  return out
+}
+
+/** One bus message from `node`, as the text published on the cluster channel. */
+export function encodeBus(node: string, msg: BusMessage): string {
+  return JSON.stringify({ v: BUS_CODEC_VERSION, n: node, m: toJson(msg) })
+}
+
+const isObj = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object' && !Array.isArray(x)
+const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x)
+
+export function decodeBus(text: string | Buffer): DecodedBus {
+  let raw: unknown
+  try {
+    raw = JSON.parse(typeof text === 'string' ? text : text.toString('utf8'))
+  } catch {
+    return { ok: false, reason: 'not JSON' }
+  }
+  if (!isObj(raw)) return { ok: false, reason: 'not an object' }
+  if (raw.v !== BUS_CODEC_VERSION) return { ok: false, reason: `unknown version ${String(raw.v)}` }
+  if (typeof raw.n !== 'string') return { ok: false, reason: 'no node id' }
+  const m = fromJson(raw.m)
+  if (!isObj(m)) return { ok: false, reason: 'no message' }
+  switch (m.type) {
+    case 'wake':
+      if (!isNum(m.user)) return { ok: false, reason: 'wake without user' }
+      break
+    case 'event':
+      if (!isNum(m.to) || !isObj(m.ev) || typeof m.ev.type !== 'string') return { ok: false, reason: 'malformed event' }
+      break
+    case 'broadcast':
+      if (!isNum(m.except) || !isObj(m.ev) || typeof m.ev.type !== 'string') return { ok: false, reason: 'malformed broadcast' }
+      break
+    case 'kick':
+      if (!isNum(m.user) || typeof m.reason !== 'string' || typeof m.node !== 'string') return { ok: false, reason: 'malformed kick' }
+      break
+    default:
+      return { ok: false, reason: `unknown message type ${String(m.type)}` }
+  }
+  return { ok: true, node: raw.n, msg: m as unknown as BusMessage }
+}
