@@ -42,6 +42,8 @@ export class WorkerHandle {
     this.child = spawn('/bin/sh', ['-c', RAISE_FD_LIMIT, process.execPath, ...tsxExecArgv(), WORKER], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })
+    // A worker that already exited makes a late send() fail with EPIPE; that is not an error for us.
+    this.child.on('error', () => {})
     this.child.on('message', (m: FromWorker) => {
       if (m.type === 'progress') return this.onProgress(m.data)
       this.deliver(m)
@@ -61,7 +63,7 @@ export class WorkerHandle {
   }
 
   send(m: ToWorker): void {
-    if (this.child.connected) this.child.send(m)
+    if (this.child.connected) this.child.send(m, (err) => void err)
   }
 
   /** Next non-progress message, which must be of `type`; rejects on worker error, exit or timeout. */

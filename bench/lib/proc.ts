@@ -17,6 +17,12 @@ export function rssKiB(pid: number): number | undefined {
   return m?.[1] === undefined ? undefined : Number(m[1])
 }
 
+/** Peak resident set size (VmHWM) in KiB: how large the process has ever been. */
+export function hwmKiB(pid: number): number | undefined {
+  const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readOr(`/proc/${pid}/status`) ?? '')
+  return m?.[1] === undefined ? undefined : Number(m[1])
+}
+
 /** Soft "Max open files" limit of a process; undefined if unreadable (e.g. not our process and no permission). */
 export function maxOpenFiles(pid: number | 'self'): number | undefined {
   const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(readOr(`/proc/${pid}/limits`) ?? '')

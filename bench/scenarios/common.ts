@@ -1,4 +1,5 @@
 /** Types shared by the scenarios' coordinator halves. */
+import os from 'node:os'
 import type { BenchTarget } from '../targets/target.js'
 
 export interface ScenarioContext {
@@ -38,6 +39,11 @@ export function cpuNotes(label: string, generatorCpuPct: number[], serverCpuPct:
   const hot = generatorCpuPct.filter((p) => p >= GENERATOR_BOUND_PCT)
   if (hot.length > 0) {
     notes.push(`${label}: generator-bound? ${hot.length}/${generatorCpuPct.length} generator processes at ≥${GENERATOR_BOUND_PCT}% CPU (${generatorCpuPct.map((p) => p.toFixed(0)).join('/')}%)`)
+  }
+  // Machine busy % is of all cores; convert to "% of one core" to compare with per-process numbers.
+  const otherPct = (machineBusyPct * os.availableParallelism()) - (serverCpuPct ?? 0) - generatorCpuPct.reduce((a, b) => a + b, 0)
+  if (serverCpuPct !== undefined && otherPct > 25) {
+    notes.push(`${label}: other processes used ~${otherPct.toFixed(0)}% of a core during the window (shared machine): expect noise`)
   }
   if (machineBusyPct >= 95) {
     notes.push(`${label}: machine CPU ${machineBusyPct.toFixed(0)}% busy (server ${serverCpuPct === undefined ? '?' : serverCpuPct.toFixed(0)}%): server and generator share the cores`)

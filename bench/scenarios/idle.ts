@@ -8,7 +8,7 @@
 import type { BenchTarget } from '../targets/target.js'
 import type { WorkerCtl } from '../worker.js'
 import { mapLimit, runJobs, sleep } from '../lib/pool.js'
-import { maxOpenFiles, rssKiB } from '../lib/proc.js'
+import { hwmKiB, maxOpenFiles, rssKiB } from '../lib/proc.js'
 import type { ScenarioContext, ScenarioOutcome } from './common.js'
 
 export const IDLE_CONNECTIONS = 10_000
@@ -71,6 +71,7 @@ export async function runIdle(ctx: ScenarioContext): Promise<ScenarioOutcome> {
 
   await sleep(500)
   const before = rssKiB(pid)
+  const hwmBefore = hwmKiB(pid)
   let after: number | undefined
   let connected = 0
   let failed = 0
@@ -102,6 +103,11 @@ export async function runIdle(ctx: ScenarioContext): Promise<ScenarioOutcome> {
     `  idle: ${connected}/${IDLE_CONNECTIONS} connected in ${connectSecs.toFixed(1)} s, server VmRSS ${before ?? '?'} → ${after ?? '?'} KiB` +
       ` (server fd limit ${serverFd ?? '?'}, generator fd limit ${genFd ?? '?'})`,
   )
+  if (hwmBefore !== undefined && after !== undefined && before !== undefined && hwmBefore > before + (after - before) / 2) {
+    // A long-running service keeps memory freed by earlier clients (malloc arenas, Go heap) and reuses it,
+    // so the delta understates the per-connection cost. Only a service's first large run is clean.
+    notes.push(`idle: ${ctx.targetName} had already reached VmHWM ${hwmBefore} KiB before this run (RSS ${before} → ${after} KiB); freed memory was reused, so RSS/conn is understated`)
+  }
   if (failed > 0) notes.push(`idle: ${ctx.targetName} took ${connected}/${IDLE_CONNECTIONS} connections; ${failed} failed (first: ${firstError ?? '?'})`)
   const metrics: ScenarioOutcome['metrics'] = []
   if (before !== undefined && after !== undefined && connected > 0) {
@@ -117,6 +123,6 @@ export async function runIdle(ctx: ScenarioContext): Promise<ScenarioOutcome> {
   return {
     metrics,
     notes,
-    detail: { rssBeforeKiB: before, rssAfterKiB: after, connected, failed, firstError, serverFdLimit: serverFd, generatorFdLimit: genFd, connectSecs },
+    detail: { rssBeforeKiB: before, hwmBeforeKiB: hwmBefore, rssAfterKiB: after, connected, failed, firstError, serverFdLimit: serverFd, generatorFdLimit: genFd, connectSecs },
   }
 }
