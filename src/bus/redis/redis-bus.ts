@@ -1,0 +1,310 @@
+/**
+ * The cluster bus over Redis: one pub/sub channel per cluster for BusMessages, and the presence registry in a
+ * hash (user id → PresenceInfo JSON, naming the node that holds the session).
+ *
+ * Keys, all under `prefix` so clusters and test runs do not meet:
+ *   {prefix}:bus            channel: every node publishes and listens; a node ignores its own messages
+ *   {prefix}:presence       hash: user id → PresenceInfo (with `node`)
+ *   {prefix}:nodes          set: node ids believed alive
+ *   {prefix}:node:{id}      string with a TTL, refreshed by the node's heartbeat
+ *
+ * A node that dies (kill -9, lost host) stops refreshing its key. Every survivor checks the set at each
+ * heartbeat; the first whose atomic reap script finds the key gone removes the dead node from the set and its
+ * presence entries from the hash, and announces each of those users as offline (a presence broadcast, to the
+ * other nodes and to its own broker). The script runs in Redis, so exactly one survivor reaps each dead node.
+ *
+ * isOnline is a Redis round trip (HEXISTS) unless the session is on this node. A cache kept by pub/sub would
+ * be faster, but not linearizable: a node could see a user offline after its login was acknowledged, store a
+ * receipt instead of pushing it, and never wake its session. The round trip keeps "setOnline resolved, then
+ * isOnline anywhere sees it" true. See test/integration/redis-bus.test.ts for its measured cost.
+ *
+ * After a Redis restart or a lost connection ioredis reconnects and resubscribes; this bus then re-registers
+ * its node and the presence of its local sessions, and wakes each of them, since wakes published while the
+ * subscription was down are lost (the store still has the messages; the wake makes the session read them).
+ */
+import { randomUUID } from 'node:crypto'
+import { Redis, type RedisOptions } from 'ioredis'
+import type { Bus, BusMessage } from '../bus.js'
+import { silentLogger, type Logger, type PresenceInfo } from '../../core/types.js'
+import { decodeBus, encodeBus } from './bus-codec.js'
+
+export interface RedisBusOptions {
+  /** redis://host:port/db. Default redis://127.0.0.1:6379. */
+  url?: string
+  /** Extra ioredis options (TLS, password…). */
+  redis?: RedisOptions
+  /** Namespace of every key and channel. Default 'sb'. */
+  prefix?: string
+  /** This node's id, unique in the cluster. Default a random UUID. */
+  nodeId?: string
+  /** How often this node refreshes its liveness key and looks for dead nodes. Default 1000 ms. */
+  heartbeatMs?: number
+  /** A node whose key was not refreshed for this long is dead. Default 5000 ms (several missed heartbeats). */
+  nodeTtlMs?: number
+  logger?: Logger
+}
+
+/** Delete a presence entry only if it names this node: a user who moved to another node stays online there. */
+const OFFLINE_IF_MINE = `
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return 0 end
+local ok, p = pcall(cjson.decode, v)
+if ok and type(p) == 'table' and p.node == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+`
+
+/**
+ * Reap a dead node: KEYS = nodes set, presence hash, the node's liveness key; ARGV = node id.
+ * Returns the removed presence entries (JSON), or nothing if the node is alive or another survivor reaped it.
+ */
+const REAP = `
+if redis.call('EXISTS', KEYS[3]) == 1 then return {} end
+if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return {} end
+local out = {}
+local all = redis.call('HGETALL', KEYS[2])
+for i = 1, #all, 2 do
+  local ok, p = pcall(cjson.decode, all[i + 1])
+  if ok and type(p) == 'table' and p.node == ARGV[1] then
+    redis.call('HDEL', KEYS[2], all[i])
+    out[#out + 1] = all[i + 1]
+  end
+end
+return out
+`
+
+export class RedisBus implements Bus {
+  readonly nodeId: string
+  readonly prefix: string
+  private readonly log: Logger
+  private readonly heartbeatMs: number
+  private readonly nodeTtlMs: number
+  private readonly keys: { bus: string; presence: string; nodes: string; node: (id: string) => string }
+  private cmd: Redis | undefined
+  private sub: Redis | undefined
+  private onMessage: (m: BusMessage) => void = () => {}
+  /** Presence of this node's sessions, to re-register after Redis lost it. */
+  private readonly local = new Map<number, PresenceInfo>()
+  private heartbeat: NodeJS.Timeout | undefined
+  private beating: Promise<void> | undefined
+  private started = false
+  private closed = false
+  readonly counters = { published: 0, received: 0, malformed: 0, reaped: 0, reconnects: 0 }
+
+  constructor(private readonly opts: RedisBusOptions = {}) {
+    this.nodeId = opts.nodeId ?? randomUUID()
+    this.prefix = opts.prefix ?? 'sb'
+    this.log = opts.logger ?? silentLogger
+    this.heartbeatMs = opts.heartbeatMs ?? 1000
+    this.nodeTtlMs = opts.nodeTtlMs ?? 5000
+    if (this.nodeTtlMs <= this.heartbeatMs) throw new Error('nodeTtlMs must be longer than heartbeatMs')
+    const p = this.prefix
+    this.keys = { bus: `${p}:bus`, presence: `${p}:presence`, nodes: `${p}:nodes`, node: (id) => `${p}:node:${id}` }
+  }
+
+  private connect(role: string): Redis {
+    const r = new Redis(this.opts.url ?? 'redis://127.0.0.1:6379', {
+      connectionName: `switchboard:${this.nodeId}:${role}`,
+      // Commands wait while Redis is away (they are replayed on reconnect) rather than fail after 20 retries.
+      maxRetriesPerRequest: null,
+      ...this.opts.redis,
+    })
+    // Without a listener ioredis stays quiet; with one we log, and the connection keeps retrying either way.
+    r.on('error', (err: Error) => this.log.warn({ err: err.message, role, node: this.nodeId }, 'redis connection error'))
+    return r
+  }
+
+  async start(onMessage: (m: BusMessage) => void): Promise<void> {
+    this.onMessage = onMessage
+    this.cmd = this.connect('cmd')
+    this.sub = this.connect('sub')
+    this.sub.on('message', (_channel: string, text: string) => this.subOnMessage(text))
+    await this.sub.subscribe(this.keys.bus)
+    await this.beat()
+    this.started = true
+    this.cmd.on('ready', () => this.cmdOnReady())
+    this.sub.on('ready', () => this.subOnReady())
+    this.heartbeat = setInterval(() => void this.tick(), this.heartbeatMs)
+    this.heartbeat.unref()
+  }
+
+  private subOnMessage(text: string): void {
+    const d = decodeBus(text)
+    if (!d.ok) {
+      this.counters.malformed++
+      this.log.warn({ reason: d.reason }, 'malformed bus message ignored')
+      return
+    }
+    if (d.node === this.nodeId) return
+    this.counters.received++
+    this.onMessage(d.msg)
+  }
+
+  /** The command connection is back (Redis restarted, or the network): the registry may have been emptied. */
+  private cmdOnReady(): void {
+    if (!this.started || this.closed) return
+    this.counters.reconnects++
+    this.log.info({ node: this.nodeId }, 'redis connection ready again: re-registering presence')
+    void this.reregister().catch((err: unknown) => this.log.warn({ err }, 're-registering presence failed'))
+  }
+
+  /**
+   * The subscription is back: wakes published while it was down are lost, so wake every local session to read
+   * its queue. ioredis resubscribes right after 'ready'; a PING answered after that SUBSCRIBE means we listen again.
+   */
+  private subOnReady(): void {
+    if (!this.started || this.closed) return
+    setImmediate(() => {
+      void this.sub!.ping()
+        .then(() => {
+          for (const user of this.local.keys()) this.onMessage({ type: 'wake', user })
+        })
+        .catch((err: unknown) => this.log.warn({ err }, 'resubscribing failed'))
+    })
+  }
+
+  private async reregister(): Promise<void> {
+    const cmd = this.cmd!
+    const m = cmd.multi()
+    m.set(this.keys.node(this.nodeId), String(Date.now()), 'PX', this.nodeTtlMs)
+    m.sadd(this.keys.nodes, this.nodeId)
+    for (const [id, info] of this.local) m.hset(this.keys.presence, String(id), JSON.stringify(info))
+    await m.exec()
+  }
+
+  private async tick(): Promise<void> {
+    if (this.beating !== undefined || this.closed) return // Redis is slow or away: don't pile up heartbeats
+    this.beating = this.beat().catch((err: unknown) => this.log.warn({ err }, 'heartbeat failed'))
+    await this.beating
+    this.beating = undefined
+  }
+
+  /** Refresh this node's key; notice if this node had been given up for dead; reap nodes that are. */
+  private async beat(): Promise<void> {
+    const cmd = this.cmd!
+    const res = await cmd
+      .multi()
+      .set(this.keys.node(this.nodeId), String(Date.now()), 'PX', this.nodeTtlMs)
+      .sadd(this.keys.nodes, this.nodeId)
+      .smembers(this.keys.nodes)
+      .exec()
+    if (res === null) return
+    const added = res[1]?.[1] as number | undefined
+    // SADD added us back: a survivor reaped us (we were paused past the TTL) or Redis lost its data.
+    if (this.started && added === 1 && this.local.size > 0) {
+      this.log.warn({ node: this.nodeId }, 'this node had been reaped or Redis was emptied: re-registering')
+      await this.reregister()
+    }
+    const nodes = ((res[2]?.[1] as string[] | undefined) ?? []).filter((n) => n !== this.nodeId)
+    if (nodes.length === 0) return
+    const p = cmd.pipeline()
+    for (const n of nodes) p.exists(this.keys.node(n))
+    const ex = (await p.exec()) ?? []
+    for (const [i, n] of nodes.entries()) if (ex[i]?.[1] === 0) await this.reap(n)
+  }
+
+  private async reap(node: string): Promise<void> {
+    const removed = (await this.cmd!.eval(REAP, 3, this.keys.nodes, this.keys.presence, this.keys.node(node), node)) as string[]
+    if (!Array.isArray(removed) || removed.length === 0) return
+    this.counters.reaped += removed.length
+    this.log.warn({ node, sessions: removed.length }, 'reaped the sessions of a dead node')
+    const at = Date.now()
+    for (const text of removed) {
+      let p: PresenceInfo
+      try {
+        p = JSON.parse(text) as PresenceInfo
+      } catch {
+        continue
+      }
+      const m: BusMessage = {
+        type: 'broadcast',
+        ev: { type: 'presence', user: { id: p.id, name: p.name }, online: false, protocol: p.protocol, at },
+        except: p.id,
+      }
+      this.publish(m)
+      this.onMessage(m)
+    }
+  }
+
+  publish(m: BusMessage): void {
+    if (this.cmd === undefined || this.closed) return
+    this.counters.published++
+    this.cmd.publish(this.keys.bus, encodeBus(this.nodeId, m)).catch((err: unknown) => this.log.warn({ err, type: m.type }, 'bus publish failed'))
+  }
+
+  async setOnline(info: PresenceInfo): Promise<void> {
+    const p: PresenceInfo = { ...info, node: this.nodeId }
+    this.local.set(info.id, p)
+    await this.cmd!.hset(this.keys.presence, String(info.id), JSON.stringify(p))
+  }
+
+  async setOffline(user: number): Promise<void> {
+    this.local.delete(user)
+    await this.cmd!.eval(OFFLINE_IF_MINE, 1, this.keys.presence, String(user), this.nodeId)
+  }
+
+  async online(): Promise<PresenceInfo[]> {
+    const all = await this.cmd!.hgetall(this.keys.presence)
+    const out: PresenceInfo[] = []
+    for (const text of Object.values(all)) {
+      try {
+        out.push(JSON.parse(text) as PresenceInfo)
+      } catch {
+        // an entry written by something else: not a session
+      }
+    }
+    return out
+  }
+
+  async isOnline(user: number): Promise<boolean> {
+    if (this.local.has(user)) return true
+    return (await this.cmd!.hexists(this.keys.presence, String(user))) === 1
+  }
+
+  /** Which node holds `user`'s session, if any (for routing and tests). */
+  async nodeOf(user: number): Promise<string | undefined> {
+    const text = await this.cmd!.hget(this.keys.presence, String(user))
+    if (text === null) return undefined
+    try {
+      return (JSON.parse(text) as PresenceInfo).node
+    } catch {
+      return undefined
+    }
+  }
+
+  /** Graceful: this node's sessions leave the registry and the node leaves the set. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.heartbeat) clearInterval(this.heartbeat)
+    await this.beating
+    const cmd = this.cmd
+    if (cmd !== undefined) {
+      try {
+        const m = cmd.multi()
+        for (const id of this.local.keys()) m.eval(OFFLINE_IF_MINE, 1, this.keys.presence, String(id), this.nodeId)
+        m.srem(this.keys.nodes, this.nodeId)
+        m.del(this.keys.node(this.nodeId))
+        await m.exec()
+      } catch (err) {
+        this.log.warn({ err }, 'leaving the cluster registry failed')
+      }
+      this.local.clear()
+      await cmd.quit().catch(() => cmd.disconnect())
+    }
+    await this.sub?.quit().catch(() => this.sub?.disconnect())
+  }
+
+  /**
+   * Stop as if the process had died (tests, and a last resort on a fatal error): connections dropped, nothing
+   * cleaned up. The other nodes reap this node's sessions once its key expires.
+   */
+  kill(): void {
+    this.closed = true
+    if (this.heartbeat) clearInterval(this.heartbeat)
+    this.cmd?.disconnect()
+    this.sub?.disconnect()
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * RedisBus against the real Redis (REDIS_URL, default 127.0.0.1:6379). Every test uses its own key prefix and
+ * deletes its keys afterwards. Without Redis the file skips with the reason, except under CI=true.
+ */
+import { describe, it, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { Redis } from 'ioredis'
+import { RedisBus, type RedisBusOptions } from '../../src/bus/redis/redis-bus.js'
+import type { BusMessage } from '../../src/bus/bus.js'
+import type { PresenceInfo } from '../../src/core/types.js'
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+async function reachable(): Promise<string | undefined> {
+  const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 })
+  r.on('error', () => {})
+  try {
+    await r.connect()
+    await r.ping()
+    return undefined
+  } catch (err) {
+    return `Redis at ${REDIS_URL} is unreachable (${(err as Error).message})`
+  } finally {
+    r.disconnect()
+  }
+}
+
+const unreachable = await reachable()
+if (unreachable !== undefined && process.env.CI === 'true') throw new Error(`${unreachable}; CI=true requires it`)
+
+let n = 0
+const runId = `sbtest:${process.pid}:${Date.now().toString(36)}`
+
+/** A fresh prefix whose keys are deleted after the test. */
+function prefixFor(t: TestContext): string {
+  const prefix = `${runId}:${++n}`
+  t.after(async () => {
+    const r = new Redis(REDIS_URL)
+    const keys = await r.keys(`${prefix}:*`)
+    if (keys.length > 0) await r.del(...keys)
+    await r.quit()
+  })
+  return prefix
+}
+
+interface Node {
+  bus: RedisBus
+  got: BusMessage[]
+}
+
+async function node(t: TestContext, prefix: string, nodeId: string, more: Partial<RedisBusOptions> = {}): Promise<Node> {
+  const bus = new RedisBus({ url: REDIS_URL, prefix, nodeId, heartbeatMs: 100, nodeTtlMs: 400, ...more })
+  const got: BusMessage[] = []
+  await bus.start((m) => got.push(m))
+  t.after(() => bus.close())
+  return { bus, got }
+}
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+function presence(id: number, name = `u${id}`): PresenceInfo {
+  return { id, name, protocol: 'native', since: 1, lastSeen: 2 }
+}
+
+const offlineEvents = (got: BusMessage[], user: number): number =>
+  got.filter((m) => m.type === 'broadcast' && m.ev.type === 'presence' && !m.ev.online && m.ev.user.id === user).length
+
+if (unreachable !== undefined) {
+  describe('RedisBus', () => {
+    it('needs Redis', { skip: unreachable }, () => {})
+  })
+} else {
+  describe('RedisBus', () => {
+    it('publish reaches every other node, not the sender; Buffers arrive intact', async (t) => {
+      const prefix = prefixFor(t)
+      const [a, b, c] = [await node(t, prefix, 'a'), await node(t, prefix, 'b'), await node(t, prefix, 'c')]
+      const body = Buffer.from([0, 255, 1, 2])
+      const m: BusMessage = {
+        type: 'event',
+        to: 9,
+        ev: { type: 'message', msg: { seq: 1, msgId: 2, from: 3, fromName: 'x', to: 9, kind: 'text', ts: 4, body, flags: 0 } },
+      }
+      a.bus.publish(m)
+      a.bus.publish({ type: 'wake', user: 9 })
+      await until('b and c to receive both', () => b.got.length === 2 && c.got.length === 2)
+      assert.deepEqual(b.got[0], m)
+      assert.deepEqual(c.got[1], { type: 'wake', user: 9 })
+      await new Promise((r) => setTimeout(r, 50))
+      assert.equal(a.got.length, 0, 'a node does not hear itself')
+    })
+
+    it('different prefixes are different clusters', async (t) => {
+      const a = await node(t, prefixFor(t), 'a')
+      const b = await node(t, prefixFor(t), 'b')
+      await a.bus.setOnline(presence(1))
+      a.bus.publish({ type: 'wake', user: 1 })
+      await new Promise((r) => setTimeout(r, 100))
+      assert.equal(b.got.length, 0)
+      assert.equal(await b.bus.isOnline(1), false)
+    })
+
+    it('presence is cluster-wide: setOnline, online(), isOnline, setOffline', async (t) => {
+      const prefix = prefixFor(t)
+      const a = await node(t, prefix, 'a')
+      const b = await node(t, prefix, 'b')
+      assert.equal(await b.bus.isOnline(1), false)
+      await a.bus.setOnline(presence(1, 'alice'))
+      assert.equal(await b.bus.isOnline(1), true, 'visible on another node as soon as setOnline resolved')
+      assert.equal(await a.bus.isOnline(1), true)
+      assert.equal(await b.bus.nodeOf(1), 'a')
+      await b.bus.setOnline(presence(2, 'bob'))
+      const list = (await a.bus.online()).sort((x, y) => x.id - y.id)
+      assert.deepEqual(list, [{ ...presence(1, 'alice'), node: 'a' }, { ...presence(2, 'bob'), node: 'b' }])
+      await a.bus.setOffline(1)
+      assert.equal(await b.bus.isOnline(1), false)
+      assert.deepEqual((await b.bus.online()).map((p) => p.id), [2])
+    })
+
+    it('setOffline by the old node does not remove a user who moved to another node', async (t) => {
+      const prefix = prefixFor(t)
+      const a = await node(t, prefix, 'a')
+      const b = await node(t, prefix, 'b')
+      await a.bus.setOnline(presence(5))
+      await b.bus.setOnline(presence(5)) // logged in again on b; a's session is being kicked
+      await a.bus.setOffline(5) // a ends its session after the kick arrives
+      assert.equal(await a.bus.isOnline(5), true)
+      assert.equal(await a.bus.nodeOf(5), 'b')
+    })
+
+    it('a killed node is reaped once: its users go offline and every survivor hears it exactly once', async (t) => {
+      const prefix = prefixFor(t)
+      const a = await node(t, prefix, 'a')
+      const b = await node(t, prefix, 'b')
+      const dead = await node(t, prefix, 'dead')
+      await dead.bus.setOnline(presence(7))
+      await dead.bus.setOnline(presence(8))
+      await a.bus.setOnline(presence(1))
+      assert.equal(await a.bus.isOnline(7), true)
+      const t0 = Date.now()
+      dead.bus.kill()
+      await until('the dead node to be reaped', async () => !(await a.bus.isOnline(7)) && !(await a.bus.isOnline(8)), 3000)
+      t.diagnostic(`dead node reaped ${Date.now() - t0} ms after kill (ttl 400 ms, heartbeat 100 ms)`)
+      await until('both survivors to hear of both users', () =>
+        [7, 8].every((u) => offlineEvents(a.got, u) >= 1 && offlineEvents(b.got, u) >= 1),
+      )
+      await new Promise((r) => setTimeout(r, 300)) // more heartbeats: nobody reaps it again
+      for (const u of [7, 8]) {
+        assert.equal(offlineEvents(a.got, u), 1)
+        assert.equal(offlineEvents(b.got, u), 1)
+      }
+      assert.equal(a.bus.counters.reaped + b.bus.counters.reaped, 2, 'one survivor did the work')
+      assert.equal(await b.bus.isOnline(1), true, "the survivors' own users stay online")
+      const r = new Redis(REDIS_URL)
+      t.after(() => r.quit())
+      assert.deepEqual((await r.smembers(`${prefix}:nodes`)).sort(), ['a', 'b'])
+    })
+
+    it('presence left by a node that never came back (ghost) is reaped by a node that starts later', async (t) => {
+      const prefix = prefixFor(t)
+      const r = new Redis(REDIS_URL)
+      t.after(() => r.quit())
+      await r.sadd(`${prefix}:nodes`, 'ghost')
+      await r.hset(`${prefix}:presence`, '11', JSON.stringify({ ...presence(11), node: 'ghost' }))
+      const a = await node(t, prefix, 'a')
+      await until('the ghost to be reaped', async () => !(await a.bus.isOnline(11)), 2000)
+      assert.equal(offlineEvents(a.got, 11), 1, 'the reaper tells its own broker too')
+    })
+
+    it('a node paused past its TTL re-registers its sessions when it beats again', async (t) => {
+      const prefix = prefixFor(t)
+      const a = await node(t, prefix, 'a')
+      const b = await node(t, prefix, 'b')
+      await b.bus.setOnline(presence(3))
+      // Simulate b missing its heartbeats: its key expires and a reaps it.
+      const r = new Redis(REDIS_URL)
+      t.after(() => r.quit())
+      await r.del(`${prefix}:node:b`)
+      await until('a to reap b', async () => offlineEvents(a.got, 3) === 1, 2000)
+      await until('b to re-register', () => a.bus.isOnline(3), 2000)
+      assert.equal(await a.bus.nodeOf(3), 'b')
+    })
+
+    it('after losing its connections and the registry (a Redis restart), a node re-registers and hears again', async (t) => {
+      const prefix = prefixFor(t)
+      // Node ids unique to this run, so only this test's connections are found by name and killed.
+      const [ida, idb] = [`a-${process.pid}-${n}`, `b-${process.pid}-${n}`]
+      const a = await node(t, prefix, ida)
+      const b = await node(t, prefix, idb)
+      await a.bus.setOnline(presence(1))
+      const r = new Redis(REDIS_URL)
+      t.after(() => r.quit())
+      // A restarted Redis has lost our keys and dropped our connections (never the machine's other clients).
+      await r.del(`${prefix}:presence`, `${prefix}:nodes`, `${prefix}:node:${ida}`, `${prefix}:node:${idb}`)
+      const ids = ((await r.client('LIST')) as string)
+        .split('\n')
+        .filter((l) => [ida, idb].some((id) => l.includes(` name=switchboard:${id}:`)))
+        .map((l) => /^id=(\d+)/.exec(l)?.[1])
+        .filter((x): x is string => x !== undefined)
+      assert.equal(ids.length, 4, 'two connections per node')
+      for (const id of ids) await r.client('KILL', 'ID', id)
+      await until('a to be online again', () => b.bus.isOnline(1), 5000)
+      await until('a to wake its local session', () => a.got.some((m) => m.type === 'wake' && m.user === 1), 5000)
+      b.bus.publish({ type: 'wake', user: 42 })
+      await until('pub/sub to flow again', () => a.got.some((m) => m.type === 'wake' && m.user === 42), 5000)
+      assert.ok(a.bus.counters.reconnects >= 1)
+      assert.equal(await b.bus.nodeOf(1), ida)
+    })
+
+    it('isOnline cost, measured (a Redis round trip for remote users, none for local ones)', async (t) => {
+      const prefix = prefixFor(t)
+      const a = await node(t, prefix, 'a')
+      const b = await node(t, prefix, 'b')
+      await b.bus.setOnline(presence(1))
+      await a.bus.setOnline(presence(2))
+      const N = 2000
+      let t0 = performance.now()
+      for (let i = 0; i < N; i++) assert.equal(await a.bus.isOnline(1), true)
+      const remote = ((performance.now() - t0) * 1000) / N
+      t0 = performance.now()
+      await Promise.all(Array.from({ length: N }, () => a.bus.isOnline(1)))
+      const pipelined = ((performance.now() - t0) * 1000) / N
+      t0 = performance.now()
+      for (let i = 0; i < N; i++) assert.equal(await a.bus.isOnline(2), true)
+      const local = ((performance.now() - t0) * 1000) / N
+      t.diagnostic(`isOnline: remote ${remote.toFixed(1)} µs sequential, ${pipelined.toFixed(1)} µs each when ${N} are concurrent; local ${local.toFixed(2)} µs`)
+      assert.ok(remote > 0 && local >= 0)
+    })
+
+    it('close() takes this node and its sessions out of the registry', async (t) => {
+      const prefix = prefixFor(t)
+      const a = await node(t, prefix, 'a')
+      const b = await node(t, prefix, 'b')
+      await a.bus.setOnline(presence(1))
+      await a.bus.close()
+      assert.equal(await b.bus.isOnline(1), false)
+      const r = new Redis(REDIS_URL)
+      t.after(() => r.quit())
+      assert.deepEqual(await r.smembers(`${prefix}:nodes`), ['b'])
+    })
+  })
+}
+
