@@ -1,0 +1,92 @@
+"""Interop agent: the small, scriptable face of the library that test/interop/matrix.test.ts drives.
+
+    agent --host H --port P register --name N                  -> WELCOME <id> <token>
+    agent ... --name N --token T send --to NAME --text TEXT [--expect-receipt CODE]
+                                                               -> ACCEPTED <status> <seq> / RECEIPT <code>
+    agent ... --name N --token T recv --count N [--poll]       -> READY / MSG <fromName>\t<text> ...
+
+Exit 0 when what was asked happened, 1 on timeout, 2 on an error. The C++ and C# agents behave the same.
+"""
+import argparse
+import sys
+import time
+from typing import List, Optional
+
+from .client import Client, Receipt, SwitchboardError
+from .codec import Message
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="switchboard-agent")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7070)
+    p.add_argument("--name", default="")
+    p.add_argument("--token", default="")
+    p.add_argument("--timeout", type=float, default=15.0)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("register")
+    s = sub.add_parser("send")
+    s.add_argument("--to", required=True)
+    s.add_argument("--text", required=True)
+    s.add_argument("--expect-receipt", type=int, default=0)
+    r = sub.add_parser("recv")
+    r.add_argument("--count", type=int, default=1)
+    r.add_argument("--poll", action="store_true")
+    a = p.parse_args(argv)
+
+    def out(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    deadline = time.monotonic() + a.timeout
+    try:
+        c = Client(a.host, a.port, timeout=a.timeout)
+        if a.cmd == "register":
+            w = c.register(a.name)
+            out("WELCOME %d %s" % (w.id, w.token))
+            c.bye()
+            return 0
+        c.login(a.token, name=a.name, poll=getattr(a, "poll", False))
+        if a.cmd == "send":
+            acc = c.send(a.to, a.text, receipt=a.expect_receipt != 0)
+            out("ACCEPTED %s %d" % (acc.status, acc.seq))
+            if a.expect_receipt == 0:
+                c.bye()
+                return 0
+            while time.monotonic() < deadline:
+                ev = c.next_event(timeout=max(0.0, deadline - time.monotonic()))
+                if ev is None and c.closed:
+                    break
+                if isinstance(ev, Receipt) and ev.msg_id == acc.msg_id:
+                    out("RECEIPT %d" % ev.status)
+                    if ev.status == a.expect_receipt:
+                        c.bye()
+                        return 0
+            out("TIMEOUT")
+            return 1
+        got = 0
+        out("READY")
+        while got < a.count and time.monotonic() < deadline:
+            if a.poll:
+                msgs = c.take(a.count - got, wait_ms=500)
+            else:
+                ev = c.next_event(timeout=max(0.0, deadline - time.monotonic()))
+                if ev is None and c.closed:
+                    break
+                msgs = [ev] if isinstance(ev, Message) else []
+            for m in msgs:
+                if m.kind == 0:
+                    out("MSG %s\t%s" % (m.fromName, m.text))
+                    got += 1
+        if got < a.count:
+            out("TIMEOUT")
+            return 1
+        c.bye()
+        return 0
+    except (SwitchboardError, OSError) as e:
+        sys.stderr.write("ERROR %s\n" % e)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
