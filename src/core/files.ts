@@ -289,7 +289,7 @@ export class FileService {
     }
   }
 
-  /** Upload.finish() after the bytes are checked and fsynced: store, record, announce. */
+  /** @internal Upload.finish() after the bytes are checked and fsynced: store, record, announce. */
   async commitUpload(up: Upload, sha256: string): Promise<FinishedUpload> {
     const fileId = randomBytes(16).toString('hex')
     const rec: FileRecord = { id: fileId, sha256, name: up.name, size: up.size, sender: up.session.user.id, createdAt: this.now() }
