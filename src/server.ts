@@ -14,6 +14,9 @@ import { SqliteStore } from './store/sqlite/sqlite-store.js'
 import { LocalBus } from './bus/local/local-bus.js'
 import { listenNative } from './protocols/native/server.js'
 import type { NativeOptions } from './protocols/native/adapter.js'
+import { NativeFileHandler } from './protocols/native/file-handler.js'
+import { FileService } from './core/files.js'
+import { SqliteFileMeta } from './store/sqlite/sqlite-file-meta.js'
 
 export const VERSION = '0.1.0'
 
@@ -31,6 +34,8 @@ export interface Listener {
 
 export interface RunningServer {
   broker: Broker
+  /** File transfer; undefined where no file metadata store is available for the configured store. */
+  files: FileService | undefined
   listeners: Listener[]
   /** Port of a listener by name ('native', 'http', 'p001', …). */
   port(name: string): number
@@ -73,6 +78,20 @@ function netListener(name: string, server: NetServer, host: string): Listener {
   }
 }
 
+async function startFiles(c: Config, broker: Broker, log: Logger): Promise<FileService | undefined> {
+  if (c.store !== 'sqlite') return undefined
+  const files = new FileService({
+    dir: join(resolve(c['data-dir']), 'files'),
+    meta: new SqliteFileMeta({ path: join(resolve(c['data-dir']), 'switchboard.db') }),
+    broker,
+    logger: log,
+  })
+  await files.start()
+  const gc = setInterval(() => void files.gc().catch((err: unknown) => log.error({ err }, 'file gc failed')), 10 * 60_000)
+  gc.unref()
+  return files
+}
+
 export async function startServer(c: Config, log: Logger): Promise<RunningServer> {
   const store = await makeStore(c)
   const bus = await makeBus(c)
@@ -99,12 +118,14 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
   })
   await broker.start()
   const listeners: Listener[] = []
+  const files = await startFiles(c, broker, log)
   const nativeOpts: NativeOptions = {
     maxFrameBytes: c['max-frame-bytes'],
     heartbeatMs: c.heartbeat,
     highWaterMark: 1024 * 1024,
     loginTimeoutMs: 30_000,
     serverName: `switchboard/${VERSION}`,
+    files: files && new NativeFileHandler(files),
   }
   try {
     const tls =
@@ -115,6 +136,7 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
     listeners.push(netListener(tls ? 'native+tls' : 'native', native, c.host))
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close()))
+    await files?.close()
     await broker.close()
     throw err
   }
@@ -122,6 +144,7 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
   let closing: Promise<void> | undefined
   return {
     broker,
+    files,
     listeners,
     port(name) {
       const l = listeners.find((x) => x.name === name || x.name.startsWith(name + '+'))
@@ -132,6 +155,7 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
       closing ??= (async () => {
         // Stop accepting first, then end the sessions with a reason, then flush and close the store.
         const stopped = Promise.all(listeners.map((l) => l.close()))
+        await files?.close()
         await broker.close()
         await stopped
       })()

@@ -76,8 +76,7 @@ export class NativeConnection implements SessionSink {
   private pending = 0
   private paused = false
   private loginTimer: NodeJS.Timeout | undefined
-  /** Messages handed to this connection, by seq, so READ can name them by seq alone. */
-  readonly uploads = new Map<string, unknown>()
+  private drainWaiters: (() => void)[] = []
 
   constructor(
     readonly broker: Broker,
@@ -121,11 +120,27 @@ export class NativeConnection implements SessionSink {
     clearTimeout(this.loginTimer)
     if (this.session !== undefined) this.broker.detach(this.session)
     this.opts.files?.connectionClosed(this)
+    for (const w of this.drainWaiters) w()
+    this.drainWaiters = []
   }
 
   /** The transport drained below its high-water mark. */
   drained(): void {
+    const waiters = this.drainWaiters
+    this.drainWaiters = []
+    for (const w of waiters) w()
     if (this.session !== undefined) this.broker.drained(this.session)
+  }
+
+  /** Resolves when the outbound backlog is below the high-water mark (or the connection is gone). */
+  async writable(): Promise<boolean> {
+    while (!this.closed && this.transport.bufferedBytes() >= this.opts.highWaterMark)
+      await new Promise<void>((resolve) => this.drainWaiters.push(resolve))
+    return !this.closed
+  }
+
+  get isClosed(): boolean {
+    return this.closed
   }
 
   private dispatch(frame: Frame): void {
@@ -347,6 +362,8 @@ export class NativeConnection implements SessionSink {
     clearTimeout(this.loginTimer)
     if (this.session !== undefined) this.broker.detach(this.session)
     this.opts.files?.connectionClosed(this)
+    for (const w of this.drainWaiters) w()
+    this.drainWaiters = []
     this.transport.end()
   }
 
