@@ -63,6 +63,8 @@ CREATE TABLE IF NOT EXISTS held (
   body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS held_due ON held (not_before);
+CREATE INDEX IF NOT EXISTS queue_file ON queue (file_id) WHERE file_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS held_file ON held (file_id) WHERE file_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS dedupe (
   sender INTEGER NOT NULL,
   msg_id INTEGER NOT NULL,
