@@ -411,7 +411,8 @@ export class Broker {
     }
     if (topic !== undefined && delivered === 0 && recipients.length > 0)
       throw new BrokerError('SB_ERR_QUEUE_FULL', `every subscriber's queue of "${topic}" is full`, 'maxQueueLength')
-    return { msgId, status, seq: topic === undefined ? result.seqs[0]! : 0, recipients: delivered }
+    // A scheduled copy has no seq until it is released (the store answers -1): report 0, as for the room.
+    return { msgId, status, seq: topic === undefined ? Math.max(0, result.seqs[0]!) : 0, recipients: delivered }
   }
 
   private async prepareSend(
