@@ -1,0 +1,225 @@
+/**
+ * The HTTP listener (issue 4): REST API under /v1, long polling, server-sent events, the native protocol
+ * over WebSocket, the OpenAPI document and its reference page, /healthz, /metrics and the web page, all
+ * on one fastify instance. `buildHttp` wires it without opening a port (for tests: `app.inject`, or
+ * `listen` on port 0); `startHttp` also listens.
+ *
+ * @example
+ *   const http = await startHttp(broker, { host: '127.0.0.1', port: 8080, nativeOptions })
+ *   // … later
+ *   await http.close()
+ */
+import fs from 'node:fs'
+import path from 'node:path'
+import type { AddressInfo, Socket } from 'node:net'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import cors from '@fastify/cors'
+import fastifyStatic from '@fastify/static'
+import websocket from '@fastify/websocket'
+import type { WebSocket } from 'ws'
+import type { Broker } from '../../core/broker.js'
+import type { NativeOptions } from '../native/adapter.js'
+import { HttpMetrics } from './metrics.js'
+import { buildOpenApi, docsPage } from './openapi.js'
+import { HttpError, PROBLEM_TYPE, toWire } from './problem.js'
+import { registerRest } from './rest.js'
+import { routeSpec } from './routes-spec.js'
+import { HttpSessions } from './sessions.js'
+import { registerSse, type SseOutlet } from './sse.js'
+import { registerWs } from './ws.js'
+import type { HttpSession } from './sessions.js'
+
+export { toWire } from './problem.js'
+export { buildOpenApi } from './openapi.js'
+export { parseToken, formatToken } from './sessions.js'
+
+export interface HttpOptions {
+  host: string
+  port: number
+  /** Allowed browser origins: a list, '*' for any, false (default) for no CORS headers. */
+  cors?: string[] | '*' | false
+  /** Largest request body in bytes (default 1 MiB); larger ones get 413 SB_ERR_TOO_LARGE. */
+  bodyLimit?: number
+  /** The native protocol's options, for the WebSocket endpoint /v1/ws. */
+  nativeOptions: NativeOptions
+  /** Folder served at / (default web/dist under the working directory); a placeholder page when it does not exist. */
+  webRoot?: string
+  /** Comment lines on SSE streams at this interval (default 15 000 ms). */
+  sseHeartbeatMs?: number
+  /** Bytes waiting on an SSE response above which the broker pauses the session (default 256 KiB). */
+  sseHighWaterMark?: number
+  /** Events kept per polling session (default 1000) and their approximate bytes (default 1 MiB); the oldest are dropped. */
+  eventBufferSize?: number
+  eventBufferBytes?: number
+  /** Registrations, logins and bad tokens per second per client address (default 20, bursts of twice that). */
+  authRatePerSecond?: number
+  /** Trust X-Forwarded-For for the client address (behind a reverse proxy). */
+  trustProxy?: boolean
+  /** A pino logger; default: no request logging. */
+  logger?: FastifyBaseLogger
+  /** Node process metrics (CPU, memory, event loop) in /metrics (default true). */
+  processMetrics?: boolean
+  /** Shown in the OpenAPI document. */
+  version?: string
+  // TODO(files): `files?: FileService` once src/core/files.ts lands; /v1/files answers 501 until then.
+}
+
+export interface HttpServer {
+  server: FastifyInstance
+  address: { host: string; port: number }
+  close(): Promise<void>
+}
+
+function webRootOf(opts: HttpOptions): string {
+  return path.resolve(opts.webRoot ?? 'web/dist')
+}
+
+const PLACEHOLDER = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Switchboard</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}</style></head>
+<body><h1>Switchboard</h1><p>The web client is not built on this server (no <code>web/dist</code>).</p>
+<p>The HTTP API is here: <a href="/docs">reference</a> · <a href="/openapi.json">openapi.json</a> · <a href="/healthz">health</a> · <a href="/metrics">metrics</a>.</p></body></html>`
+
+/** Build the listener without opening a port. */
+export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    bodyLimit: opts.bodyLimit ?? 1024 * 1024,
+    trustProxy: opts.trustProxy ?? false,
+    ...(opts.logger !== undefined ? { loggerInstance: opts.logger } : { logger: false }),
+    ajv: {
+      // Reject what the schema does not allow (fastify would silently strip unknown properties); union types
+      // (integer | string recipients) match without coercing a name into an id.
+      customOptions: { removeAdditional: false, allowUnionTypes: true },
+    },
+    // SSE streams and WebSockets are ended by preClose; idle keep-alive sockets need not hold close() up.
+    forceCloseConnections: 'idle',
+  }) as unknown as FastifyInstance
+
+  const sessions = new HttpSessions(broker, {
+    eventBufferSize: opts.eventBufferSize ?? 1000,
+    eventBufferBytes: opts.eventBufferBytes ?? 1024 * 1024,
+    authRatePerSecond: opts.authRatePerSecond ?? 20,
+  })
+  const streams = new Set<{ hs: HttpSession; outlet: SseOutlet }>()
+  const sockets = new Set<WebSocket>()
+  const tcp = new Set<Socket>()
+  let closing = false
+
+  app.server.on('connection', (socket: Socket) => {
+    tcp.add(socket)
+    socket.once('close', () => tcp.delete(socket))
+  })
+
+  const metrics = new HttpMetrics(broker, { connections: () => ({ http: tcp.size, sse: streams.size, ws: sockets.size }) }, { processMetrics: opts.processMetrics ?? true })
+
+  // ------------------------------------------------------------ errors: one mapping, problem+json
+  app.setErrorHandler((err, req, reply) => {
+    const rate = (err as { limit?: string }).limit === 'authRatePerSecond' ? sessions.opts.authRatePerSecond : broker.limits.ratePerSecond
+    const w = toWire(err, { instance: req.url.split('?')[0]!, ratePerSecond: rate })
+    if (w.status >= 500) req.log.error({ err }, 'request failed')
+    if (w.body.code === 'SB_ERR_INTERNAL') broker.log.error({ err, url: req.url }, 'HTTP request failed')
+    void reply.code(w.status).headers(w.headers).type(PROBLEM_TYPE).send(w.body)
+  })
+  app.setNotFoundHandler((req, reply) => {
+    const w = toWire(new HttpError('SB_HTTP_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}; see /docs`), { instance: req.url.split('?')[0]! })
+    void reply.code(w.status).type(PROBLEM_TYPE).send(w.body)
+  })
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched'
+    metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode) })
+    metrics.requestSeconds.observe({ method: req.method, route }, reply.elapsedTime / 1000)
+  })
+
+  // ------------------------------------------------------------ plugins
+  if (opts.cors !== undefined && opts.cors !== false) {
+    await app.register(cors, {
+      origin: opts.cors === '*' ? '*' : opts.cors,
+      methods: ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
+      allowedHeaders: ['Authorization', 'Content-Type', 'Range', 'Last-Event-ID'],
+      exposedHeaders: ['Retry-After', 'Content-Range', 'Accept-Ranges', 'WWW-Authenticate'],
+      maxAge: 600,
+    })
+  }
+  const maxFrame = opts.nativeOptions.maxFrameBytes
+  // A WebSocket message is a chunk of the native stream: one frame plus change is the most a client needs to send at once.
+  await app.register(websocket, { options: { maxPayload: maxFrame + 64 * 1024 } })
+
+  // ------------------------------------------------------------ the API
+  registerRest(app, { broker, sessions, closing: () => closing })
+  registerSse(app, {
+    broker,
+    sessions,
+    streams,
+    opts: { heartbeatMs: opts.sseHeartbeatMs ?? 15_000, highWaterMark: opts.sseHighWaterMark ?? 256 * 1024 },
+  })
+  registerWs(app, { broker, nativeOptions: opts.nativeOptions, sockets })
+
+  // Files: FileService (src/core/files.ts) is being written; until it is wired these answer 501.
+  // TODO(files): stream uploads into FileService, serve downloads with Range/206 and Accept-Ranges.
+  const notYet = async (): Promise<never> => {
+    throw new HttpError('SB_HTTP_NOT_IMPLEMENTED', 'file transfer over HTTP is not available yet (FileService is not wired)')
+  }
+  app.post(routeSpec('uploadFile').url, notYet)
+  app.get(routeSpec('downloadFile').url, { schema: { params: routeSpec('downloadFile').params! } }, notYet)
+
+  // ------------------------------------------------------------ operations
+  const doc = buildOpenApi({ version: opts.version ?? '0.1.0' })
+  const docHtml = docsPage(doc)
+  app.get('/openapi.json', async () => doc)
+  app.get('/docs', async (_req, reply) => reply.type('text/html; charset=utf-8').send(docHtml))
+
+  app.get('/healthz', async (_req, reply) => {
+    const base = { storeKind: broker.store.kind, online: broker.onlineCount }
+    if (broker.isClosing || closing) return reply.code(503).send({ status: 'fail', store: 'closing', ...base, detail: 'the server is shutting down' })
+    try {
+      await broker.store.ping()
+    } catch (err) {
+      broker.log.warn({ err }, 'health check: store ping failed')
+      return reply.code(503).send({ status: 'fail', store: 'fail', ...base, detail: 'the store does not answer' })
+    }
+    return { status: 'ok', store: 'ok', ...base }
+  })
+
+  app.get('/metrics', async (_req, reply) => {
+    const text = await metrics.registry.metrics()
+    return reply.type(metrics.registry.contentType).send(text)
+  })
+
+  // ------------------------------------------------------------ the web page
+  const root = webRootOf(opts)
+  if (fs.existsSync(path.join(root, 'index.html'))) {
+    await app.register(fastifyStatic, { root, prefix: '/', index: ['index.html'], wildcard: false })
+  } else {
+    app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(PLACEHOLDER))
+  }
+
+  // ------------------------------------------------------------ closing
+  app.addHook('preClose', async () => {
+    closing = true
+    sessions.wakeAll()
+    for (const { hs, outlet } of [...streams]) {
+      outlet.close('shutdown', 'the HTTP listener is closing')
+      sessions.detach(hs)
+    }
+    for (const ws of [...sockets]) ws.close(1001, 'the HTTP listener is closing')
+  })
+  app.addHook('onClose', async () => {
+    // Polling sessions have no connection to close: end them, so their users are not shown online.
+    for (const hs of [...sessions.all()]) if (hs.live) broker.end(hs.session, 'shutdown', 'the HTTP listener is closing')
+  })
+
+  return app
+}
+
+/** Build and listen. `address` is where it listens (port 0 gives an ephemeral port). */
+export async function startHttp(broker: Broker, opts: HttpOptions): Promise<HttpServer> {
+  const app = await buildHttp(broker, opts)
+  await app.listen({ host: opts.host, port: opts.port })
+  const a = app.server.address() as AddressInfo
+  return {
+    server: app,
+    address: { host: a.address, port: a.port },
+    close: () => app.close(),
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Prometheus metrics for /metrics, in a registry of this listener's own (never prom-client's global one,
+ * so two servers in one process, as in tests, do not collide). Broker figures are read at scrape time.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Broker } from '../../core/broker.js'
+
+export interface HttpCounters {
+  /** Open HTTP connections (TCP sockets of this listener), SSE streams, WebSockets. */
+  connections: () => { http: number; sse: number; ws: number }
+}
+
+export class HttpMetrics {
+  readonly registry = new Registry()
+  readonly requests: Counter<'method' | 'route' | 'status'>
+  readonly requestSeconds: Histogram<'method' | 'route'>
+
+  constructor(broker: Broker, counters: HttpCounters, opts: { processMetrics: boolean }) {
+    const registers = [this.registry]
+    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'switchboard_' })
+
+    /** A counter that follows a cumulative figure the broker keeps (it only ever goes up). */
+    const follow = (name: string, help: string, labelNames: string[], read: () => Record<string, number>): void => {
+      const last = new Map<string, number>()
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          for (const [key, v] of Object.entries(read())) {
+            const d = v - (last.get(key) ?? 0)
+            if (d > 0) {
+              if (labelNames.length > 0) this.inc({ [labelNames[0]!]: key }, d)
+              else this.inc(d)
+            }
+            last.set(key, v)
+          }
+        },
+      })
+    }
+
+    new Gauge({
+      name: 'switchboard_sessions',
+      help: 'Live sessions on this node by protocol',
+      labelNames: ['protocol'],
+      registers,
+      collect() {
+        this.reset()
+        const by: Record<string, number> = {}
+        for (const s of broker.localSessions()) by[s.protocol] = (by[s.protocol] ?? 0) + 1
+        for (const [protocol, n] of Object.entries(by)) this.set({ protocol }, n)
+      },
+    })
+    new Gauge({
+      name: 'switchboard_http_connections',
+      help: 'Open connections of the HTTP listener by kind (http: TCP sockets; sse: event streams; ws: WebSockets)',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        for (const [kind, n] of Object.entries(counters.connections())) this.set({ kind }, n)
+      },
+    })
+    new Gauge({
+      name: 'switchboard_users',
+      help: 'Registered users',
+      registers,
+      async collect() {
+        this.set(await broker.store.countUsers())
+      },
+    })
+    new Gauge({
+      name: 'switchboard_queue_depth',
+      help: 'Messages queued for the users online on this node (sum over their queues)',
+      registers,
+      async collect() {
+        let n = 0
+        for (const s of [...broker.localSessions()]) n += (await broker.queueStats(s.user.id)).count
+        this.set(n)
+      },
+    })
+    new Gauge({
+      name: 'switchboard_queue_bytes',
+      help: 'Bytes queued for the users online on this node',
+      registers,
+      async collect() {
+        let n = 0
+        for (const s of [...broker.localSessions()]) n += (await broker.queueStats(s.user.id)).bytes
+        this.set(n)
+      },
+    })
+    follow('switchboard_messages_in_total', 'Messages accepted from senders, by kind', ['kind'], () => ({ ...broker.counters.messagesIn }))
+    follow('switchboard_messages_out_total', 'Messages handed to recipients', [], () => ({ all: broker.counters.messagesOut }))
+    follow('switchboard_receipts_total', 'Receipts issued, by status code', ['code'], () => ({ ...broker.counters.receipts }))
+    follow('switchboard_slow_consumers_total', 'Sessions cut off as slow consumers', [], () => ({ all: broker.counters.slowConsumers }))
+    // Commit latency as sum and count: the committer keeps totals, not samples ; a per-commit hook in the core would allow a histogram.
+    follow('switchboard_store_commit_seconds_total', 'Time spent in store commits (group commit: one transaction and one fsync per batch); divide by switchboard_store_commits_total for the mean', [], () => ({ all: broker.commitStats.msTotal / 1000 }))
+    follow('switchboard_store_commits_total', 'Store commits (batches)', [], () => ({ all: broker.commitStats.commits }))
+    follow('switchboard_store_commit_ops_total', 'Operations committed (all batches)', [], () => ({ all: broker.commitStats.ops }))
+    new Gauge({
+      name: 'switchboard_store_commit_last_seconds',
+      help: 'Duration of the last store commit',
+      registers,
+      collect() {
+        this.set(broker.commitStats.lastMs / 1000)
+      },
+    })
+    new Gauge({
+      name: 'switchboard_store_commit_max_batch',
+      help: 'Largest batch committed at once',
+      registers,
+      collect() {
+        this.set(broker.commitStats.maxBatch)
+      },
+    })
+    this.requests = new Counter({
+      name: 'switchboard_http_requests_total',
+      help: 'HTTP requests by route and status',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    })
+    this.requestSeconds = new Histogram({
+      name: 'switchboard_http_request_seconds',
+      help: 'HTTP request duration by route (long polls included)',
+      labelNames: ['method', 'route'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60],
+      registers,
+    })
+  }
+}

@@ -1,0 +1,409 @@
+/**
+ * HTTP sessions: the broker's sessions for REST callers (poll mode) and SSE streams (push mode), kept per
+ * user by this adapter and found again by bearer token.
+ *
+ * The token. The core logs in by (id or name) + secret; HTTP callers present one opaque string, so the
+ * token this adapter hands out is "<id>.<secret>": the id says whose session to look up, the secret is
+ * checked against the hash kept in memory for that session (or, when there is no session, by
+ * broker.login against the store). Only sha256 hashes are kept.
+ *
+ * One session per user (DESIGN §1): a call whose token finds no live HTTP session of its user logs in,
+ * which replaces that user's live session on any protocol (a TCP client of the same user is told
+ * "replaced" and closed). HTTP sessions are ended by DELETE /v1/session or by the broker's reaper once no
+ * call came for idleTimeoutMs, like any session.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { BrokerError } from '../../core/errors.js'
+import type { Broker } from '../../core/broker.js'
+import type { Session } from '../../core/session.js'
+import type { CloseReason, Outbound, SessionSink } from '../../core/types.js'
+import { eventBytes, eventJson, receiptJson, type EventType, type ReceiptJson } from './json.js'
+
+export const PROTOCOL_REST = 'http'
+export const PROTOCOL_SSE = 'http-sse'
+
+export interface HttpSessionOptions {
+  /** Events kept per polling session before the oldest are dropped. */
+  eventBufferSize: number
+  /** Bytes (roughly) of events kept per polling session before the oldest are dropped. */
+  eventBufferBytes: number
+  /** Logins, registrations and bad tokens allowed per second per client address (bursts of twice this). */
+  authRatePerSecond: number
+}
+
+/** Where a push session's events go (the SSE stream). */
+export interface PushOutlet {
+  push(ev: Outbound): boolean
+  backlog(): number
+  close(reason: CloseReason, text: string): void
+}
+
+export interface StoredEvent {
+  id: number
+  type: EventType
+  data: Record<string, unknown>
+  bytes: number
+}
+
+const RECEIPT_MSGIDS_KEPT = 1024
+const RECEIPTS_PER_MSGID = 16
+
+export function hashSecret(secret: string): Buffer {
+  return createHash('sha256').update(secret).digest()
+}
+
+/** "<id>.<secret>" → its parts, or undefined when it is not of that shape. */
+export function parseToken(token: string): { id: number; secret: string } | undefined {
+  const m = /^([1-9][0-9]{0,9})\.([A-Za-z0-9_-]{1,256})$/.exec(token)
+  if (m === null) return undefined
+  const id = Number(m[1])
+  if (id > 0xfffffffe) return undefined
+  return { id, secret: m[2]! }
+}
+
+export function formatToken(id: number, secret: string): string {
+  return `${id}.${secret}`
+}
+
+/** One user's HTTP session: the broker's sink for it, its event buffer, its receipts. */
+export class HttpSession implements SessionSink {
+  session!: Session
+  closedWith: { reason: CloseReason; text: string } | undefined
+  /** Bumped whenever a message is committed to the user's queue (the broker's poll waiter). */
+  arrivals = 0
+  private readonly messageWaiters = new Set<() => void>()
+  private readonly eventWaiters = new Set<() => void>()
+  private readonly events: StoredEvent[] = []
+  private eventBytesHeld = 0
+  private nextEventId = 1
+  /** Events dropped for a full buffer since the last events call. */
+  dropped = 0
+  private readonly receipts = new Map<number, ReceiptJson[]>()
+  private readonly receiptWaiters = new Map<number, Set<(r: ReceiptJson | undefined) => void>>()
+
+  constructor(
+    readonly userId: number,
+    readonly tokenHash: Buffer,
+    private readonly opts: HttpSessionOptions,
+    private readonly onClosed: (hs: HttpSession) => void,
+    readonly outlet?: PushOutlet,
+  ) {}
+
+  get mode(): 'poll' | 'push' {
+    return this.outlet === undefined ? 'poll' : 'push'
+  }
+
+  get live(): boolean {
+    return this.closedWith === undefined && this.session !== undefined && !this.session.closed
+  }
+
+  /** Called once the broker created the session. */
+  attached(session: Session): void {
+    this.session = session
+    // The broker calls a poll session's waiter whenever a message is committed to its queue. Long polls are
+    // done here rather than in broker.take(…, waitMs) so a poll whose client went away takes nothing.
+    if (this.outlet === undefined) session.waiter = () => this.messageArrived()
+  }
+
+  matches(secretHash: Buffer): boolean {
+    return secretHash.length === this.tokenHash.length && timingSafeEqual(secretHash, this.tokenHash)
+  }
+
+  // ------------------------------------------------------------ SessionSink
+
+  push(ev: Outbound): boolean {
+    if (this.closedWith !== undefined) return false
+    if (ev.type === 'receipt') this.recordReceipt(receiptJson(ev.receipt, ev.seq))
+    if (this.outlet !== undefined) return this.outlet.push(ev)
+    const { type, data } = eventJson(ev)
+    this.store(type, data, eventBytes(ev))
+    return true
+  }
+
+  backlog(): number {
+    // A polling session's buffer is bounded by dropping its oldest events, never by cutting it off.
+    return this.outlet?.backlog() ?? 0
+  }
+
+  close(reason: CloseReason, text: string): void {
+    if (this.closedWith !== undefined) return
+    this.closedWith = { reason, text }
+    if (this.outlet === undefined) this.store('closed', { reason, text }, 100)
+    this.wake()
+    for (const ws of [...this.receiptWaiters.values()]) for (const w of [...ws]) w(undefined)
+    this.onClosed(this)
+    this.outlet?.close(reason, text)
+  }
+
+  /** The adapter ended the session itself (DELETE /v1/session, the stream's client went away). */
+  wake(): void {
+    for (const w of [...this.messageWaiters, ...this.eventWaiters]) w()
+  }
+
+  // ------------------------------------------------------------ messages long poll
+
+  private messageArrived(): void {
+    this.arrivals++
+    for (const w of [...this.messageWaiters]) w()
+  }
+
+  /** Resolves when a message arrives, the session ends, `ms` pass or `signal` aborts. */
+  waitForMessage(ms: number, signal: AbortSignal): Promise<void> {
+    return this.waitOn(this.messageWaiters, ms, signal)
+  }
+
+  private waitOn(set: Set<() => void>, ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal.aborted || !this.live) return resolve()
+      const done = (): void => {
+        clearTimeout(t)
+        set.delete(done)
+        signal.removeEventListener('abort', done)
+        resolve()
+      }
+      const t = setTimeout(done, ms)
+      set.add(done)
+      signal.addEventListener('abort', done)
+    })
+  }
+
+  // ------------------------------------------------------------ events
+
+  private store(type: EventType, data: Record<string, unknown>, bytes: number): void {
+    this.events.push({ id: this.nextEventId++, type, data, bytes })
+    this.eventBytesHeld += bytes
+    // Drop oldest: a client that stops polling costs a bounded amount of memory, and is told how much it missed.
+    while (this.events.length > 1 && (this.events.length > this.opts.eventBufferSize || this.eventBytesHeld > this.opts.eventBufferBytes)) {
+      this.eventBytesHeld -= this.events.shift()!.bytes
+      this.dropped++
+    }
+    for (const w of [...this.eventWaiters]) w()
+  }
+
+  /**
+   * Events after `after` (discarding those up to it), or, without `after`, the oldest events (discarding
+   * what is returned). Waits up to `ms` when there are none.
+   */
+  async takeEvents(after: number | undefined, max: number, ms: number, signal: AbortSignal): Promise<{ events: StoredEvent[]; dropped: number; next: number }> {
+    const pick = (): StoredEvent[] => {
+      if (after !== undefined) this.discardThrough(after)
+      return this.events.slice(0, max)
+    }
+    let out = pick()
+    if (out.length === 0 && ms > 0 && this.live) {
+      await this.waitOn(this.eventWaiters, ms, signal)
+      out = pick()
+    }
+    if (after === undefined && out.length > 0) this.discardThrough(out[out.length - 1]!.id)
+    const dropped = this.dropped
+    this.dropped = 0
+    const next = out.length > 0 ? out[out.length - 1]!.id : Math.max(after ?? 0, this.nextEventId - 1)
+    return { events: out, dropped, next }
+  }
+
+  private discardThrough(id: number): void {
+    while (this.events.length > 0 && this.events[0]!.id <= id) this.eventBytesHeld -= this.events.shift()!.bytes
+  }
+
+  // ------------------------------------------------------------ receipts
+
+  private recordReceipt(r: ReceiptJson): void {
+    let list = this.receipts.get(r.msgId)
+    if (list === undefined) {
+      list = []
+      this.receipts.set(r.msgId, list)
+      if (this.receipts.size > RECEIPT_MSGIDS_KEPT) this.receipts.delete(this.receipts.keys().next().value!)
+    }
+    list.push(r)
+    if (list.length > RECEIPTS_PER_MSGID) list.shift()
+    const ws = this.receiptWaiters.get(r.msgId)
+    if (ws !== undefined) {
+      this.receiptWaiters.delete(r.msgId)
+      for (const w of ws) w(r)
+    }
+  }
+
+  receiptsFor(msgId: number): ReceiptJson[] {
+    return [...(this.receipts.get(msgId) ?? [])]
+  }
+
+  /**
+   * Start listening for the first receipt of `msgId` *before* sending: a STORED receipt is pushed while
+   * send() is still running. The promise resolves with undefined on timeout or when the session ends.
+   */
+  expectReceipt(msgId: number, ms: number): { receipt: Promise<ReceiptJson | undefined>; cancel: () => void } {
+    let set = this.receiptWaiters.get(msgId)
+    if (set === undefined) this.receiptWaiters.set(msgId, (set = new Set()))
+    const s = set
+    let done: (r: ReceiptJson | undefined) => void = () => {}
+    const receipt = new Promise<ReceiptJson | undefined>((resolve) => {
+      done = (r) => {
+        clearTimeout(t)
+        s.delete(done)
+        if (s.size === 0 && this.receiptWaiters.get(msgId) === s) this.receiptWaiters.delete(msgId)
+        resolve(r)
+      }
+      s.add(done)
+    })
+    const t = setTimeout(() => done(undefined), ms)
+    return { receipt, cancel: () => done(undefined) }
+  }
+}
+
+/** A token bucket per key (client address): guards the calls that reach the store to check a secret. */
+export class RateBuckets {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>()
+  constructor(readonly ratePerSecond: number) {}
+
+  take(key: string, now = Date.now()): boolean {
+    const burst = this.ratePerSecond * 2
+    let b = this.buckets.get(key)
+    if (b === undefined) {
+      if (this.buckets.size >= 10_000) this.prune(now)
+      b = { tokens: burst, at: now }
+      this.buckets.set(key, b)
+    }
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) * this.ratePerSecond) / 1000)
+    b.at = now
+    if (b.tokens < 1) return false
+    b.tokens -= 1
+    return true
+  }
+
+  /** Forget buckets that have refilled: they hold no information. */
+  private prune(now: number): void {
+    const full = (this.ratePerSecond * 2) / this.ratePerSecond
+    for (const [k, b] of this.buckets) if (now - b.at > full * 1000) this.buckets.delete(k)
+  }
+}
+
+/** The adapter's sessions by user id. */
+export class HttpSessions {
+  private readonly byUser = new Map<number, HttpSession>()
+  /** Logins under way, so that concurrent first calls with one token start one session, not replace each other. */
+  private readonly pending = new Map<number, Promise<HttpSession>>()
+  readonly authBuckets: RateBuckets
+
+  constructor(
+    private readonly broker: Broker,
+    readonly opts: HttpSessionOptions,
+  ) {
+    this.authBuckets = new RateBuckets(opts.authRatePerSecond)
+  }
+
+  get size(): number {
+    return this.byUser.size
+  }
+
+  all(): IterableIterator<HttpSession> {
+    return this.byUser.values()
+  }
+
+  private guard(ip: string): void {
+    if (!this.authBuckets.take(ip))
+      throw new BrokerError('SB_ERR_RATE_LIMITED', `more than authRatePerSecond (${this.opts.authRatePerSecond}) logins or registrations per second from ${ip}`, 'authRatePerSecond')
+  }
+
+  private make(userId: number, secretHash: Buffer, outlet?: PushOutlet): HttpSession {
+    return new HttpSession(userId, secretHash, this.opts, (hs) => this.forget(hs), outlet)
+  }
+
+  private forget(hs: HttpSession): void {
+    if (this.byUser.get(hs.userId) === hs) this.byUser.delete(hs.userId)
+  }
+
+  private keep(hs: HttpSession, session: Session): HttpSession {
+    hs.attached(session)
+    if (session.closed) return hs
+    this.byUser.get(hs.userId)?.close('replaced', 'a new HTTP session started')
+    this.byUser.set(hs.userId, hs)
+    return hs
+  }
+
+  async register(name: string, ip: string): Promise<{ hs: HttpSession; token: string; name: string }> {
+    this.guard(ip)
+    // The sink must exist before the broker knows the user id; it learns it from the result.
+    let hs: HttpSession | undefined
+    const proxy: SessionSink = {
+      push: (ev) => hs?.push(ev) ?? true,
+      backlog: () => hs?.backlog() ?? 0,
+      close: (reason, text) => hs?.close(reason, text),
+    }
+    const r = await this.broker.register(name, PROTOCOL_REST, proxy, 'poll')
+    hs = this.make(r.user.id, hashSecret(r.token))
+    this.keep(hs, r.session)
+    return { hs, token: formatToken(r.user.id, r.token), name: r.user.name }
+  }
+
+  /** An explicit login (POST /v1/login): by id or name and secret. Reuses a live HTTP session with that secret. */
+  async login(who: { id: number } | { name: string }, secret: string, ip: string): Promise<HttpSession> {
+    if ('id' in who) return this.authenticate(who.id, secret, ip)
+    this.guard(ip)
+    const u = await this.broker.findUser(who)
+    if (u === undefined) throw new BrokerError('SB_ERR_AUTH', 'unknown user or wrong token')
+    return this.authenticate(u.id, secret, ip, true)
+  }
+
+  /** The HTTP session of the bearer of this token: the live one, or a new polling session. */
+  async fromToken(token: string, ip: string): Promise<HttpSession> {
+    const t = parseToken(token)
+    if (t === undefined) {
+      this.guard(ip)
+      throw new BrokerError('SB_ERR_AUTH', 'the token is not "<id>.<secret>" as /v1/register returned it')
+    }
+    return this.authenticate(t.id, t.secret, ip)
+  }
+
+  private async authenticate(id: number, secret: string, ip: string, guarded = false): Promise<HttpSession> {
+    const h = hashSecret(secret)
+    for (;;) {
+      const hs = this.byUser.get(id)
+      if (hs !== undefined && hs.live && hs.matches(h)) return hs
+      const p = this.pending.get(id)
+      if (p === undefined) break
+      await p.catch(() => undefined)
+    }
+    if (!guarded) this.guard(ip)
+    const p = (async () => {
+      const hs = this.make(id, h)
+      const session = await this.broker.login({ id }, secret, PROTOCOL_REST, hs, 'poll')
+      return this.keep(hs, session)
+    })()
+    this.pending.set(id, p)
+    try {
+      return await p
+    } finally {
+      this.pending.delete(id)
+    }
+  }
+
+  /** A push session for an SSE stream: always a new session, replacing the user's polling one. */
+  async openStream(token: string, ip: string, outlet: PushOutlet): Promise<HttpSession> {
+    const t = parseToken(token)
+    if (t === undefined) {
+      this.guard(ip)
+      throw new BrokerError('SB_ERR_AUTH', 'the token is not "<id>.<secret>" as /v1/register returned it')
+    }
+    const h = hashSecret(t.secret)
+    const current = this.byUser.get(t.id)
+    // A caller that already holds a live session with this secret has proven it; others go through the guard.
+    if (current === undefined || !current.live || !current.matches(h)) this.guard(ip)
+    const hs = this.make(t.id, h, outlet)
+    const session = await this.broker.login({ id: t.id }, t.secret, PROTOCOL_SSE, hs, 'push')
+    return this.keep(hs, session)
+  }
+
+  /** End a session on the adapter's own initiative (the stream's client went away). */
+  detach(hs: HttpSession): void {
+    if (hs.closedWith !== undefined) return
+    hs.closedWith = { reason: 'ended', text: '' }
+    this.forget(hs)
+    hs.wake()
+    if (hs.session !== undefined && !hs.session.closed) this.broker.detach(hs.session)
+  }
+
+  /** Wake every long poll (the listener is closing). */
+  wakeAll(): void {
+    for (const hs of this.byUser.values()) hs.wake()
+  }
+}

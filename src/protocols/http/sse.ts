@@ -1,0 +1,161 @@
+/**
+ * Server-sent events: GET /v1/stream is a push session whose sink writes SSE events. Messages carry
+ * `id: <seq>`; the client acknowledges them with POST /v1/ack under the same token (which finds this
+ * session). Backpressure: push() reports false above the high-water mark and the broker pauses the
+ * session until the response drains.
+ */
+import type { ServerResponse } from 'node:http'
+import type { FastifyInstance } from 'fastify'
+import { BrokerError } from '../../core/errors.js'
+import type { Broker } from '../../core/broker.js'
+import { ALL_ID, type CloseReason, type Outbound } from '../../core/types.js'
+import { eventJson } from './json.js'
+import { bearerToken } from './rest.js'
+import { routeSpec } from './routes-spec.js'
+import { PROTOCOL_SSE, type HttpSession, type HttpSessions, type PushOutlet } from './sessions.js'
+
+export interface SseOptions {
+  heartbeatMs: number
+  highWaterMark: number
+}
+
+function frame(type: string, data: unknown, id?: number): string {
+  return `event: ${type}\n${id !== undefined && id > 0 ? `id: ${id}\n` : ''}data: ${JSON.stringify(data)}\n\n`
+}
+
+/** Formats events onto one response; holds them until the response head is written. */
+export class SseOutlet implements PushOutlet {
+  private held: string[] | undefined = []
+  private corked = false
+  private ended = false
+  private endAfterStart = false
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly highWaterMark: number,
+  ) {}
+
+  /** The head is written: flush what came before it. */
+  start(first: string): void {
+    const held = this.held ?? []
+    this.held = undefined
+    this.write(first)
+    for (const s of held) this.write(s)
+    if (this.endAfterStart) this.end()
+  }
+
+  write(s: string | Buffer): void {
+    if (this.ended) return
+    if (this.held !== undefined) {
+      this.held.push(typeof s === 'string' ? s : s.toString('utf8'))
+      return
+    }
+    // Events pushed within one tick reach the socket as one write.
+    if (!this.corked) {
+      this.corked = true
+      this.res.cork()
+      process.nextTick(() => {
+        this.corked = false
+        this.res.uncork()
+      })
+    }
+    this.res.write(s)
+  }
+
+  push(ev: Outbound): boolean {
+    if (ev.type === 'message' && ev.msg.seq === 0 && ev.msg.to === ALL_ID) {
+      // A room message is the same event for every SSE receiver: format it once.
+      const m = ev.msg
+      m.wire ??= new Map()
+      let buf = m.wire.get(PROTOCOL_SSE)
+      if (buf === undefined) {
+        const { type, data } = eventJson(ev)
+        buf = Buffer.from(frame(type, data))
+        m.wire.set(PROTOCOL_SSE, buf)
+      }
+      this.write(buf)
+    } else {
+      const { type, data } = eventJson(ev)
+      this.write(frame(type, data, ev.type === 'message' ? ev.msg.seq : ev.type === 'receipt' ? ev.seq : undefined))
+    }
+    return this.backlog() < this.highWaterMark
+  }
+
+  backlog(): number {
+    return this.res.writableLength
+  }
+
+  close(reason: CloseReason, text: string): void {
+    if (this.ended) return
+    this.write(frame('closing', { reason, text }))
+    this.end()
+  }
+
+  end(): void {
+    if (this.held !== undefined) {
+      this.endAfterStart = true
+      return
+    }
+    if (this.ended) return
+    this.ended = true
+    this.res.end()
+    // A client that never reads must not keep the socket forever.
+    setTimeout(() => this.res.destroy(), 5000).unref()
+  }
+}
+
+export interface SseDeps {
+  broker: Broker
+  sessions: HttpSessions
+  opts: SseOptions
+  /** Open streams, so the listener can end them when it closes. */
+  streams: Set<{ hs: HttpSession; outlet: SseOutlet }>
+}
+
+export function registerSse(app: FastifyInstance, deps: SseDeps): void {
+  const { broker, sessions, opts, streams } = deps
+  const spec = routeSpec('stream')
+  app.get(spec.url, { schema: { querystring: spec.querystring! } }, async (req, reply) => {
+    const token = bearerToken(req, true)
+    if (token === undefined) throw new BrokerError('SB_ERR_NOT_LOGGED_IN', 'send Authorization: Bearer <token> or ?token=<token>')
+    const res = reply.raw
+    const outlet = new SseOutlet(res, opts.highWaterMark)
+    // Until the head is written, a refusal is an ordinary problem+json answer.
+    const hs = await sessions.openStream(token, req.ip, outlet)
+    reply.hijack()
+    const headers: Record<string, string | number | string[]> = {}
+    for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = v
+    res.writeHead(200, {
+      ...headers,
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    })
+    const u = hs.session.user
+    outlet.start(`retry: 2000\n${frame('ready', { id: u.id, name: u.name, protocol: PROTOCOL_SSE, heartbeatMs: opts.heartbeatMs })}`)
+    const entry = { hs, outlet }
+    streams.add(entry)
+    const heartbeat = setInterval(() => {
+      outlet.write(': keep-alive\n\n')
+      // The stream itself is the client's presence: keep the reaper away while it is open.
+      if (hs.live) {
+        try {
+          broker.touch(hs.session)
+        } catch {
+          // rate-limited: lastSeen was refreshed all the same
+        }
+      }
+    }, opts.heartbeatMs)
+    heartbeat.unref()
+    res.on('drain', () => {
+      if (hs.live) broker.drained(hs.session)
+    })
+    res.on('close', () => {
+      clearInterval(heartbeat)
+      streams.delete(entry)
+      outlet.end()
+      sessions.detach(hs)
+    })
+  })
+}

@@ -1,0 +1,116 @@
+/**
+ * WebSocket at /v1/ws: binary messages carry the native protocol's byte stream, so the same
+ * NativeConnection (and the same SDK code) serves TCP and browsers. Each inbound binary message is a chunk
+ * of the stream (frames may be split across messages or several share one); outbound frames written in
+ * one tick go out as one binary message.
+ */
+import type { FastifyInstance } from 'fastify'
+import type { WebSocket } from 'ws'
+import type { Broker } from '../../core/broker.js'
+import { NativeConnection, type NativeOptions, type Transport } from '../native/adapter.js'
+import { decode } from '../native/codec.js'
+import { FRAMES } from '../native/frames.js'
+
+/** RFC 6455 §7.4.1 close codes for the reasons a native CLOSING frame gives. */
+export function wsCloseCode(reason: string): number {
+  switch (reason) {
+    case 'error': // malformed input, or no login in time
+    case 'slow-consumer':
+      return 1008 // policy violation
+    case 'shutdown':
+      return 1001 // going away
+    default:
+      return 1000
+  }
+}
+
+export class WsTransport implements Transport {
+  private chunks: Buffer[] = []
+  private pendingBytes = 0
+  private scheduled = false
+  private closeCode = 1000
+  private closeText = ''
+  onDrain: () => void = () => {}
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly highWaterMark: number,
+  ) {}
+
+  write(buf: Buffer): void {
+    if (this.socket.readyState !== this.socket.OPEN) return
+    // Learn the close code from our own CLOSING frame (the adapter writes it just before end()).
+    if (buf.length > 4 && buf[4] === FRAMES.CLOSING.code) {
+      const d = decode(buf, buf.length)
+      if (d.ok && d.frame.type === 'CLOSING') {
+        this.closeCode = wsCloseCode(d.frame.reason)
+        this.closeText = d.frame.text
+      }
+    }
+    this.chunks.push(buf)
+    this.pendingBytes += buf.length
+    if (!this.scheduled) {
+      this.scheduled = true
+      process.nextTick(() => this.flush())
+    }
+  }
+
+  private flush(): void {
+    this.scheduled = false
+    if (this.chunks.length === 0 || this.socket.readyState !== this.socket.OPEN) return
+    const data = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.pendingBytes)
+    this.chunks = []
+    this.pendingBytes = 0
+    this.socket.send(data, { binary: true }, (err) => {
+      if (err === undefined || err === null) if (this.socket.bufferedAmount < this.highWaterMark) this.onDrain()
+    })
+  }
+
+  bufferedBytes(): number {
+    return this.socket.bufferedAmount + this.pendingBytes
+  }
+
+  end(): void {
+    this.flush()
+    // Close reasons are at most 123 bytes (RFC 6455 §5.5).
+    let text = this.closeText
+    while (Buffer.byteLength(text) > 123) text = text.slice(0, -1)
+    if (this.socket.readyState === this.socket.OPEN) this.socket.close(this.closeCode, text)
+    setTimeout(() => this.socket.terminate(), 5000).unref()
+  }
+
+  pause(): void {
+    this.socket.pause()
+  }
+
+  resume(): void {
+    this.socket.resume()
+  }
+}
+
+export interface WsDeps {
+  broker: Broker
+  nativeOptions: NativeOptions
+  sockets: Set<WebSocket>
+}
+
+export function registerWs(app: FastifyInstance, deps: WsDeps): void {
+  app.get('/v1/ws', { websocket: true }, (socket, req) => {
+    deps.sockets.add(socket)
+    const transport = new WsTransport(socket, deps.nativeOptions.highWaterMark)
+    const conn = new NativeConnection(deps.broker, transport, deps.nativeOptions, `ws:${req.ip}:${req.socket.remotePort ?? 0}`)
+    transport.onDrain = () => conn.drained()
+    socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+      if (!isBinary) {
+        socket.close(1003, 'binary messages only: they carry native protocol frames')
+        return
+      }
+      conn.feed(Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data))
+    })
+    socket.on('close', () => {
+      deps.sockets.delete(socket)
+      conn.closedByPeer()
+    })
+    socket.on('error', () => socket.terminate())
+  })
+}
