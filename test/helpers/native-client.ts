@@ -1,0 +1,246 @@
+/**
+ * A raw native-protocol client for integration tests: a TCP socket, the codec, and an inbox of received frames
+ * that tests wait on by type (or predicate) with a timeout. It does nothing by itself — no automatic ACK, no
+ * heartbeat — so a test sees exactly what the server sends and decides every byte it sends back.
+ */
+import net from 'node:net'
+import type { TestContext } from 'node:test'
+import { encode, FrameReader } from '../../src/protocols/native/codec.js'
+import { PROTOCOL_VERSION, SessionFlag, type Frame, type FrameName, type FrameOf } from '../../src/protocols/native/frames.js'
+import type { Address } from '../../src/core/types.js'
+
+/** A frame without its corr: the client numbers requests itself. */
+export type Outgoing = Frame extends infer F ? (F extends Frame ? Omit<F, 'corr'> & { corr?: number } : never) : never
+
+export interface SendOptions {
+  msgId?: number
+  flags?: number
+  ttlMs?: number
+  notBefore?: number
+  kind?: number
+}
+
+type Pred = (f: Frame) => boolean
+interface Waiter {
+  pred: Pred
+  resolve: (f: Frame) => void
+  reject: (e: Error) => void
+  timer: NodeJS.Timeout
+}
+
+const DEFAULT_TIMEOUT = 3000
+
+export class NativeClient {
+  /** Every frame received, in order (consumed or not). */
+  readonly received: Frame[] = []
+  /** Received and not yet taken by next()/request(). */
+  private inbox: Frame[] = []
+  private waiters: Waiter[] = []
+  private readonly reader = new FrameReader(64 * 1024 * 1024)
+  private corr = 0
+  /** Resolves when the socket has closed (by either side). */
+  readonly closed: Promise<void>
+  isClosed = false
+  /** Frames from the server that did not decode (always a server bug). */
+  readonly decodeErrors: string[] = []
+  /** Set after REGISTER/LOGIN succeed. */
+  id = 0
+  name = ''
+  token = ''
+
+  private constructor(readonly socket: net.Socket) {
+    this.closed = new Promise((resolve) => {
+      socket.on('close', () => {
+        this.isClosed = true
+        for (const w of this.waiters.splice(0)) {
+          clearTimeout(w.timer)
+          w.reject(new Error(`connection closed while waiting; received: ${this.summary()}`))
+        }
+        resolve()
+      })
+    })
+    socket.on('error', () => {})
+    socket.on('data', (chunk: Buffer) => {
+      for (const d of this.reader.push(chunk)) {
+        if (d.ok) this.deliver(d.frame)
+        else {
+          // The server must never send this; record it for the test to see, and stop.
+          this.decodeErrors.push(JSON.stringify(d))
+          socket.destroy()
+        }
+      }
+    })
+  }
+
+  static connect(port: number, t?: TestContext): Promise<NativeClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ port, host: '127.0.0.1' }, () => {
+        socket.off('error', reject)
+        const c = new NativeClient(socket)
+        t?.after(() => c.destroy())
+        resolve(c)
+      })
+      socket.once('error', reject)
+    })
+  }
+
+  private deliver(f: Frame): void {
+    this.received.push(f)
+    const i = this.waiters.findIndex((w) => w.pred(f))
+    if (i >= 0) {
+      const w = this.waiters.splice(i, 1)[0]!
+      clearTimeout(w.timer)
+      w.resolve(f)
+    } else this.inbox.push(f)
+  }
+
+  /** The frames received so far, short, for assertion messages. */
+  summary(): string {
+    return this.received.map((f) => (f.type === 'ERROR' ? `ERROR(${f.code} ${f.message})` : f.type === 'CLOSING' ? `CLOSING(${f.reason})` : f.type)).join(', ')
+  }
+
+  // ------------------------------------------------------------ sending
+
+  /** Send a frame; returns its corr (numbered from 1 unless given). */
+  send(frame: Outgoing): number {
+    const corr = frame.corr ?? ++this.corr
+    this.socket.write(encode({ ...frame, corr } as Frame))
+    return corr
+  }
+
+  writeRaw(bytes: Buffer | string): void {
+    this.socket.write(typeof bytes === 'string' ? Buffer.from(bytes.replace(/\s+/g, ''), 'hex') : bytes)
+  }
+
+  /** Send a request and wait for the frame that answers it (same corr, any type — ERROR included). */
+  async request(frame: Outgoing, timeoutMs = DEFAULT_TIMEOUT): Promise<Frame> {
+    const corr = this.send(frame)
+    return this.next((f) => f.corr === corr, timeoutMs, `the answer to ${frame.type} corr ${corr}`)
+  }
+
+  /** Like request(), but the answer must be of the given type. */
+  async expect<N extends FrameName>(frame: Outgoing, type: N, timeoutMs = DEFAULT_TIMEOUT): Promise<FrameOf<N>> {
+    const f = await this.request(frame, timeoutMs)
+    if (f.type !== type) throw new Error(`expected ${type} in answer to ${frame.type}, got ${JSON.stringify(f)}`)
+    return f as FrameOf<N>
+  }
+
+  // ------------------------------------------------------------ receiving
+
+  /** The next received frame of a type (or matching a predicate), waiting up to timeoutMs. Takes it from the inbox. */
+  next<N extends FrameName>(type: N, timeoutMs?: number): Promise<FrameOf<N>>
+  next(pred: Pred, timeoutMs?: number, what?: string): Promise<Frame>
+  next(sel: FrameName | Pred, timeoutMs = DEFAULT_TIMEOUT, what?: string): Promise<Frame> {
+    const pred: Pred = typeof sel === 'function' ? sel : (f) => f.type === sel
+    const i = this.inbox.findIndex(pred)
+    if (i >= 0) return Promise.resolve(this.inbox.splice(i, 1)[0]!)
+    if (this.isClosed) return Promise.reject(new Error(`connection closed; no ${what ?? String(sel)} among: ${this.summary()}`))
+    return new Promise((resolve, reject) => {
+      const w: Waiter = {
+        pred,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.waiters.splice(this.waiters.indexOf(w), 1)
+          reject(new Error(`no ${what ?? String(sel)} within ${timeoutMs} ms; received: ${this.summary()}`))
+        }, timeoutMs),
+      }
+      this.waiters.push(w)
+    })
+  }
+
+  /** Frames of a type received and not yet taken (pushes), removed from the inbox. */
+  take<N extends FrameName>(type: N): FrameOf<N>[] {
+    const out = this.inbox.filter((f) => f.type === type) as FrameOf<N>[]
+    this.inbox = this.inbox.filter((f) => f.type !== type)
+    return out
+  }
+
+  /** Wait `ms` and return the frames of a type that arrived meanwhile (to assert that nothing came). */
+  async collect<N extends FrameName>(type: N, ms: number): Promise<FrameOf<N>[]> {
+    await sleep(ms)
+    return this.take(type)
+  }
+
+  // ------------------------------------------------------------ conveniences
+
+  async register(name: string, flags = 0): Promise<FrameOf<'WELCOME'>> {
+    const w = await this.expect({ type: 'REGISTER', version: PROTOCOL_VERSION, flags, name }, 'WELCOME')
+    this.id = w.id
+    this.name = w.name
+    this.token = w.token
+    return w
+  }
+
+  async login(who: { id: number } | { name: string }, token: string, flags = 0): Promise<FrameOf<'WELCOME'>> {
+    const w = await this.expect(
+      { type: 'LOGIN', version: PROTOCOL_VERSION, flags, id: 'id' in who ? who.id : 0, name: 'name' in who ? who.name : '', token },
+      'WELCOME',
+    )
+    this.id = w.id
+    this.name = w.name
+    this.token = token
+    return w
+  }
+
+  /** A SEND frame (text by default), not waited for. */
+  sendText(to: Address, text: string | Buffer, o: SendOptions = {}): number {
+    return this.send({
+      type: 'SEND',
+      msgId: o.msgId ?? 0,
+      to,
+      kind: o.kind ?? 0,
+      flags: o.flags ?? 0,
+      ttlMs: o.ttlMs ?? 0,
+      notBefore: o.notBefore ?? 0,
+      body: typeof text === 'string' ? Buffer.from(text) : text,
+    })
+  }
+
+  /** SEND and wait for its answer (ACCEPTED or ERROR). */
+  say(to: Address, text: string | Buffer, o: SendOptions = {}): Promise<Frame> {
+    const corr = this.sendText(to, text, o)
+    return this.next((f) => f.corr === corr && (f.type === 'ACCEPTED' || f.type === 'ERROR'), DEFAULT_TIMEOUT, `the answer to SEND corr ${corr}`)
+  }
+
+  ack(seq: number): void {
+    this.send({ type: 'ACK', seq })
+  }
+
+  /** Stop reading from the socket (a slow consumer); resume() starts again. */
+  pause(): void {
+    this.socket.pause()
+  }
+
+  resume(): void {
+    this.socket.resume()
+  }
+
+  /** Half-close politely and wait for the server to close. */
+  async end(): Promise<void> {
+    this.socket.end()
+    await this.closed
+  }
+
+  destroy(): void {
+    this.socket.destroy()
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** A connected, registered client, destroyed when the test ends. */
+export async function registered(t: TestContext, port: number, name: string, flags = 0): Promise<NativeClient> {
+  const c = await NativeClient.connect(port, t)
+  await c.register(name, flags)
+  return c
+}
+
+/** A new connection logged in as `who` with its token (poll mode with SessionFlag.POLL). */
+export async function loggedIn(t: TestContext, port: number, who: NativeClient | { id: number; token: string }, flags = 0): Promise<NativeClient> {
+  const c = await NativeClient.connect(port, t)
+  await c.login({ id: who.id }, who.token, flags)
+  return c
+}
+
+export { SessionFlag }
