@@ -78,7 +78,10 @@ if (unreachable !== undefined) {
       await c.connect()
       try {
         const { rows } = await c.query(`SELECT version FROM ${schema}.schema_version ORDER BY version`)
-        assert.deepEqual(rows.map((r: { version: number }) => r.version), [1])
+        assert.deepEqual(
+          rows.map((r: { version: number }) => r.version),
+          [1],
+        )
       } finally {
         await c.end()
       }

@@ -180,8 +180,7 @@ export function runStoreContract(
       const results = await Promise.allSettled(Array.from({ length: 8 }, () => store.createUser('race', null, T0)))
       const won = results.filter((r) => r.status === 'fulfilled')
       assert.equal(won.length, 1)
-      for (const r of results)
-        if (r.status === 'rejected') assert.equal((r.reason as BrokerError).code, 'SB_ERR_NAME_TAKEN')
+      for (const r of results) if (r.status === 'rejected') assert.equal((r.reason as BrokerError).code, 'SB_ERR_NAME_TAKEN')
       assert.equal(await store.countUsers(), 1)
     })
 
@@ -204,8 +203,7 @@ export function runStoreContract(
       const users = await Promise.all(['u1', 'u2', 'u3', 'u4'].map((n) => store.createUser(n, null, T0)))
       const results = await Promise.allSettled(users.map((u) => store.renameUser(u.id, 'prize')))
       assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1)
-      for (const r of results)
-        if (r.status === 'rejected') assert.equal((r.reason as BrokerError).code, 'SB_ERR_NAME_TAKEN')
+      for (const r of results) if (r.status === 'rejected') assert.equal((r.reason as BrokerError).code, 'SB_ERR_NAME_TAKEN')
       const winner = await store.userByName('prize')
       assert.ok(winner !== undefined)
       for (const [i, u] of users.entries())
@@ -274,14 +272,20 @@ export function runStoreContract(
       const r2 = await store.commit([send([copy(b.id)]), send([copy(a.id)])])
       assert.deepEqual(seqsOf(r2[0]), [2])
       assert.deepEqual(seqsOf(r2[1]), [4])
-      assert.deepEqual((await store.readQueue(a.id, 0, 100, T0)).map((m) => m.seq), [1, 2, 3, 4])
+      assert.deepEqual(
+        (await store.readQueue(a.id, 0, 100, T0)).map((m) => m.seq),
+        [1, 2, 3, 4],
+      )
     })
 
     test('commit: seqs keep growing after acks (an acknowledged seq is never handed out again)', async (store) => {
       const a = await store.createUser('a', null, T0)
       assert.equal(await sendOne(store, copy(a.id)), 1)
       assert.equal(await sendOne(store, copy(a.id)), 2)
-      await store.commit([{ type: 'ack', user: a.id, seq: 1 }, { type: 'ack', user: a.id, seq: 2 }])
+      await store.commit([
+        { type: 'ack', user: a.id, seq: 1 },
+        { type: 'ack', user: a.id, seq: 2 },
+      ])
       assert.equal(await sendOne(store, copy(a.id)), 3)
     })
 
@@ -294,7 +298,10 @@ export function runStoreContract(
       const reopened = await opts.reopen(store)
       swap(reopened)
       assert.equal(await sendOne(reopened, copy(a.id)), 3)
-      assert.deepEqual((await reopened.readQueue(a.id, 0, 10, T0)).map((m) => m.seq), [1, 3])
+      assert.deepEqual(
+        (await reopened.readQueue(a.id, 0, 10, T0)).map((m) => m.seq),
+        [1, 3],
+      )
       assert.deepEqual(await reopened.queueStats(a.id), { count: 2, bytes: 10 })
     })
 
@@ -311,8 +318,14 @@ export function runStoreContract(
       assert.equal((await s.expire(T0, 10)).length, 1)
       assert.deepEqual(await s.queueStats(a.id), { count: 2, bytes: 10 })
       // The limit sees the true count: two queued, room for exactly one more under maxCount 3.
-      const res = await s.commit([send([copy(a.id)], { maxCount: 3, maxBytes: 1 << 20 }), send([copy(a.id)], { maxCount: 3, maxBytes: 1 << 20 })])
-      assert.deepEqual(res.map((r) => seqsOf(r)[0]), [5, 0])
+      const res = await s.commit([
+        send([copy(a.id)], { maxCount: 3, maxBytes: 1 << 20 }),
+        send([copy(a.id)], { maxCount: 3, maxBytes: 1 << 20 }),
+      ])
+      assert.deepEqual(
+        res.map((r) => seqsOf(r)[0]),
+        [5, 0],
+      )
     })
 
     test('commit: every field of a copy round-trips (binary body, topic, expiry, notBefore in the past, fileId)', async (store) => {
@@ -395,7 +408,10 @@ export function runStoreContract(
         Array.from({ length: 10 }, () => store.commit(Array.from({ length: 10 }, () => send([copy(a.id)])))),
       )
       const all = batches.flatMap((b) => b.flatMap((r) => seqsOf(r))).sort((x, y) => x - y)
-      assert.deepEqual(all, Array.from({ length: 100 }, (_, i) => i + 1))
+      assert.deepEqual(
+        all,
+        Array.from({ length: 100 }, (_, i) => i + 1),
+      )
       assert.deepEqual(await store.queueStats(a.id), { count: 100, bytes: 500 })
     })
 
@@ -413,7 +429,10 @@ export function runStoreContract(
         ])
         for (const idx of [0, 1]) {
           const seqs = [...r1, ...r2].map((r) => seqsOf(r)[idx]!).sort((x, y) => x - y)
-          assert.deepEqual(seqs, Array.from({ length: 40 }, (_, i) => i + 1))
+          assert.deepEqual(
+            seqs,
+            Array.from({ length: 40 }, (_, i) => i + 1),
+          )
         }
         assert.deepEqual(await other.queueStats(a.id), { count: 40, bytes: 200 })
       } finally {
@@ -427,17 +446,28 @@ export function runStoreContract(
       const a = await store.createUser('a', null, T0)
       const b = await store.createUser('b', null, T0)
       const limits = { maxCount: 2, maxBytes: 1 << 20 }
-      const res = await store.commit([send([copy(a.id)], limits), send([copy(a.id)], limits), send([copy(a.id), copy(b.id)], limits)])
+      const res = await store.commit([
+        send([copy(a.id)], limits),
+        send([copy(a.id)], limits),
+        send([copy(a.id), copy(b.id)], limits),
+      ])
       assert.deepEqual(seqsOf(res[0]), [1])
       assert.deepEqual(seqsOf(res[1]), [2])
       assert.deepEqual(seqsOf(res[2]), [0, 1], 'a full queue refuses its copy only')
       assert.deepEqual(await store.queueStats(a.id), { count: 2, bytes: 10 })
       // An ack frees room, and the next seq is 3: the refused copy left no gap.
-      const res2 = await store.commit([{ type: 'ack', user: a.id, seq: 1 }, send([copy(a.id)], limits), send([copy(a.id)], limits)])
+      const res2 = await store.commit([
+        { type: 'ack', user: a.id, seq: 1 },
+        send([copy(a.id)], limits),
+        send([copy(a.id)], limits),
+      ])
       assert.equal(removedOf(res2[0])?.seq, 1)
       assert.deepEqual(seqsOf(res2[1]), [3])
       assert.deepEqual(seqsOf(res2[2]), [0])
-      assert.deepEqual((await store.readQueue(a.id, 0, 10, T0)).map((m) => m.seq), [2, 3])
+      assert.deepEqual(
+        (await store.readQueue(a.id, 0, 10, T0)).map((m) => m.seq),
+        [2, 3],
+      )
     })
 
     test('queue limits: maxBytes counts body bytes; exactly at the limit is allowed', async (store) => {
@@ -449,7 +479,10 @@ export function runStoreContract(
         send([copy(a.id, { body: Buffer.alloc(4) })], limits),
         send([copy(a.id, { body: Buffer.alloc(1) })], limits),
       ])
-      assert.deepEqual(res.map((r) => seqsOf(r)[0]), [1, 0, 2, 0])
+      assert.deepEqual(
+        res.map((r) => seqsOf(r)[0]),
+        [1, 0, 2, 0],
+      )
       assert.deepEqual(await store.queueStats(a.id), { count: 2, bytes: 10 })
     })
 
@@ -457,7 +490,11 @@ export function runStoreContract(
       const a = await store.createUser('a', null, T0)
       const limits = { maxCount: 1, maxBytes: 1 << 20 }
       assert.equal(await sendOne(store, copy(a.id), limits), 1)
-      const res = await store.commit([send([copy(a.id)], limits), { type: 'ack', user: a.id, seq: 1 }, send([copy(a.id)], limits)])
+      const res = await store.commit([
+        send([copy(a.id)], limits),
+        { type: 'ack', user: a.id, seq: 1 },
+        send([copy(a.id)], limits),
+      ])
       assert.deepEqual(seqsOf(res[0]), [0])
       assert.equal(removedOf(res[1])?.seq, 1)
       assert.deepEqual(seqsOf(res[2]), [2])
@@ -487,8 +524,15 @@ export function runStoreContract(
       const late = copy(a.id, { notBefore: T0 + 300, body: Buffer.from('late') })
       const early = copy(a.id, { notBefore: T0 + 100, body: Buffer.from('early') })
       const res = await store.commit([send([late]), send([early]), send([copy(a.id)])])
-      assert.deepEqual(res.map((r) => seqsOf(r)[0]), [-1, -1, 1])
-      assert.deepEqual((await store.readQueue(a.id, 0, 10, T0 + 1000)).map((m) => m.seq), [1], 'held messages are not queued yet')
+      assert.deepEqual(
+        res.map((r) => seqsOf(r)[0]),
+        [-1, -1, 1],
+      )
+      assert.deepEqual(
+        (await store.readQueue(a.id, 0, 10, T0 + 1000)).map((m) => m.seq),
+        [1],
+        'held messages are not queued yet',
+      )
       assert.deepEqual(await store.releaseDue(T0 + 99, 10), [], 'nothing is due yet')
       const first = await store.releaseDue(T0 + 100, 10)
       assert.equal(first.length, 1)
@@ -499,21 +543,42 @@ export function runStoreContract(
       assertSameMessage(second[0]!, { ...late, seq: 4 })
       assert.deepEqual(await store.releaseDue(T0 + 1000, 10), [], 'released once only')
       const q = await store.readQueue(a.id, 0, 10, T0 + 1000)
-      assert.deepEqual(q.map((m) => m.body.toString()), ['hello', 'early', 'hello', 'late'])
+      assert.deepEqual(
+        q.map((m) => m.body.toString()),
+        ['hello', 'early', 'hello', 'late'],
+      )
     })
 
     test('held: releaseDue honours its limit and releases ties in commit order', async (store) => {
       const a = await store.createUser('a', null, T0)
       const b = await store.createUser('b', null, T0)
-      const ops = Array.from({ length: 5 }, (_, i) => send([copy(i % 2 ? b.id : a.id, { notBefore: T0 + 50, body: Buffer.from(`m${i}`) })]))
+      const ops = Array.from({ length: 5 }, (_, i) =>
+        send([copy(i % 2 ? b.id : a.id, { notBefore: T0 + 50, body: Buffer.from(`m${i}`) })]),
+      )
       await store.commit(ops)
       const r1 = await store.releaseDue(T0 + 50, 3)
       const r2 = await store.releaseDue(T0 + 50, 3)
       assert.equal(r1.length, 3)
       assert.equal(r2.length, 2)
-      assert.deepEqual([...r1, ...r2].map((m) => m.body.toString()), ['m0', 'm1', 'm2', 'm3', 'm4'])
-      assert.deepEqual((await store.readQueue(a.id, 0, 10, T0)).map((m) => [m.seq, m.body.toString()]), [[1, 'm0'], [2, 'm2'], [3, 'm4']])
-      assert.deepEqual((await store.readQueue(b.id, 0, 10, T0)).map((m) => [m.seq, m.body.toString()]), [[1, 'm1'], [2, 'm3']])
+      assert.deepEqual(
+        [...r1, ...r2].map((m) => m.body.toString()),
+        ['m0', 'm1', 'm2', 'm3', 'm4'],
+      )
+      assert.deepEqual(
+        (await store.readQueue(a.id, 0, 10, T0)).map((m) => [m.seq, m.body.toString()]),
+        [
+          [1, 'm0'],
+          [2, 'm2'],
+          [3, 'm4'],
+        ],
+      )
+      assert.deepEqual(
+        (await store.readQueue(b.id, 0, 10, T0)).map((m) => [m.seq, m.body.toString()]),
+        [
+          [1, 'm1'],
+          [2, 'm3'],
+        ],
+      )
     })
 
     // ------------------------------------------------------------------ commit: dedupe
@@ -619,13 +684,29 @@ export function runStoreContract(
       const b = await store.createUser('b', null, T0)
       await store.commit(Array.from({ length: 10 }, (_, i) => send([copy(a.id, { body: Buffer.from(`m${i + 1}`) }), copy(b.id)])))
       const q = await store.readQueue(a.id, 0, 100, T0)
-      assert.deepEqual(q.map((m) => m.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
-      assert.deepEqual(q.map((m) => m.body.toString()), q.map((m) => `m${m.seq}`))
+      assert.deepEqual(
+        q.map((m) => m.seq),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+      )
+      assert.deepEqual(
+        q.map((m) => m.body.toString()),
+        q.map((m) => `m${m.seq}`),
+      )
       assert.ok(q.every((m) => m.to === a.id))
-      assert.deepEqual((await store.readQueue(a.id, 4, 3, T0)).map((m) => m.seq), [5, 6, 7])
-      assert.deepEqual((await store.readQueue(a.id, 10, 5, T0)).map((m) => m.seq), [])
+      assert.deepEqual(
+        (await store.readQueue(a.id, 4, 3, T0)).map((m) => m.seq),
+        [5, 6, 7],
+      )
+      assert.deepEqual(
+        (await store.readQueue(a.id, 10, 5, T0)).map((m) => m.seq),
+        [],
+      )
       await store.commit([{ type: 'ack', user: a.id, seq: 5 }])
-      assert.deepEqual((await store.readQueue(a.id, 3, 3, T0)).map((m) => m.seq), [4, 6, 7], 'gaps from acks are skipped')
+      assert.deepEqual(
+        (await store.readQueue(a.id, 3, 3, T0)).map((m) => m.seq),
+        [4, 6, 7],
+        'gaps from acks are skipped',
+      )
       assert.deepEqual(await store.readQueue(424242, 0, 10, T0), [])
     })
 
@@ -636,9 +717,18 @@ export function runStoreContract(
         send([copy(a.id)]),
         send([copy(a.id, { expiresAt: T0 + 200 })]),
       ])
-      assert.deepEqual((await store.readQueue(a.id, 0, 10, T0 + 99)).map((m) => m.seq), [1, 2, 3])
-      assert.deepEqual((await store.readQueue(a.id, 0, 10, T0 + 100)).map((m) => m.seq), [2, 3])
-      assert.deepEqual((await store.readQueue(a.id, 0, 10, T0 + 200)).map((m) => m.seq), [2])
+      assert.deepEqual(
+        (await store.readQueue(a.id, 0, 10, T0 + 99)).map((m) => m.seq),
+        [1, 2, 3],
+      )
+      assert.deepEqual(
+        (await store.readQueue(a.id, 0, 10, T0 + 100)).map((m) => m.seq),
+        [2, 3],
+      )
+      assert.deepEqual(
+        (await store.readQueue(a.id, 0, 10, T0 + 200)).map((m) => m.seq),
+        [2],
+      )
       assert.equal((await store.queueStats(a.id)).count, 3, 'reading does not expire')
     })
 
@@ -660,7 +750,10 @@ export function runStoreContract(
       assert.deepEqual([...first, ...second].map((m) => m.msgId).sort(), [101, 102, 103])
       for (const m of [...first, ...second]) assert.equal(m.expiresAt, T0 + 10)
       assert.deepEqual(await store.expire(T0 + 10, 100), [], 'expired once only')
-      assert.deepEqual((await store.readQueue(a.id, 0, 10, 0)).map((m) => m.msgId), [104, 105])
+      assert.deepEqual(
+        (await store.readQueue(a.id, 0, 10, 0)).map((m) => m.msgId),
+        [104, 105],
+      )
       assert.deepEqual(await store.queueStats(b.id), { count: 0, bytes: 0 })
     })
 
@@ -668,7 +761,10 @@ export function runStoreContract(
       const a = await store.createUser('a', null, T0)
       await store.commit(Array.from({ length: 20 }, () => send([copy(a.id, { expiresAt: T0 })])))
       const all = (await Promise.all(Array.from({ length: 4 }, () => store.expire(T0, 100)))).flat()
-      assert.deepEqual(all.map((m) => m.seq).sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i + 1))
+      assert.deepEqual(
+        all.map((m) => m.seq).sort((x, y) => x - y),
+        Array.from({ length: 20 }, (_, i) => i + 1),
+      )
     })
 
     // ------------------------------------------------------------------ topics
@@ -681,7 +777,10 @@ export function runStoreContract(
       assert.equal(await store.subscribe(a.id, 'news'), true)
       assert.equal(await store.subscribe(a.id, 'alerts'), true)
       assert.equal(await store.subscribe(a.id, 'ünï'), true)
-      assert.deepEqual(await store.subscribers('news'), [a.id, b.id].sort((x, y) => x - y))
+      assert.deepEqual(
+        await store.subscribers('news'),
+        [a.id, b.id].sort((x, y) => x - y),
+      )
       assert.deepEqual(await store.subscribers('none'), [])
       assert.deepEqual(await store.subscriptions(a.id), ['alerts', 'news', 'ünï'])
       assert.deepEqual(await store.topics(), [
@@ -693,7 +792,11 @@ export function runStoreContract(
       assert.equal(await store.unsubscribe(a.id, 'news'), false)
       assert.deepEqual(await store.subscribers('news'), [b.id])
       await store.unsubscribe(a.id, 'alerts')
-      assert.deepEqual((await store.topics()).map((t) => t.topic), ['news', 'ünï'], 'a topic without subscribers is gone')
+      assert.deepEqual(
+        (await store.topics()).map((t) => t.topic),
+        ['news', 'ünï'],
+        'a topic without subscribers is gone',
+      )
     })
 
     // ------------------------------------------------------------------ blocks
@@ -707,7 +810,10 @@ export function runStoreContract(
       assert.equal(await store.block(a.id, b.id), true)
       assert.equal(await store.isBlocked(a.id, b.id), true, 'a blocked b')
       assert.equal(await store.isBlocked(b.id, a.id), false, 'b did not block a')
-      assert.deepEqual(await store.blocked(a.id), [b.id, c.id].sort((x, y) => x - y))
+      assert.deepEqual(
+        await store.blocked(a.id),
+        [b.id, c.id].sort((x, y) => x - y),
+      )
       assert.deepEqual(await store.blocked(b.id), [])
       assert.equal(await store.unblock(a.id, b.id), true)
       assert.equal(await store.unblock(a.id, b.id), false)

@@ -81,7 +81,8 @@ export class FakeSink implements SessionSink {
       const hit = this.events.find(pred)
       if (hit !== undefined) return hit
       const left = end - Date.now()
-      if (left <= 0) throw new Error(`timed out waiting for ${what}; got ${this.events.map((e) => e.type).join(', ') || 'nothing'}`)
+      if (left <= 0)
+        throw new Error(`timed out waiting for ${what}; got ${this.events.map((e) => e.type).join(', ') || 'nothing'}`)
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left)
         this.waiters.push(() => {

@@ -12,9 +12,14 @@ const unavailable = await clusterServicesUnavailable()
 
 type MessageEv = Extract<Outbound, { type: 'message' }>
 type ReceiptEv = Extract<Outbound, { type: 'receipt' }>
-const message = (body: string) => (ev: Outbound): ev is MessageEv => ev.type === 'message' && ev.msg.body.toString() === body
-const receipt = (msgId: number, status: number) => (ev: Outbound): ev is ReceiptEv =>
-  ev.type === 'receipt' && ev.receipt.msgId === msgId && ev.receipt.status === status
+const message =
+  (body: string) =>
+  (ev: Outbound): ev is MessageEv =>
+    ev.type === 'message' && ev.msg.body.toString() === body
+const receipt =
+  (msgId: number, status: number) =>
+  (ev: Outbound): ev is ReceiptEv =>
+    ev.type === 'receipt' && ev.receipt.msgId === msgId && ev.receipt.status === status
 
 describe('cluster: three nodes over PostgreSQL and Redis', { skip: unavailable }, () => {
   let cluster: Cluster
@@ -29,7 +34,12 @@ describe('cluster: three nodes over PostgreSQL and Redis', { skip: unavailable }
     const sb = new FakeSink()
     const alice = await A.register('alice', 'test', sa)
     const bob = await B.register('bob', 'test', sb)
-    const res = await A.send(alice.session, { to: { kind: 'name', name: 'bob' }, body: Buffer.from('hi bob'), msgId: 1, receipt: true })
+    const res = await A.send(alice.session, {
+      to: { kind: 'name', name: 'bob' },
+      body: Buffer.from('hi bob'),
+      msgId: 1,
+      receipt: true,
+    })
     assert.equal(res.status, 'queued', 'bob is online on another node')
     assert.equal(res.seq, 1)
     const got = await sb.waitFor('the message on B', message('hi bob'))
@@ -51,11 +61,20 @@ describe('cluster: three nodes over PostgreSQL and Redis', { skip: unavailable }
     const to = await C.register('orderto', 'test', s2)
     const N = 100
     const results = await Promise.all(
-      Array.from({ length: N }, (_, i) => A.send(from.session, { to: { kind: 'user', id: to.user.id }, body: Buffer.from(`m${i}`), msgId: i + 1 })),
+      Array.from({ length: N }, (_, i) =>
+        A.send(from.session, { to: { kind: 'user', id: to.user.id }, body: Buffer.from(`m${i}`), msgId: i + 1 }),
+      ),
     )
-    assert.deepEqual(results.map((r) => r.seq), Array.from({ length: N }, (_, i) => i + 1), 'accepted in order, gap-free')
+    assert.deepEqual(
+      results.map((r) => r.seq),
+      Array.from({ length: N }, (_, i) => i + 1),
+      'accepted in order, gap-free',
+    )
     await s2.waitFor('the last message', message(`m${N - 1}`))
-    assert.deepEqual(s2.messages(), Array.from({ length: N }, (_, i) => `m${i}`))
+    assert.deepEqual(
+      s2.messages(),
+      Array.from({ length: N }, (_, i) => `m${i}`),
+    )
   })
 
   it('a message to a user offline everywhere is stored (202); it is pushed when the user logs in on another node', async () => {
@@ -65,7 +84,12 @@ describe('cluster: three nodes over PostgreSQL and Redis', { skip: unavailable }
     const carol = await C.register('carol', 'test', new FakeSink())
     C.detach(carol.session)
     await waitUntil('carol offline everywhere', async () => !(await A.bus.isOnline(carol.user.id)))
-    const res = await A.send(sender.session, { to: { kind: 'name', name: 'carol' }, body: Buffer.from('while you were out'), msgId: 7, receipt: true })
+    const res = await A.send(sender.session, {
+      to: { kind: 'name', name: 'carol' },
+      body: Buffer.from('while you were out'),
+      msgId: 7,
+      receipt: true,
+    })
     assert.equal(res.status, 'stored')
     await sa.waitFor('the STORED receipt', receipt(7, ReceiptStatus.STORED))
     const sc = new FakeSink()
@@ -158,7 +182,12 @@ describe('cluster: a node dies', { skip: unavailable }, () => {
     assert.equal(await A.bus.isOnline(victim.user.id), false)
     assert.equal(await B.bus.isOnline(victim.user.id), false)
     // Accepted messages for the victim are stored, and delivered when it comes back on a survivor.
-    const res = await A.send(w.session, { to: { kind: 'name', name: 'victim' }, body: Buffer.from('after the crash'), msgId: 9, receipt: true })
+    const res = await A.send(w.session, {
+      to: { kind: 'name', name: 'victim' },
+      body: Buffer.from('after the crash'),
+      msgId: 9,
+      receipt: true,
+    })
     assert.equal(res.status, 'stored')
     const back = new FakeSink()
     await B.login({ name: 'victim' }, victim.token, 'test', back)

@@ -116,10 +116,16 @@ if (unreachable !== undefined) {
       assert.equal(await b.bus.nodeOf(1), 'a')
       await b.bus.setOnline(presence(2, 'bob'))
       const list = (await a.bus.online()).sort((x, y) => x.id - y.id)
-      assert.deepEqual(list, [{ ...presence(1, 'alice'), node: 'a' }, { ...presence(2, 'bob'), node: 'b' }])
+      assert.deepEqual(list, [
+        { ...presence(1, 'alice'), node: 'a' },
+        { ...presence(2, 'bob'), node: 'b' },
+      ])
       await a.bus.setOffline(1)
       assert.equal(await b.bus.isOnline(1), false)
-      assert.deepEqual((await b.bus.online()).map((p) => p.id), [2])
+      assert.deepEqual(
+        (await b.bus.online()).map((p) => p.id),
+        [2],
+      )
     })
 
     it('setOffline by the old node does not remove a user who moved to another node', async (t) => {
@@ -228,7 +234,9 @@ if (unreachable !== undefined) {
       t0 = performance.now()
       for (let i = 0; i < N; i++) assert.equal(await a.bus.isOnline(2), true)
       const local = ((performance.now() - t0) * 1000) / N
-      t.diagnostic(`isOnline: remote ${remote.toFixed(1)} µs sequential, ${pipelined.toFixed(1)} µs each when ${N} are concurrent; local ${local.toFixed(2)} µs`)
+      t.diagnostic(
+        `isOnline: remote ${remote.toFixed(1)} µs sequential, ${pipelined.toFixed(1)} µs each when ${N} are concurrent; local ${local.toFixed(2)} µs`,
+      )
       assert.ok(remote > 0 && local >= 0)
     })
 
@@ -245,4 +253,3 @@ if (unreachable !== undefined) {
     })
   })
 }
-

@@ -11,9 +11,7 @@ import type { BusMessage } from '../bus.js'
 
 export const BUS_CODEC_VERSION = 1
 
-export type DecodedBus =
-  | { ok: true; node: string; msg: BusMessage }
-  | { ok: false; reason: string }
+export type DecodedBus = { ok: true; node: string; msg: BusMessage } | { ok: false; reason: string }
 
 const B64 = '$b64'
 const ESC = '$esc'
@@ -39,9 +37,10 @@ function fromJson(v: unknown): unknown {
   const o = v as Record<string, unknown>
   const keys = Object.keys(o)
   if (keys.length === 1 && keys[0] === B64 && typeof o[B64] === 'string') return Buffer.from(o[B64], 'base64')
-  const src = keys.length === 1 && keys[0] === ESC && o[ESC] !== null && typeof o[ESC] === 'object' && !Array.isArray(o[ESC])
-    ? (o[ESC] as Record<string, unknown>)
-    : o
+  const src =
+    keys.length === 1 && keys[0] === ESC && o[ESC] !== null && typeof o[ESC] === 'object' && !Array.isArray(o[ESC])
+      ? (o[ESC] as Record<string, unknown>)
+      : o
   const out: Record<string, unknown> = {}
   for (const [k, x] of Object.entries(src)) {
     if (k === '__proto__') continue // JSON.parse makes it an own key; assigning it would set the prototype
@@ -81,7 +80,8 @@ export function decodeBus(text: string | Buffer): DecodedBus {
       if (!isNum(m.except) || !isObj(m.ev) || typeof m.ev.type !== 'string') return { ok: false, reason: 'malformed broadcast' }
       break
     case 'kick':
-      if (!isNum(m.user) || typeof m.reason !== 'string' || typeof m.node !== 'string') return { ok: false, reason: 'malformed kick' }
+      if (!isNum(m.user) || typeof m.reason !== 'string' || typeof m.node !== 'string')
+        return { ok: false, reason: 'malformed kick' }
       break
     default:
       return { ok: false, reason: `unknown message type ${String(m.type)}` }

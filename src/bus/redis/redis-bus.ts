@@ -231,7 +231,9 @@ export class RedisBus implements Bus {
   publish(m: BusMessage): void {
     if (this.cmd === undefined || this.closed) return
     this.counters.published++
-    this.cmd.publish(this.keys.bus, encodeBus(this.nodeId, m)).catch((err: unknown) => this.log.warn({ err, type: m.type }, 'bus publish failed'))
+    this.cmd
+      .publish(this.keys.bus, encodeBus(this.nodeId, m))
+      .catch((err: unknown) => this.log.warn({ err, type: m.type }, 'bus publish failed'))
   }
 
   async setOnline(info: PresenceInfo): Promise<void> {

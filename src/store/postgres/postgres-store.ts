@@ -102,7 +102,9 @@ const INT8 = 20
  */
 const types: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === INT8 && format !== 'binary' ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as pg.CustomTypesConfig['getTypeParser'],
+    oid === INT8 && format !== 'binary'
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format as 'text')) as pg.CustomTypesConfig['getTypeParser'],
 }
 
 interface QueueRow {
@@ -163,9 +165,11 @@ const UNIQUE_VIOLATION = '23505'
 const RETRYABLE = new Set(['40P01', '40001']) // deadlock detected, serialization failure
 
 const QUEUE_COLS = 'user_id, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body'
-const QUEUE_TYPES = 'bigint[], bigint[], bigint[], text[], bigint[], smallint[], bigint[], integer[], text[], bigint[], bigint[], text[], bytea[]'
+const QUEUE_TYPES =
+  'bigint[], bigint[], bigint[], text[], bigint[], smallint[], bigint[], integer[], text[], bigint[], bigint[], text[], bytea[]'
 const HELD_COLS = 'user_id, not_before, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, file_id, body'
-const HELD_TYPES = 'bigint[], bigint[], bigint[], text[], bigint[], smallint[], bigint[], integer[], text[], bigint[], text[], bytea[]'
+const HELD_TYPES =
+  'bigint[], bigint[], bigint[], text[], bigint[], smallint[], bigint[], integer[], text[], bigint[], text[], bytea[]'
 
 /** Column arrays for one multi-row INSERT ... SELECT FROM unnest(...): one statement whatever the batch size. */
 class QueueColumns {
@@ -250,9 +254,7 @@ export class PostgresStore implements Store {
       await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [MIGRATION_LOCK, this.schema])
       try {
         await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`)
-        await client.query(
-          `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`,
-        )
+        await client.query(`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`)
         const { rows } = await client.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_version')
         const current = rows[0]?.v ?? 0
         if (current > MIGRATIONS.length)
@@ -312,8 +314,7 @@ export class PostgresStore implements Store {
       )
       return { id: rows[0]!.id, name, tokenHash, createdAt: now }
     } catch (err) {
-      if (pgCode(err) === UNIQUE_VIOLATION)
-        throw new BrokerError('SB_ERR_NAME_TAKEN', `the name "${name}" is already in use`)
+      if (pgCode(err) === UNIQUE_VIOLATION) throw new BrokerError('SB_ERR_NAME_TAKEN', `the name "${name}" is already in use`)
       throw err
     }
   }
@@ -332,8 +333,7 @@ export class PostgresStore implements Store {
     try {
       await this.pool.query('UPDATE users SET name = $1 WHERE id = $2', [name, id])
     } catch (err) {
-      if (pgCode(err) === UNIQUE_VIOLATION)
-        throw new BrokerError('SB_ERR_NAME_TAKEN', `the name "${name}" is already in use`)
+      if (pgCode(err) === UNIQUE_VIOLATION) throw new BrokerError('SB_ERR_NAME_TAKEN', `the name "${name}" is already in use`)
       throw err
     }
   }
@@ -433,7 +433,9 @@ export class PostgresStore implements Store {
     if (ackUsers.length > 0) {
       const { rows } = await c.query<QueueRow>(
         `DELETE FROM queue q USING unnest($1::bigint[], $2::bigint[]) AS a(u, s)
-         WHERE q.user_id = a.u AND q.seq = a.s RETURNING ${QUEUE_COLS.split(', ').map((k) => `q.${k}`).join(', ')}`,
+         WHERE q.user_id = a.u AND q.seq = a.s RETURNING ${QUEUE_COLS.split(', ')
+           .map((k) => `q.${k}`)
+           .join(', ')}`,
         [ackUsers, ackSeqs],
       )
       for (const r of rows) acked.set(`${r.user_id}:${r.seq}`, r)
@@ -612,7 +614,9 @@ export class PostgresStore implements Store {
   }
 
   async subscribers(topic: string): Promise<number[]> {
-    const { rows } = await this.pool.query<{ user_id: number }>('SELECT user_id FROM subs WHERE topic = $1 ORDER BY user_id', [topic])
+    const { rows } = await this.pool.query<{ user_id: number }>('SELECT user_id FROM subs WHERE topic = $1 ORDER BY user_id', [
+      topic,
+    ])
     return rows.map((r) => r.user_id)
   }
 
@@ -650,7 +654,9 @@ export class PostgresStore implements Store {
   }
 
   async blocked(user: number): Promise<number[]> {
-    const { rows } = await this.pool.query<{ target: number }>('SELECT target FROM blocks WHERE user_id = $1 ORDER BY target', [user])
+    const { rows } = await this.pool.query<{ target: number }>('SELECT target FROM blocks WHERE user_id = $1 ORDER BY target', [
+      user,
+    ])
     return rows.map((r) => r.target)
   }
 }

@@ -25,13 +25,33 @@ const samples: BusMessage[] = [
   { type: 'kick', user: 12, reason: 'replaced', node: 'n1' },
   { type: 'event', to: 5, ev: { type: 'message', msg } },
   { type: 'broadcast', ev: { type: 'message', msg: { ...msg, seq: 0, body: Buffer.alloc(0) } }, except: 3 },
-  { type: 'event', to: 5, ev: { type: 'receipt', receipt: { msgId: 1, status: 200, recipient: 9, recipientName: 'x', seq: 4, at: 5 }, seq: 0 } },
-  { type: 'event', to: 5, ev: { type: 'conversation', ev: { event: 'message', convId: 'c1', peer: { id: 1, name: 'a' }, body: Buffer.from('hi ☺') } } },
-  { type: 'event', to: 5, ev: { type: 'conversation', ev: { event: 'closed', convId: 'c1', peer: { id: 1, name: 'a' }, reason: 'bye' } } },
-  { type: 'broadcast', ev: { type: 'presence', user: { id: 1, name: 'a' }, online: false, protocol: 'native', at: 9 }, except: 1 },
+  {
+    type: 'event',
+    to: 5,
+    ev: { type: 'receipt', receipt: { msgId: 1, status: 200, recipient: 9, recipientName: 'x', seq: 4, at: 5 }, seq: 0 },
+  },
+  {
+    type: 'event',
+    to: 5,
+    ev: { type: 'conversation', ev: { event: 'message', convId: 'c1', peer: { id: 1, name: 'a' }, body: Buffer.from('hi ☺') } },
+  },
+  {
+    type: 'event',
+    to: 5,
+    ev: { type: 'conversation', ev: { event: 'closed', convId: 'c1', peer: { id: 1, name: 'a' }, reason: 'bye' } },
+  },
+  {
+    type: 'broadcast',
+    ev: { type: 'presence', user: { id: 1, name: 'a' }, online: false, protocol: 'native', at: 9 },
+    except: 1,
+  },
   { type: 'broadcast', ev: { type: 'rename', user: { id: 1, name: 'b' }, oldName: 'a' }, except: 1 },
   // Free-form data that uses the codec's own marker keys must come back as it was, not as a Buffer.
-  { type: 'event', to: 2, ev: { type: 'notice', code: 'x', text: 't', data: { $b64: 'AAAA', $esc: { $b64: 'QQ==' }, n: [1, { $b64: 'x' }] } } },
+  {
+    type: 'event',
+    to: 2,
+    ev: { type: 'notice', code: 'x', text: 't', data: { $b64: 'AAAA', $esc: { $b64: 'QQ==' }, n: [1, { $b64: 'x' }] } },
+  },
 ]
 
 test('every kind of bus message round-trips, Buffers included', () => {
@@ -62,9 +82,19 @@ test('bodies are base64, not JSON byte arrays (size stays ~4/3)', () => {
 })
 
 test('decoding rejects what is not a bus message, without throwing', () => {
-  const bad = ['', 'nul', '[]', '{}', '{"v":2,"n":"a","m":{"type":"wake","user":1}}', '{"v":1,"m":{"type":"wake","user":1}}',
-    '{"v":1,"n":"a","m":{"type":"wake"}}', '{"v":1,"n":"a","m":{"type":"nope"}}', '{"v":1,"n":"a","m":{"type":"event","to":1}}',
-    '{"v":1,"n":"a","m":{"type":"kick","user":1,"reason":"x"}}', '{"v":1,"n":"a","m":null}']
+  const bad = [
+    '',
+    'nul',
+    '[]',
+    '{}',
+    '{"v":2,"n":"a","m":{"type":"wake","user":1}}',
+    '{"v":1,"m":{"type":"wake","user":1}}',
+    '{"v":1,"n":"a","m":{"type":"wake"}}',
+    '{"v":1,"n":"a","m":{"type":"nope"}}',
+    '{"v":1,"n":"a","m":{"type":"event","to":1}}',
+    '{"v":1,"n":"a","m":{"type":"kick","user":1,"reason":"x"}}',
+    '{"v":1,"n":"a","m":null}',
+  ]
   for (const b of bad) {
     const d = decodeBus(b)
     assert.equal(d.ok, false, b)
@@ -72,7 +102,9 @@ test('decoding rejects what is not a bus message, without throwing', () => {
 })
 
 test('a __proto__ key in a peer message does not change prototypes', () => {
-  const d = decodeBus('{"v":1,"n":"a","m":{"type":"event","to":1,"ev":{"type":"notice","code":"c","text":"t","data":{"__proto__":{"polluted":1}}}}}')
+  const d = decodeBus(
+    '{"v":1,"n":"a","m":{"type":"event","to":1,"ev":{"type":"notice","code":"c","text":"t","data":{"__proto__":{"polluted":1}}}}}',
+  )
   assert.ok(d.ok)
   assert.equal(({} as Record<string, unknown>).polluted, undefined)
   assert.ok(d.msg.type === 'event' && d.msg.ev.type === 'notice')
@@ -82,19 +114,27 @@ test('a __proto__ key in a peer message does not change prototypes', () => {
 test('property: arbitrary bodies and notice data round-trip; arbitrary text never throws', () => {
   const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 100_000)
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 300 }), fc.jsonValue().filter((v) => !JSON.stringify(v).includes('__proto__')), fc.string(), (bytes, data, name) => {
-      const m: BusMessage = {
-        type: 'event',
-        to: 1,
-        ev: { type: 'notice', code: name, text: name, data: { d: data as unknown, b: Buffer.from(bytes) } },
-      }
-      const d = decodeBus(encodeBus(name, m))
-      assert.ok(d.ok)
-      const back = d.msg.type === 'event' && d.msg.ev.type === 'notice' ? d.msg.ev.data : undefined
-      assert.ok(back !== undefined && Buffer.from(bytes).equals(back.b as Buffer))
-      assert.deepEqual(JSON.stringify(back.d), JSON.stringify(data))
-    }),
+    fc.property(
+      fc.uint8Array({ maxLength: 300 }),
+      fc.jsonValue().filter((v) => !JSON.stringify(v).includes('__proto__')),
+      fc.string(),
+      (bytes, data, name) => {
+        const m: BusMessage = {
+          type: 'event',
+          to: 1,
+          ev: { type: 'notice', code: name, text: name, data: { d: data as unknown, b: Buffer.from(bytes) } },
+        }
+        const d = decodeBus(encodeBus(name, m))
+        assert.ok(d.ok)
+        const back = d.msg.type === 'event' && d.msg.ev.type === 'notice' ? d.msg.ev.data : undefined
+        assert.ok(back !== undefined && Buffer.from(bytes).equals(back.b as Buffer))
+        assert.deepEqual(JSON.stringify(back.d), JSON.stringify(data))
+      },
+    ),
     { seed, numRuns: Number(process.env.FUZZ_RUNS ?? 300) },
   )
-  fc.assert(fc.property(fc.string(), (s) => void decodeBus(s)), { seed, numRuns: 300 })
+  fc.assert(
+    fc.property(fc.string(), (s) => void decodeBus(s)),
+    { seed, numRuns: 300 },
+  )
 })
