@@ -1,0 +1,322 @@
+/**
+ * Seed 001 gateway adapter: one P001Connection per TCP socket. Frames ⇄ broker calls; the byte layout is
+ * the codec's (codec.ts), the choices are written down in docs/protocol/p001.md "Switchboard gateway".
+ *
+ * - No login frame: the first frame's src names the connection (broker.claim, tokenless).
+ * - Type 0 to a user is a broker.send with a receipt. The core answers: STORED (recipient offline) and
+ *   NOT_YET (no ack within the ack timeout) become "300", DELIVERED becomes "200".
+ * - A type 0 pushed to this client is acknowledged by the client's type 1 "200" with the same messageID
+ *   and dst = the sender: that is mapped back to broker.ack(seq).
+ * - Messages that were queued before this connection named itself (stored while offline) go out as type 2
+ *   and, since the client does not answer type 2, are acknowledged as soon as they are written.
+ * - Names over 7 bytes (the original client's char[8] C string) are shown as "#<id>", which a 001 client
+ *   can answer: dst "#<id>" addresses the user by id. Nothing is ever truncated.
+ */
+import type { Socket } from 'node:net'
+import type { Broker } from '../../core/broker.js'
+import { isBrokerError } from '../../core/errors.js'
+import { decodeFileMessage } from '../../core/files.js'
+import type { Session } from '../../core/session.js'
+import { ALL_ID, ReceiptStatus, type CloseReason, type Message, type Outbound, type Receipt, type SessionSink } from '../../core/types.js'
+import { FloodGuard, fileAsText, keepSessionAlive } from '../gateway-net.js'
+import { AnswerCode, FrameType, MAX_NAME_BYTES, MAX_TEXT_BYTES, NAME_FIELD_BYTES, decode, encode, type Frame } from './codec.js'
+
+export const PROTOCOL = 'p001'
+
+export interface P001ConnectionOptions {
+  /** Frames per second a connection may send before it is closed as a flood. */
+  floodRate: number
+  /** Outbound bytes above which the sink tells the broker to pause. */
+  highWaterMark: number
+}
+
+/** Frames waiting for the async half of their handling, at most; above it the socket is paused. */
+const MAX_PENDING = 64
+
+/**
+ * The name a 001 client sees for a user: the name itself when it fits the original client's C string
+ * (1..7 bytes), else "#<id>" — reserved by the core (no name starts with '#'), so it can never collide with
+ * a real name, and a 001 client can answer it (see resolveDst).
+ */
+export function wireName(name: string, id: number): string {
+  const n = Buffer.byteLength(name, 'utf8')
+  if (n >= 1 && n <= MAX_NAME_BYTES) return name
+  const alias = `#${id}`
+  // Ids up to 9 999 999 fit "#" + 7 digits in the 8-byte field (no NUL: the codec's decoder and encoder
+  // take 8-byte names); far beyond what one deployment issues.
+  return Buffer.byteLength(alias) <= NAME_FIELD_BYTES ? alias : '#'
+}
+
+/** Split UTF-8 text into pieces of at most maxBytes bytes, never inside a character. */
+export function splitUtf8(text: string, maxBytes: number): string[] {
+  const out: string[] = []
+  let cur = ''
+  let curBytes = 0
+  for (const ch of text) {
+    const b = Buffer.byteLength(ch, 'utf8')
+    if (curBytes + b > maxBytes) {
+      out.push(cur)
+      cur = ''
+      curBytes = 0
+    }
+    cur += ch
+    curBytes += b
+  }
+  if (cur !== '' || out.length === 0) out.push(cur)
+  return out
+}
+
+export class P001Connection implements SessionSink {
+  session: Session | undefined
+  private buf: Buffer = Buffer.alloc(0)
+  private closed = false
+  private naming = false
+  private chain: Promise<void> = Promise.resolve()
+  private pending = 0
+  private paused = false
+  private readonly flood: FloodGuard
+  private stopKeepAlive: (() => void) | undefined
+  /** messageID frames pushed as type 0, by "<sender wire name>\0<messageID>", to the seq to acknowledge. */
+  private readonly awaiting = new Map<string, number>()
+
+  constructor(
+    readonly broker: Broker,
+    private readonly socket: Socket,
+    private readonly opts: P001ConnectionOptions,
+    readonly remote: string,
+  ) {
+    this.flood = new FloodGuard(opts.floodRate)
+  }
+
+  // ------------------------------------------------------------ bytes in
+
+  feed(chunk: Buffer): void {
+    if (this.closed) return
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk])
+    for (;;) {
+      const r = decode(this.buf)
+      if (!r.ok) {
+        if (r.reason === 'need-more') return
+        // No marker to resynchronise on: the stream cannot be trusted any more.
+        return this.refuse(`${r.reason} frame: ${r.detail}`)
+      }
+      this.buf = r.rest
+      if (!this.flood.take()) return this.refuse(`flood: more than ${this.opts.floodRate} frames per second`)
+      const frame = r.frame
+      this.pending++
+      if (this.pending > MAX_PENDING && !this.paused) {
+        this.paused = true
+        this.socket.pause()
+      }
+      this.chain = this.chain
+        .then(() => this.handle(frame))
+        .catch((err: unknown) => this.broker.log.error({ err, remote: this.remote }, 'p001: frame handling failed'))
+        .finally(() => {
+          this.pending--
+          if (this.paused && this.pending < MAX_PENDING / 2) {
+            this.paused = false
+            this.socket.resume()
+          }
+        })
+    }
+  }
+
+  /** The socket is gone. */
+  closedByPeer(): void {
+    if (this.closed) return
+    this.closed = true
+    this.stopKeepAlive?.()
+    if (this.session !== undefined) this.broker.detach(this.session)
+  }
+
+  drained(): void {
+    if (this.session !== undefined) this.broker.drained(this.session)
+  }
+
+  private async handle(f: Frame): Promise<void> {
+    if (this.closed) return
+    if (this.session === undefined) {
+      if (!(await this.name(f))) return
+    }
+    const s = this.session!
+    if (s.closed) return
+    switch (f.type) {
+      case FrameType.MESSAGE:
+      case FrameType.OFFLINE:
+        return this.sendMessage(s, f)
+      case FrameType.ANSWER: {
+        // The recipient's "200": dst is the original sender, messageID the one it was pushed with.
+        if (!f.text.startsWith(AnswerCode.DELIVERED)) return
+        const key = `${f.dst}\0${f.messageId}`
+        const seq = this.awaiting.get(key)
+        if (seq === undefined) return
+        this.awaiting.delete(key)
+        await this.ackQuietly(s, seq)
+        return
+      }
+      default:
+        return this.refuse(`unknown frame type ${f.type}`)
+    }
+  }
+
+  /** The first frame names the connection. Returns false when the connection was refused. */
+  private async name(f: Frame): Promise<boolean> {
+    if (this.naming) return false
+    this.naming = true
+    try {
+      this.session = await this.broker.claim(f.src, PROTOCOL, this)
+    } catch (err) {
+      // 001 has no way to say "name refused": answer the frame "300" (not delivered) and close.
+      if (f.type === FrameType.MESSAGE) this.write(encode({ type: FrameType.ANSWER, messageId: f.messageId, src: f.dst, dst: f.src, text: AnswerCode.NOT_DELIVERED }))
+      this.refuse(`name "${f.src}" refused: ${isBrokerError(err) ? err.message : 'internal error'}`)
+      return false
+    }
+    if (this.closed) {
+      this.broker.detach(this.session)
+      return false
+    }
+    this.stopKeepAlive = keepSessionAlive(this.broker, this.session)
+    this.broker.log.debug({ remote: this.remote, name: this.session.user.name }, 'p001: connection named')
+    return true
+  }
+
+  /** dst → a user: "#<id>" by id, else by name; a name never seen becomes a tokenless user (store for it). */
+  private async resolveDst(dst: string): Promise<number | undefined> {
+    try {
+      const byId = /^#(\d{1,7})$/.exec(dst)
+      if (byId) return (await this.broker.findUser({ id: Number(byId[1]) }))?.id
+      return ((await this.broker.findUser({ name: dst })) ?? (await this.broker.ensureLegacyUser(dst))).id
+    } catch {
+      return undefined // an empty or reserved name: nobody can have it
+    }
+  }
+
+  private async sendMessage(s: Session, f: Frame): Promise<void> {
+    const wantsAnswer = f.type === FrameType.MESSAGE
+    const notDelivered = (): void => {
+      if (wantsAnswer) this.answer(f.messageId, f.dst, AnswerCode.NOT_DELIVERED)
+    }
+    const to = await this.resolveDst(f.dst)
+    if (to === undefined) return notDelivered()
+    try {
+      // Not idempotent: the original client restarts its messageID at 1 on every run.
+      await this.broker.send(s, { to: { kind: 'user', id: to }, body: Buffer.from(f.text, 'utf8'), msgId: f.messageId, receipt: wantsAnswer })
+      // The answer comes from the core as a receipt: STORED (300 at once), DELIVERED (200) or NOT_YET (300).
+    } catch (err) {
+      if (isBrokerError(err) && err.code === 'SB_ERR_RATE_LIMITED') return this.refuse('flood: rate limited by the broker')
+      this.broker.log.warn({ remote: this.remote, dst: f.dst, err: isBrokerError(err) ? err.message : err }, 'p001: message refused')
+      notDelivered()
+    }
+  }
+
+  private answer(messageId: number, peer: string, code: AnswerCode): void {
+    const me = this.session === undefined ? '' : wireName(this.session.user.name, this.session.user.id)
+    this.write(encode({ type: FrameType.ANSWER, messageId: messageId >>> 0, src: peer, dst: me, text: code }))
+  }
+
+  private async ackQuietly(s: Session, seq: number): Promise<void> {
+    try {
+      await this.broker.ack(s, seq)
+    } catch (err) {
+      if (!s.closed) this.broker.log.warn({ err, seq }, 'p001: ack failed')
+    }
+  }
+
+  // ------------------------------------------------------------ SessionSink
+
+  push(ev: Outbound): boolean {
+    if (this.closed || this.session === undefined) return false
+    const s = this.session
+    switch (ev.type) {
+      case 'message':
+        this.deliver(s, ev.msg)
+        break
+      case 'receipt':
+        this.receipt(ev.receipt)
+        if (ev.seq !== 0) void this.ackQuietly(s, ev.seq)
+        break
+      case 'conversation':
+        // 001 has no direct conversations: say no at once rather than let the requester wait.
+        if (ev.ev.event === 'request') {
+          try {
+            this.broker.answerConversation(s, ev.ev.convId, false)
+          } catch {
+            // already answered or expired
+          }
+        }
+        break
+      default:
+        // notices, presence and renames have no 001 form
+        break
+    }
+    return this.socket.writableLength < this.opts.highWaterMark
+  }
+
+  private deliver(s: Session, m: Message): void {
+    if (m.to === ALL_ID || m.seq === 0) return // 001 has no room; live-only messages have no 001 form
+    let text: string
+    if (m.kind === 'file') {
+      const f = decodeFileMessage(m.body)
+      text = f === undefined ? '[file]' : fileAsText(f.name, f.size, f.fileId, f.text)
+    } else text = m.body.toString('utf8')
+    if (m.topic !== undefined) text = `[${m.topic}] ${text}`
+    const src = wireName(m.fromName, m.from)
+    const dst = wireName(s.user.name, s.user.id)
+    const messageId = m.msgId > 0 && m.msgId <= 0xffffffff ? m.msgId : m.seq % 0x1_0000_0000
+    // Queued before this connection named itself = stored while offline: type 2, not answered (ORIGINALS §001).
+    const stored = m.ts < s.since
+    const type = stored ? FrameType.OFFLINE : FrameType.MESSAGE
+    // A text longer than one frame goes in several frames with the same messageID; the first "200" acks it.
+    for (const piece of splitUtf8(text, MAX_TEXT_BYTES)) this.write(encode({ type, messageId, src, dst, text: piece }))
+    if (stored) void this.ackQuietly(s, m.seq)
+    else this.awaiting.set(`${src}\0${messageId}`, m.seq)
+  }
+
+  private receipt(r: Receipt): void {
+    let code: AnswerCode
+    switch (r.status) {
+      case ReceiptStatus.DELIVERED:
+        code = AnswerCode.DELIVERED
+        break
+      case ReceiptStatus.READ:
+        return
+      default:
+        // STORED (offline), NOT_YET (silent for the ack timeout), EXPIRED, DROPPED, DELETED: not delivered.
+        code = AnswerCode.NOT_DELIVERED
+    }
+    this.answer(r.msgId, wireName(r.recipientName, r.recipient), code)
+  }
+
+  backlog(): number {
+    return this.socket.writableLength
+  }
+
+  close(reason: CloseReason, text: string): void {
+    // 001 has no frame to say why: log it and close.
+    this.broker.log.info({ remote: this.remote, reason, text }, 'p001: session closed by the broker')
+    this.session = undefined
+    this.shut()
+  }
+
+  // ------------------------------------------------------------ out
+
+  private write(buf: Buffer): void {
+    if (!this.closed && !this.socket.destroyed) this.socket.write(buf)
+  }
+
+  /** Bad input: log why and close this connection only. */
+  private refuse(why: string): void {
+    if (this.closed) return
+    this.broker.log.warn({ remote: this.remote, name: this.session?.user.name }, `p001: closing connection: ${why}`)
+    this.shut()
+  }
+
+  private shut(): void {
+    if (this.closed) return
+    this.closed = true
+    this.stopKeepAlive?.()
+    if (this.session !== undefined) this.broker.detach(this.session)
+    this.socket.end()
+    setTimeout(() => this.socket.destroy(), 2000).unref()
+  }
+}
