@@ -1,43 +1,172 @@
 /**
- * TODO(switchboard engineer): Switchboard target — NOT IMPLEMENTED YET.
+ * Switchboard, started by the harness as `switchboard serve` in its own process, on its real embedded
+ * store (SQLite, WAL, synchronous=FULL: every acknowledged message is fsynced by group commit) in a
+ * temporary data directory. Clients speak the native protocol through the project's own codec.
  *
- * Fill this in once the server (bin/switchboard.js serve) and the TypeScript SDK (src/client/) exist;
- * nothing else in bench/ needs to change beyond this file (it is already registered in index.ts as
- * `switchboard`). Then run: `npm run bench -- --targets mosquitto,nats,aedes,switchboard`.
- *
- * What it must do (see target.ts for the contract; mqtt.ts and nats.ts are worked examples):
- *  - start(): start a Switchboard server the harness owns, in its own child process (like aedes.ts:
- *    fork/spawn, listen on port 0 on 127.0.0.1, report the port), with an in-memory store so the disk
- *    is not what we measure. Set `params.port`. Optionally, when `params.options['switchboard.url']`
- *    or a port is given, skip start() and attach to an already running server instead.
- *  - stop(): SIGTERM, wait, SIGKILL after a timeout (see aedes.ts).
- *  - serverPid(): the pid of that child (used for VmRSS per idle connection and server CPU %).
- *  - connect(id, { receiveDirect, receiveBroadcast }): open one SDK connection logged in as user
- *    `bench-${runId}-${id}` (so runs do not collide). If receiveBroadcast, join whatever "ALL"
- *    means in Switchboard. Resolve only when the server has confirmed login/join, so no message sent
- *    after connect() resolves can be missed.
- *  - BenchClient.sendDirect(to, body): send `body` to user `bench-${runId}-${to}` and resolve when the
- *    server's ack for that message arrives (reject on error/nack). Say in `semantics` what the ack
- *    means (server accepted? persisted? delivered?), because the peers' acks mean "broker accepted".
- *  - BenchClient.publishBroadcast(body): send to ALL without waiting for an ack (at-most-once if the
- *    protocol has that mode); resolve when the SDK accepted it.
- *  - BenchClient.onMessage(cb): call cb('direct' | 'broadcast', body) with the exact bytes sent —
- *    the generator stores a float64 send timestamp in the first 8 bytes of every body.
- *  - close(): close the connection.
- *  - The same factory is called inside worker processes with `params()` from the coordinator; it
- *    must not start a server there (workers never call start()).
+ * direct: SEND to the partner's name; the promise settles on ACCEPTED, which the server sends only once
+ * the message is durable. The receiver ACKs every DELIVER, so each message is also removed from its queue
+ * (a second durable write) — like a QoS 1 subscriber's PUBACK.
+ * broadcast: SEND to ALL (the room: live, not stored), resolved when written to the socket.
  */
-import type { BenchTarget, TargetFactory } from './target.js'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { ALL_ID } from '../../src/core/types.js'
+import { encode, FrameReader } from '../../src/protocols/native/codec.js'
+import type { Frame } from '../../src/protocols/native/frames.js'
+import type { BenchClient, BenchTarget, MessageKind, TargetFactory } from './target.js'
+import { waitForExit } from '../lib/spawn.js'
 
-export const switchboardTarget: TargetFactory = (params): BenchTarget => ({
-  name: 'switchboard',
-  semantics: 'not implemented yet',
-  params: () => params,
-  serverPid: () => undefined,
-  start() {
-    return Promise.reject(new Error('switchboard bench target: not implemented yet (see bench/targets/switchboard.ts)'))
-  },
-  connect() {
-    return Promise.reject(new Error('switchboard bench target: not implemented yet (see bench/targets/switchboard.ts)'))
-  },
-})
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+
+export const switchboardTarget: TargetFactory = (params): BenchTarget => {
+  let child: ChildProcess | undefined
+  let dataDir: string | undefined
+  const userName = (id: string): string => `b${params.runId.slice(-6)}${id}`.replace(/[^A-Za-z0-9_-]/g, '').slice(0, 25)
+
+  return {
+    name: 'switchboard',
+    semantics: 'direct: ACCEPTED once fsynced (group commit), receiver ACKs each; broadcast: room, live',
+    params: () => params,
+    serverPid: () => child?.pid,
+    start: () =>
+      new Promise<void>((resolve, reject) => {
+        dataDir = mkdtempSync(tmpdir() + '/sb-bench-')
+        const c = spawn(
+          process.execPath,
+          [
+            'bin/switchboard.js',
+            'serve',
+            '--port',
+            '0',
+            '--http-port',
+            '-1',
+            '--data-dir',
+            dataDir,
+            '--log-level',
+            'warn',
+            '--log-format',
+            'json',
+            '--max-queue-length',
+            '1000000',
+            '--rate',
+            '1000000',
+          ],
+          { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+        )
+        child = c
+        const timer = setTimeout(() => reject(new Error('switchboard: no listening line within 20 s')), 20_000)
+        let out = ''
+        c.stdout!.on('data', (d: Buffer) => {
+          out += d.toString()
+          const m = /native\s+listening on [^:]+:(\d+)/.exec(out)
+          if (m !== null) {
+            clearTimeout(timer)
+            params.port = Number(m[1])
+            resolve()
+          }
+        })
+        c.once('exit', (code) => {
+          clearTimeout(timer)
+          reject(new Error(`switchboard exited early with code ${String(code)}`))
+        })
+      }),
+    stop: async () => {
+      const c = child
+      child = undefined
+      if (c !== undefined) {
+        c.kill('SIGTERM')
+        if (!(await waitForExit(c, 5000))) {
+          c.kill('SIGKILL')
+          await waitForExit(c, 2000)
+        }
+      }
+      if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true })
+    },
+    connect: (id, _opts) =>
+      new Promise<BenchClient>((resolve, reject) => {
+        const sock = net.connect(params.port, params.host)
+        sock.setNoDelay(true)
+        const reader = new FrameReader(16 * 1024 * 1024)
+        const pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>()
+        let corr = 1
+        let msgId = 1
+        let onMsg: (kind: MessageKind, body: Buffer) => void = () => {}
+        let corked = false
+        const write = (f: Frame): void => {
+          if (!corked) {
+            corked = true
+            sock.cork()
+            process.nextTick(() => {
+              corked = false
+              sock.uncork()
+            })
+          }
+          sock.write(encode(f))
+        }
+        const client: BenchClient = {
+          id,
+          sendDirect(to, body) {
+            return new Promise<void>((res, rej) => {
+              const c = corr++
+              pending.set(c, { resolve: res, reject: rej })
+              write({ type: 'SEND', corr: c, msgId: msgId++, to: { kind: 'name', name: userName(to) }, kind: 0, flags: 0, ttlMs: 0, notBefore: 0, body })
+            })
+          },
+          publishBroadcast(body) {
+            write({ type: 'SEND', corr: 0, msgId: 0, to: { kind: 'all' }, kind: 0, flags: 0, ttlMs: 0, notBefore: 0, body })
+            return Promise.resolve()
+          },
+          onMessage(cb) {
+            onMsg = cb
+          },
+          // Deleting the account frees the name for the next measurement, which connects the same ids again.
+          close: () =>
+            new Promise<void>((res) => {
+              sock.once('close', () => res())
+              write({ type: 'REQUEST', corr: corr++, op: 5, arg: '' })
+              setTimeout(() => sock.destroy(), 1000).unref()
+            }),
+        }
+        sock.on('data', (chunk: Buffer) => {
+          for (const d of reader.push(chunk)) {
+            if (!d.ok) {
+              if (d.reason !== 'need-more') sock.destroy(new Error(`bad frame from server: ${d.reason}`))
+              continue
+            }
+            const f = d.frame
+            switch (f.type) {
+              case 'WELCOME':
+                resolve(client)
+                break
+              case 'DELIVER':
+                if (f.msg.seq !== 0) write({ type: 'ACK', corr: 0, seq: f.msg.seq })
+                onMsg(f.msg.to === ALL_ID ? 'broadcast' : 'direct', f.msg.body)
+                break
+              case 'ACCEPTED':
+                pending.get(f.corr)?.resolve()
+                pending.delete(f.corr)
+                break
+              case 'ERROR': {
+                const p = pending.get(f.corr)
+                const err = new Error(`switchboard error ${f.code}: ${f.message}`)
+                if (p !== undefined) {
+                  pending.delete(f.corr)
+                  p.reject(err)
+                } else if (f.corr === 1) reject(err)
+                break
+              }
+            }
+          }
+        })
+        sock.on('error', (err) => {
+          for (const p of pending.values()) p.reject(err)
+          pending.clear()
+          reject(err)
+        })
+        sock.on('connect', () => write({ type: 'REGISTER', corr: corr++, version: 1, flags: 0, name: userName(id) }))
+      }),
+  }
+}
