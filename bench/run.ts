@@ -63,7 +63,8 @@ function parse() {
           return s as Scenario
         })
   const targetNames = values.targets.split(',').filter(Boolean)
-  for (const t of targetNames) if (targets[t] === undefined) throw new Error(`unknown target ${t}; known: ${Object.keys(targets).join(', ')}`)
+  for (const t of targetNames)
+    if (targets[t] === undefined) throw new Error(`unknown target ${t}; known: ${Object.keys(targets).join(', ')}`)
   const options: Record<string, string> = {}
   for (const kv of values.opt) {
     const i = kv.indexOf('=')
@@ -103,8 +104,12 @@ async function main(): Promise<void> {
     generatorFdLimit: maxOpenFiles('self'),
   }
   const log = (line: string): void => console.error(line)
-  log(`switchboard bench ${meta.gitSha.slice(0, 12)} · node ${meta.node} · ${meta.cpuModel} × ${meta.nproc} · ${meta.memTotalMiB} MiB`)
-  log(`scenarios ${cfg.scenarios.join(',')} · targets ${cfg.targetNames.join(',')} · ${cfg.durationMs / 1000}s (+${cfg.warmupMs / 1000}s warmup) × ${cfg.repeat}, ${cfg.workers} generator processes`)
+  log(
+    `switchboard bench ${meta.gitSha.slice(0, 12)} · node ${meta.node} · ${meta.cpuModel} × ${meta.nproc} · ${meta.memTotalMiB} MiB`,
+  )
+  log(
+    `scenarios ${cfg.scenarios.join(',')} · targets ${cfg.targetNames.join(',')} · ${cfg.durationMs / 1000}s (+${cfg.warmupMs / 1000}s warmup) × ${cfg.repeat}, ${cfg.workers} generator processes`,
+  )
 
   const rows = new Map<string, Row>()
   const notes: Record<string, string[]> = {}
@@ -126,10 +131,18 @@ async function main(): Promise<void> {
       const target = entry.factory({ host: entry.host, port: entry.port, runId, options: cfg.options })
       semantics[name] = target.semantics
       log(`${scenario} · ${name}`)
-      try {
-        await target.start?.()
-        for (let r = 0; r < cfg.repeat; r++) {
-          const ctx: ScenarioContext = { targetName: name, target, workers: cfg.workers, warmupMs: cfg.warmupMs, durationMs: cfg.durationMs, log }
+      for (let r = 0; r < cfg.repeat; r++) {
+        // A harness-owned server is restarted per repetition, so one crash costs one sample, not the rest.
+        try {
+          await target.start?.()
+          const ctx: ScenarioContext = {
+            targetName: name,
+            target,
+            workers: cfg.workers,
+            warmupMs: cfg.warmupMs,
+            durationMs: cfg.durationMs,
+            log,
+          }
           const pk = median(peak.get(name) ?? [])
           if (Number.isFinite(pk)) ctx.peakDirectRate = pk
           if (scenario === 'direct') {
@@ -139,13 +152,13 @@ async function main(): Promise<void> {
           } else if (scenario === 'broadcast') record(name, scenario, await runBroadcast(ctx))
           else if (scenario === 'latency') record(name, scenario, await runLatency(ctx))
           else record(name, scenario, await runIdle(ctx))
+        } catch (err) {
+          const msg = `${scenario}: FAILED — ${err instanceof Error ? err.message : String(err)}`
+          log(`  ${msg}`)
+          ;(notes[name] ??= []).push(msg)
+        } finally {
+          await target.stop?.().catch((e: unknown) => log(`  stop ${name}: ${String(e)}`))
         }
-      } catch (err) {
-        const msg = `${scenario}: FAILED — ${err instanceof Error ? err.message : String(err)}`
-        log(`  ${msg}`)
-        ;(notes[name] ??= []).push(msg)
-      } finally {
-        await target.stop?.().catch((e: unknown) => log(`  stop ${name}: ${String(e)}`))
       }
     }
   }
@@ -157,7 +170,9 @@ async function main(): Promise<void> {
     console.log(`\n${name}: ${semantics[name] ?? ''}`)
     for (const n of new Set(notes[name] ?? [])) console.log(`  ! ${n}`)
   }
-  console.log(`\n(x) = value ÷ best peer value for that row; "best" is max for ↑ rows, min for ↓ rows. Median of ${cfg.repeat} run(s). Total ${elapsedS} s.`)
+  console.log(
+    `\n(x) = value ÷ best peer value for that row; "best" is max for ↑ rows, min for ↓ rows. Median of ${cfg.repeat} run(s). Total ${elapsedS} s.`,
+  )
 
   if (cfg.json !== undefined) {
     const config = { ...cfg, json: undefined }
@@ -194,7 +209,8 @@ function summarise(row: Row, order: string[]): Summary {
     if (best === undefined || (row.better === 'higher' ? v > best.value : v < best.value)) best = { target: t, value: v }
   }
   const ratios: Record<string, number> = {}
-  if (best !== undefined && best.value !== 0) for (const [t, v] of Object.entries(values)) ratios[t] = Math.round((v / best.value) * 100) / 100
+  if (best !== undefined && best.value !== 0)
+    for (const [t, v] of Object.entries(values)) ratios[t] = Math.round((v / best.value) * 100) / 100
   const s: Summary = { ...row, values, ratios }
   if (best !== undefined) s.bestPeer = best
   return s
@@ -222,7 +238,8 @@ function renderTable(results: Summary[], order: string[]): string {
     r.bestPeer?.target ?? '—',
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)))
-  const line = (cells: string[]): string => cells.map((c, i) => (i >= 3 ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ')
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i >= 3 ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ')
   return ['', line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(line)].join('\n')
 }
 

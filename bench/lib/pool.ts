@@ -19,9 +19,7 @@ export type FromWorker =
   | { type: 'error'; message: string }
 
 export type ToWorker =
-  | { type: 'job'; scenario: string; target: string; params: TargetParams; job: unknown }
-  | { type: 'go' }
-  | { type: 'stop' }
+  { type: 'job'; scenario: string; target: string; params: TargetParams; job: unknown } | { type: 'go' } | { type: 'stop' }
 
 const WORKER = fileURLToPath(new URL('../worker.ts', import.meta.url))
 

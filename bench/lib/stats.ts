@@ -13,7 +13,10 @@ export function percentileSorted(sorted: readonly number[], p: number): number {
 }
 
 export function percentile(values: readonly number[], p: number): number {
-  return percentileSorted([...values].sort((a, b) => a - b), p)
+  return percentileSorted(
+    [...values].sort((a, b) => a - b),
+    p,
+  )
 }
 
 export function median(values: readonly number[]): number {

@@ -142,7 +142,14 @@ export async function runBroadcast(ctx: ScenarioContext): Promise<ScenarioOutcom
         { scenario: 'broadcast', name: 'published msgs/s', unit: 'msg/s', better: 'higher', value: Math.round(pubRate) },
       ],
       notes,
-      detail: { lossPct, published, delivered: total, generatorCpuPct: genCpu, serverCpuPct: cpu.serverCpuPct, machineBusyPct: cpu.machineBusyPct },
+      detail: {
+        lossPct,
+        published,
+        delivered: total,
+        generatorCpuPct: genCpu,
+        serverCpuPct: cpu.serverCpuPct,
+        machineBusyPct: cpu.machineBusyPct,
+      },
     }
   } finally {
     await sender.close().catch(() => {})

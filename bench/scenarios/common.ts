@@ -34,19 +34,30 @@ export interface ScenarioOutcome {
 /** Generator CPU at or above this share of one core means it, not the server, may be the limit. */
 export const GENERATOR_BOUND_PCT = 90
 
-export function cpuNotes(label: string, generatorCpuPct: number[], serverCpuPct: number | undefined, machineBusyPct: number): string[] {
+export function cpuNotes(
+  label: string,
+  generatorCpuPct: number[],
+  serverCpuPct: number | undefined,
+  machineBusyPct: number,
+): string[] {
   const notes: string[] = []
   const hot = generatorCpuPct.filter((p) => p >= GENERATOR_BOUND_PCT)
   if (hot.length > 0) {
-    notes.push(`${label}: generator-bound? ${hot.length}/${generatorCpuPct.length} generator processes at ≥${GENERATOR_BOUND_PCT}% CPU (${generatorCpuPct.map((p) => p.toFixed(0)).join('/')}%)`)
+    notes.push(
+      `${label}: generator-bound? ${hot.length}/${generatorCpuPct.length} generator processes at ≥${GENERATOR_BOUND_PCT}% CPU (${generatorCpuPct.map((p) => p.toFixed(0)).join('/')}%)`,
+    )
   }
   // Machine busy % is of all cores; convert to "% of one core" to compare with per-process numbers.
-  const otherPct = (machineBusyPct * os.availableParallelism()) - (serverCpuPct ?? 0) - generatorCpuPct.reduce((a, b) => a + b, 0)
+  const otherPct = machineBusyPct * os.availableParallelism() - (serverCpuPct ?? 0) - generatorCpuPct.reduce((a, b) => a + b, 0)
   if (serverCpuPct !== undefined && otherPct > 25) {
-    notes.push(`${label}: other processes used ~${otherPct.toFixed(0)}% of a core during the window (shared machine): expect noise`)
+    notes.push(
+      `${label}: other processes used ~${otherPct.toFixed(0)}% of a core during the window (shared machine): expect noise`,
+    )
   }
   if (machineBusyPct >= 95) {
-    notes.push(`${label}: machine CPU ${machineBusyPct.toFixed(0)}% busy (server ${serverCpuPct === undefined ? '?' : serverCpuPct.toFixed(0)}%): server and generator share the cores`)
+    notes.push(
+      `${label}: machine CPU ${machineBusyPct.toFixed(0)}% busy (server ${serverCpuPct === undefined ? '?' : serverCpuPct.toFixed(0)}%): server and generator share the cores`,
+    )
   }
   return notes
 }

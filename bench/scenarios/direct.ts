@@ -55,8 +55,12 @@ export async function directWorker(target: BenchTarget, job: DirectJob, ctl: Wor
   let skipped = 0
   let firstError: string | undefined
 
-  const receivers = await mapLimit(job.pairs, 25, ([, to]) => target.connect(to, { receiveDirect: true, receiveBroadcast: false }))
-  const senders = await mapLimit(job.pairs, 25, ([from]) => target.connect(from, { receiveDirect: false, receiveBroadcast: false }))
+  const receivers = await mapLimit(job.pairs, 25, ([, to]) =>
+    target.connect(to, { receiveDirect: true, receiveBroadcast: false }),
+  )
+  const senders = await mapLimit(job.pairs, 25, ([from]) =>
+    target.connect(from, { receiveDirect: false, receiveBroadcast: false }),
+  )
   for (const r of receivers) {
     r.onMessage((kind, body) => {
       if (kind !== 'direct' || !recording) return
@@ -232,7 +236,10 @@ const us2ms = (us: number): number => Math.round(us) / 1000
 
 export async function runDirect(ctx: ScenarioContext): Promise<ScenarioOutcome & { peak16: number }> {
   const out: ScenarioOutcome & { peak16: number } = { metrics: [], notes: [], detail: {}, peak16: Number.NaN }
-  for (const [label, size] of [['16B', 16], ['1KiB', 1024]] as const) {
+  for (const [label, size] of [
+    ['16B', 16],
+    ['1KiB', 1024],
+  ] as const) {
     const r = await runDirectOnce(ctx, size)
     if (size === 16) out.peak16 = r.ackedPerSec
     const m = (name: string, unit: string, better: 'higher' | 'lower', value: number): void => {

@@ -63,7 +63,9 @@ export async function runIdle(ctx: ScenarioContext): Promise<ScenarioOutcome> {
   }
   const serverFd = maxOpenFiles(pid)
   if (serverFd !== undefined && serverFd < IDLE_CONNECTIONS + 64) {
-    notes.push(`idle: ${ctx.targetName} has "Max open files" ${serverFd} (< ${IDLE_CONNECTIONS} + overhead); expect refused connections`)
+    notes.push(
+      `idle: ${ctx.targetName} has "Max open files" ${serverFd} (< ${IDLE_CONNECTIONS} + overhead); expect refused connections`,
+    )
   }
   const n = Math.max(1, ctx.workers)
   const jobs: IdleJob[] = Array.from({ length: n }, () => ({ ids: [], deadlineMs: 90_000 }))
@@ -106,9 +108,14 @@ export async function runIdle(ctx: ScenarioContext): Promise<ScenarioOutcome> {
   if (hwmBefore !== undefined && after !== undefined && before !== undefined && hwmBefore > before + (after - before) / 2) {
     // A long-running service keeps memory freed by earlier clients (malloc arenas, Go heap) and reuses it,
     // so the delta understates the per-connection cost. Only a service's first large run is clean.
-    notes.push(`idle: ${ctx.targetName} had already reached VmHWM ${hwmBefore} KiB before this run (RSS ${before} → ${after} KiB); freed memory was reused, so RSS/conn is understated`)
+    notes.push(
+      `idle: ${ctx.targetName} had already reached VmHWM ${hwmBefore} KiB before this run (RSS ${before} → ${after} KiB); freed memory was reused, so RSS/conn is understated`,
+    )
   }
-  if (failed > 0) notes.push(`idle: ${ctx.targetName} took ${connected}/${IDLE_CONNECTIONS} connections; ${failed} failed (first: ${firstError ?? '?'})`)
+  if (failed > 0)
+    notes.push(
+      `idle: ${ctx.targetName} took ${connected}/${IDLE_CONNECTIONS} connections; ${failed} failed (first: ${firstError ?? '?'})`,
+    )
   const metrics: ScenarioOutcome['metrics'] = []
   if (before !== undefined && after !== undefined && connected > 0) {
     metrics.push({
@@ -123,6 +130,16 @@ export async function runIdle(ctx: ScenarioContext): Promise<ScenarioOutcome> {
   return {
     metrics,
     notes,
-    detail: { rssBeforeKiB: before, hwmBeforeKiB: hwmBefore, rssAfterKiB: after, connected, failed, firstError, serverFdLimit: serverFd, generatorFdLimit: genFd, connectSecs },
+    detail: {
+      rssBeforeKiB: before,
+      hwmBeforeKiB: hwmBefore,
+      rssAfterKiB: after,
+      connected,
+      failed,
+      firstError,
+      serverFdLimit: serverFd,
+      generatorFdLimit: genFd,
+      connectSecs,
+    },
   }
 }

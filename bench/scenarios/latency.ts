@@ -24,10 +24,17 @@ export async function runLatency(ctx: ScenarioContext): Promise<ScenarioOutcome>
     `  latency @ ${offered}/s offered: ${Math.round(r.ackedPerSec)} acked/s, ack p50 ${us2ms(r.ack.percentile(50))} p99 ${us2ms(r.ack.percentile(99))} ms, ` +
       `delivery p99 ${us2ms(r.delivery.percentile(99))} ms; gen CPU ${r.generatorCpuPct.join('/')}%, server ${r.serverCpuPct ?? '?'}%, machine ${r.machineBusyPct}%`,
   )
-  if (r.skipped > 0) notes.push(`latency: ${r.skipped} scheduled sends skipped (1000 in flight per sender): offered rate not sustained`)
+  if (r.skipped > 0)
+    notes.push(`latency: ${r.skipped} scheduled sends skipped (1000 in flight per sender): offered rate not sustained`)
   if (r.errors > 0) notes.push(`latency: ${r.errors} send errors (first: ${r.firstError ?? '?'})`)
   notes.push(...cpuNotes('latency', r.generatorCpuPct, r.serverCpuPct, r.machineBusyPct))
-  const m = (name: string, unit: string, better: 'higher' | 'lower', value: number) => ({ scenario: 'latency@50%', name, unit, better, value })
+  const m = (name: string, unit: string, better: 'higher' | 'lower', value: number) => ({
+    scenario: 'latency@50%',
+    name,
+    unit,
+    better,
+    value,
+  })
   return {
     metrics: [
       m('offered msgs/s', 'msg/s', 'higher', offered),
@@ -37,6 +44,14 @@ export async function runLatency(ctx: ScenarioContext): Promise<ScenarioOutcome>
       m('delivery p99', 'ms', 'lower', us2ms(r.delivery.percentile(99))),
     ],
     notes,
-    detail: { peak, offered, skipped: r.skipped, errors: r.errors, generatorCpuPct: r.generatorCpuPct, serverCpuPct: r.serverCpuPct, machineBusyPct: r.machineBusyPct },
+    detail: {
+      peak,
+      offered,
+      skipped: r.skipped,
+      errors: r.errors,
+      generatorCpuPct: r.generatorCpuPct,
+      serverCpuPct: r.serverCpuPct,
+      machineBusyPct: r.machineBusyPct,
+    },
   }
 }

@@ -112,7 +112,17 @@ export const switchboardTarget: TargetFactory = (params): BenchTarget => {
             return new Promise<void>((res, rej) => {
               const c = corr++
               pending.set(c, { resolve: res, reject: rej })
-              write({ type: 'SEND', corr: c, msgId: msgId++, to: { kind: 'name', name: userName(to) }, kind: 0, flags: 0, ttlMs: 0, notBefore: 0, body })
+              write({
+                type: 'SEND',
+                corr: c,
+                msgId: msgId++,
+                to: { kind: 'name', name: userName(to) },
+                kind: 0,
+                flags: 0,
+                ttlMs: 0,
+                notBefore: 0,
+                body,
+              })
             })
           },
           publishBroadcast(body) {
