@@ -173,10 +173,15 @@ class Client:
 
     def bye(self) -> None:
         """End the session (the user stays registered) and close."""
-        try:
-            self._write(make("BYE", 0))
-        except OSError:
-            pass
+        if not self.closed:
+            try:
+                self._write(make("BYE", 0))
+                # Let the server read everything (an ACK just before BYE included) and close first: closing a
+                # socket with unread input sends a reset, which may discard what the server has not read yet.
+                self.sock.shutdown(socket.SHUT_WR)
+                self._thread.join(2.0)
+            except OSError:
+                pass
         self.close()
 
     # ------------------------------------------------------------------ events
@@ -189,8 +194,6 @@ class Client:
             return None
 
     def close(self) -> None:
-        if self.closed:
-            return
         self.closed = True
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
