@@ -30,6 +30,17 @@ interface Waiter {
 
 const DEFAULT_TIMEOUT = 3000
 
+/** Clients opened for a test, so the server fixture can drop them before it stops (see destroyClientsOf). */
+const clientsOf = new WeakMap<TestContext, Set<NativeClient>>()
+
+/**
+ * Destroy every client a test opened. The server fixture calls this before stopping: a graceful stop waits for
+ * every connection to close, and one that never logged in would otherwise hold it until the login timeout.
+ */
+export function destroyClientsOf(t: TestContext): void {
+  for (const c of clientsOf.get(t) ?? []) c.destroy()
+}
+
 export class NativeClient {
   /** Every frame received, in order (consumed or not). */
   readonly received: Frame[] = []
@@ -77,7 +88,12 @@ export class NativeClient {
       const socket = net.connect({ port, host: '127.0.0.1' }, () => {
         socket.off('error', reject)
         const c = new NativeClient(socket)
-        t?.after(() => c.destroy())
+        if (t !== undefined) {
+          let set = clientsOf.get(t)
+          if (set === undefined) clientsOf.set(t, (set = new Set()))
+          set.add(c)
+          t.after(() => c.destroy())
+        }
         resolve(c)
       })
       socket.once('error', reject)

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { resolveConfig } from '../../src/config.js'
 import { startServer, type RunningServer } from '../../src/server.js'
 import { silentLogger } from '../../src/core/types.js'
+import { destroyClientsOf } from './native-client.js'
 
 export interface TestServer {
   server: RunningServer
@@ -44,6 +45,7 @@ export async function startTestServer(t: TestContext, overrides: Record<string, 
   const stop = (): Promise<void> => (stopping ??= server.close())
   // One hook, so the directory is removed only after the server has closed its database.
   t.after(async () => {
+    destroyClientsOf(t)
     await stop()
     if (ownDir) rmSync(dataDir, { recursive: true, force: true })
   })
