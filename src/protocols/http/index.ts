@@ -18,13 +18,15 @@ import fastifyStatic from '@fastify/static'
 import websocket from '@fastify/websocket'
 import type { WebSocket } from 'ws'
 import type { Broker } from '../../core/broker.js'
+import type { FileService } from '../../core/files.js'
 import type { NativeOptions } from '../native/adapter.js'
 import { HttpMetrics } from './metrics.js'
 import { buildOpenApi, docsPage } from './openapi.js'
 import { HttpError, PROBLEM_TYPE, toWire } from './problem.js'
+import { registerFiles } from './files.js'
 import { registerRest } from './rest.js'
-import { routeSpec } from './routes-spec.js'
 import { HttpSessions } from './sessions.js'
+import type { Schema } from './routes-spec.js'
 import { registerSse, type SseOutlet } from './sse.js'
 import { registerWs } from './ws.js'
 import type { HttpSession } from './sessions.js'
@@ -61,7 +63,8 @@ export interface HttpOptions {
   processMetrics?: boolean
   /** Shown in the OpenAPI document. */
   version?: string
-  // TODO(files): `files?: FileService` once src/core/files.ts lands; /v1/files answers 501 until then.
+  /** The core's file service for /v1/files; without it those routes answer 501. */
+  files?: FileService | undefined
 }
 
 export interface HttpServer {
@@ -80,6 +83,22 @@ const PLACEHOLDER = `<!doctype html>
 <body><h1>Switchboard</h1><p>The web client is not built on this server (no <code>web/dist</code>).</p>
 <p>The HTTP API is here: <a href="/docs">reference</a> · <a href="/openapi.json">openapi.json</a> · <a href="/healthz">health</a> · <a href="/metrics">metrics</a>.</p></body></html>`
 
+/**
+ * Query-string and path values arrive as text: turn those the schema declares integer or boolean into
+ * numbers and booleans (anything else is left for the validator to refuse).
+ */
+export function coerceText(values: unknown, schema: Schema): void {
+  if (values === null || typeof values !== 'object') return
+  const props = (schema.properties ?? {}) as Record<string, Schema>
+  const v = values as Record<string, unknown>
+  for (const [k, s] of Object.entries(props)) {
+    const x = v[k]
+    if (typeof x !== 'string') continue
+    if (s.type === 'integer' && /^-?\d{1,16}$/.test(x)) v[k] = Number(x)
+    else if (s.type === 'boolean' && (x === 'true' || x === 'false' || x === '1' || x === '0')) v[k] = x === 'true' || x === '1'
+  }
+}
+
 /** Build the listener without opening a port. */
 export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<FastifyInstance> {
   const app = Fastify({
@@ -89,7 +108,9 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
     ajv: {
       // Reject what the schema does not allow (fastify would silently strip unknown properties); union types
       // (integer | string recipients) match without coercing a name into an id.
-      customOptions: { removeAdditional: false, allowUnionTypes: true },
+      // JSON bodies are not coerced either (ajv would turn `"to": true` into user 1): query strings and path
+      // parameters, which are text by nature, are converted by the preValidation hook below instead.
+      customOptions: { removeAdditional: false, allowUnionTypes: true, coerceTypes: false },
     },
     // SSE streams and WebSockets are ended by preClose; idle keep-alive sockets need not hold close() up.
     forceCloseConnections: 'idle',
@@ -125,6 +146,12 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
     void reply.code(w.status).type(PROBLEM_TYPE).send(w.body)
   })
 
+  app.addHook('preValidation', async (req) => {
+    const schema = req.routeOptions.schema as { querystring?: Schema; params?: Schema } | undefined
+    if (schema?.querystring !== undefined) coerceText(req.query, schema.querystring)
+    if (schema?.params !== undefined) coerceText(req.params, schema.params)
+  })
+
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched'
     metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode) })
@@ -155,13 +182,7 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
   })
   registerWs(app, { broker, nativeOptions: opts.nativeOptions, sockets })
 
-  // Files: FileService (src/core/files.ts) is being written; until it is wired these answer 501.
-  // TODO(files): stream uploads into FileService, serve downloads with Range/206 and Accept-Ranges.
-  const notYet = async (): Promise<never> => {
-    throw new HttpError('SB_HTTP_NOT_IMPLEMENTED', 'file transfer over HTTP is not available yet (FileService is not wired)')
-  }
-  app.post(routeSpec('uploadFile').url, notYet)
-  app.get(routeSpec('downloadFile').url, { schema: { params: routeSpec('downloadFile').params! } }, notYet)
+  registerFiles(app, { sessions, files: opts.files })
 
   // ------------------------------------------------------------ operations
   const doc = buildOpenApi({ version: opts.version ?? '0.1.0' })

@@ -599,10 +599,34 @@ export const routes: RouteSpec[] = [
     method: 'POST',
     url: '/v1/files',
     tag: 'files',
-    summary: 'Upload a file (streamed) — not available yet',
-    description: 'Answers 501 until the server has a file service.',
+    summary: 'Upload a file (streamed) and send it to a user, ALL or a #topic',
+    description:
+      'The request body is the file\'s bytes (any content type; curl --data-binary @file or -T file). It is streamed to disk, never held in memory, checked against its declared size (and sha256 if given), stored once, and announced to the recipients as a message of kind "file" whose text is {"fileId","name","size","sha256","text"?}. Recipients download it by id. Answers 501 when the server runs without a file service.',
     auth: 'bearer',
-    responses: { 501: { description: 'Not implemented.', contentType: 'application/problem+json', schema: ref('Problem') } },
+    querystring: {
+      type: 'object',
+      required: ['name'],
+      properties: {
+        to: { type: 'string', minLength: 1, maxLength: 256, description: 'A user name, "ALL" or "#topic" (same as a message\'s string `to`).' },
+        toId: userId,
+        name: { type: 'string', minLength: 1, maxLength: 1024, description: 'The file name the recipients see.' },
+        size: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Exact size in bytes (default: Content-Length).' },
+        sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$', description: 'Refuse the upload (422) unless the content has this hash.' },
+        text: { type: 'string', description: 'A text that travels with the file.' },
+        msgId: msgIdField,
+        receipt: { type: 'boolean' },
+        readReceipt: { type: 'boolean' },
+        idempotent: { type: 'boolean' },
+        ttlMs: { type: 'integer', minimum: 0, maximum: 0xffffffff },
+      },
+    },
+    responses: {
+      201: json(
+        'Stored and announced.',
+        obj({ fileId: { type: 'string' }, sha256: { type: 'string' }, size: { type: 'integer' }, msgId: { type: 'integer' }, status: { type: 'string' }, seq: { type: 'integer' }, recipients: { type: 'integer' } }),
+      ),
+    },
+    errors: [404, 411, 413, 422, 501, 503],
     custom: true,
   },
   {
@@ -610,11 +634,17 @@ export const routes: RouteSpec[] = [
     method: 'GET',
     url: '/v1/files/:fileId',
     tag: 'files',
-    summary: 'Download a file (Range requests resume) — not available yet',
-    description: 'Answers 501 until the server has a file service.',
+    summary: 'Download a file; a Range request resumes an interrupted download',
+    description:
+      'Only the sender and the recipients may download. Send `Range: bytes=N-` to resume from byte N (206 Partial Content with Content-Range); the ETag is the content\'s SHA-256. ?token= works in place of the Authorization header, for links.',
     auth: 'bearer-or-query',
     params: obj({ fileId: { type: 'string', minLength: 1, maxLength: 128 } }),
-    responses: { 501: { description: 'Not implemented.', contentType: 'application/problem+json', schema: ref('Problem') } },
+    querystring: { type: 'object', properties: { token: { type: 'string', description: 'For links, which cannot set headers.' } } },
+    responses: {
+      200: { description: 'The whole file.', contentType: 'application/octet-stream', schema: { type: 'string', contentMediaType: 'application/octet-stream' } },
+      206: { description: 'The requested byte range.', contentType: 'application/octet-stream', schema: { type: 'string', contentMediaType: 'application/octet-stream' } },
+    },
+    errors: [403, 404, 416, 501],
     custom: true,
   },
 
