@@ -12,8 +12,12 @@ export type BusMessage =
   | { type: 'event'; to: number; ev: Outbound }
   /** A live event for every session (the room) but `except`'s. */
   | { type: 'broadcast'; ev: Outbound; except: number }
-  /** End `user`'s session on every node but `node` (one session per user across the cluster). */
-  | { type: 'kick'; user: number; reason: CloseReason; node: string }
+  /**
+   * End `user`'s session on every node but `node` (one session per user across the cluster). A node ends
+   * its session only if it is older than `since` (ties broken by node id), so two logins racing on two
+   * nodes leave exactly one session, the newer.
+   */
+  | { type: 'kick'; user: number; reason: CloseReason; node: string; since: number }
 
 export interface Bus {
   readonly nodeId: string

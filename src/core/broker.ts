@@ -23,6 +23,7 @@ import {
   silentLogger,
   type Address,
   type CloseReason,
+  type ConversationEvent,
   type Limits,
   type Logger,
   type Message,
@@ -168,6 +169,15 @@ export class Broker {
   private reaper: NodeJS.Timeout | undefined
   private lastPrune = 0
   private startedAt = 0
+  /**
+   * Lookups on the send path, cached: id → user, name → id, recipient → whom it blocks. Kept exact by
+   * this node's renames, deletes and blocks; in a cluster, other nodes' changes arrive by the bus
+   * (renames) or age out after cacheTtlMs.
+   */
+  private readonly userCache = new Map<number, { info: UserInfo; at: number }>()
+  private readonly nameCache = new Map<string, number>()
+  private readonly blockCache = new Map<number, { set: Set<number>; at: number }>()
+  private readonly cacheTtlMs: number
   private closing = false
   readonly counters = {
     messagesIn: {} as Record<string, number>,
@@ -188,6 +198,7 @@ export class Broker {
     this.conversationTimeoutMs = opts.conversationTimeoutMs ?? 60_000
     this.dedupeRetentionMs = opts.dedupeRetentionMs ?? 7 * 24 * 3600_000
     this.committer = new Committer(this.store, this.log)
+    this.cacheTtlMs = this.bus instanceof LocalBus ? Number.POSITIVE_INFINITY : 2000
   }
 
   async start(): Promise<void> {
@@ -285,8 +296,8 @@ export class Broker {
     if (existing !== undefined) this.end(existing, 'replaced', 'you logged in again elsewhere')
     else if (this.sessions.size >= this.limits.maxConnections)
       throw new BrokerError('SB_ERR_LIMIT', `the server has maxConnections (${this.limits.maxConnections}) sessions`, 'maxConnections')
-    this.bus.publish({ type: 'kick', user: rec.id, reason: 'replaced', node: this.bus.nodeId })
     const now = this.now()
+    this.bus.publish({ type: 'kick', user: rec.id, reason: 'replaced', node: this.bus.nodeId, since: now })
     const s = new Session({ id: rec.id, name: rec.name }, protocol, sink, mode, now, this.limits.ratePerSecond * 2)
     this.sessions.set(rec.id, s)
     await this.bus.setOnline(this.presenceOf(s))
@@ -433,12 +444,12 @@ export class Broker {
       recipients = []
       for (const id of ids) {
         if (id === s.user.id) continue
-        const u = await this.store.userById(id)
-        if (u !== undefined) recipients.push({ id: u.id, name: u.name })
+        const u = await this.resolveUser({ kind: 'user', id })
+        if (u !== undefined) recipients.push(u)
       }
     } else {
       const u = await this.resolveUser(to)
-      if (u === undefined || (await this.store.isBlocked(u.id, s.user.id)))
+      if (u === undefined || (await this.isBlocked(u.id, s.user.id)))
         throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', `no such user: ${describe(to)}`)
       recipients = [u]
     }
@@ -468,10 +479,59 @@ export class Broker {
   }
 
   private async resolveUser(to: Address): Promise<UserInfo | undefined> {
-    let rec: UserRecord | undefined
-    if (to.kind === 'user') rec = to.id === SERVER_ID || to.id === ALL_ID ? undefined : await this.store.userById(to.id)
-    else if (to.kind === 'name') rec = await this.store.userByName(to.name.normalize('NFC'))
-    return rec && { id: rec.id, name: rec.name }
+    const now = this.now()
+    let id: number | undefined
+    if (to.kind === 'user') {
+      if (to.id === SERVER_ID || to.id === ALL_ID) return undefined
+      id = to.id
+    } else if (to.kind === 'name') {
+      const name = to.name.normalize('NFC')
+      const cached = this.nameCache.get(name)
+      const hit = cached === undefined ? undefined : this.userCache.get(cached)
+      if (hit !== undefined && hit.info.name === name && now - hit.at < this.cacheTtlMs) return hit.info
+      const rec = await this.store.userByName(name)
+      if (rec === undefined) {
+        this.nameCache.delete(name)
+        return undefined
+      }
+      return this.cacheUser(rec, now)
+    } else return undefined
+    const hit = this.userCache.get(id)
+    if (hit !== undefined && now - hit.at < this.cacheTtlMs) return hit.info
+    const rec = await this.store.userById(id)
+    if (rec === undefined) {
+      this.forgetUser(id)
+      return undefined
+    }
+    return this.cacheUser(rec, now)
+  }
+
+  private cacheUser(rec: UserRecord, now: number): UserInfo {
+    const old = this.userCache.get(rec.id)
+    if (old !== undefined && old.info.name !== rec.name) this.nameCache.delete(old.info.name)
+    const info = { id: rec.id, name: rec.name }
+    this.userCache.set(rec.id, { info, at: now })
+    this.nameCache.set(rec.name, rec.id)
+    return info
+  }
+
+  private forgetUser(id: number, name?: string): void {
+    const old = this.userCache.get(id)
+    if (old !== undefined) this.nameCache.delete(old.info.name)
+    if (name !== undefined && this.nameCache.get(name) === id) this.nameCache.delete(name)
+    this.userCache.delete(id)
+    this.blockCache.delete(id)
+  }
+
+  /** Is `sender` blocked by `recipient`? */
+  async isBlocked(recipient: number, sender: number): Promise<boolean> {
+    const now = this.now()
+    let hit = this.blockCache.get(recipient)
+    if (hit === undefined || now - hit.at >= this.cacheTtlMs) {
+      hit = { set: new Set(await this.store.blocked(recipient)), at: now }
+      this.blockCache.set(recipient, hit)
+    }
+    return hit.set.has(sender)
   }
 
   /** Look a user up by id or name (adapters use this to render and resolve addresses). */
@@ -690,9 +750,12 @@ export class Broker {
     const s = this.sessions.get(to)
     if (s !== undefined) {
       s.sink.push(ev)
+      if (ev.type === 'conversation') this.mirrorConversation(ev.ev, to)
       return
     }
-    if (await this.bus.isOnline(to)) {
+    // A receipt for a user not on this node goes through its queue: durable, and delivered even if that
+    // user's node died before the cluster noticed.
+    if (!(storeIfOffline && ev.type === 'receipt') && (await this.bus.isOnline(to))) {
       this.bus.publish({ type: 'event', to, ev })
       return
     }
@@ -751,17 +814,24 @@ export class Broker {
         }
         return
       }
-      case 'event':
-        this.sessions.get(m.to)?.sink.push(m.ev)
+      case 'event': {
+        const s = this.sessions.get(m.to)
+        if (s === undefined) return
+        s.sink.push(m.ev)
+        if (m.ev.type === 'conversation') this.mirrorConversation(m.ev.ev, m.to)
         return
+      }
       case 'broadcast':
+        if (m.ev.type === 'rename') this.forgetUser(m.ev.user.id, m.ev.oldName)
         if (m.ev.type === 'presence') {
           for (const w of this.sessions.values()) if (w.watchPresence && w.user.id !== m.except) w.sink.push(m.ev)
         } else this.broadcastLocal(m.ev, m.except)
         return
       case 'kick': {
         const s = this.sessions.get(m.user)
-        if (s !== undefined && m.node !== this.bus.nodeId) this.end(s, m.reason, 'you logged in again elsewhere')
+        if (s === undefined || m.node === this.bus.nodeId) return
+        const older = s.since < m.since || (s.since === m.since && this.bus.nodeId < m.node)
+        if (older) this.end(s, m.reason, 'you logged in again elsewhere')
         return
       }
     }
@@ -799,6 +869,7 @@ export class Broker {
     const old = s.user.name
     if (name === old) return { ...s.user }
     await this.store.renameUser(s.user.id, name)
+    this.forgetUser(s.user.id, old)
     s.user = { id: s.user.id, name }
     await this.bus.setOnline(this.presenceOf(s))
     this.log.info({ user: s.user.id, from: old, to: name }, 'renamed')
@@ -815,6 +886,7 @@ export class Broker {
     const user = { ...s.user }
     this.end(s, 'deleted', 'the account was deleted')
     const dropped = await this.store.deleteUser(user.id)
+    this.forgetUser(user.id, user.name)
     const now = this.now()
     for (const m of dropped)
       if (m.kind !== 'receipt' && m.flags & Flag.RECEIPT)
@@ -894,6 +966,7 @@ export class Broker {
     const u = await this.resolveUser(who)
     if (u === undefined) throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', 'no such user')
     await this.store.block(s.user.id, u.id)
+    this.blockCache.delete(s.user.id)
     return u
   }
 
@@ -903,6 +976,7 @@ export class Broker {
     const u = await this.resolveUser(who)
     if (u === undefined) throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', 'no such user')
     await this.store.unblock(s.user.id, u.id)
+    this.blockCache.delete(s.user.id)
     return u
   }
 
@@ -923,22 +997,55 @@ export class Broker {
     this.live(s)
     this.touch(s)
     const u = await this.resolveUser(target)
-    if (u === undefined || u.id === s.user.id || (await this.store.isBlocked(u.id, s.user.id)))
+    if (u === undefined || u.id === s.user.id || (await this.isBlocked(u.id, s.user.id)))
       throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', 'no such user')
-    const peer = this.sessions.get(u.id)
-    if (peer === undefined) throw new BrokerError('SB_ERR_CONFLICT', `${u.name} is not online`)
+    if (!this.sessions.has(u.id) && !(await this.bus.isOnline(u.id)))
+      throw new BrokerError('SB_ERR_CONFLICT', `${u.name} is not online`)
     const c: Conversation = { id: randomUUID(), a: { ...s.user }, b: u, open: false, timer: undefined }
     const expiresAt = this.now() + this.conversationTimeoutMs
+    // The requester's node owns the expiry; the peer's node keeps a mirror (see mirrorConversation).
     c.timer = setTimeout(() => {
-      if (c.open || !this.conversations.has(c.id)) return
+      const cur = this.conversations.get(c.id)
+      if (cur === undefined || cur.open) return
       this.conversations.delete(c.id)
-      this.sessions.get(c.a.id)?.sink.push({ type: 'conversation', ev: { event: 'expired', convId: c.id, peer: c.b } })
-      this.sessions.get(c.b.id)?.sink.push({ type: 'conversation', ev: { event: 'expired', convId: c.id, peer: c.a } })
+      this.convEvent(c.a.id, { event: 'expired', convId: c.id, peer: c.b })
+      this.convEvent(c.b.id, { event: 'expired', convId: c.id, peer: c.a })
     }, this.conversationTimeoutMs)
     c.timer.unref()
     this.conversations.set(c.id, c)
-    peer.sink.push({ type: 'conversation', ev: { event: 'request', convId: c.id, peer: c.a, expiresAt } })
+    this.convEvent(u.id, { event: 'request', convId: c.id, peer: c.a, expiresAt })
     return c.id
+  }
+
+  private convEvent(to: number, ev: ConversationEvent): void {
+    void this.deliverEvent(to, { type: 'conversation', ev }).catch((err) => this.log.warn({ err, to }, 'conversation event lost'))
+  }
+
+  /**
+   * Conversation state follows its events: the node of each party keeps a record, created by the request
+   * and changed or removed by the answer, the close or the expiry, wherever they happened.
+   */
+  private mirrorConversation(ev: ConversationEvent, to: number): void {
+    const c = this.conversations.get(ev.convId)
+    switch (ev.event) {
+      case 'request':
+        if (c === undefined)
+          this.conversations.set(ev.convId, { id: ev.convId, a: { ...ev.peer }, b: { id: to, name: this.sessions.get(to)?.user.name ?? '' }, open: false, timer: undefined })
+        return
+      case 'accepted':
+        if (c !== undefined) c.open = true
+        return
+      case 'declined':
+      case 'expired':
+      case 'closed':
+        if (c !== undefined) {
+          clearTimeout(c.timer)
+          this.conversations.delete(ev.convId)
+        }
+        return
+      case 'message':
+        return
+    }
   }
 
   answerConversation(s: Session, convId: string, accept: boolean): void {
@@ -951,8 +1058,8 @@ export class Broker {
     const event = accept ? 'accepted' : 'declined'
     if (accept) c.open = true
     else this.conversations.delete(convId)
-    this.sessions.get(c.a.id)?.sink.push({ type: 'conversation', ev: { event, convId, peer: c.b } })
-    s.sink.push({ type: 'conversation', ev: { event, convId, peer: c.a } })
+    this.convEvent(c.a.id, { event, convId, peer: c.b })
+    this.convEvent(s.user.id, { event, convId, peer: c.a })
   }
 
   conversationSend(s: Session, convId: string, body: Buffer): void {
@@ -964,7 +1071,7 @@ export class Broker {
     if (c === undefined || !c.open || (c.a.id !== s.user.id && c.b.id !== s.user.id))
       throw new BrokerError('SB_ERR_UNKNOWN_CONVERSATION', 'no such open conversation')
     const peer = c.a.id === s.user.id ? c.b : c.a
-    this.sessions.get(peer.id)?.sink.push({ type: 'conversation', ev: { event: 'message', convId, peer: { ...s.user }, body } })
+    this.convEvent(peer.id, { event: 'message', convId, peer: { ...s.user }, body })
   }
 
   closeConversation(s: Session, convId: string): void {
@@ -979,8 +1086,8 @@ export class Broker {
   private closeConversationInternal(c: Conversation, reason: string): void {
     clearTimeout(c.timer)
     this.conversations.delete(c.id)
-    this.sessions.get(c.a.id)?.sink.push({ type: 'conversation', ev: { event: 'closed', convId: c.id, peer: c.b, reason } })
-    this.sessions.get(c.b.id)?.sink.push({ type: 'conversation', ev: { event: 'closed', convId: c.id, peer: c.a, reason } })
+    this.convEvent(c.a.id, { event: 'closed', convId: c.id, peer: c.b, reason })
+    this.convEvent(c.b.id, { event: 'closed', convId: c.id, peer: c.a, reason })
   }
 
   // Text commands sent to SERVER ------------------------------------------

@@ -80,7 +80,7 @@ export function decodeBus(text: string | Buffer): DecodedBus {
       if (!isNum(m.except) || !isObj(m.ev) || typeof m.ev.type !== 'string') return { ok: false, reason: 'malformed broadcast' }
       break
     case 'kick':
-      if (!isNum(m.user) || typeof m.reason !== 'string' || typeof m.node !== 'string')
+      if (!isNum(m.user) || typeof m.reason !== 'string' || typeof m.node !== 'string' || !isNum(m.since))
         return { ok: false, reason: 'malformed kick' }
       break
     default:

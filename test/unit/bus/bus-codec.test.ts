@@ -22,7 +22,7 @@ const msg: Message = {
 
 const samples: BusMessage[] = [
   { type: 'wake', user: 12 },
-  { type: 'kick', user: 12, reason: 'replaced', node: 'n1' },
+  { type: 'kick', user: 12, reason: 'replaced', node: 'n1', since: 1700000000000 },
   { type: 'event', to: 5, ev: { type: 'message', msg } },
   { type: 'broadcast', ev: { type: 'message', msg: { ...msg, seq: 0, body: Buffer.alloc(0) } }, except: 3 },
   {
