@@ -900,7 +900,7 @@ export class Broker {
     const c = this.committer.stats
     return {
       users: await this.store.countUsers(),
-      online: this.sessions.size,
+      online: this.bus instanceof LocalBus ? this.sessions.size : (await this.bus.online()).length,
       sessionsByProtocol: byProtocol,
       uptimeMs: this.now() - this.startedAt,
       messagesIn: { ...this.counters.messagesIn },
