@@ -1,4 +1,59 @@
 import type { Command } from 'commander'
+import { Option } from 'commander'
+import { runChat } from './chat.js'
+import { runInbox, runSend } from './oneshot.js'
+
+export interface ServerFlags {
+  host: string
+  port: string
+  tls?: boolean
+  insecure?: boolean
+  url?: string
+}
+
+function serverOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--host <host>', 'server address').default('127.0.0.1').env('SWITCHBOARD_CONNECT_HOST'))
+    .addOption(new Option('--port <n>', 'native protocol port').default('7070').env('SWITCHBOARD_CONNECT_PORT'))
+    .option('--tls', 'connect with TLS')
+    .option('--insecure', 'with --tls: accept a certificate that does not verify (self-signed, for testing)')
+    .option('--url <ws-url>', 'connect over WebSocket instead, e.g. ws://127.0.0.1:7080/v1/ws')
+}
 
 /** The client commands of the `switchboard` program: chat, send, inbox. */
-export function registerClientCommands(_program: Command): void {}
+export function registerClientCommands(program: Command): void {
+  serverOptions(
+    program
+      .command('chat')
+      .argument('<name>', 'your name: registered on first use, resumed later with the remembered token')
+      .description(
+        'interactive chat: /help lists the commands; plain text goes to the room (ALL), or to the open direct conversation. ' +
+          'Credentials are kept in $SWITCHBOARD_HOME/credentials.json (default ~/.switchboard)',
+      ),
+  ).action(async (name: string, flags: ServerFlags) => {
+    process.exitCode = await runChat(name, flags)
+  })
+
+  serverOptions(
+    program
+      .command('send')
+      .description('send one message, wait for its receipt and print it. Exit status: 0 delivered, 3 stored (recipient offline), 4 not delivered yet, 1 refused or failed')
+      .requiredOption('--as <name>', 'sender name (registered on first use)')
+      .requiredOption('--to <name>', 'recipient: a user name, ALL for the room, or topic:NAME')
+      .option('--no-receipt', 'do not wait for a receipt: exit once the server accepted the message')
+      .option('--timeout <ms>', 'wait this long for a receipt', '15000')
+      .argument('<text...>', 'the message'),
+  ).action(async (text: string[], flags: ServerFlags & { as: string; to: string; receipt: boolean; timeout: string }) => {
+    process.exitCode = await runSend(flags, text.join(' '))
+  })
+
+  serverOptions(
+    program
+      .command('inbox')
+      .argument('<name>', 'whose queued messages to read')
+      .description('print the queued messages of NAME, acknowledge them and exit (poll mode, peek then ack)')
+      .option('--keep', 'print without acknowledging (they stay queued)'),
+  ).action(async (name: string, flags: ServerFlags & { keep?: boolean }) => {
+    process.exitCode = await runInbox(name, flags)
+  })
+}

@@ -398,6 +398,11 @@ export class SwitchboardClient {
   private state: 'connecting' | 'open' | 'reconnecting' | 'closed' = 'connecting'
   private nextCorr = 1
   private readonly requests = new Map<number, PendingRequest>()
+  /** A fresh msgId, for a caller that wants to know it before send() settles (pass it as SendOptions.msgId). */
+  nextMsgId(): number {
+    return this.ids.next()
+  }
+
   /** Sends not settled yet, in the order they were made (Map keeps insertion order). */
   private readonly sends = new Map<number, PendingSend>()
   private readonly sendByCorr = new Map<number, number>()

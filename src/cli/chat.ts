@@ -1,0 +1,390 @@
+/**
+ * `switchboard chat NAME`: the interactive terminal client (node:readline).
+ *
+ * Plain text goes to the room (ALL), as in the 002/004 chat rooms — unless a direct conversation is open,
+ * then it goes there, as in 003's direct chat (/all TEXT still reaches the room). The command words of the
+ * originals work beside readable long forms: 003's @target, refresh, !topic, #user and y/n; 004's
+ * >>chname<<, >>exit<< and >>sendfile<<.
+ */
+import readline from 'node:readline'
+import { resolve } from 'node:path'
+import { SwitchboardClient, SwitchboardError, type IncomingMessage, type SendResult, type Target } from '../client/client.js'
+import { downloadToFile, fileSource } from '../client/node-files.js'
+import type { ServerFlags } from './commands.js'
+import { connectOptions, loginError } from './oneshot.js'
+import { bytes, hhmmss, progressBar, receiptText } from './format.js'
+
+export const HELP = `Commands (plain text goes to the room, or to the open conversation):
+  /msg NAME TEXT        message a user (receipts: ✓ stored, ✓✓ delivered, … not yet, read)
+  @TARGET [TEXT]        003: mail a user or a topic; without TEXT you are asked for it
+  /all TEXT             say something in the room (everyone online)
+  /pub TOPIC TEXT       mail a topic's subscribers
+  /who                  who is online
+  /rename NAME          take a new name            (004: >>chname<< NAME)
+  /subscribe TOPIC      subscribe to a topic       (003: !TOPIC)
+  /unsubscribe TOPIC    /topics   /subscriptions
+  /inbox                mail that arrived since you last looked (003: refresh)
+  /talk NAME            ask NAME for a direct conversation (003: #NAME); answer a request with y or n
+  /close                close the open conversation
+  /send-file [@TARGET] PATH [TEXT]   send a file to the room or a target (004: >>sendfile<< PATH [TEXT])
+  /download ID [DIR]    download a file you were sent
+  /block NAME  /unblock NAME
+  /history              this session's messages
+  /help                 this list
+  /quit                 leave                      (004: >>exit<<)`
+
+interface Sent {
+  short: number
+  to: string
+}
+
+export async function runChat(name: string, flags: ServerFlags): Promise<number> {
+  const server = flags.url ?? `${flags.host}:${flags.port}`
+  let client: SwitchboardClient
+  try {
+    client = await SwitchboardClient.connect({ ...connectOptions(flags, name), autoRead: true })
+  } catch (err) {
+    process.stderr.write(`switchboard chat: ${loginError(err, name, server)}\n`)
+    return 1
+  }
+
+  const out = process.stdout
+  const rl = readline.createInterface({ input: process.stdin, output: out, terminal: process.stdin.isTTY === true && out.isTTY === true, historySize: 500 })
+  const history: string[] = []
+  const unreadMail: IncomingMessage[] = []
+  const sentByMsgId = new Map<number, Sent>()
+  let shortIds = 0
+  let conversation: { id: string; peer: string } | undefined
+  let request: { id: string; peer: string } | undefined
+  let waitingFor: { kind: 'mail'; target: string } | undefined
+  let quitting = false
+
+  const setPrompt = (): void => {
+    rl.setPrompt(waitingFor ? `text for ${waitingFor.target}> ` : request ? `accept ${request.peer}? [y/n]> ` : conversation ? `${client.name} ⇄ ${conversation.peer}> ` : `${client.name}> `)
+  }
+  /** Print above the input line without eating what the person is typing. */
+  const print = (line: string, keep = true): void => {
+    if (rl.terminal) {
+      readline.clearLine(out, 0)
+      readline.cursorTo(out, 0)
+    }
+    out.write(line + '\n')
+    if (keep) history.push(line)
+    if (!quitting) {
+      setPrompt()
+      rl.prompt(true)
+    }
+  }
+  const fail = (err: unknown): void => {
+    const e = err as SwitchboardError
+    print(`! ${e.message}${e.code ? ` (${e.code}${e.limit ? `, limit ${e.limit}` : ''})` : ''}`, false)
+  }
+
+  const show = (m: IncomingMessage): string => {
+    const t = `[${hhmmss(m.ts)}]`
+    const file = m.file ? ` [file ${m.file.name}, ${bytes(m.file.size)} — /download ${m.file.fileId}]` : ''
+    if (m.kind === 'notice') return `${t} * ${m.text}`
+    if (m.topic !== undefined) return `${t} ${m.fromName} @${m.topic}: ${m.text}${file}`
+    if (m.to === 0xffffffff) return `${t} ${m.fromName}: ${m.text}${file}`
+    return `${t} ${m.fromName} → you: ${m.text}${file}`
+  }
+
+  client.on('message', (m) => {
+    if (m.kind !== 'notice' && m.to !== 0xffffffff) unreadMail.push(m)
+    print(show(m))
+  })
+  client.on('receipt', (r) => {
+    const s = sentByMsgId.get(r.msgId)
+    print(s ? `  #${s.short} ${receiptText(r)}` : `  (earlier message ${r.msgId}) ${receiptText(r)}`)
+  })
+  client.on('notice', (n) => print(`* ${n.text}`))
+  client.on('rename', (e) => {
+    if (e.id !== client.id) print(`* ${e.oldName} is now ${e.newName}`)
+  })
+  client.on('presence', (p) => print(`* ${p.name} ${p.online ? 'came online' : 'went offline'}`))
+  client.on('error', (e) => fail(e.error))
+  client.on('conversation', (e) => {
+    switch (e.event) {
+      case 'request':
+        request = { id: e.convId, peer: e.peer.name }
+        print(`* ${e.peer.name} asks for a direct conversation. Accept? answer y or n`)
+        break
+      case 'accepted':
+        conversation = { id: e.convId, peer: e.peer.name }
+        print(`* direct conversation with ${e.peer.name} is open: plain text goes to them; /close ends it`)
+        break
+      case 'declined':
+        print(`* ${e.peer.name} declined the conversation`)
+        break
+      case 'expired':
+        if (request?.id === e.convId) request = undefined
+        print(`* the conversation request ${e.peer.name === client.name ? '' : `with ${e.peer.name} `}expired`)
+        break
+      case 'closed':
+        if (conversation?.id === e.convId) conversation = undefined
+        print(`* conversation with ${e.peer.name} closed${e.reason ? `: ${e.reason}` : ''}`)
+        break
+      case 'message':
+        print(`[${hhmmss(Date.now())}] ${e.peer.name} ⇄ you: ${e.text ?? ''}`)
+        break
+    }
+  })
+  client.on('reconnecting', (e) => print(`* connection lost${e.error ? ` (${e.error.message})` : ''}; reconnecting in ${(e.delayMs / 1000).toFixed(1)} s (attempt ${e.attempt})`, false))
+  client.on('reconnected', (e) => print(`* reconnected as ${client.name}${e.resent > 0 ? `; ${e.resent} unconfirmed message(s) sent again` : ''}`, false))
+  client.on('closed', (e) => {
+    if (quitting) return
+    print(`* disconnected: ${e.reason}${e.text ? ` (${e.text})` : ''}`, false)
+    quitting = true
+    rl.close()
+  })
+
+  const describeTarget = (t: Target): string => (typeof t === 'string' ? t : t.kind === 'topic' ? `@${t.topic}` : t.kind === 'all' ? 'room' : t.kind === 'user' ? `#${t.id}` : t.kind)
+
+  /** Send, show the short id, and let receipts print as they come. */
+  const send = (to: Target, text: string, fallbackTopic = false): void => {
+    const short = ++shortIds
+    const label = describeTarget(to)
+    // The msgId is chosen here so that a receipt arriving before the promise settles finds its short id.
+    const msgId = client.nextMsgId()
+    sentByMsgId.set(msgId, { short, to: label })
+    const p = client.send(to, text, { msgId })
+    print(`  #${short} → ${label}: ${text}`)
+    void p.then(
+      (r: SendResult) => {
+        if (r.receipt === undefined) {
+          if (r.accepted === 'delivered') print(`  #${short} ✓ sent to ${r.recipients} online`)
+          else if (r.accepted === 'scheduled') print(`  #${short} scheduled`)
+          else if (typeof to !== 'string' && to.kind === 'topic') print(`  #${short} ✓ stored for ${r.recipients} subscriber(s)`)
+        }
+      },
+      (err: unknown) => {
+        if (fallbackTopic && typeof to === 'string' && err instanceof SwitchboardError && err.code === 'SB_ERR_UNKNOWN_RECIPIENT') {
+          print(`  #${short} no user ${to}: trying the topic ${to}`, false)
+          send({ kind: 'topic', topic: to }, text)
+          return
+        }
+        print(`  #${short} ✗ ${(err as Error).message}${err instanceof SwitchboardError ? ` (${err.code})` : ''}`)
+      },
+    )
+  }
+
+  const sendFile = async (to: Target, path: string, text: string): Promise<void> => {
+    const source = await fileSource(resolve(path))
+    let last = 0
+    const r = await client.sendFile(to, source, {
+      text,
+      onProgress: (p) => {
+        const now = Date.now()
+        if (now - last < 100 && p.bytes < p.total) return
+        last = now
+        out.write(`\r  upload ${source.name} ${progressBar(p.bytes, p.total)}`)
+      },
+    })
+    out.write('\n')
+    print(`  ✓ file ${source.name} (${bytes(source.size)}) sent to ${describeTarget(to)}: id ${r.fileId ?? '?'}`)
+  }
+
+  const download = async (fileId: string, dir: string): Promise<void> => {
+    let last = 0
+    const d = await downloadToFile(client, fileId, resolve(dir), (p) => {
+      const now = Date.now()
+      if (now - last < 100 && p.bytes < p.total) return
+      last = now
+      out.write(`\r  download ${progressBar(p.bytes, p.total)}`)
+    })
+    out.write('\n')
+    print(`  ✓ saved ${d.file.name} (${bytes(d.file.size)}, SHA-256 checked) to ${d.path}`)
+  }
+
+  const fileError = (err: unknown): void => {
+    if (err instanceof SwitchboardError && err.code === 'SB_ERR_UNSUPPORTED') print(`! this server does not support file transfer (${err.message})`, false)
+    else fail(err)
+  }
+
+  const quit = async (): Promise<void> => {
+    if (quitting) return
+    quitting = true
+    print('* bye', false)
+    rl.close()
+  }
+
+  const handle = async (line: string): Promise<void> => {
+    const input = line.trim()
+    if (waitingFor !== undefined) {
+      const target = waitingFor.target
+      waitingFor = undefined
+      if (input !== '') send(target, input, true)
+      else print('  (nothing sent)', false)
+      return
+    }
+    if (input === '') return
+    if (request !== undefined && /^(y|yes|n|no)$/i.test(input)) {
+      const r = request
+      request = undefined
+      if (/^y/i.test(input)) client.accept(r.id)
+      else {
+        client.decline(r.id)
+        print(`* declined ${r.peer}'s conversation`, false)
+      }
+      return
+    }
+    // 004's words
+    if (input === '>>exit<<') return quit()
+    if (input.startsWith('>>chname<<')) {
+      const newName = input.slice('>>chname<<'.length).trim().split(/\s+/)[0] ?? ''
+      return client.rename(newName).then((n) => print(`* you are now ${n}`, false), fail)
+    }
+    if (input.startsWith('>>sendfile<<')) {
+      const [path = '', ...text] = input.slice('>>sendfile<<'.length).trim().split(/\s+/)
+      if (path === '') return print('usage: >>sendfile<< PATH [TEXT]', false)
+      return sendFile({ kind: 'all' }, path, text.join(' ')).catch(fileError)
+    }
+    // 003's words
+    if (input === 'refresh') return showInbox()
+    if (input.startsWith('@') && input.length > 1) {
+      const [target = '', ...text] = input.slice(1).split(/\s+/)
+      if (text.length === 0) {
+        waitingFor = { kind: 'mail', target }
+        setPrompt()
+        return
+      }
+      return send(target, text.join(' '), true)
+    }
+    if (input.startsWith('!') && input.length > 1) return subscribe(input.slice(1).trim())
+    if (input.startsWith('#') && input.length > 1 && !/\s/.test(input)) return talk(input.slice(1))
+    if (!input.startsWith('/')) {
+      if (conversation !== undefined) {
+        client.say(conversation.id, input)
+        print(`[${hhmmss(Date.now())}] you ⇄ ${conversation.peer}: ${input}`)
+        return
+      }
+      return send({ kind: 'all' }, input)
+    }
+    const [cmd = '', ...args] = input.split(/\s+/)
+    const rest = input.slice(cmd.length).trim()
+    switch (cmd.toLowerCase()) {
+      case '/help':
+      case '/?':
+        return print(HELP, false)
+      case '/quit':
+      case '/exit':
+      case '/q':
+        return quit()
+      case '/msg':
+      case '/m': {
+        const [to = '', ...text] = args
+        if (to === '' || text.length === 0) return print('usage: /msg NAME TEXT', false)
+        return send(to, text.join(' '))
+      }
+      case '/all':
+        if (rest === '') return print('usage: /all TEXT', false)
+        return send({ kind: 'all' }, rest)
+      case '/pub': {
+        const [topic = '', ...text] = args
+        if (topic === '' || text.length === 0) return print('usage: /pub TOPIC TEXT', false)
+        return send({ kind: 'topic', topic }, text.join(' '))
+      }
+      case '/who': {
+        const users = await client.who().catch((e: unknown) => (fail(e), undefined))
+        if (users === undefined) return
+        return print(
+          `online (${users.length}):\n` + users.map((u) => `  ${u.name.padEnd(20)} #${u.id}  via ${u.protocol}, since ${hhmmss(u.since)}${u.id === client.id ? '  (you)' : ''}`).join('\n'),
+          false,
+        )
+      }
+      case '/whoami':
+        return print(`you are ${client.name} #${client.id} on ${server}`, false)
+      case '/rename':
+      case '/nick':
+        if (args[0] === undefined) return print('usage: /rename NAME', false)
+        return client.rename(args[0]).then((n) => print(`* you are now ${n}`, false), fail)
+      case '/subscribe':
+      case '/sub':
+        if (args[0] === undefined) return print('usage: /subscribe TOPIC', false)
+        return subscribe(args[0])
+      case '/unsubscribe':
+      case '/unsub':
+        if (args[0] === undefined) return print('usage: /unsubscribe TOPIC', false)
+        return client.unsubscribe(args[0]).then((was) => print(was ? `* unsubscribed from ${args[0]}` : `* you were not subscribed to ${args[0]}`, false), fail)
+      case '/topics': {
+        const [all, mine] = await Promise.all([client.topics(), client.subscriptions()]).catch((e: unknown) => (fail(e), [undefined, undefined]))
+        if (all === undefined || mine === undefined) return
+        if (all.length === 0) return print('(no topics yet: /subscribe TOPIC creates one)', false)
+        return print(`topics:\n` + all.map((x) => `  ${x.topic.padEnd(20)} ${x.subscribers} subscriber(s)${mine.includes(x.topic) ? '  (subscribed)' : ''}`).join('\n'), false)
+      }
+      case '/subscriptions':
+        return client.subscriptions().then((s) => print(s.length ? `subscribed to: ${s.join(', ')}` : '(no subscriptions)', false), fail)
+      case '/inbox':
+      case '/refresh':
+        return showInbox()
+      case '/talk':
+        if (args[0] === undefined) return print('usage: /talk NAME', false)
+        return talk(args[0])
+      case '/close':
+        if (conversation === undefined) return print('(no open conversation)', false)
+        client.closeConversation(conversation.id)
+        return
+      case '/send-file':
+      case '/sendfile': {
+        let to: Target = { kind: 'all' }
+        let a = args
+        if (a[0]?.startsWith('@')) {
+          const t = a[0].slice(1)
+          to = t.startsWith('topic:') ? { kind: 'topic', topic: t.slice(6) } : t
+          a = a.slice(1)
+        }
+        const [path, ...text] = a
+        if (path === undefined) return print('usage: /send-file [@NAME|@topic:TOPIC] PATH [TEXT]', false)
+        return sendFile(to, path, text.join(' ')).catch(fileError)
+      }
+      case '/download':
+        if (args[0] === undefined) return print('usage: /download ID [DIR]', false)
+        return download(args[0], args[1] ?? '.').catch(fileError)
+      case '/block':
+        if (args[0] === undefined) return print('usage: /block NAME', false)
+        return client.block(args[0]).then((u) => print(`* blocked ${u.name}`, false), fail)
+      case '/unblock':
+        if (args[0] === undefined) return print('usage: /unblock NAME', false)
+        return client.unblock(args[0]).then((u) => print(`* unblocked ${u.name}`, false), fail)
+      case '/history':
+        return print(history.length ? `history of this session:\n${history.join('\n')}` : '(nothing yet)', false)
+      default:
+        return print(`unknown command ${cmd}: /help lists them`, false)
+    }
+  }
+
+  const subscribe = (topic: string): Promise<void> =>
+    client.subscribe(topic).then((isNew) => print(isNew ? `* subscribed to ${topic}` : `* already subscribed to ${topic}`, false), fail)
+
+  const talk = (peer: string): Promise<void> =>
+    client.requestConversation(peer).then(() => print(`* asked ${peer} for a direct conversation; waiting for the answer`, false), fail)
+
+  const showInbox = (): void => {
+    const mail = unreadMail.splice(0)
+    if (request !== undefined) print(`* ${request.peer} asks for a direct conversation: answer y or n`, false)
+    if (mail.length === 0) return print('(no new mail)', false)
+    print(`mail since you last looked (${mail.length}):\n` + mail.map((m) => '  ' + show(m)).join('\n'), false)
+  }
+
+  print(`connected to ${server} as ${client.name} (#${client.id}). Plain text goes to the room; /help lists the commands.`, false)
+  const done = new Promise<void>((res) => rl.once('close', () => res()))
+  // Lines are handled one after another, so a prompt answer (y/n, a mail text) follows its question.
+  let chain = Promise.resolve()
+  rl.on('line', (line) => {
+    chain = chain
+      .then(() => handle(line))
+      .catch(fail)
+      .then(() => {
+        if (quitting) return
+        setPrompt()
+        rl.prompt(true)
+      })
+  })
+  setPrompt()
+  rl.prompt()
+  await done
+  quitting = true
+  await chain.catch(() => undefined)
+  await client.close(1000)
+  return 0
+}

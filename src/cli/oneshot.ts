@@ -1,0 +1,120 @@
+/** One-shot commands for scripts: `switchboard send` and `switchboard inbox`. */
+import WebSocket from 'ws'
+import { FileCredentialStore } from '../client/credentials.js'
+import { SwitchboardClient, SwitchboardError, type ConnectOptions, type Target, type WebSocketConstructor } from '../client/index.js'
+import type { ServerFlags } from './commands.js'
+import { hhmmss, receiptText } from './format.js'
+
+/** Exit statuses of `switchboard send`. */
+export const SendExit = { DELIVERED: 0, FAILED: 1, STORED: 3, NOT_YET: 4 } as const
+
+/** ConnectOptions from the common flags; the credential file in $SWITCHBOARD_HOME. */
+export function connectOptions(flags: ServerFlags, name: string): ConnectOptions {
+  const port = Number(flags.port)
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`--port must be a port number, not "${flags.port}"`)
+  const o: ConnectOptions = { name, host: flags.host, port, credentials: new FileCredentialStore() }
+  if (flags.tls) o.tls = flags.insecure ? { rejectUnauthorized: false } : true
+  if (flags.url !== undefined) {
+    o.url = flags.url
+    // Node 22+ has a global WebSocket; Node 20 uses the `ws` package.
+    if ((globalThis as { WebSocket?: unknown }).WebSocket === undefined) o.WebSocket = WebSocket as unknown as WebSocketConstructor
+  }
+  return o
+}
+
+/** A readable explanation of a failure to log in. */
+export function loginError(err: unknown, name: string, server: string): string {
+  if (err instanceof SwitchboardError) {
+    if (err.code === 'SB_ERR_NAME_TAKEN')
+      return `the name "${name}" is registered by someone else, and there is no token for it in ${new FileCredentialStore().path}. Choose another name.`
+    if (err.code === 'SB_ERR_AUTH')
+      return `the server ${server} refused the remembered token for "${name}" (the account may have been deleted). Remove its entry from ${new FileCredentialStore().path} to register again.`
+    if (err.code === 'SB_ERR_CONNECT') return `${err.message}. Is the server running (switchboard serve)?`
+    return `${err.message} (${err.code})`
+  }
+  return (err as Error).message
+}
+
+export function targetOf(to: string): Target {
+  if (to === 'ALL' || to === 'all' || to === '*') return { kind: 'all' }
+  if (to.startsWith('topic:')) return { kind: 'topic', topic: to.slice(6) }
+  return to
+}
+
+export async function runSend(flags: ServerFlags & { as: string; to: string; receipt: boolean; timeout: string }, text: string): Promise<number> {
+  let client: SwitchboardClient
+  const opts = connectOptions(flags, flags.as)
+  try {
+    client = await SwitchboardClient.connect({ ...opts, reconnect: false, receiptTimeoutMs: Number(flags.timeout) || 15_000 })
+  } catch (err) {
+    process.stderr.write(`switchboard send: ${loginError(err, flags.as, `${flags.host}:${flags.port}`)}\n`)
+    return SendExit.FAILED
+  }
+  try {
+    const r = await client.send(targetOf(flags.to), text, { receipt: flags.receipt })
+    if (r.receipt !== undefined) {
+      process.stdout.write(`${receiptText(r.receipt)} (${r.receipt.status}) msgId ${r.msgId}\n`)
+      if (r.receipt.status === 200 || r.receipt.status === 210) return SendExit.DELIVERED
+      if (r.receipt.status === 202) return SendExit.STORED
+      if (r.receipt.status === 300) return SendExit.NOT_YET
+      return SendExit.FAILED
+    }
+    switch (r.accepted) {
+      case 'delivered':
+        process.stdout.write(`sent to ${r.recipients} online (msgId ${r.msgId})\n`)
+        return SendExit.DELIVERED
+      case 'stored':
+        process.stdout.write(`stored for ${flags.to} (msgId ${r.msgId})\n`)
+        return SendExit.STORED
+      case 'duplicate':
+        process.stdout.write(`already accepted earlier (msgId ${r.msgId})\n`)
+        return SendExit.DELIVERED
+      default:
+        // queued or scheduled, and no receipt (not asked for, or it did not come in time)
+        process.stdout.write(`${r.accepted ?? 'accepted'}: not delivered yet (msgId ${r.msgId}, ${r.recipients} recipient(s))\n`)
+        return flags.receipt ? SendExit.NOT_YET : SendExit.DELIVERED
+    }
+  } catch (err) {
+    const e = err as SwitchboardError
+    process.stderr.write(`switchboard send: refused: ${e.message}${e.code ? ` (${e.code}${e.limit ? `, limit ${e.limit}` : ''})` : ''}\n`)
+    return SendExit.FAILED
+  } finally {
+    await client.close(500)
+  }
+}
+
+export async function runInbox(name: string, flags: ServerFlags & { keep?: boolean }): Promise<number> {
+  let client: SwitchboardClient
+  try {
+    client = await SwitchboardClient.connect({ ...connectOptions(flags, name), mode: 'poll', reconnect: false, register: false })
+  } catch (err) {
+    process.stderr.write(`switchboard inbox: ${loginError(err, name, `${flags.host}:${flags.port}`)}\n`)
+    return 1
+  }
+  let n = 0
+  client.on('receipt', (r) => process.stdout.write(`[${hhmmss(r.at)}] receipt for message ${r.msgId}: ${receiptText(r)}\n`))
+  try {
+    for (;;) {
+      const batch = await client.take(100, 'peek')
+      if (batch.length === 0) break
+      for (const m of batch) {
+        const where = m.topic !== undefined ? ` @${m.topic}` : ''
+        const body = m.file !== undefined ? `[file ${m.file.name}, ${m.file.size} bytes, id ${m.file.fileId}]${m.text ? ' ' + m.text : ''}` : m.text
+        process.stdout.write(`[${hhmmss(m.ts)}] ${m.fromName}${where}: ${body}\n`)
+        n++
+        if (!flags.keep) client.ack(m.seq)
+      }
+      // --keep: peeked messages stay queued and are not handed again in this session; one pass is all there is.
+      if (flags.keep) break
+    }
+    if (n === 0) process.stdout.write('(no messages)\n')
+    return 0
+  } catch (err) {
+    process.stderr.write(`switchboard inbox: ${(err as Error).message}\n`)
+    return 1
+  } finally {
+    // A round trip after the ACKs so they are read before we leave (ACK has no reply of its own).
+    await client.whoami().catch(() => undefined)
+    await client.close(500)
+  }
+}
