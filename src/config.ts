@@ -23,6 +23,7 @@ export const OPTIONS = [
   { name: 'store', kind: 'string', default: 'sqlite', help: "'sqlite' (embedded, in data-dir) or a postgres:// URL (cluster)" },
   { name: 'bus', kind: 'string', default: 'local', help: "'local' (single node) or a redis:// URL (cluster)" },
   { name: 'node-id', kind: 'string', default: undefined, help: 'this node\'s name in a cluster (default: host:port:pid)' },
+  { name: 'cluster-name', kind: 'string', default: 'switchboard', help: 'cluster mode: the PostgreSQL schema and the Redis key prefix' },
   { name: 'tls-key', kind: 'string', default: undefined, help: 'PEM key file: serve the native protocol over TLS' },
   { name: 'tls-cert', kind: 'string', default: undefined, help: 'PEM certificate file for --tls-key' },
   { name: 'log-level', kind: 'string', default: 'info', help: 'trace, debug, info, warn, error, fatal or silent' },

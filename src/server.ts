@@ -46,20 +46,20 @@ async function makeStore(c: Config): Promise<Store> {
   if (c.store === 'sqlite') return new SqliteStore({ path: join(resolve(c['data-dir']), 'switchboard.db') })
   if (c.store.startsWith('postgres://') || c.store.startsWith('postgresql://')) {
     const mod = (await import(POSTGRES_STORE)) as {
-      PostgresStore: new (o: { connectionString: string }) => Store
+      PostgresStore: new (o: { connectionString: string; schema: string }) => Store
     }
-    return new mod.PostgresStore({ connectionString: c.store })
+    return new mod.PostgresStore({ connectionString: c.store, schema: c['cluster-name'] })
   }
   throw new Error(`--store must be 'sqlite' or a postgres:// URL, not "${c.store}"`)
 }
 
-async function makeBus(c: Config): Promise<Bus> {
+async function makeBus(c: Config, log: Logger): Promise<Bus> {
   if (c.bus === 'local') return new LocalBus()
   if (c.bus.startsWith('redis://')) {
     const mod = (await import(REDIS_BUS)) as {
-      RedisBus: new (o: { url: string; nodeId: string }) => Bus
+      RedisBus: new (o: { url: string; nodeId: string; prefix: string; logger: Logger }) => Bus
     }
-    return new mod.RedisBus({ url: c.bus, nodeId: c['node-id'] ?? `${c.host}:${c.port}:${process.pid}` })
+    return new mod.RedisBus({ url: c.bus, nodeId: c['node-id'] ?? `${c.host}:${c.port}:${process.pid}`, prefix: c['cluster-name'], logger: log })
   }
   throw new Error(`--bus must be 'local' or a redis:// URL, not "${c.bus}"`)
 }
@@ -94,7 +94,7 @@ async function startFiles(c: Config, broker: Broker, log: Logger): Promise<FileS
 
 export async function startServer(c: Config, log: Logger): Promise<RunningServer> {
   const store = await makeStore(c)
-  const bus = await makeBus(c)
+  const bus = await makeBus(c, log)
   const broker = new Broker({
     store,
     bus,
