@@ -454,7 +454,7 @@ export class SwitchboardClient {
       c.id = known.id
       c.token = known.token
     } else if (opts.register === false) {
-      throw new SwitchboardError('SB_ERR_AUTH', `no token known for "${opts.name}" on ${serverKey}: register first or pass a token`)
+      throw new SwitchboardError('SB_ERR_NOT_LOGGED_IN', `no token known for "${opts.name}" on ${serverKey}: register first or pass a token`)
     }
     try {
       await c.open()
