@@ -19,6 +19,8 @@ export const OPTIONS = [
   { name: 'host', kind: 'string', default: '127.0.0.1', help: 'address every listener binds (0.0.0.0 to expose)' },
   { name: 'port', kind: 'int', default: 7070, help: 'native protocol TCP port (0 = any free port)' },
   { name: 'http-port', kind: 'int', default: 7080, help: 'HTTP port: REST, SSE, WebSocket, web page, /metrics (-1 = off)' },
+  { name: 'cors', kind: 'string', default: '', help: "HTTP: origins allowed to call the API from a browser ('*' or a comma-separated list; empty = none)" },
+  { name: 'web-root', kind: 'string', default: undefined, help: 'HTTP: folder served at / (default: the built web page, web/dist)' },
   { name: 'data-dir', kind: 'string', default: './data', help: 'where the SQLite file and the files folder live' },
   { name: 'store', kind: 'string', default: 'sqlite', help: "'sqlite' (embedded, in data-dir) or a postgres:// URL (cluster)" },
   { name: 'bus', kind: 'string', default: 'local', help: "'local' (single node) or a redis:// URL (cluster)" },

@@ -17,6 +17,10 @@ import type { NativeOptions } from './protocols/native/adapter.js'
 import { NativeFileHandler } from './protocols/native/file-handler.js'
 import { FileService } from './core/files.js'
 import { SqliteFileMeta } from './store/sqlite/sqlite-file-meta.js'
+import { startHttp } from './protocols/http/index.js'
+import { fileURLToPath } from 'node:url'
+
+const WEB_DIST = fileURLToPath(new URL('../web/dist', import.meta.url))
 
 export const VERSION = '0.1.0'
 
@@ -134,6 +138,19 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
         : undefined
     const native = await listenNative(broker, { ...nativeOpts, host: c.host, port: c.port, tls })
     listeners.push(netListener(tls ? 'native+tls' : 'native', native, c.host))
+    if (c['http-port'] >= 0) {
+      const cors = c.cors === '' ? false : c.cors === '*' ? '*' : c.cors.split(',').map((o) => o.trim())
+      const http = await startHttp(broker, {
+        host: c.host,
+        port: c['http-port'],
+        cors,
+        nativeOptions: nativeOpts,
+        webRoot: c['web-root'] ?? WEB_DIST,
+        files,
+        version: VERSION,
+      })
+      listeners.push({ name: 'http', address: `http://${c.host}:${http.address.port}`, port: http.address.port, close: () => http.close() })
+    }
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close()))
     await files?.close()
