@@ -1,0 +1,614 @@
+/**
+ * The page's model: one SwitchboardClient over the WebSocket endpoint (/v1/ws, the native protocol's
+ * frames), and the state the views draw — who is online, conversations with their messages and unread
+ * counts, topics, live-chat requests, each sent message's receipt. Views call the methods and re-render on
+ * `subscribe`. Delivery across network drops is the SDK's: it reconnects with the token, resends what the
+ * server had not accepted and drops messages it already acknowledged.
+ */
+import {
+  ALL_ID,
+  MsgIdGenerator,
+  SwitchboardClient,
+  SwitchboardError,
+  type ConversationEventInfo,
+  type IncomingMessage,
+  type ReceiptEvent,
+  type SendResult,
+  type Target,
+} from '../../src/client/client.js'
+import { forgetLast, LocalCredentialStore, loadHistory, saveHistory } from './storage.js'
+
+/** A sent message's state, in the order it can only move forward. */
+export const STATUS_RANK = { failed: -1, sending: 0, sent: 1, 'not-yet': 2, stored: 2, delivered: 3, read: 4 } as const
+export type SendStatus = keyof typeof STATUS_RANK
+
+export const STATUS_LABEL: Record<SendStatus, string> = {
+  failed: 'not sent',
+  sending: 'sending…',
+  sent: 'sent',
+  'not-yet': 'not delivered yet',
+  stored: 'stored',
+  delivered: 'delivered',
+  read: 'read',
+}
+
+export interface FileRef {
+  fileId: string
+  name: string
+  size: number
+}
+
+export interface ChatMessage {
+  /** Unique in this page: the msgId for our own, `in:<seq|msgId>` for others'. */
+  key: string
+  dir: 'in' | 'out' | 'system'
+  from: string
+  text: string
+  ts: number
+  msgId?: number
+  status?: SendStatus
+  /** e.g. "to 3" for the room, the error text when it failed */
+  detail?: string
+  file?: FileRef
+  /** A transfer under way (upload of ours, or a download). */
+  progress?: { bytes: number; total: number; dir: 'up' | 'down' } | undefined
+  /** Said in a live chat (not stored, no receipts). */
+  live?: boolean
+}
+
+export interface OnlineUser {
+  id: number
+  name: string
+  protocol: string
+}
+
+export interface LiveRequest {
+  convId: string
+  peer: string
+  expiresAt?: number
+}
+
+export type ConnState = 'signed-out' | 'connecting' | 'online' | 'reconnecting' | 'closed'
+
+/** Conversation keys: the room, a user by name, a topic. */
+export const ROOM = 'room'
+export const userKey = (name: string): string => `u:${name}`
+export const topicKey = (topic: string): string => `t:${topic}`
+
+export function describeKey(key: string): { kind: 'room' | 'user' | 'topic'; name: string } {
+  if (key === ROOM) return { kind: 'room', name: 'Everyone' }
+  if (key.startsWith('t:')) return { kind: 'topic', name: key.slice(2) }
+  return { kind: 'user', name: key.slice(2) }
+}
+
+export function wsUrl(): string {
+  // ?server=ws://host:port/v1/ws lets a page served elsewhere (vite dev) talk to a running server.
+  const q = new URLSearchParams(location.search).get('server')
+  if (q) return q
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`
+}
+
+/** Errors a person can act on. */
+export function explain(err: unknown): string {
+  if (err instanceof SwitchboardError) {
+    switch (err.code) {
+      case 'SB_ERR_NAME_TAKEN':
+        return 'That name is taken. Pick another one (or log in from the browser that registered it).'
+      case 'SB_ERR_NAME_INVALID':
+        return `That name cannot be used: ${err.message}`
+      case 'SB_ERR_AUTH':
+        return 'The remembered login is no longer valid (the account may have been deleted). Register a name again.'
+      case 'SB_ERR_CONNECT':
+        return 'The server cannot be reached. Check that it is running, then try again.'
+      case 'SB_ERR_UNKNOWN_RECIPIENT':
+        return `${err.message}. They need to register first.`
+      default:
+        return err.limit ? `${err.message} (limit: ${err.limit})` : err.message
+    }
+  }
+  return err instanceof Error ? err.message : String(err)
+}
+
+export class ChatModel {
+  state: ConnState = 'signed-out'
+  me: { id: number; name: string } | undefined
+  online = new Map<number, OnlineUser>()
+  convs: Record<string, ChatMessage[]> = {}
+  unread: Record<string, number> = {}
+  active = ROOM
+  subscribed: string[] = []
+  topics: { topic: string; subscribers: number }[] = []
+  requests: LiveRequest[] = []
+  /** Open live chats by peer name → conversation id; `pending` are ours, not answered yet. */
+  live: Record<string, string> = {}
+  pending: Record<string, string> = {}
+  banner: { text: string; tone: 'info' | 'warn' | 'error' } | undefined
+  loginError: string | undefined
+
+  readonly server = wsUrl()
+  private client: SwitchboardClient | undefined
+  private readonly ids = new MsgIdGenerator()
+  private readonly listeners = new Set<() => void>()
+  private saveTimer: ReturnType<typeof setTimeout> | undefined
+
+  subscribe(fn: () => void): () => void {
+    this.listeners.add(fn)
+    return () => this.listeners.delete(fn)
+  }
+
+  private changed(): void {
+    for (const fn of this.listeners) fn()
+  }
+
+  private persistSoon(): void {
+    if (this.saveTimer !== undefined || this.me === undefined) return
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined
+      if (this.me) saveHistory(this.server, this.me.id, this.convs)
+    }, 300)
+  }
+
+  // ------------------------------------------------------------------ session
+
+  async login(name: string): Promise<void> {
+    this.loginError = undefined
+    this.state = 'connecting'
+    this.changed()
+    let c: SwitchboardClient
+    try {
+      c = await SwitchboardClient.connect({
+        url: this.server,
+        name: name.trim(),
+        credentials: new LocalCredentialStore(),
+        // Acknowledged by the page, so a message on screen can be marked read first (READ needs it unacknowledged).
+        autoAck: false,
+        reconnect: { initialDelayMs: 200, maxDelayMs: 5000 },
+      })
+    } catch (err) {
+      if (err instanceof SwitchboardError && err.code === 'SB_ERR_AUTH') {
+        new LocalCredentialStore().delete(this.server, name.trim())
+        forgetLast()
+      }
+      this.state = 'signed-out'
+      this.loginError = explain(err)
+      this.changed()
+      return
+    }
+    this.client = c
+    this.me = { id: c.id, name: c.name }
+    this.convs = loadHistory(this.server, c.id)
+    this.convs[ROOM] ??= []
+    this.state = 'online'
+    c.on('message', (m) => this.onMessage(m))
+    c.on('receipt', (r) => this.onReceipt(r))
+    c.on('presence', (p) => {
+      if (p.online) this.online.set(p.id, { id: p.id, name: p.name, protocol: p.protocol })
+      else this.online.delete(p.id)
+      this.changed()
+    })
+    c.on('rename', (r) => {
+      const u = this.online.get(r.id)
+      if (u) u.name = r.newName
+      if (r.id === this.me?.id) this.me.name = r.newName
+      this.changed()
+    })
+    c.on('conversation', (ev) => this.onConversation(ev))
+    c.on('notice', (n) => this.say(`${n.text}`, n.code === 'shutdown' ? 'warn' : 'info'))
+    c.on('reconnecting', (ev) => {
+      this.state = 'reconnecting'
+      this.banner = {
+        text: `Connection lost — reconnecting (attempt ${ev.attempt})… Messages you send now go out once it is back.`,
+        tone: 'warn',
+      }
+      this.changed()
+    })
+    c.on('reconnected', (ev) => {
+      this.state = 'online'
+      this.banner = { text: ev.resent > 0 ? `Reconnected; ${ev.resent} waiting message(s) sent.` : 'Reconnected.', tone: 'info' }
+      setTimeout(() => {
+        if (this.banner?.text.startsWith('Reconnected')) {
+          this.banner = undefined
+          this.changed()
+        }
+      }, 4000)
+      // Presence events were missed while away: ask again.
+      void this.refresh()
+      this.changed()
+    })
+    c.on('error', (e) => this.say(explain(e.error), 'error'))
+    c.on('closed', (ev) => {
+      if (this.client !== c) return
+      this.client = undefined
+      this.state = 'closed'
+      this.banner =
+        ev.reason === 'ended'
+          ? undefined
+          : {
+              text:
+                ev.reason === 'replaced'
+                  ? 'This name logged in somewhere else; this page is signed out.'
+                  : `Disconnected: ${ev.reason}${ev.text ? ` (${ev.text})` : ''}`,
+              tone: 'error',
+            }
+      this.changed()
+    })
+    document.addEventListener('visibilitychange', () => this.markActiveRead())
+    await this.refresh()
+    this.changed()
+  }
+
+  /** Who is online, topics, our subscriptions; presence events from now on. */
+  async refresh(): Promise<void> {
+    const c = this.client
+    if (!c) return
+    try {
+      await c.watchPresence(true)
+      const [who, subs, topics] = await Promise.all([c.who(), c.subscriptions(), c.topics()])
+      this.online = new Map(who.filter((u) => u.id !== c.id).map((u) => [u.id, { id: u.id, name: u.name, protocol: u.protocol }]))
+      this.subscribed = subs.sort()
+      this.topics = topics
+      for (const t of subs) this.convs[topicKey(t)] ??= []
+    } catch (err) {
+      this.say(explain(err), 'error')
+    }
+    this.changed()
+  }
+
+  async logout(): Promise<void> {
+    const c = this.client
+    this.client = undefined
+    if (this.me) saveHistory(this.server, this.me.id, this.convs)
+    this.state = 'signed-out'
+    this.me = undefined
+    this.online.clear()
+    this.convs = {}
+    this.unread = {}
+    this.banner = undefined
+    this.live = {}
+    this.pending = {}
+    this.requests = []
+    this.active = ROOM
+    this.changed()
+    await c?.close()
+  }
+
+  say(text: string, tone: 'info' | 'warn' | 'error' = 'info'): void {
+    this.banner = { text, tone }
+    this.changed()
+  }
+
+  dismissBanner(): void {
+    this.banner = undefined
+    this.changed()
+  }
+
+  // ------------------------------------------------------------------ conversations
+
+  open(key: string): void {
+    this.active = key
+    this.convs[key] ??= []
+    this.unread[key] = 0
+    this.changed()
+  }
+
+  private push(key: string, m: ChatMessage): void {
+    ;(this.convs[key] ??= []).push(m)
+    this.persistSoon()
+  }
+
+  private find(pred: (m: ChatMessage) => boolean): ChatMessage | undefined {
+    for (const list of Object.values(this.convs)) for (const m of list) if (pred(m)) return m
+    return undefined
+  }
+
+  private isLooking(key: string): boolean {
+    return this.active === key && document.visibilityState === 'visible'
+  }
+
+  private markActiveRead(): void {
+    if (document.visibilityState !== 'visible') return
+    if ((this.unread[this.active] ?? 0) > 0) {
+      this.unread[this.active] = 0
+      this.changed()
+    }
+  }
+
+  private onMessage(m: IncomingMessage): void {
+    const c = this.client
+    if (!c) return
+    let key: string
+    if (m.topic !== undefined) key = topicKey(m.topic)
+    else if (m.to === ALL_ID) key = ROOM
+    else key = userKey(m.fromName)
+    const own = m.from === c.id
+    if (!own && m.kind !== 'receipt') {
+      const text = m.kind === 'notice' ? `[${m.fromName || 'server'}] ${m.text}` : m.text
+      const msg: ChatMessage = {
+        key: `in:${m.seq || `${m.from}.${m.msgId}`}`,
+        dir: 'in',
+        from: m.fromName || 'server',
+        text,
+        ts: m.ts,
+      }
+      if (m.file) msg.file = { fileId: m.file.fileId, name: m.file.name, size: m.file.size }
+      // A message redelivered after a lost ACK is dropped by the SDK; one restored from history is dropped here.
+      if (!this.convs[key]?.some((x) => x.key === msg.key)) this.push(key, msg)
+      const looking = this.isLooking(key)
+      if (!looking) this.unread[key] = (this.unread[key] ?? 0) + 1
+      // READ needs the message unacknowledged, so read (when on screen) comes before the ACK.
+      if (looking && m.wantsReadReceipt && m.seq !== 0) c.markRead(m.seq)
+    }
+    if (m.seq !== 0) c.ack(m.seq)
+    this.changed()
+  }
+
+  private setStatus(msg: ChatMessage, status: SendStatus, detail?: string): void {
+    if (status !== 'failed' && STATUS_RANK[status] < STATUS_RANK[msg.status ?? 'sending']) return
+    msg.status = status
+    if (detail !== undefined) msg.detail = detail
+    this.persistSoon()
+  }
+
+  private onReceipt(r: ReceiptEvent): void {
+    const msg = this.find((m) => m.dir === 'out' && m.msgId === r.msgId)
+    if (!msg) return
+    const status: SendStatus | undefined =
+      r.status === 210
+        ? 'read'
+        : r.status === 200
+          ? 'delivered'
+          : r.status === 300
+            ? 'not-yet'
+            : r.status === 202
+              ? 'stored'
+              : undefined
+    if (status) this.setStatus(msg, status)
+    else this.setStatus(msg, 'failed', `${r.statusName} (${r.status})`)
+    this.changed()
+  }
+
+  private applyResult(msg: ChatMessage, r: SendResult, direct: boolean): void {
+    if (r.status !== undefined) {
+      this.onReceipt({
+        msgId: msg.msgId!,
+        status: r.status,
+        statusName: String(r.status),
+        recipient: 0,
+        recipientName: '',
+        seq: r.seq,
+        at: Date.now(),
+      })
+      return
+    }
+    if (r.accepted === 'delivered') this.setStatus(msg, 'delivered', direct ? undefined : `to ${r.recipients}`)
+    else if (r.accepted === 'stored' || r.accepted === 'queued')
+      this.setStatus(msg, direct ? 'stored' : 'sent', direct ? undefined : `to ${r.recipients}`)
+    else this.setStatus(msg, 'sent', direct ? undefined : `to ${r.recipients}`)
+    this.changed()
+  }
+
+  private target(key: string): Target {
+    const d = describeKey(key)
+    if (d.kind === 'room') return { kind: 'all' }
+    if (d.kind === 'topic') return { kind: 'topic', topic: d.name }
+    return { kind: 'name', name: d.name }
+  }
+
+  /** Send text to the open conversation (or say it in the live chat with that user). */
+  sendText(text: string): void {
+    const c = this.client
+    const me = this.me
+    if (!c || !me || text.trim() === '') return
+    const key = this.active
+    const d = describeKey(key)
+    const liveId = d.kind === 'user' ? this.live[d.name] : undefined
+    if (liveId !== undefined) {
+      c.say(liveId, text)
+      this.push(key, { key: `live:${this.ids.next()}`, dir: 'out', from: me.name, text, ts: Date.now(), live: true })
+      this.changed()
+      return
+    }
+    const msgId = this.ids.next()
+    const msg: ChatMessage = { key: `out:${msgId}`, dir: 'out', from: me.name, text, ts: Date.now(), msgId, status: 'sending' }
+    this.push(key, msg)
+    this.changed()
+    const direct = d.kind === 'user'
+    c.send(this.target(key), text, { msgId, readReceipt: direct }).then(
+      (r) => this.applyResult(msg, r, direct),
+      (err: unknown) => {
+        this.setStatus(msg, 'failed', explain(err))
+        this.changed()
+      },
+    )
+  }
+
+  /** Upload a file to the open conversation, with progress. */
+  async sendFile(file: File, text = ''): Promise<void> {
+    const c = this.client
+    const me = this.me
+    if (!c || !me) return
+    const key = this.active
+    const direct = describeKey(key).kind === 'user'
+    const msgId = this.ids.next()
+    const msg: ChatMessage = {
+      key: `out:${msgId}`,
+      dir: 'out',
+      from: me.name,
+      text,
+      ts: Date.now(),
+      msgId,
+      status: 'sending',
+      file: { fileId: '', name: file.name, size: file.size },
+      progress: { bytes: 0, total: file.size, dir: 'up' },
+    }
+    this.push(key, msg)
+    this.changed()
+    try {
+      const r = await c.sendFile(
+        this.target(key),
+        { name: file.name, size: file.size, chunks: fileChunks(file) },
+        {
+          msgId,
+          text,
+          readReceipt: direct,
+          onProgress: (p) => {
+            msg.progress = { bytes: p.bytes, total: p.total, dir: 'up' }
+            this.changed()
+          },
+        },
+      )
+      msg.progress = undefined
+      if (r.fileId && msg.file) msg.file.fileId = r.fileId
+      this.applyResult(msg, r, direct)
+    } catch (err) {
+      msg.progress = undefined
+      this.setStatus(msg, 'failed', explain(err))
+      this.changed()
+    }
+  }
+
+  /** Download a file into the browser's downloads, with progress. */
+  async download(msg: ChatMessage): Promise<void> {
+    const c = this.client
+    const f = msg.file
+    if (!c || !f || !f.fileId || msg.progress) return
+    const parts: Uint8Array[] = []
+    msg.progress = { bytes: 0, total: f.size, dir: 'down' }
+    this.changed()
+    try {
+      const info = await c.download(f.fileId, (chunk) => void parts.push(chunk.slice()), {
+        onProgress: (p) => {
+          msg.progress = { bytes: p.bytes, total: p.total, dir: 'down' }
+          this.changed()
+        },
+      })
+      const url = URL.createObjectURL(new Blob(parts as BlobPart[]))
+      const a = document.createElement('a')
+      a.href = url
+      a.download = info.name || f.name
+      document.body.append(a)
+      a.click()
+      a.remove()
+      setTimeout(() => URL.revokeObjectURL(url), 60_000)
+    } catch (err) {
+      this.say(`Download of ${f.name} failed: ${explain(err)}`, 'error')
+    } finally {
+      msg.progress = undefined
+      this.changed()
+    }
+  }
+
+  // ------------------------------------------------------------------ topics
+
+  async subscribeTopic(topic: string): Promise<void> {
+    const c = this.client
+    const t = topic.trim()
+    if (!c || t === '') return
+    try {
+      await c.subscribe(t)
+      if (!this.subscribed.includes(t)) this.subscribed = [...this.subscribed, t].sort()
+      this.topics = await c.topics()
+      this.open(topicKey(t))
+    } catch (err) {
+      this.say(explain(err), 'error')
+    }
+  }
+
+  async unsubscribeTopic(topic: string): Promise<void> {
+    const c = this.client
+    if (!c) return
+    try {
+      await c.unsubscribe(topic)
+      this.subscribed = this.subscribed.filter((x) => x !== topic)
+      this.topics = await c.topics()
+      if (this.active === topicKey(topic)) this.active = ROOM
+      this.changed()
+    } catch (err) {
+      this.say(explain(err), 'error')
+    }
+  }
+
+  // ------------------------------------------------------------------ live chats (conversation requests)
+
+  async requestLive(peer: string): Promise<void> {
+    const c = this.client
+    if (!c) return
+    try {
+      const id = await c.requestConversation(peer)
+      this.pending[peer] = id
+      this.system(userKey(peer), `Asked ${peer} for a live chat…`)
+    } catch (err) {
+      this.say(explain(err), 'error')
+    }
+    this.changed()
+  }
+
+  answer(req: LiveRequest, accept: boolean): void {
+    const c = this.client
+    if (!c) return
+    if (accept) c.accept(req.convId)
+    else c.decline(req.convId)
+    this.requests = this.requests.filter((r) => r.convId !== req.convId)
+    if (accept) this.open(userKey(req.peer))
+    this.changed()
+  }
+
+  endLive(peer: string): void {
+    const id = this.live[peer]
+    if (id === undefined) return
+    this.client?.closeConversation(id)
+    delete this.live[peer]
+    this.system(userKey(peer), 'You ended the live chat.')
+    this.changed()
+  }
+
+  private system(key: string, text: string): void {
+    this.push(key, { key: `sys:${this.ids.next()}`, dir: 'system', from: '', text, ts: Date.now() })
+  }
+
+  private onConversation(ev: ConversationEventInfo): void {
+    const peer = ev.peer.name
+    const key = userKey(peer)
+    switch (ev.event) {
+      case 'request': {
+        const r: LiveRequest = { convId: ev.convId, peer }
+        if (ev.expiresAt !== undefined) r.expiresAt = ev.expiresAt
+        this.requests = [...this.requests, r]
+        break
+      }
+      case 'accepted':
+        delete this.pending[peer]
+        this.live[peer] = ev.convId
+        this.system(key, `Live chat with ${peer} is open: messages go straight to them and are not stored.`)
+        break
+      case 'declined':
+        delete this.pending[peer]
+        this.system(key, `${peer} declined the live chat.`)
+        break
+      case 'message':
+        this.push(key, { key: `live:${this.ids.next()}`, dir: 'in', from: peer, text: ev.text ?? '', ts: Date.now(), live: true })
+        if (!this.isLooking(key)) this.unread[key] = (this.unread[key] ?? 0) + 1
+        break
+      case 'closed':
+      case 'expired':
+        delete this.pending[peer]
+        this.requests = this.requests.filter((r) => r.convId !== ev.convId)
+        if (this.live[peer] === ev.convId) delete this.live[peer]
+        this.system(
+          key,
+          ev.event === 'expired'
+            ? `The live chat request with ${peer} expired.`
+            : `The live chat with ${peer} ended${ev.reason ? `: ${ev.reason}` : ''}.`,
+        )
+        break
+      default:
+        break
+    }
+    this.changed()
+  }
+}
+
+/** A File as the SDK's chunk stream, read a slice at a time (never whole in memory). */
+async function* fileChunks(file: File, size = 256 * 1024): AsyncGenerator<Uint8Array> {
+  for (let off = 0; off < file.size; off += size) yield new Uint8Array(await file.slice(off, off + size).arrayBuffer())
+}

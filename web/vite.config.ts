@@ -1,0 +1,32 @@
+/**
+ * Builds the browser client into web/dist, which the HTTP listener serves at `/`.
+ *   npx vite build --config web/vite.config.ts
+ * Everything is bundled (no CDN): Preact, the SDK (src/client) and the native codec with a Buffer polyfill.
+ */
+import { fileURLToPath } from 'node:url'
+import { defineConfig } from 'vite'
+
+const here = fileURLToPath(new URL('.', import.meta.url))
+
+export default defineConfig({
+  root: here,
+  base: './',
+  // The SDK lives in ../src; Vite resolves its `.js` specifiers to the `.ts` files.
+  server: { fs: { allow: ['..'] } },
+  resolve: {
+    alias: {
+      'node:net': fileURLToPath(new URL('src/node-stub.ts', import.meta.url)),
+      'node:tls': fileURLToPath(new URL('src/node-stub.ts', import.meta.url)),
+    },
+  },
+  oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    target: 'es2022',
+    sourcemap: true,
+    // One small app: a single chunk is simpler to serve and cache than a split one.
+    chunkSizeWarningLimit: 300,
+  },
+  logLevel: 'warn',
+})
