@@ -1,0 +1,156 @@
+/**
+ * kill -9 in the middle of a stream. The server runs as a child process (`switchboard serve`); a sender
+ * streams 10,000 messages to a receiver through the SDK; the server is killed with SIGKILL after a third of
+ * them were accepted and started again on the same port and data dir. The SDK clients reconnect, resend
+ * what was not accepted (same msgIds, so the server dedupes) and receive what was queued.
+ *
+ * The checker, at the application: lost = accepted messages that never arrived (must be 0); duplicated =
+ * a message handed to the application twice, or one text arriving under two msgIds (must be 0); reordered =
+ * a message arriving after a later one from the same sender (must be 0).
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { SwitchboardClient } from '../../src/client/index.js'
+
+const ROOT = resolve(import.meta.dirname, '../..')
+const BIN = join(ROOT, 'bin', 'switchboard.js')
+const TOTAL = 10_000
+const WINDOW = 200
+
+interface Child {
+  proc: ChildProcess
+  port: number
+  exited: Promise<void>
+}
+
+/** Start `switchboard serve` and read its port from the line "native … listening on host:port". */
+function serve(dataDir: string, port: number): Promise<Child> {
+  return new Promise((res, rej) => {
+    const proc = spawn(process.execPath, [BIN, 'serve', '--port', String(port), '--http-port', '-1', '--data-dir', dataDir, '--log-level', 'warn', '--log-format', 'json'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const exited = new Promise<void>((r) => proc.once('exit', () => r()))
+    let out = ''
+    let err = ''
+    const timer = setTimeout(() => rej(new Error(`server did not start:\n${out}\n${err}`)), 20_000)
+    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString()
+      const m = /native\S*\s+listening on [^\s:]+:(\d+)/.exec(out)
+      if (m) {
+        clearTimeout(timer)
+        res({ proc, port: Number(m[1]), exited })
+      }
+    })
+    proc.once('exit', (code) => {
+      clearTimeout(timer)
+      rej(new Error(`server exited with ${code} before listening:\n${out}\n${err}`))
+    })
+  })
+}
+
+test('kill -9 mid-stream: no accepted message lost, none duplicated or reordered after the resend', { timeout: 60_000 }, async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'sb-kill9-'))
+  let server = await serve(dataDir, 0)
+  const port = server.port
+  t.after(async () => {
+    if (server.proc.exitCode === null && server.proc.signalCode === null) {
+      server.proc.kill('SIGKILL')
+      await server.exited
+    }
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+
+  const reconnect = { initialDelayMs: 50, maxDelayMs: 400 }
+  const rx = await SwitchboardClient.connect({ port, name: 'receiver', reconnect })
+  const tx = await SwitchboardClient.connect({ port, name: 'sender', reconnect })
+  t.after(async () => {
+    await tx.close(200)
+    await rx.close(200)
+  })
+
+  // Application-level record of what arrived, in order.
+  const arrivals: { msgId: number; n: number }[] = []
+  rx.on('message', (m) => arrivals.push({ msgId: m.msgId, n: Number(m.text) }))
+  let reconnects = 0
+  let resent = 0
+  tx.on('reconnected', (e) => {
+    reconnects++
+    resent += e.resent
+  })
+
+  const accepted = new Map<number, number>() // n -> msgId
+  const refused: string[] = []
+  let killedAt = -1
+  let killing: Promise<void> | undefined
+  let inflight = 0
+  let next = 0
+  await new Promise<void>((done) => {
+    const pump = (): void => {
+      while (inflight < WINDOW && next < TOTAL) {
+        const n = next++
+        inflight++
+        tx.send('receiver', String(n), { receipt: false }).then(
+          (r) => {
+            accepted.set(n, r.msgId)
+            inflight--
+            if (killedAt < 0 && accepted.size >= TOTAL / 3) {
+              killedAt = accepted.size
+              server.proc.kill('SIGKILL')
+              killing = server.exited.then(async () => {
+                server = await serve(dataDir, port)
+              })
+            }
+            if (accepted.size + refused.length === TOTAL) done()
+            else pump()
+          },
+          (err: Error) => {
+            refused.push(`${n}: ${err.message}`)
+            inflight--
+            if (accepted.size + refused.length === TOTAL) done()
+            else pump()
+          },
+        )
+      }
+    }
+    pump()
+  })
+  await killing
+  assert.ok(killedAt > 0, 'the server was killed mid-stream')
+  assert.deepEqual(refused, [], 'no send was refused')
+  assert.equal(accepted.size, TOTAL, 'every message was accepted in the end')
+  assert.ok(reconnects >= 1, 'the sender reconnected')
+
+  // Wait for the receiver to have every accepted message (it reconnects too).
+  const deadline = Date.now() + 30_000
+  while (new Set(arrivals.map((a) => a.n)).size < TOTAL && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+
+  // The checker.
+  const seenMsgIds = new Set<number>()
+  const msgIdOfN = new Map<number, number>()
+  let duplicated = 0
+  let reordered = 0
+  let lastN = -1
+  for (const a of arrivals) {
+    if (seenMsgIds.has(a.msgId)) {
+      duplicated++ // handed to the application twice
+      continue
+    }
+    seenMsgIds.add(a.msgId)
+    if (msgIdOfN.has(a.n)) duplicated++ // the same text stored twice under two msgIds: a resend that was not deduped
+    msgIdOfN.set(a.n, a.msgId)
+    if (a.n < lastN) reordered++
+    lastN = Math.max(lastN, a.n)
+  }
+  let lost = 0
+  for (const [n, msgId] of accepted) if (msgIdOfN.get(n) !== msgId) lost++
+  t.diagnostic(`killed after ${killedAt} accepted; ${resent} resent after the restart; arrivals ${arrivals.length}; lost ${lost}, duplicated ${duplicated}, reordered ${reordered}`)
+  assert.equal(lost, 0, 'lost')
+  assert.equal(duplicated, 0, 'duplicated')
+  assert.equal(reordered, 0, 'reordered')
+  assert.equal(seenMsgIds.size, TOTAL)
+})
