@@ -367,36 +367,72 @@ export class FrameReader {
 
   /** Append a chunk; returns the decoded results available now (frames, then at most one error). */
   push(chunk: Buffer): Decoded[] {
+    const out: Decoded[] = []
     if (this.skipping > 0) {
       const n = Math.min(this.skipping, chunk.length)
       this.skipping -= n
       chunk = chunk.subarray(n)
     }
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk])
-    const out: Decoded[] = []
+    if (this.buf.length > 0) {
+      // Complete the pending frame with only the bytes it still needs, rather than copying the whole
+      // chunk onto the remainder: a stream of small frames would otherwise copy every chunk once more.
+      const need = this.pendingSize()
+      if (need === undefined) {
+        this.buf = Buffer.concat([this.buf, chunk])
+        chunk = Buffer.alloc(0)
+      } else {
+        const take = Math.min(need - this.buf.length, chunk.length)
+        this.buf = Buffer.concat([this.buf, chunk.subarray(0, take)])
+        chunk = chunk.subarray(take)
+        if (this.buf.length < need) return out
+      }
+      const first = this.buf
+      this.buf = Buffer.alloc(0)
+      if (!this.decodeFrom(first, out)) return out
+      if (this.buf.length > 0) {
+        // the pending bytes held more than one frame (need was unknown): go on from what they left
+        this.buf = Buffer.concat([this.buf, chunk])
+        chunk = this.buf
+        this.buf = Buffer.alloc(0)
+      }
+    }
+    this.decodeFrom(chunk, out)
+    return out
+  }
+
+  /** Whole size of the pending frame, when its length prefix is here and the frame is acceptable. */
+  private pendingSize(): number | undefined {
+    if (this.buf.length < 4) return undefined
+    const size = this.buf.readUInt32BE(0) + 4
+    if (size < HEADER_BYTES || size > this.maxFrameBytes) return undefined
+    return size
+  }
+
+  /** Decode every frame of `data`; keep an incomplete tail in this.buf. False after a malformed frame. */
+  private decodeFrom(data: Buffer, out: Decoded[]): boolean {
     for (;;) {
       if (this.skipping > 0) {
-        const n = Math.min(this.skipping, this.buf.length)
+        const n = Math.min(this.skipping, data.length)
         this.skipping -= n
-        this.buf = this.buf.subarray(n)
-        if (this.skipping > 0) break
+        data = data.subarray(n)
+        if (this.skipping > 0) return true
       }
-      const d = decode(this.buf, this.maxFrameBytes)
+      if (data.length === 0) return true
+      const d = decode(data, this.maxFrameBytes)
       if (d.ok) {
         out.push(d)
-        this.buf = d.rest
+        data = d.rest
         continue
       }
-      if (d.reason === 'need-more') break
-      out.push(d)
-      if (d.reason === 'malformed') {
-        this.buf = Buffer.alloc(0)
-        break
+      if (d.reason === 'need-more') {
+        this.buf = data
+        return true
       }
+      out.push(d)
+      if (d.reason === 'malformed') return false
       // too large: drop the frame's bytes as they come, the connection goes on
       this.skipping = d.skip
     }
-    return out
   }
 
   /** Bytes held waiting for the rest of a frame. */
