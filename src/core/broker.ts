@@ -108,6 +108,9 @@ interface Conversation {
 }
 
 const PAGE = 256
+/** Acknowledged messages per session that can still be marked read. */
+const RECENT_ACKED = 512
+const EMPTY = Buffer.alloc(0)
 const TOKEN_BYTES = 24
 
 export function hashToken(token: string): string {
@@ -678,6 +681,10 @@ export class Broker {
     const r = await this.committer.submit({ type: 'ack', user: s.user.id, seq })
     if (r.type !== 'ack' || r.removed === null) return false
     const m = r.removed
+    if (m.flags & Flag.READ_RECEIPT) {
+      s.recent.set(seq, { ...m, body: EMPTY })
+      if (s.recent.size > RECENT_ACKED) s.recent.delete(s.recent.keys().next().value!)
+    }
     if (m.kind !== 'receipt' && m.flags & Flag.RECEIPT && m.from !== SERVER_ID)
       this.receipt(m.from, { msgId: m.msgId, status: ReceiptStatus.DELIVERED, recipient: s.user.id, recipientName: s.user.name, seq, at: this.now(), topic: m.topic })
     if (s.mode === 'push') this.pump(s)
@@ -694,7 +701,7 @@ export class Broker {
 
   /** A message this session was handed and has not acknowledged (for markRead by seq). */
   inflightMessage(s: Session, seq: number): Message | undefined {
-    return s.inflight.get(seq)
+    return s.inflight.get(seq) ?? s.recent.get(seq)
   }
 
   private armAckTimer(s: Session, seq: number): void {

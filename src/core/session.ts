@@ -28,6 +28,8 @@ export class Session {
   missed = false
   /** The sink said it is over its high-water mark; resumed by Broker.drained(). */
   paused = false
+  /** Headers of the last acknowledged messages, so a read receipt can still be asked for after the ack. */
+  readonly recent = new Map<number, Message>()
   /** A long poll waiting for messages. */
   waiter: (() => void) | undefined
 

@@ -189,7 +189,7 @@ export class NativeConnection implements SessionSink {
       case 'READ': {
         const s = this.need()
         const m = this.broker.inflightMessage(s, f.seq)
-        if (m === undefined) throw new BrokerError('SB_ERR_UNKNOWN_MESSAGE', `no unacknowledged message ${f.seq}; mark it read before acknowledging it`)
+        if (m === undefined) throw new BrokerError('SB_ERR_UNKNOWN_MESSAGE', `no message ${f.seq} was delivered to this session lately`)
         return this.broker.markRead(s, m)
       }
       case 'REQUEST':
