@@ -61,6 +61,8 @@ export interface HttpOptions {
   logger?: FastifyBaseLogger
   /** Node process metrics (CPU, memory, event loop) in /metrics (default true). */
   processMetrics?: boolean
+  /** On close, connections still open after this are cut (default 5000 ms); long polls answer at once. */
+  shutdownGraceMs?: number
   /** Shown in the OpenAPI document. */
   version?: string
   /** The core's file service for /v1/files; without it those routes answer 501. */
@@ -224,6 +226,13 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
       sessions.detach(hs)
     }
     for (const ws of [...sockets]) ws.close(1001, 'the HTTP listener is closing')
+    // A connection that never sent a request (a client's spare, pre-opened one) has nothing in flight, but
+    // server.close() would wait for it until the client gives up on it.
+    for (const socket of tcp) if (socket.bytesRead === 0) socket.destroy()
+    // Whatever is still open after a grace period (a slow reader, a stuck upload) is cut.
+    setTimeout(() => {
+      for (const socket of tcp) socket.destroy()
+    }, opts.shutdownGraceMs ?? 5000).unref()
   })
   app.addHook('onClose', async () => {
     // Polling sessions have no connection to close: end them, so their users are not shown online.

@@ -91,6 +91,13 @@ export class SseOutlet implements PushOutlet {
     this.end()
   }
 
+  /** The client went away: nothing more to write, release the socket now. */
+  abort(): void {
+    this.ended = true
+    this.held = undefined
+    this.res.destroy()
+  }
+
   end(): void {
     if (this.held !== undefined) {
       this.endAfterStart = true
@@ -98,7 +105,8 @@ export class SseOutlet implements PushOutlet {
     }
     if (this.ended) return
     this.ended = true
-    this.res.end()
+    // An event stream's connection is never reused: once the last event is out, let the socket go.
+    this.res.end(() => this.res.destroy())
     // A client that never reads must not keep the socket forever.
     setTimeout(() => this.res.destroy(), 5000).unref()
   }
@@ -154,7 +162,7 @@ export function registerSse(app: FastifyInstance, deps: SseDeps): void {
     res.on('close', () => {
       clearInterval(heartbeat)
       streams.delete(entry)
-      outlet.end()
+      outlet.abort()
       sessions.detach(hs)
     })
   })
