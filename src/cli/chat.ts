@@ -49,7 +49,12 @@ export async function runChat(name: string, flags: ServerFlags): Promise<number>
   }
 
   const out = process.stdout
-  const rl = readline.createInterface({ input: process.stdin, output: out, terminal: process.stdin.isTTY === true && out.isTTY === true, historySize: 500 })
+  const rl = readline.createInterface({
+    input: process.stdin,
+    output: out,
+    terminal: process.stdin.isTTY === true && out.isTTY === true,
+    historySize: 500,
+  })
   const history: string[] = []
   const unreadMail: IncomingMessage[] = []
   const sentByMsgId = new Map<number, Sent>()
@@ -60,7 +65,15 @@ export async function runChat(name: string, flags: ServerFlags): Promise<number>
   let quitting = false
 
   const setPrompt = (): void => {
-    rl.setPrompt(waitingFor ? `text for ${waitingFor.target}> ` : request ? `accept ${request.peer}? [y/n]> ` : conversation ? `${client.name} ⇄ ${conversation.peer}> ` : `${client.name}> `)
+    rl.setPrompt(
+      waitingFor
+        ? `text for ${waitingFor.target}> `
+        : request
+          ? `accept ${request.peer}? [y/n]> `
+          : conversation
+            ? `${client.name} ⇄ ${conversation.peer}> `
+            : `${client.name}> `,
+    )
   }
   /** Print above the input line without eating what the person is typing. */
   const print = (line: string, keep = true): void => {
@@ -129,8 +142,15 @@ export async function runChat(name: string, flags: ServerFlags): Promise<number>
         break
     }
   })
-  client.on('reconnecting', (e) => print(`* connection lost${e.error ? ` (${e.error.message})` : ''}; reconnecting in ${(e.delayMs / 1000).toFixed(1)} s (attempt ${e.attempt})`, false))
-  client.on('reconnected', (e) => print(`* reconnected as ${client.name}${e.resent > 0 ? `; ${e.resent} unconfirmed message(s) sent again` : ''}`, false))
+  client.on('reconnecting', (e) =>
+    print(
+      `* connection lost${e.error ? ` (${e.error.message})` : ''}; reconnecting in ${(e.delayMs / 1000).toFixed(1)} s (attempt ${e.attempt})`,
+      false,
+    ),
+  )
+  client.on('reconnected', (e) =>
+    print(`* reconnected as ${client.name}${e.resent > 0 ? `; ${e.resent} unconfirmed message(s) sent again` : ''}`, false),
+  )
   client.on('closed', (e) => {
     if (quitting) return
     print(`* disconnected: ${e.reason}${e.text ? ` (${e.text})` : ''}`, false)
@@ -138,7 +158,16 @@ export async function runChat(name: string, flags: ServerFlags): Promise<number>
     rl.close()
   })
 
-  const describeTarget = (t: Target): string => (typeof t === 'string' ? t : t.kind === 'topic' ? `@${t.topic}` : t.kind === 'all' ? 'room' : t.kind === 'user' ? `#${t.id}` : t.kind)
+  const describeTarget = (t: Target): string =>
+    typeof t === 'string'
+      ? t
+      : t.kind === 'topic'
+        ? `@${t.topic}`
+        : t.kind === 'all'
+          ? 'room'
+          : t.kind === 'user'
+            ? `#${t.id}`
+            : t.kind
 
   /** Send, show the short id, and let receipts print as they come. */
   const send = (to: Target, text: string, fallbackTopic = false): void => {
@@ -158,7 +187,12 @@ export async function runChat(name: string, flags: ServerFlags): Promise<number>
         }
       },
       (err: unknown) => {
-        if (fallbackTopic && typeof to === 'string' && err instanceof SwitchboardError && err.code === 'SB_ERR_UNKNOWN_RECIPIENT') {
+        if (
+          fallbackTopic &&
+          typeof to === 'string' &&
+          err instanceof SwitchboardError &&
+          err.code === 'SB_ERR_UNKNOWN_RECIPIENT'
+        ) {
           print(`  #${short} no user ${to}: trying the topic ${to}`, false)
           send({ kind: 'topic', topic: to }, text)
           return
@@ -197,7 +231,8 @@ export async function runChat(name: string, flags: ServerFlags): Promise<number>
   }
 
   const fileError = (err: unknown): void => {
-    if (err instanceof SwitchboardError && err.code === 'SB_ERR_UNSUPPORTED') print(`! this server does not support file transfer (${err.message})`, false)
+    if (err instanceof SwitchboardError && err.code === 'SB_ERR_UNSUPPORTED')
+      print(`! this server does not support file transfer (${err.message})`, false)
     else fail(err)
   }
 
@@ -288,7 +323,13 @@ export async function runChat(name: string, flags: ServerFlags): Promise<number>
         const users = await client.who().catch((e: unknown) => (fail(e), undefined))
         if (users === undefined) return
         return print(
-          `online (${users.length}):\n` + users.map((u) => `  ${u.name.padEnd(20)} #${u.id}  via ${u.protocol}, since ${hhmmss(u.since)}${u.id === client.id ? '  (you)' : ''}`).join('\n'),
+          `online (${users.length}):\n` +
+            users
+              .map(
+                (u) =>
+                  `  ${u.name.padEnd(20)} #${u.id}  via ${u.protocol}, since ${hhmmss(u.since)}${u.id === client.id ? '  (you)' : ''}`,
+              )
+              .join('\n'),
           false,
         )
       }
@@ -305,15 +346,29 @@ export async function runChat(name: string, flags: ServerFlags): Promise<number>
       case '/unsubscribe':
       case '/unsub':
         if (args[0] === undefined) return print('usage: /unsubscribe TOPIC', false)
-        return client.unsubscribe(args[0]).then((was) => print(was ? `* unsubscribed from ${args[0]}` : `* you were not subscribed to ${args[0]}`, false), fail)
+        return client
+          .unsubscribe(args[0])
+          .then((was) => print(was ? `* unsubscribed from ${args[0]}` : `* you were not subscribed to ${args[0]}`, false), fail)
       case '/topics': {
-        const [all, mine] = await Promise.all([client.topics(), client.subscriptions()]).catch((e: unknown) => (fail(e), [undefined, undefined]))
+        const [all, mine] = await Promise.all([client.topics(), client.subscriptions()]).catch(
+          (e: unknown) => (fail(e), [undefined, undefined]),
+        )
         if (all === undefined || mine === undefined) return
         if (all.length === 0) return print('(no topics yet: /subscribe TOPIC creates one)', false)
-        return print(`topics:\n` + all.map((x) => `  ${x.topic.padEnd(20)} ${x.subscribers} subscriber(s)${mine.includes(x.topic) ? '  (subscribed)' : ''}`).join('\n'), false)
+        return print(
+          `topics:\n` +
+            all
+              .map(
+                (x) => `  ${x.topic.padEnd(20)} ${x.subscribers} subscriber(s)${mine.includes(x.topic) ? '  (subscribed)' : ''}`,
+              )
+              .join('\n'),
+          false,
+        )
       }
       case '/subscriptions':
-        return client.subscriptions().then((s) => print(s.length ? `subscribed to: ${s.join(', ')}` : '(no subscriptions)', false), fail)
+        return client
+          .subscriptions()
+          .then((s) => print(s.length ? `subscribed to: ${s.join(', ')}` : '(no subscriptions)', false), fail)
       case '/inbox':
       case '/refresh':
         return showInbox()
@@ -354,10 +409,14 @@ export async function runChat(name: string, flags: ServerFlags): Promise<number>
   }
 
   const subscribe = (topic: string): Promise<void> =>
-    client.subscribe(topic).then((isNew) => print(isNew ? `* subscribed to ${topic}` : `* already subscribed to ${topic}`, false), fail)
+    client
+      .subscribe(topic)
+      .then((isNew) => print(isNew ? `* subscribed to ${topic}` : `* already subscribed to ${topic}`, false), fail)
 
   const talk = (peer: string): Promise<void> =>
-    client.requestConversation(peer).then(() => print(`* asked ${peer} for a direct conversation; waiting for the answer`, false), fail)
+    client
+      .requestConversation(peer)
+      .then(() => print(`* asked ${peer} for a direct conversation; waiting for the answer`, false), fail)
 
   const showInbox = (): void => {
     const mail = unreadMail.splice(0)

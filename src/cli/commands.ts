@@ -37,7 +37,9 @@ export function registerClientCommands(program: Command): void {
   serverOptions(
     program
       .command('send')
-      .description('send one message, wait for its receipt and print it. Exit status: 0 delivered, 3 stored (recipient offline), 4 not delivered yet, 1 refused or failed')
+      .description(
+        'send one message, wait for its receipt and print it. Exit status: 0 delivered, 3 stored (recipient offline), 4 not delivered yet, 1 refused or failed',
+      )
       .requiredOption('--as <name>', 'sender name (registered on first use)')
       .requiredOption('--to <name>', 'recipient: a user name, ALL for the room, or topic:NAME')
       .option('--no-receipt', 'do not wait for a receipt: exit once the server accepted the message')

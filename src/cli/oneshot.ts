@@ -1,7 +1,13 @@
 /** One-shot commands for scripts: `switchboard send` and `switchboard inbox`. */
 import WebSocket from 'ws'
 import { FileCredentialStore } from '../client/credentials.js'
-import { SwitchboardClient, SwitchboardError, type ConnectOptions, type Target, type WebSocketConstructor } from '../client/index.js'
+import {
+  SwitchboardClient,
+  SwitchboardError,
+  type ConnectOptions,
+  type Target,
+  type WebSocketConstructor,
+} from '../client/index.js'
 import type { ServerFlags } from './commands.js'
 import { hhmmss, receiptText } from './format.js'
 
@@ -17,7 +23,8 @@ export function connectOptions(flags: ServerFlags, name: string): ConnectOptions
   if (flags.url !== undefined) {
     o.url = flags.url
     // Node 22+ has a global WebSocket; Node 20 uses the `ws` package.
-    if ((globalThis as { WebSocket?: unknown }).WebSocket === undefined) o.WebSocket = WebSocket as unknown as WebSocketConstructor
+    if ((globalThis as { WebSocket?: unknown }).WebSocket === undefined)
+      o.WebSocket = WebSocket as unknown as WebSocketConstructor
   }
   return o
 }
@@ -41,7 +48,10 @@ export function targetOf(to: string): Target {
   return to
 }
 
-export async function runSend(flags: ServerFlags & { as: string; to: string; receipt: boolean; timeout: string }, text: string): Promise<number> {
+export async function runSend(
+  flags: ServerFlags & { as: string; to: string; receipt: boolean; timeout: string },
+  text: string,
+): Promise<number> {
   let client: SwitchboardClient
   const opts = connectOptions(flags, flags.as)
   try {
@@ -76,7 +86,9 @@ export async function runSend(flags: ServerFlags & { as: string; to: string; rec
     }
   } catch (err) {
     const e = err as SwitchboardError
-    process.stderr.write(`switchboard send: refused: ${e.message}${e.code ? ` (${e.code}${e.limit ? `, limit ${e.limit}` : ''})` : ''}\n`)
+    process.stderr.write(
+      `switchboard send: refused: ${e.message}${e.code ? ` (${e.code}${e.limit ? `, limit ${e.limit}` : ''})` : ''}\n`,
+    )
     return SendExit.FAILED
   } finally {
     await client.close(500)
@@ -99,7 +111,10 @@ export async function runInbox(name: string, flags: ServerFlags & { keep?: boole
       if (batch.length === 0) break
       for (const m of batch) {
         const where = m.topic !== undefined ? ` @${m.topic}` : ''
-        const body = m.file !== undefined ? `[file ${m.file.name}, ${m.file.size} bytes, id ${m.file.fileId}]${m.text ? ' ' + m.text : ''}` : m.text
+        const body =
+          m.file !== undefined
+            ? `[file ${m.file.name}, ${m.file.size} bytes, id ${m.file.fileId}]${m.text ? ' ' + m.text : ''}`
+            : m.text
         process.stdout.write(`[${hhmmss(m.ts)}] ${m.fromName}${where}: ${body}\n`)
         n++
         if (!flags.keep) client.ack(m.seq)

@@ -343,7 +343,11 @@ const textDecoder = new TextDecoder()
 
 /** Buffer where there is one (Node, or a browser polyfill the codec needs anyway). */
 function toBuffer(b: Uint8Array | string): Buffer {
-  return typeof b === 'string' ? Buffer.from(b, 'utf8') : Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+  return typeof b === 'string'
+    ? Buffer.from(b, 'utf8')
+    : Buffer.isBuffer(b)
+      ? b
+      : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 }
 
 function unref(t: ReturnType<typeof setTimeout> | ReturnType<typeof setInterval>): void {
@@ -360,7 +364,8 @@ function addressOf(to: Target): Address {
 function parseFileBody(body: Buffer): FileDescriptor | undefined {
   try {
     const o = JSON.parse(body.toString('utf8')) as Record<string, unknown>
-    if (typeof o.fileId !== 'string' || typeof o.name !== 'string' || typeof o.size !== 'number' || typeof o.sha256 !== 'string') return undefined
+    if (typeof o.fileId !== 'string' || typeof o.name !== 'string' || typeof o.size !== 'number' || typeof o.sha256 !== 'string')
+      return undefined
     const f: FileDescriptor = { fileId: o.fileId, name: o.name, size: o.size, sha256: o.sha256 }
     if (typeof o.text === 'string') f.text = o.text
     return f
@@ -449,12 +454,20 @@ export class SwitchboardClient {
       serverKey = `${host}:${port}`
     }
     const c = new SwitchboardClient(opts, connector, serverKey)
-    const known = opts.token !== undefined ? { id: opts.id ?? 0, name: opts.name, token: opts.token } : opts.register === true ? undefined : await opts.credentials?.get(serverKey, opts.name)
+    const known =
+      opts.token !== undefined
+        ? { id: opts.id ?? 0, name: opts.name, token: opts.token }
+        : opts.register === true
+          ? undefined
+          : await opts.credentials?.get(serverKey, opts.name)
     if (known !== undefined) {
       c.id = known.id
       c.token = known.token
     } else if (opts.register === false) {
-      throw new SwitchboardError('SB_ERR_NOT_LOGGED_IN', `no token known for "${opts.name}" on ${serverKey}: register first or pass a token`)
+      throw new SwitchboardError(
+        'SB_ERR_NOT_LOGGED_IN',
+        `no token known for "${opts.name}" on ${serverKey}: register first or pass a token`,
+      )
     }
     try {
       await c.open()
@@ -536,7 +549,9 @@ export class SwitchboardClient {
         },
       })
     } catch (err) {
-      throw new SwitchboardError('SB_ERR_CONNECT', `cannot reach ${this.serverKey}: ${(err as Error).message}`, undefined, { cause: err })
+      throw new SwitchboardError('SB_ERR_CONNECT', `cannot reach ${this.serverKey}: ${(err as Error).message}`, undefined, {
+        cause: err,
+      })
     }
     if ((this.state as string) === 'closed') {
       conn.destroy()
@@ -547,7 +562,15 @@ export class SwitchboardClient {
     const flags = this.mode === 'poll' ? SessionFlag.POLL : 0
     const hello: Frame =
       this.token !== ''
-        ? { type: 'LOGIN', corr: 0, version: PROTOCOL_VERSION, flags, id: this.id, name: this.id === 0 ? this.name : '', token: this.token }
+        ? {
+            type: 'LOGIN',
+            corr: 0,
+            version: PROTOCOL_VERSION,
+            flags,
+            id: this.id,
+            name: this.id === 0 ? this.name : '',
+            token: this.token,
+          }
         : { type: 'REGISTER', corr: 0, version: PROTOCOL_VERSION, flags, name: this.name }
     let welcome: FrameOf<'WELCOME'>
     try {
@@ -604,7 +627,10 @@ export class SwitchboardClient {
     this.conn = undefined
     if (this.heartbeat) clearInterval(this.heartbeat)
     this.heartbeat = undefined
-    const lost = new SwitchboardError('SB_ERR_DISCONNECTED', `the connection to ${this.serverKey} was lost${err ? `: ${err.message}` : ''}`)
+    const lost = new SwitchboardError(
+      'SB_ERR_DISCONNECTED',
+      `the connection to ${this.serverKey} was lost${err ? `: ${err.message}` : ''}`,
+    )
     for (const [corr, r] of this.requests) {
       if (r.timer) clearTimeout(r.timer)
       this.requests.delete(corr)
@@ -625,7 +651,12 @@ export class SwitchboardClient {
     const rc = this.opts.reconnect ?? true
     if (rc === false || (why !== undefined && FINAL_CLOSE.has(why.reason))) {
       this.state = 'closed'
-      this.failEverything(new SwitchboardError('SB_ERR_CLOSED', why ? `session ended: ${why.reason}${why.text ? ` (${why.text})` : ''}` : 'the connection was lost'))
+      this.failEverything(
+        new SwitchboardError(
+          'SB_ERR_CLOSED',
+          why ? `session ended: ${why.reason}${why.text ? ` (${why.text})` : ''}` : 'the connection was lost',
+        ),
+      )
       this.emitClosed(why?.reason ?? 'disconnected', why?.text ?? err?.message ?? '')
       return
     }
@@ -637,7 +668,9 @@ export class SwitchboardClient {
     const rc = typeof this.opts.reconnect === 'object' ? this.opts.reconnect : {}
     if (rc.maxAttempts !== undefined && attempt > rc.maxAttempts) {
       this.state = 'closed'
-      this.failEverything(new SwitchboardError('SB_ERR_CONNECT', `gave up reconnecting to ${this.serverKey} after ${attempt - 1} attempts`))
+      this.failEverything(
+        new SwitchboardError('SB_ERR_CONNECT', `gave up reconnecting to ${this.serverKey} after ${attempt - 1} attempts`),
+      )
       this.emitClosed('unreachable', err?.message ?? '')
       return
     }
@@ -738,7 +771,11 @@ export class SwitchboardClient {
         return this.emit('rename', { id: f.id, oldName: f.oldName, newName: f.newName })
       case 'CONV_EVENT': {
         const names = Object.keys(ConvEventCode) as (keyof typeof ConvEventCode)[]
-        const ev: ConversationEventInfo = { event: names.find((n) => ConvEventCode[n] === f.event) ?? 'unknown', convId: f.convId, peer: { id: f.peerId, name: f.peerName } }
+        const ev: ConversationEventInfo = {
+          event: names.find((n) => ConvEventCode[n] === f.event) ?? 'unknown',
+          convId: f.convId,
+          peer: { id: f.peerId, name: f.peerName },
+        }
         if (f.expiresAt > 0) ev.expiresAt = f.expiresAt
         if (f.reason !== '') ev.reason = f.reason
         if (f.body.length > 0) ev.text = f.body.toString('utf8')
@@ -914,7 +951,8 @@ export class SwitchboardClient {
   private handOver(m: IncomingMessage): void {
     this.emit('message', m)
     if ((this.opts.autoAck ?? true) && m.seq !== 0) {
-      if (this.opts.autoRead === true && m.wantsReadReceipt) this.writeFrame({ type: 'READ', corr: this.corrNext(), seq: m.seq }, 'READ')
+      if (this.opts.autoRead === true && m.wantsReadReceipt)
+        this.writeFrame({ type: 'READ', corr: this.corrNext(), seq: m.seq }, 'READ')
       this.ackSeq(m.seq)
     }
   }
@@ -1024,7 +1062,15 @@ export class SwitchboardClient {
     return new Promise<SendResult>((resolve, reject) => {
       const p: PendingSend = {
         msgId,
-        fields: { msgId, to: address, kind: 0, flags, ttlMs: opts.ttlMs ?? 0, notBefore: opts.notBefore ?? 0, body: toBuffer(text) },
+        fields: {
+          msgId,
+          to: address,
+          kind: 0,
+          flags,
+          ttlMs: opts.ttlMs ?? 0,
+          notBefore: opts.notBefore ?? 0,
+          body: toBuffer(text),
+        },
         wantReceipt,
         direct: address.kind === 'name' || address.kind === 'user',
         idempotent,
@@ -1193,7 +1239,10 @@ export class SwitchboardClient {
   /** Ask `user` for a direct conversation; resolves with its id. Answers come as 'conversation' events. */
   async requestConversation(user: Target): Promise<string> {
     const to = addressOf(user)
-    const r = (await this.call({ type: 'CONV', corr: 0, action: ConvAction.REQUEST, convId: '', to, body: Buffer.alloc(0) }, 'CONV')) as FrameOf<'RESULT'>
+    const r = (await this.call(
+      { type: 'CONV', corr: 0, action: ConvAction.REQUEST, convId: '', to, body: Buffer.alloc(0) },
+      'CONV',
+    )) as FrameOf<'RESULT'>
     return r.text
   }
 
@@ -1224,13 +1273,27 @@ export class SwitchboardClient {
    * Upload a file with an optional text to a user, a topic or ALL. Chunks are streamed with backpressure
    * (never held whole). Resolves when the server accepted the file message.
    */
-  async sendFile(to: Target, source: UploadSource, opts: SendOptions & { text?: string; chunkBytes?: number; onProgress?: (p: TransferProgress) => void } = {}): Promise<SendResult> {
+  async sendFile(
+    to: Target,
+    source: UploadSource,
+    opts: SendOptions & { text?: string; chunkBytes?: number; onProgress?: (p: TransferProgress) => void } = {},
+  ): Promise<SendResult> {
     const msgId = opts.msgId ?? this.ids.next()
     let flags = SendFlag.IDEMPOTENT
     if (opts.receipt ?? true) flags |= SendFlag.RECEIPT
     if (opts.readReceipt) flags |= SendFlag.READ_RECEIPT
     const begin = (await this.call(
-      { type: 'FILE_BEGIN', corr: 0, msgId, to: addressOf(to), flags, size: source.size, sha256: source.sha256 ?? '', name: source.name, text: opts.text ?? '' },
+      {
+        type: 'FILE_BEGIN',
+        corr: 0,
+        msgId,
+        to: addressOf(to),
+        flags,
+        size: source.size,
+        sha256: source.sha256 ?? '',
+        name: source.name,
+        text: opts.text ?? '',
+      },
       'FILE_BEGIN',
     )) as FrameOf<'RESULT'>
     const uploadId = begin.text
@@ -1243,7 +1306,8 @@ export class SwitchboardClient {
         for (let off = 0; off < chunk.length; off += chunkBytes) {
           const part = chunk.subarray(off, Math.min(chunk.length, off + chunkBytes))
           const conn = this.conn
-          if (conn === undefined || gen !== this.gen) throw new SwitchboardError('SB_ERR_DISCONNECTED', 'the connection was lost during the upload; send the file again')
+          if (conn === undefined || gen !== this.gen)
+            throw new SwitchboardError('SB_ERR_DISCONNECTED', 'the connection was lost during the upload; send the file again')
           this.writeFrame({ type: 'FILE_CHUNK', corr: this.corrNext(), uploadId, data: toBuffer(part) }, 'FILE_CHUNK')
           sent += part.length
           opts.onProgress?.({ bytes: sent, total: source.size })
@@ -1251,13 +1315,20 @@ export class SwitchboardClient {
         }
       }
     } catch (err) {
-      if (this.conn !== undefined && gen === this.gen) this.writeFrame({ type: 'FILE_ABORT', corr: this.corrNext(), uploadId }, 'FILE_ABORT')
+      if (this.conn !== undefined && gen === this.gen)
+        this.writeFrame({ type: 'FILE_ABORT', corr: this.corrNext(), uploadId }, 'FILE_ABORT')
       throw err
     }
-    if (gen !== this.gen) throw new SwitchboardError('SB_ERR_DISCONNECTED', 'the connection was lost during the upload; send the file again')
+    if (gen !== this.gen)
+      throw new SwitchboardError('SB_ERR_DISCONNECTED', 'the connection was lost during the upload; send the file again')
     const acc = (await this.request({ type: 'FILE_END', corr: 0, uploadId }, 'FILE_END')) as FrameOf<'ACCEPTED'>
     const names = Object.keys(SendStatusCode) as AcceptedStatus[]
-    const r: SendResult = { msgId: acc.msgId, accepted: names.find((n) => SendStatusCode[n] === acc.status) ?? 'queued', seq: acc.seq, recipients: acc.recipients }
+    const r: SendResult = {
+      msgId: acc.msgId,
+      accepted: names.find((n) => SendStatusCode[n] === acc.status) ?? 'queued',
+      seq: acc.seq,
+      recipients: acc.recipients,
+    }
     if (acc.fileId !== '') r.fileId = acc.fileId
     return r
   }
@@ -1266,7 +1337,11 @@ export class SwitchboardClient {
    * Download a file by id: `write` receives each chunk in order (await it for backpressure). Resolves with
    * the file's description once the last chunk arrived.
    */
-  async download(fileId: string, write: (chunk: Uint8Array, offset: number) => void | Promise<void>, opts: { onProgress?: (p: TransferProgress) => void } = {}): Promise<FileDescriptor> {
+  async download(
+    fileId: string,
+    write: (chunk: Uint8Array, offset: number) => void | Promise<void>,
+    opts: { onProgress?: (p: TransferProgress) => void } = {},
+  ): Promise<FileDescriptor> {
     let info: FileDescriptor | undefined
     let got = 0
     let chain = Promise.resolve()
@@ -1333,13 +1408,19 @@ export class SwitchboardClient {
   async close(timeoutMs = 2000): Promise<void> {
     if (this.state === 'closed') return this.closedPromise
     const deadline = Date.now() + timeoutMs
-    while (this.state === 'open' && [...this.sends.values()].some((p) => !p.accepted) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+    while (this.state === 'open' && [...this.sends.values()].some((p) => !p.accepted) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10))
     const was = this.state
     this.state = 'closed'
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer)
     for (const p of [...this.sends.values()]) {
       if (p.accepted && p.result) this.settleSend(p, p.result)
-      else this.settleSend(p, undefined, new SwitchboardError('SB_ERR_CLOSED', 'the client was closed before the server accepted the message'))
+      else
+        this.settleSend(
+          p,
+          undefined,
+          new SwitchboardError('SB_ERR_CLOSED', 'the client was closed before the server accepted the message'),
+        )
     }
     this.failEverything(new SwitchboardError('SB_ERR_CLOSED', 'the client was closed'))
     const conn = this.conn

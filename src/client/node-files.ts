@@ -3,7 +3,13 @@ import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { open, rename, stat, unlink } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { SwitchboardError, type FileDescriptor, type SwitchboardClient, type TransferProgress, type UploadSource } from './client.js'
+import {
+  SwitchboardError,
+  type FileDescriptor,
+  type SwitchboardClient,
+  type TransferProgress,
+  type UploadSource,
+} from './client.js'
 
 /** Hash the file first (one streaming pass), then stream it again as the upload: never held in memory. */
 export async function fileSource(path: string, name = basename(path)): Promise<UploadSource> {

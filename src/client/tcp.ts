@@ -21,11 +21,19 @@ export function tcpConnector(opts: TcpOptions): Connector {
     new Promise<Connection>((resolve, reject) => {
       const useTls = opts.tls !== undefined && opts.tls !== false
       const socket: net.Socket = useTls
-        ? tls.connect({ host: opts.host, port: opts.port, servername: net.isIP(opts.host) ? undefined : opts.host, ...(typeof opts.tls === 'object' ? opts.tls : {}) })
+        ? tls.connect({
+            host: opts.host,
+            port: opts.port,
+            servername: net.isIP(opts.host) ? undefined : opts.host,
+            ...(typeof opts.tls === 'object' ? opts.tls : {}),
+          })
         : net.connect({ host: opts.host, port: opts.port })
       let opened = false
       let closed = false
-      const timer = setTimeout(() => socket.destroy(new Error(`connecting to ${opts.host}:${opts.port} timed out`)), opts.connectTimeoutMs ?? 10_000)
+      const timer = setTimeout(
+        () => socket.destroy(new Error(`connecting to ${opts.host}:${opts.port} timed out`)),
+        opts.connectTimeoutMs ?? 10_000,
+      )
       const drainWaiters: (() => void)[] = []
       const wakeDrain = (): void => {
         for (const w of drainWaiters.splice(0)) w()

@@ -100,7 +100,9 @@ export function wsConnector(opts: WsOptions): Connector {
         }
         if (reported) return
         reported = true
-        handlers.onClose(wasClosed || ev.code === 1000 ? undefined : new Error(`WebSocket closed: ${ev.code ?? 0} ${ev.reason ?? ''}`.trim()))
+        handlers.onClose(
+          wasClosed || ev.code === 1000 ? undefined : new Error(`WebSocket closed: ${ev.code ?? 0} ${ev.reason ?? ''}`.trim()),
+        )
       }
     })
 }

@@ -23,10 +23,15 @@ interface Run {
 
 function sb(home: string, args: string[]): Promise<Run> {
   return new Promise((res) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, SWITCHBOARD_HOME: home }, timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
-      res({ code, stdout, stderr })
-    })
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { env: { ...process.env, SWITCHBOARD_HOME: home }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
+        res({ code, stdout, stderr })
+      },
+    )
   })
 }
 
@@ -98,104 +103,115 @@ function hasTmux(): boolean {
   }
 }
 
-test('switchboard chat through a pseudo-terminal (tmux): log in, send, receipt, /who, rename, 003/004 words, quit', { skip: !hasTmux() && 'tmux is not installed' }, async (t) => {
-  const { port } = await startTestServer(t)
-  const h = home(t)
-  const session = `sbchat-${process.pid}`
-  const tmux = (...args: string[]): string => execFileSync('tmux', args, { encoding: 'utf8' })
-  const screen = (): string => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', session)
-  const waitFor = async (re: RegExp, ms = 15_000): Promise<string> => {
-    const start = Date.now()
-    for (;;) {
-      const s = screen()
-      if (re.test(s)) return s
-      if (Date.now() - start > ms) throw new Error(`timed out waiting for ${re} on the screen:\n${s}`)
-      await new Promise((r) => setTimeout(r, 100))
+test(
+  'switchboard chat through a pseudo-terminal (tmux): log in, send, receipt, /who, rename, 003/004 words, quit',
+  { skip: !hasTmux() && 'tmux is not installed' },
+  async (t) => {
+    const { port } = await startTestServer(t)
+    const h = home(t)
+    const session = `sbchat-${process.pid}`
+    const tmux = (...args: string[]): string => execFileSync('tmux', args, { encoding: 'utf8' })
+    const screen = (): string => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', session)
+    const waitFor = async (re: RegExp, ms = 15_000): Promise<string> => {
+      const start = Date.now()
+      for (;;) {
+        const s = screen()
+        if (re.test(s)) return s
+        if (Date.now() - start > ms) throw new Error(`timed out waiting for ${re} on the screen:\n${s}`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
     }
-  }
-  const type = (line: string): void => {
-    tmux('send-keys', '-t', session, '-l', line)
-    tmux('send-keys', '-t', session, 'Enter')
-  }
-
-  const bob = await SwitchboardClient.connect({ port, name: 'bob' })
-  t.after(() => bob.close(200))
-  const bobGot: IncomingMessage[] = []
-  bob.on('message', (m) => bobGot.push(m))
-  const convs: string[] = []
-  bob.on('conversation', (e) => {
-    convs.push(e.event)
-    if (e.event === 'request') bob.accept(e.convId)
-  })
-
-  tmux(
-    'new-session', '-d', '-s', session, '-x', '160', '-y', '50',
-    `SWITCHBOARD_HOME=${h} ${process.execPath} ${BIN} chat alice --port ${port}; echo CHAT-EXIT-$?; sleep 60`,
-  )
-  t.after(() => {
-    try {
-      tmux('kill-session', '-t', session)
-    } catch {
-      // already gone
+    const type = (line: string): void => {
+      tmux('send-keys', '-t', session, '-l', line)
+      tmux('send-keys', '-t', session, 'Enter')
     }
-  })
-  await waitFor(/connected to .* as alice/)
-  await waitFor(/alice> $/m)
 
-  type('/msg bob hello from the terminal')
-  await waitFor(/#1 → bob: hello from the terminal/)
-  await waitFor(/#1 ✓✓ delivered to bob/)
-  assert.equal(bobGot.at(-1)?.text, 'hello from the terminal')
+    const bob = await SwitchboardClient.connect({ port, name: 'bob' })
+    t.after(() => bob.close(200))
+    const bobGot: IncomingMessage[] = []
+    bob.on('message', (m) => bobGot.push(m))
+    const convs: string[] = []
+    bob.on('conversation', (e) => {
+      convs.push(e.event)
+      if (e.event === 'request') bob.accept(e.convId)
+    })
 
-  await bob.send('alice', 'hi back')
-  await waitFor(/\[\d\d:\d\d:\d\d\] bob → you: hi back/)
+    tmux(
+      'new-session',
+      '-d',
+      '-s',
+      session,
+      '-x',
+      '160',
+      '-y',
+      '50',
+      `SWITCHBOARD_HOME=${h} ${process.execPath} ${BIN} chat alice --port ${port}; echo CHAT-EXIT-$?; sleep 60`,
+    )
+    t.after(() => {
+      try {
+        tmux('kill-session', '-t', session)
+      } catch {
+        // already gone
+      }
+    })
+    await waitFor(/connected to .* as alice/)
+    await waitFor(/alice> $/m)
 
-  type('/who')
-  await waitFor(/online \(2\):[\s\S]*alice\s+#\d+\s+via native[\s\S]*bob\s+#\d+/)
+    type('/msg bob hello from the terminal')
+    await waitFor(/#1 → bob: hello from the terminal/)
+    await waitFor(/#1 ✓✓ delivered to bob/)
+    assert.equal(bobGot.at(-1)?.text, 'hello from the terminal')
 
-  type('plain text to the room')
-  await waitFor(/#2 ✓ sent to 1 online/)
-  assert.equal(bobGot.at(-1)?.text, 'plain text to the room')
-  assert.equal(bobGot.at(-1)?.to, 0xffffffff)
+    await bob.send('alice', 'hi back')
+    await waitFor(/\[\d\d:\d\d:\d\d\] bob → you: hi back/)
 
-  // 003: @target without text asks for it
-  type('@bob')
-  await waitFor(/text for bob> $/m)
-  type('mail via the 003 word')
-  await waitFor(/#3 ✓✓ delivered to bob/)
+    type('/who')
+    await waitFor(/online \(2\):[\s\S]*alice\s+#\d+\s+via native[\s\S]*bob\s+#\d+/)
 
-  // 003: !topic subscribes; refresh shows mail
-  type('!news')
-  await waitFor(/subscribed to news/)
-  await bob.send({ kind: 'topic', topic: 'news' }, 'topic mail')
-  await waitFor(/bob @news: topic mail/)
-  type('refresh')
-  await waitFor(/mail since you last looked \(2\):/)
+    type('plain text to the room')
+    await waitFor(/#2 ✓ sent to 1 online/)
+    assert.equal(bobGot.at(-1)?.text, 'plain text to the room')
+    assert.equal(bobGot.at(-1)?.to, 0xffffffff)
 
-  // 003: #user asks for a conversation
-  type('#bob')
-  await waitFor(/direct conversation with bob is open/)
-  assert.ok(convs.includes('request'))
-  type('just between us')
-  await waitFor(/you ⇄ bob: just between us/)
-  type('/close')
-  await waitFor(/conversation with bob closed/)
+    // 003: @target without text asks for it
+    type('@bob')
+    await waitFor(/text for bob> $/m)
+    type('mail via the 003 word')
+    await waitFor(/#3 ✓✓ delivered to bob/)
 
-  // 004: >>chname<< takes the first word
-  type('>>chname<< alicia and more')
-  await waitFor(/you are now alicia/)
-  await waitFor(/alicia> $/m)
-  type('/rename bob')
-  await waitFor(/SB_ERR_NAME_TAKEN/)
+    // 003: !topic subscribes; refresh shows mail
+    type('!news')
+    await waitFor(/subscribed to news/)
+    await bob.send({ kind: 'topic', topic: 'news' }, 'topic mail')
+    await waitFor(/bob @news: topic mail/)
+    type('refresh')
+    await waitFor(/mail since you last looked \(2\):/)
 
-  type('/history')
-  await waitFor(/history of this session:[\s\S]*#1 → bob: hello from the terminal/)
+    // 003: #user asks for a conversation
+    type('#bob')
+    await waitFor(/direct conversation with bob is open/)
+    assert.ok(convs.includes('request'))
+    type('just between us')
+    await waitFor(/you ⇄ bob: just between us/)
+    type('/close')
+    await waitFor(/conversation with bob closed/)
 
-  // 004: >>exit<< quits
-  type('>>exit<<')
-  await waitFor(/CHAT-EXIT-0/)
+    // 004: >>chname<< takes the first word
+    type('>>chname<< alicia and more')
+    await waitFor(/you are now alicia/)
+    await waitFor(/alicia> $/m)
+    type('/rename bob')
+    await waitFor(/SB_ERR_NAME_TAKEN/)
 
-  // The credentials followed the rename: `chat alicia` resumes the same user.
-  const creds = (await import('node:fs')).readFileSync(join(h, 'credentials.json'), 'utf8')
-  assert.match(creds, /"alicia"/)
-})
+    type('/history')
+    await waitFor(/history of this session:[\s\S]*#1 → bob: hello from the terminal/)
+
+    // 004: >>exit<< quits
+    type('>>exit<<')
+    await waitFor(/CHAT-EXIT-0/)
+
+    // The credentials followed the rename: `chat alicia` resumes the same user.
+    const creds = (await import('node:fs')).readFileSync(join(h, 'credentials.json'), 'utf8')
+    assert.match(creds, /"alicia"/)
+  },
+)

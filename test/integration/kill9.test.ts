@@ -30,9 +30,26 @@ interface Child {
 /** Start `switchboard serve` and read its port from the line "native … listening on host:port". */
 function serve(dataDir: string, port: number): Promise<Child> {
   return new Promise((res, rej) => {
-    const proc = spawn(process.execPath, [BIN, 'serve', '--port', String(port), '--http-port', '-1', '--data-dir', dataDir, '--log-level', 'warn', '--log-format', 'json'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
+    const proc = spawn(
+      process.execPath,
+      [
+        BIN,
+        'serve',
+        '--port',
+        String(port),
+        '--http-port',
+        '-1',
+        '--data-dir',
+        dataDir,
+        '--log-level',
+        'warn',
+        '--log-format',
+        'json',
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
     const exited = new Promise<void>((r) => proc.once('exit', () => r()))
     let out = ''
     let err = ''
@@ -53,104 +70,110 @@ function serve(dataDir: string, port: number): Promise<Child> {
   })
 }
 
-test('kill -9 mid-stream: no accepted message lost, none duplicated or reordered after the resend', { timeout: 60_000 }, async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'sb-kill9-'))
-  let server = await serve(dataDir, 0)
-  const port = server.port
-  t.after(async () => {
-    if (server.proc.exitCode === null && server.proc.signalCode === null) {
-      server.proc.kill('SIGKILL')
-      await server.exited
-    }
-    rmSync(dataDir, { recursive: true, force: true })
-  })
-
-  const reconnect = { initialDelayMs: 50, maxDelayMs: 400 }
-  const rx = await SwitchboardClient.connect({ port, name: 'receiver', reconnect })
-  const tx = await SwitchboardClient.connect({ port, name: 'sender', reconnect })
-  t.after(async () => {
-    await tx.close(200)
-    await rx.close(200)
-  })
-
-  // Application-level record of what arrived, in order.
-  const arrivals: { msgId: number; n: number }[] = []
-  rx.on('message', (m) => arrivals.push({ msgId: m.msgId, n: Number(m.text) }))
-  let reconnects = 0
-  let resent = 0
-  tx.on('reconnected', (e) => {
-    reconnects++
-    resent += e.resent
-  })
-
-  const accepted = new Map<number, number>() // n -> msgId
-  const refused: string[] = []
-  let killedAt = -1
-  let killing: Promise<void> | undefined
-  let inflight = 0
-  let next = 0
-  await new Promise<void>((done) => {
-    const pump = (): void => {
-      while (inflight < WINDOW && next < TOTAL) {
-        const n = next++
-        inflight++
-        tx.send('receiver', String(n), { receipt: false }).then(
-          (r) => {
-            accepted.set(n, r.msgId)
-            inflight--
-            if (killedAt < 0 && accepted.size >= TOTAL / 3) {
-              killedAt = accepted.size
-              server.proc.kill('SIGKILL')
-              killing = server.exited.then(async () => {
-                server = await serve(dataDir, port)
-              })
-            }
-            if (accepted.size + refused.length === TOTAL) done()
-            else pump()
-          },
-          (err: Error) => {
-            refused.push(`${n}: ${err.message}`)
-            inflight--
-            if (accepted.size + refused.length === TOTAL) done()
-            else pump()
-          },
-        )
+test(
+  'kill -9 mid-stream: no accepted message lost, none duplicated or reordered after the resend',
+  { timeout: 60_000 },
+  async (t) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'sb-kill9-'))
+    let server = await serve(dataDir, 0)
+    const port = server.port
+    t.after(async () => {
+      if (server.proc.exitCode === null && server.proc.signalCode === null) {
+        server.proc.kill('SIGKILL')
+        await server.exited
       }
-    }
-    pump()
-  })
-  await killing
-  assert.ok(killedAt > 0, 'the server was killed mid-stream')
-  assert.deepEqual(refused, [], 'no send was refused')
-  assert.equal(accepted.size, TOTAL, 'every message was accepted in the end')
-  assert.ok(reconnects >= 1, 'the sender reconnected')
+      rmSync(dataDir, { recursive: true, force: true })
+    })
 
-  // Wait for the receiver to have every accepted message (it reconnects too).
-  const deadline = Date.now() + 30_000
-  while (new Set(arrivals.map((a) => a.n)).size < TOTAL && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    const reconnect = { initialDelayMs: 50, maxDelayMs: 400 }
+    const rx = await SwitchboardClient.connect({ port, name: 'receiver', reconnect })
+    const tx = await SwitchboardClient.connect({ port, name: 'sender', reconnect })
+    t.after(async () => {
+      await tx.close(200)
+      await rx.close(200)
+    })
 
-  // The checker.
-  const seenMsgIds = new Set<number>()
-  const msgIdOfN = new Map<number, number>()
-  let duplicated = 0
-  let reordered = 0
-  let lastN = -1
-  for (const a of arrivals) {
-    if (seenMsgIds.has(a.msgId)) {
-      duplicated++ // handed to the application twice
-      continue
+    // Application-level record of what arrived, in order.
+    const arrivals: { msgId: number; n: number }[] = []
+    rx.on('message', (m) => arrivals.push({ msgId: m.msgId, n: Number(m.text) }))
+    let reconnects = 0
+    let resent = 0
+    tx.on('reconnected', (e) => {
+      reconnects++
+      resent += e.resent
+    })
+
+    const accepted = new Map<number, number>() // n -> msgId
+    const refused: string[] = []
+    let killedAt = -1
+    let killing: Promise<void> | undefined
+    let inflight = 0
+    let next = 0
+    await new Promise<void>((done) => {
+      const pump = (): void => {
+        while (inflight < WINDOW && next < TOTAL) {
+          const n = next++
+          inflight++
+          tx.send('receiver', String(n), { receipt: false }).then(
+            (r) => {
+              accepted.set(n, r.msgId)
+              inflight--
+              if (killedAt < 0 && accepted.size >= TOTAL / 3) {
+                killedAt = accepted.size
+                server.proc.kill('SIGKILL')
+                killing = server.exited.then(async () => {
+                  server = await serve(dataDir, port)
+                })
+              }
+              if (accepted.size + refused.length === TOTAL) done()
+              else pump()
+            },
+            (err: Error) => {
+              refused.push(`${n}: ${err.message}`)
+              inflight--
+              if (accepted.size + refused.length === TOTAL) done()
+              else pump()
+            },
+          )
+        }
+      }
+      pump()
+    })
+    await killing
+    assert.ok(killedAt > 0, 'the server was killed mid-stream')
+    assert.deepEqual(refused, [], 'no send was refused')
+    assert.equal(accepted.size, TOTAL, 'every message was accepted in the end')
+    assert.ok(reconnects >= 1, 'the sender reconnected')
+
+    // Wait for the receiver to have every accepted message (it reconnects too).
+    const deadline = Date.now() + 30_000
+    while (new Set(arrivals.map((a) => a.n)).size < TOTAL && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+
+    // The checker.
+    const seenMsgIds = new Set<number>()
+    const msgIdOfN = new Map<number, number>()
+    let duplicated = 0
+    let reordered = 0
+    let lastN = -1
+    for (const a of arrivals) {
+      if (seenMsgIds.has(a.msgId)) {
+        duplicated++ // handed to the application twice
+        continue
+      }
+      seenMsgIds.add(a.msgId)
+      if (msgIdOfN.has(a.n)) duplicated++ // the same text stored twice under two msgIds: a resend that was not deduped
+      msgIdOfN.set(a.n, a.msgId)
+      if (a.n < lastN) reordered++
+      lastN = Math.max(lastN, a.n)
     }
-    seenMsgIds.add(a.msgId)
-    if (msgIdOfN.has(a.n)) duplicated++ // the same text stored twice under two msgIds: a resend that was not deduped
-    msgIdOfN.set(a.n, a.msgId)
-    if (a.n < lastN) reordered++
-    lastN = Math.max(lastN, a.n)
-  }
-  let lost = 0
-  for (const [n, msgId] of accepted) if (msgIdOfN.get(n) !== msgId) lost++
-  t.diagnostic(`killed after ${killedAt} accepted; ${resent} resent after the restart; arrivals ${arrivals.length}; lost ${lost}, duplicated ${duplicated}, reordered ${reordered}`)
-  assert.equal(lost, 0, 'lost')
-  assert.equal(duplicated, 0, 'duplicated')
-  assert.equal(reordered, 0, 'reordered')
-  assert.equal(seenMsgIds.size, TOTAL)
-})
+    let lost = 0
+    for (const [n, msgId] of accepted) if (msgIdOfN.get(n) !== msgId) lost++
+    t.diagnostic(
+      `killed after ${killedAt} accepted; ${resent} resent after the restart; arrivals ${arrivals.length}; lost ${lost}, duplicated ${duplicated}, reordered ${reordered}`,
+    )
+    assert.equal(lost, 0, 'lost')
+    assert.equal(duplicated, 0, 'duplicated')
+    assert.equal(reordered, 0, 'reordered')
+    assert.equal(seenMsgIds.size, TOTAL)
+  },
+)

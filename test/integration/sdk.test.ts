@@ -60,7 +60,10 @@ test('two clients exchange messages both ways with delivered receipts', async (t
   assert.equal(r1.receipt?.statusName, 'delivered')
   assert.equal(r1.receipt?.recipientName, 'bob')
   assert.equal(r1.accepted, 'queued')
-  assert.deepEqual(bobGot.map((m) => [m.fromName, m.text, m.kind]), [['alice', 'hello bob', 'text']])
+  assert.deepEqual(
+    bobGot.map((m) => [m.fromName, m.text, m.kind]),
+    [['alice', 'hello bob', 'text']],
+  )
   assert.ok(bobGot[0]!.seq > 0 && bobGot[0]!.msgId === r1.msgId)
 
   const r2 = await bob.send('alice', 'hi alice')
@@ -129,14 +132,18 @@ test('reconnect after a server restart: resumes, gets queued messages, resends u
   const second = await startTestServer(t, { port }, { dataDir: first.dataDir })
   assert.equal(second.port, port)
   const r3 = await m3
-  assert.equal(r3.accepted, 'queued')
+  // queued or stored, depending on whether bob or alice logged in again first
+  assert.ok(r3.accepted === 'queued' || r3.accepted === 'stored', String(r3.accepted))
   await until('alice reconnected', () => events.find((e) => e.startsWith('reconnected')))
   await until('bob reconnected', () => (bob.connected ? true : undefined))
 
   // m2 again with its msgId: the server knows it (durable dedupe), bob does not get it twice.
   const again = await alice.send('bob', 'm2', { receipt: false, msgId: m2.msgId })
   assert.equal(again.accepted, 'duplicate')
-  await until('m1 redelivered and m3', () => (bobGot.filter((m) => m.text === 'm1').length >= 2 && bobGot.find((m) => m.text === 'm3')) || undefined)
+  await until(
+    'm1 redelivered and m3',
+    () => (bobGot.filter((m) => m.text === 'm1').length >= 2 && bobGot.find((m) => m.text === 'm3')) || undefined,
+  )
   await new Promise((r) => setTimeout(r, 200))
   const texts = bobGot.map((m) => m.text)
   assert.deepEqual(texts, ['m1', 'm2', 'm1', 'm3'], 'm1 is redelivered (never acknowledged), m2 once, m3 once')
@@ -170,7 +177,10 @@ test('poll mode: peek then ack, take, and a long poll', async (t) => {
   assert.ok(sent.every((s) => s.accepted === 'queued'))
 
   const peeked = await dave.take(10, 'peek')
-  assert.deepEqual(peeked.map((m) => m.text), ['p1', 'p2', 'p3'])
+  assert.deepEqual(
+    peeked.map((m) => m.text),
+    ['p1', 'p2', 'p3'],
+  )
   for (const m of peeked) dave.ack(m.seq)
   await new Promise((r) => setTimeout(r, 100))
   assert.deepEqual(await dave.take(10, 'take'), [], 'acknowledged messages are gone')
@@ -179,7 +189,10 @@ test('poll mode: peek then ack, take, and a long poll', async (t) => {
   await new Promise((r) => setTimeout(r, 100))
   const r = await alice.send('dave', 'late', { receipt: true })
   const taken = await longPoll
-  assert.deepEqual(taken.map((m) => m.text), ['late'])
+  assert.deepEqual(
+    taken.map((m) => m.text),
+    ['late'],
+  )
   // take() acknowledged it: the sender gets its 200
   assert.equal(r.status, 200)
 })
@@ -187,11 +200,26 @@ test('poll mode: peek then ack, take, and a long poll', async (t) => {
 test('refusals reject with the code and the limit; a wrong token and a taken name too', async (t) => {
   const { port } = await startTestServer(t, { maxTextBytes: 100 })
   const alice = await client(t, { port, name: 'alice' })
-  await assert.rejects(alice.send('nobody', 'x'), (e: unknown) => e instanceof SwitchboardError && e.code === 'SB_ERR_UNKNOWN_RECIPIENT')
-  await assert.rejects(alice.send('alice', 'y'.repeat(101)), (e: unknown) => e instanceof SwitchboardError && e.code === 'SB_ERR_TOO_LARGE' && e.limit === 'maxTextBytes')
-  await assert.rejects(SwitchboardClient.connect({ port, name: 'alice', register: true }), (e: unknown) => e instanceof SwitchboardError && e.code === 'SB_ERR_NAME_TAKEN')
-  await assert.rejects(SwitchboardClient.connect({ port, name: 'alice', token: 'wrong' }), (e: unknown) => e instanceof SwitchboardError && e.code === 'SB_ERR_AUTH')
-  await assert.rejects(SwitchboardClient.connect({ port: 1, name: 'x', reconnect: false }), (e: unknown) => e instanceof SwitchboardError && e.code === 'SB_ERR_CONNECT')
+  await assert.rejects(
+    alice.send('nobody', 'x'),
+    (e: unknown) => e instanceof SwitchboardError && e.code === 'SB_ERR_UNKNOWN_RECIPIENT',
+  )
+  await assert.rejects(
+    alice.send('alice', 'y'.repeat(101)),
+    (e: unknown) => e instanceof SwitchboardError && e.code === 'SB_ERR_TOO_LARGE' && e.limit === 'maxTextBytes',
+  )
+  await assert.rejects(
+    SwitchboardClient.connect({ port, name: 'alice', register: true }),
+    (e: unknown) => e instanceof SwitchboardError && e.code === 'SB_ERR_NAME_TAKEN',
+  )
+  await assert.rejects(
+    SwitchboardClient.connect({ port, name: 'alice', token: 'wrong' }),
+    (e: unknown) => e instanceof SwitchboardError && e.code === 'SB_ERR_AUTH',
+  )
+  await assert.rejects(
+    SwitchboardClient.connect({ port: 1, name: 'x', reconnect: false }),
+    (e: unknown) => e instanceof SwitchboardError && e.code === 'SB_ERR_CONNECT',
+  )
   // the session survives the refusals
   assert.equal((await alice.whoami()).name, 'alice')
 })
@@ -201,7 +229,10 @@ test('requests: who, rename, topics with mailbox delivery, block', async (t) => 
   const alice = await client(t, { port, name: 'alice' })
   const bob = await client(t, { port, name: 'bob' })
   const bobGot = inbox(bob)
-  assert.deepEqual((await alice.who()).map((u) => u.name), ['alice', 'bob'])
+  assert.deepEqual(
+    (await alice.who()).map((u) => u.name),
+    ['alice', 'bob'],
+  )
   const renames: string[] = []
   bob.on('rename', (e) => renames.push(`${e.oldName}->${e.newName}`))
   assert.equal(await alice.rename('alicia'), 'alicia')
@@ -218,7 +249,10 @@ test('requests: who, rename, topics with mailbox delivery, block', async (t) => 
   await until('topic mail', () => bobGot.find((m) => m.topic === 'news'))
 
   await bob.block('alicia')
-  await assert.rejects(alice.send('bob', 'blocked?'), (e: unknown) => e instanceof SwitchboardError && e.code === 'SB_ERR_UNKNOWN_RECIPIENT')
+  await assert.rejects(
+    alice.send('bob', 'blocked?'),
+    (e: unknown) => e instanceof SwitchboardError && e.code === 'SB_ERR_UNKNOWN_RECIPIENT',
+  )
   await bob.unblock('alicia')
   assert.equal((await alice.send('bob', 'unblocked')).status, 200)
 })
@@ -279,7 +313,11 @@ test('the WebSocket transport carries the same frames (through a ws↔tcp bridge
   })
   t.after(() => new Promise<void>((r) => wss.close(() => r())))
   const wsPort = (wss.address() as { port: number }).port
-  const alice = await client(t, { url: `ws://127.0.0.1:${wsPort}/v1/ws`, WebSocket: WebSocket as unknown as WebSocketConstructor, name: 'alice' })
+  const alice = await client(t, {
+    url: `ws://127.0.0.1:${wsPort}/v1/ws`,
+    WebSocket: WebSocket as unknown as WebSocketConstructor,
+    name: 'alice',
+  })
   const bob = await client(t, { port, name: 'bob' })
   const got = inbox(alice)
   const bobGot = inbox(bob)
@@ -301,10 +339,12 @@ test('files: upload with a text, download checked by SHA-256', async (t) => {
   writeFileSync(src, Buffer.alloc(300_000, 7))
   let sendErr: SwitchboardError | undefined
   const progress: number[] = []
-  const r = await alice.sendFile('bob', await fileSource(src), { text: 'a file', onProgress: (p) => progress.push(p.bytes) }).catch((e: SwitchboardError) => {
-    sendErr = e
-    return undefined
-  })
+  const r = await alice
+    .sendFile('bob', await fileSource(src), { text: 'a file', onProgress: (p) => progress.push(p.bytes) })
+    .catch((e: SwitchboardError) => {
+      sendErr = e
+      return undefined
+    })
   if (sendErr?.code === 'SB_ERR_UNSUPPORTED') {
     t.skip('file transfer is not enabled on this server yet')
     return
