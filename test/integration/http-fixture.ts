@@ -57,7 +57,15 @@ export async function startFixture(t: TestContext, o: FixtureOptions = {}): Prom
     files = new FileService({ dir: path.join(dir, 'files'), meta, broker })
     await files.start()
   }
-  const http = await startHttp(broker, { host: '127.0.0.1', port: 0, nativeOptions, processMetrics: false, webRoot: path.join(dir, 'no-web'), files, ...o.http })
+  const http = await startHttp(broker, {
+    host: '127.0.0.1',
+    port: 0,
+    nativeOptions,
+    processMetrics: false,
+    webRoot: path.join(dir, 'no-web'),
+    files,
+    ...o.http,
+  })
   t.after(async () => {
     await http.close()
     await files?.close()
@@ -65,7 +73,13 @@ export async function startFixture(t: TestContext, o: FixtureOptions = {}): Prom
     fs.rmSync(dir, { recursive: true, force: true })
   })
   const base = `http://127.0.0.1:${http.address.port}`
-  const api = async (method: string, p: string, body?: unknown, token?: string, headers: Record<string, string> = {}): Promise<Res> => {
+  const api = async (
+    method: string,
+    p: string,
+    body?: unknown,
+    token?: string,
+    headers: Record<string, string> = {},
+  ): Promise<Res> => {
     const h: Record<string, string> = { ...headers }
     if (body !== undefined) h['content-type'] ??= 'application/json'
     if (token !== undefined) h.authorization = `Bearer ${token}`
@@ -141,7 +155,10 @@ export class SseReader {
     for (const w of this.waiters.splice(0)) w()
   }
 
-  async waitFor(pred: (e: { event: string; id?: string; data: any }) => boolean, ms = 3000): Promise<{ event: string; id?: string; data: any }> {
+  async waitFor(
+    pred: (e: { event: string; id?: string; data: any }) => boolean,
+    ms = 3000,
+  ): Promise<{ event: string; id?: string; data: any }> {
     const deadline = Date.now() + ms
     for (;;) {
       const e = this.events.find(pred)

@@ -42,7 +42,10 @@ test('the OpenAPI document is valid, covers every route, and real responses matc
     assert.ok(resp, `${method} ${p} documents status ${res.status}`)
     const media = Object.keys(resp.content ?? {})[0]
     if (media === undefined) return
-    assert.ok((res.headers.get('content-type') ?? '').startsWith(media), `${method} ${p} ${res.status}: ${res.headers.get('content-type')} is ${media}`)
+    assert.ok(
+      (res.headers.get('content-type') ?? '').startsWith(media),
+      `${method} ${p} ${res.status}: ${res.headers.get('content-type')} is ${media}`,
+    )
     const validate = ajv.compile(resp.content[media].schema)
     assert.ok(validate(res.body), `${method} ${p} ${res.status}: ${ajv.errorsText(validate.errors)} in ${res.text}`)
   }
@@ -64,7 +67,11 @@ test('the OpenAPI document is valid, covers every route, and real responses matc
   check(await f.api('POST', '/v1/messages', { to: 'nobody', text: 'x' }, b.token), '/v1/messages', 'post')
   check(await f.api('POST', '/v1/messages', { to: 'bob' }, b.token), '/v1/messages', 'post')
   check(await f.api('GET', '/healthz'), '/healthz', 'get')
-  check(await f.api('POST', '/v1/files?name=x&to=bob', 'abc', b.token, { 'content-type': 'application/octet-stream' }), '/v1/files', 'post')
+  check(
+    await f.api('POST', '/v1/files?name=x&to=bob', 'abc', b.token, { 'content-type': 'application/octet-stream' }),
+    '/v1/files',
+    'post',
+  )
 })
 
 test('the reference page renders the document without external resources', async (t) => {
@@ -151,7 +158,11 @@ test('CORS: configured origins get the headers, others do not', async (t) => {
   const f = await startFixture(t, { http: { cors: ['http://app.example'] } })
   const pre = await fetch(`${f.base}/v1/messages`, {
     method: 'OPTIONS',
-    headers: { origin: 'http://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+    headers: {
+      origin: 'http://app.example',
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'authorization,content-type',
+    },
   })
   assert.equal(pre.status, 204)
   assert.equal(pre.headers.get('access-control-allow-origin'), 'http://app.example')
@@ -186,7 +197,13 @@ test('files: a streamed upload is announced, downloaded whole and resumed with R
   const m = msgs.body.messages[0]
   assert.equal(m.kind, 'file')
   assert.equal(m.fileId, upBody.fileId)
-  assert.deepEqual(JSON.parse(m.text), { fileId: upBody.fileId, name: 'report é.bin', size: data.length, sha256: sha, text: 'here' })
+  assert.deepEqual(JSON.parse(m.text), {
+    fileId: upBody.fileId,
+    name: 'report é.bin',
+    size: data.length,
+    sha256: sha,
+    text: 'here',
+  })
 
   const whole = await fetch(`${f.base}/v1/files/${upBody.fileId}`, { headers: { authorization: `Bearer ${b.token}` } })
   assert.equal(whole.status, 200)
@@ -196,12 +213,16 @@ test('files: a streamed upload is announced, downloaded whole and resumed with R
   assert.ok(Buffer.from(await whole.arrayBuffer()).equals(data))
 
   const from = 1_000_000
-  const part = await fetch(`${f.base}/v1/files/${upBody.fileId}?token=${encodeURIComponent(b.token)}`, { headers: { range: `bytes=${from}-` } })
+  const part = await fetch(`${f.base}/v1/files/${upBody.fileId}?token=${encodeURIComponent(b.token)}`, {
+    headers: { range: `bytes=${from}-` },
+  })
   assert.equal(part.status, 206)
   assert.equal(part.headers.get('content-range'), `bytes ${from}-${data.length - 1}/${data.length}`)
   assert.ok(Buffer.from(await part.arrayBuffer()).equals(data.subarray(from)))
 
-  const past = await fetch(`${f.base}/v1/files/${upBody.fileId}`, { headers: { authorization: `Bearer ${b.token}`, range: `bytes=${data.length}-` } })
+  const past = await fetch(`${f.base}/v1/files/${upBody.fileId}`, {
+    headers: { authorization: `Bearer ${b.token}`, range: `bytes=${data.length}-` },
+  })
   assert.equal(past.status, 416)
   assert.equal(past.headers.get('content-range'), `bytes */${data.length}`)
   await past.body?.cancel()
@@ -210,7 +231,9 @@ test('files: a streamed upload is announced, downloaded whole and resumed with R
   assert.equal(stranger.status, 403)
   assert.equal(stranger.body.code, 'SB_ERR_FORBIDDEN')
 
-  const wrongHash = await f.api('POST', `/v1/files?to=bob&name=x&sha256=${'0'.repeat(64)}`, 'abc', a.token, { 'content-type': 'text/plain' })
+  const wrongHash = await f.api('POST', `/v1/files?to=bob&name=x&sha256=${'0'.repeat(64)}`, 'abc', a.token, {
+    'content-type': 'text/plain',
+  })
   assert.equal(wrongHash.status, 422)
   assert.equal(wrongHash.body.code, 'SB_ERR_FILE_CHECK')
   const noOne = await f.api('POST', '/v1/files?to=nobody&name=x', 'abc', a.token, { 'content-type': 'text/plain' })

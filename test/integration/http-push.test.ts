@@ -20,7 +20,11 @@ class Frames {
     for (const d of this.reader.push(chunk)) if (d.ok) this.all.push(d.frame)
     for (const w of this.waiters.splice(0)) w()
   }
-  async next<T extends Frame['type']>(type: T, pred: (f: Extract<Frame, { type: T }>) => boolean = () => true, ms = 3000): Promise<Extract<Frame, { type: T }>> {
+  async next<T extends Frame['type']>(
+    type: T,
+    pred: (f: Extract<Frame, { type: T }>) => boolean = () => true,
+    ms = 3000,
+  ): Promise<Extract<Frame, { type: T }>> {
     const deadline = Date.now() + ms
     for (;;) {
       const i = this.all.findIndex((f) => f.type === type && pred(f as Extract<Frame, { type: T }>))
@@ -75,7 +79,11 @@ test('SSE: a push session gets messages (id = seq), receipts and room messages; 
   let statuses: number[] = []
   for (let i = 0; i < 20 && statuses.filter((s) => s === 200).length < 2; i++) {
     const ev = await f.api('GET', '/v1/events?wait=1', undefined, a.token)
-    statuses = statuses.concat(ev.body.events.filter((e: { type: string }) => e.type === 'receipt').map((e: { data: { status: number } }) => e.data.status))
+    statuses = statuses.concat(
+      ev.body.events
+        .filter((e: { type: string }) => e.type === 'receipt')
+        .map((e: { data: { status: number } }) => e.data.status),
+    )
   }
   assert.equal(statuses.filter((s) => s === 200).length, 2, statuses.join(','))
 
@@ -126,7 +134,19 @@ test('WebSocket carries native frames: register, send to a REST user, receive a 
   assert.ok(welcome.token.length > 0)
   assert.equal(f.broker.sessionOf(welcome.id)?.protocol, 'native')
 
-  ws.send(encode({ type: 'SEND', corr: 2, msgId: 5, to: { kind: 'name', name: 'resty' }, kind: 0, flags: 1, ttlMs: 0, notBefore: 0, body: Buffer.from('from ws') }))
+  ws.send(
+    encode({
+      type: 'SEND',
+      corr: 2,
+      msgId: 5,
+      to: { kind: 'name', name: 'resty' },
+      kind: 0,
+      flags: 1,
+      ttlMs: 0,
+      notBefore: 0,
+      body: Buffer.from('from ws'),
+    }),
+  )
   const acc = await frames.next('ACCEPTED', (x) => x.corr === 2)
   assert.equal(acc.msgId, 5)
   const polled = await f.api('GET', '/v1/messages', undefined, rest.token)
@@ -201,11 +221,25 @@ test('a REST user and a native TCP user talk to each other', async (t) => {
   let statuses: number[] = []
   for (let i = 0; i < 40 && !statuses.includes(200); i++) {
     await new Promise((r) => setTimeout(r, 25))
-    statuses = (await f.api('GET', '/v1/receipts/3', undefined, rest.token)).body.receipts.map((r: { status: number }) => r.status)
+    statuses = (await f.api('GET', '/v1/receipts/3', undefined, rest.token)).body.receipts.map(
+      (r: { status: number }) => r.status,
+    )
   }
   assert.deepEqual(statuses, [200])
 
-  sock.write(encode({ type: 'SEND', corr: 3, msgId: 11, to: { kind: 'name', name: 'webuser' }, kind: 0, flags: 0, ttlMs: 0, notBefore: 0, body: Buffer.from('hi web') }))
+  sock.write(
+    encode({
+      type: 'SEND',
+      corr: 3,
+      msgId: 11,
+      to: { kind: 'name', name: 'webuser' },
+      kind: 0,
+      flags: 0,
+      ttlMs: 0,
+      notBefore: 0,
+      body: Buffer.from('hi web'),
+    }),
+  )
   await frames.next('ACCEPTED', (x) => x.corr === 3)
   const got = await f.api('GET', '/v1/messages?wait=5', undefined, rest.token)
   assert.equal(got.body.messages[0].text, 'hi web')

@@ -20,7 +20,12 @@ test('register, send, poll (take and peek), ack: status codes and bodies', async
   const sent = await f.api('POST', '/v1/messages', { to: 'bob', text: 'hello bob', msgId: 7 }, alice.token)
   assert.equal(sent.status, 200)
   assert.deepEqual(sent.body, { msgId: 7, status: 'queued', seq: 1, recipients: 1 })
-  const byId = await f.api('POST', '/v1/messages', { to: bob.id, base64: Buffer.from([0xff, 0x00]).toString('base64') }, alice.token)
+  const byId = await f.api(
+    'POST',
+    '/v1/messages',
+    { to: bob.id, base64: Buffer.from([0xff, 0x00]).toString('base64') },
+    alice.token,
+  )
   assert.equal(byId.status, 200)
   assert.equal(byId.body.seq, 2)
 
@@ -111,7 +116,12 @@ test('receipts: stored while the recipient is away, then 200 once it acknowledge
   const b = await f.register('bob')
   await f.api('DELETE', '/v1/session', undefined, b.token) // bob is offline
 
-  const sent = await f.api('POST', '/v1/messages?wait=receipt&timeout=5', { to: 'bob', text: 'are you there?', msgId: 41 }, a.token)
+  const sent = await f.api(
+    'POST',
+    '/v1/messages?wait=receipt&timeout=5',
+    { to: 'bob', text: 'are you there?', msgId: 41 },
+    a.token,
+  )
   assert.equal(sent.status, 200)
   assert.equal(sent.body.status, 'stored')
   assert.equal(sent.body.receipt.status, 202)
@@ -192,7 +202,13 @@ test('problem+json errors: unknown recipient 404, oversize 413, bad body 400, no
   assert.equal(big.body.code, 'SB_ERR_TOO_LARGE')
   assert.equal(big.body.limit, 'bodyLimit')
 
-  for (const bad of [{ to: 'bob' }, { to: 'bob', text: 'x', base64: 'eA==' }, { to: true, text: 'x' }, { to: 'bob', text: 'x', surprise: 1 }, { to: 'bob', text: 'x', msgId: -1 }]) {
+  for (const bad of [
+    { to: 'bob' },
+    { to: 'bob', text: 'x', base64: 'eA==' },
+    { to: true, text: 'x' },
+    { to: 'bob', text: 'x', surprise: 1 },
+    { to: 'bob', text: 'x', msgId: -1 },
+  ]) {
     const r = await f.api('POST', '/v1/messages', bad, a.token)
     assert.equal(r.status, 400, JSON.stringify(bad))
     assert.equal(r.body.code, 'SB_ERR_MALFORMED')

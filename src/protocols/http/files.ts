@@ -28,7 +28,10 @@ interface UploadQuery {
 }
 
 /** One `bytes=` range of `size` bytes → inclusive [start, end], 'unsatisfiable', or undefined to send it all. */
-export function parseRange(header: string | undefined, size: number): { start: number; end: number } | 'unsatisfiable' | undefined {
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | 'unsatisfiable' | undefined {
   if (header === undefined) return undefined
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
   // Several ranges, or another unit: RFC 9110 lets a server ignore Range and send everything.
@@ -56,7 +59,8 @@ export function registerFiles(app: FastifyInstance, deps: { sessions: HttpSessio
 
   const auth = async (req: FastifyRequest, allowQuery: boolean): Promise<HttpSession> => {
     const token = bearerToken(req, allowQuery)
-    if (token === undefined) throw new BrokerError('SB_ERR_NOT_LOGGED_IN', 'send Authorization: Bearer <token>, the token POST /v1/register returned')
+    if (token === undefined)
+      throw new BrokerError('SB_ERR_NOT_LOGGED_IN', 'send Authorization: Bearer <token>, the token POST /v1/register returned')
     return sessions.fromToken(token, req.ip)
   }
   const need = (): FileService => {
@@ -75,7 +79,10 @@ export function registerFiles(app: FastifyInstance, deps: { sessions: HttpSessio
       const q = req.query as UploadQuery
       const declared = q.size ?? (req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : undefined)
       if (declared === undefined || !Number.isSafeInteger(declared)) {
-        const p = problem('SB_ERR_MALFORMED', 'give the file size as ?size= or a Content-Length', { status: 411, instance: up.url })
+        const p = problem('SB_ERR_MALFORMED', 'give the file size as ?size= or a Content-Length', {
+          status: 411,
+          instance: up.url,
+        })
         return reply.code(411).type(PROBLEM_TYPE).send(p)
       }
       let to: Address
@@ -103,7 +110,15 @@ export function registerFiles(app: FastifyInstance, deps: { sessions: HttpSessio
       }
       const r = await upload.finish()
       reply.code(201)
-      return { fileId: r.fileId, sha256: r.sha256, size: r.size, msgId: r.send.msgId, status: r.send.status, seq: r.send.seq, recipients: r.send.recipients }
+      return {
+        fileId: r.fileId,
+        sha256: r.sha256,
+        size: r.size,
+        msgId: r.send.msgId,
+        status: r.send.status,
+        seq: r.send.seq,
+        recipients: r.send.recipients,
+      }
     })
   })
 
@@ -116,14 +131,20 @@ export function registerFiles(app: FastifyInstance, deps: { sessions: HttpSessio
     const etag = `"${meta.sha256}"`
     reply.header('accept-ranges', 'bytes').header('etag', etag)
     if (range === 'unsatisfiable') {
-      const p = problem('SB_ERR_MALFORMED', `the range ${req.headers.range} is outside the file (${meta.size} bytes)`, { status: 416, instance: req.url.split('?')[0]! })
+      const p = problem('SB_ERR_MALFORMED', `the range ${req.headers.range} is outside the file (${meta.size} bytes)`, {
+        status: 416,
+        instance: req.url.split('?')[0]!,
+      })
       return reply.code(416).header('content-range', `bytes */${meta.size}`).type(PROBLEM_TYPE).send(p)
     }
     // If-Range: resume only if the file is still the same content, else send it whole.
     const ifRange = req.headers['if-range']
     const useRange = range !== undefined && (ifRange === undefined || ifRange === etag)
     const d = await svc.openDownload(hs.session, fileId, useRange ? range : undefined)
-    reply.header('content-type', 'application/octet-stream').header('content-disposition', contentDisposition(meta.name)).header('content-length', String(d.size))
+    reply
+      .header('content-type', 'application/octet-stream')
+      .header('content-disposition', contentDisposition(meta.name))
+      .header('content-length', String(d.size))
     if (useRange) reply.code(206).header('content-range', `bytes ${d.start}-${d.end}/${meta.size}`)
     return reply.send(d.stream)
   })

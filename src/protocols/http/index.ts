@@ -133,18 +133,25 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
     socket.once('close', () => tcp.delete(socket))
   })
 
-  const metrics = new HttpMetrics(broker, { connections: () => ({ http: tcp.size, sse: streams.size, ws: sockets.size }) }, { processMetrics: opts.processMetrics ?? true })
+  const metrics = new HttpMetrics(
+    broker,
+    { connections: () => ({ http: tcp.size, sse: streams.size, ws: sockets.size }) },
+    { processMetrics: opts.processMetrics ?? true },
+  )
 
   // ------------------------------------------------------------ errors: one mapping, problem+json
   app.setErrorHandler((err, req, reply) => {
-    const rate = (err as { limit?: string }).limit === 'authRatePerSecond' ? sessions.opts.authRatePerSecond : broker.limits.ratePerSecond
+    const rate =
+      (err as { limit?: string }).limit === 'authRatePerSecond' ? sessions.opts.authRatePerSecond : broker.limits.ratePerSecond
     const w = toWire(err, { instance: req.url.split('?')[0]!, ratePerSecond: rate })
     if (w.status >= 500) req.log.error({ err }, 'request failed')
     if (w.body.code === 'SB_ERR_INTERNAL') broker.log.error({ err, url: req.url }, 'HTTP request failed')
     void reply.code(w.status).headers(w.headers).type(PROBLEM_TYPE).send(w.body)
   })
   app.setNotFoundHandler((req, reply) => {
-    const w = toWire(new HttpError('SB_HTTP_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}; see /docs`), { instance: req.url.split('?')[0]! })
+    const w = toWire(new HttpError('SB_HTTP_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}; see /docs`), {
+      instance: req.url.split('?')[0]!,
+    })
     void reply.code(w.status).type(PROBLEM_TYPE).send(w.body)
   })
 
@@ -194,7 +201,8 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
 
   app.get('/healthz', async (_req, reply) => {
     const base = { storeKind: broker.store.kind, online: broker.onlineCount }
-    if (broker.isClosing || closing) return reply.code(503).send({ status: 'fail', store: 'closing', ...base, detail: 'the server is shutting down' })
+    if (broker.isClosing || closing)
+      return reply.code(503).send({ status: 'fail', store: 'closing', ...base, detail: 'the server is shutting down' })
     try {
       await broker.store.ping()
     } catch (err) {

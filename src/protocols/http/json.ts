@@ -77,7 +77,16 @@ export function receiptJson(r: Receipt, ackSeq = 0): ReceiptJson {
 }
 
 export function messageJson(m: Message): MessageJson {
-  const out: MessageJson = { seq: m.seq, msgId: m.msgId, from: m.from, fromName: m.fromName, to: m.to, kind: m.kind, ts: m.ts, flags: m.flags }
+  const out: MessageJson = {
+    seq: m.seq,
+    msgId: m.msgId,
+    from: m.from,
+    fromName: m.fromName,
+    to: m.to,
+    kind: m.kind,
+    ts: m.ts,
+    flags: m.flags,
+  }
   if (m.topic !== undefined && m.topic !== null) out.topic = m.topic
   if (m.expiresAt) out.expiresAt = m.expiresAt
   if (m.notBefore) out.notBefore = m.notBefore
@@ -98,7 +107,10 @@ export function eventJson(ev: Outbound): { type: EventType; data: Record<string,
     case 'receipt':
       return { type: 'receipt', data: receiptJson(ev.receipt, ev.seq) as unknown as Record<string, unknown> }
     case 'notice':
-      return { type: 'notice', data: ev.data === undefined ? { code: ev.code, text: ev.text } : { code: ev.code, text: ev.text, data: ev.data } }
+      return {
+        type: 'notice',
+        data: ev.data === undefined ? { code: ev.code, text: ev.text } : { code: ev.code, text: ev.text, data: ev.data },
+      }
     case 'presence': {
       const data: Record<string, unknown> = { id: ev.user.id, name: ev.user.name, online: ev.online, at: ev.at }
       if (ev.protocol !== undefined) data.protocol = ev.protocol

@@ -89,14 +89,25 @@ export class HttpMetrics {
         this.set(n)
       },
     })
-    follow('switchboard_messages_in_total', 'Messages accepted from senders, by kind', ['kind'], () => ({ ...broker.counters.messagesIn }))
+    follow('switchboard_messages_in_total', 'Messages accepted from senders, by kind', ['kind'], () => ({
+      ...broker.counters.messagesIn,
+    }))
     follow('switchboard_messages_out_total', 'Messages handed to recipients', [], () => ({ all: broker.counters.messagesOut }))
     follow('switchboard_receipts_total', 'Receipts issued, by status code', ['code'], () => ({ ...broker.counters.receipts }))
-    follow('switchboard_slow_consumers_total', 'Sessions cut off as slow consumers', [], () => ({ all: broker.counters.slowConsumers }))
+    follow('switchboard_slow_consumers_total', 'Sessions cut off as slow consumers', [], () => ({
+      all: broker.counters.slowConsumers,
+    }))
     // Commit latency as sum and count: the committer keeps totals, not samples ; a per-commit hook in the core would allow a histogram.
-    follow('switchboard_store_commit_seconds_total', 'Time spent in store commits (group commit: one transaction and one fsync per batch); divide by switchboard_store_commits_total for the mean', [], () => ({ all: broker.commitStats.msTotal / 1000 }))
+    follow(
+      'switchboard_store_commit_seconds_total',
+      'Time spent in store commits (group commit: one transaction and one fsync per batch); divide by switchboard_store_commits_total for the mean',
+      [],
+      () => ({ all: broker.commitStats.msTotal / 1000 }),
+    )
     follow('switchboard_store_commits_total', 'Store commits (batches)', [], () => ({ all: broker.commitStats.commits }))
-    follow('switchboard_store_commit_ops_total', 'Operations committed (all batches)', [], () => ({ all: broker.commitStats.ops }))
+    follow('switchboard_store_commit_ops_total', 'Operations committed (all batches)', [], () => ({
+      all: broker.commitStats.ops,
+    }))
     new Gauge({
       name: 'switchboard_store_commit_last_seconds',
       help: 'Duration of the last store commit',

@@ -20,7 +20,10 @@ interface Operation {
   security?: Record<string, string[]>[]
   parameters?: Parameter[]
   requestBody?: { required: boolean; content: Record<string, { schema: Schema }> }
-  responses: Record<string, { description: string; headers?: Record<string, unknown>; content?: Record<string, { schema: Schema }> }>
+  responses: Record<
+    string,
+    { description: string; headers?: Record<string, unknown>; content?: Record<string, { schema: Schema }> }
+  >
 }
 
 interface Parameter {
@@ -84,7 +87,11 @@ function operation(r: RouteSpec): Operation {
     if (res.schema !== undefined) out.content = { [res.contentType ?? 'application/json']: { schema: res.schema } }
     op.responses[status] = out
   }
-  const errs = new Set<number>([...(r.body || r.params || r.querystring ? [400] : []), ...(r.auth !== 'none' ? [401, 429] : []), ...(r.errors ?? [])])
+  const errs = new Set<number>([
+    ...(r.body || r.params || r.querystring ? [400] : []),
+    ...(r.auth !== 'none' ? [401, 429] : []),
+    ...(r.errors ?? []),
+  ])
   for (const status of [...errs].sort()) {
     if (op.responses[status] !== undefined) continue
     const res: Operation['responses'][string] = { description: COMMON_ERRORS[status] ?? 'Error.', content: problemContent }
@@ -104,7 +111,7 @@ export function buildOpenApi(opts: { version: string; serverUrl?: string }): Ope
       title: 'Switchboard HTTP API',
       version: opts.version,
       description:
-        'Every operation of the Switchboard broker over JSON. Authenticate with `Authorization: Bearer <id>.<secret>`, the token that /v1/register returns. One session per user: a call with a token starts (or reuses) that user\'s HTTP session, which replaces a live session of the same user on any other protocol. Errors are RFC 9457 problem details with a stable `code`.',
+        "Every operation of the Switchboard broker over JSON. Authenticate with `Authorization: Bearer <id>.<secret>`, the token that /v1/register returns. One session per user: a call with a token starts (or reuses) that user's HTTP session, which replaces a live session of the same user on any other protocol. Errors are RFC 9457 problem details with a stable `code`.",
     },
     tags,
     paths,
@@ -137,13 +144,17 @@ export function docsPage(doc: OpenApiDocument): string {
     for (const [path, ops] of Object.entries(doc.paths))
       for (const [method, op] of Object.entries(ops)) {
         if (!op.tags.includes(t.name)) continue
-        parts.push(`<section id="${esc(op.operationId)}"><h3><span class="m m-${method}">${method.toUpperCase()}</span> <code>${esc(path)}</code></h3>`)
+        parts.push(
+          `<section id="${esc(op.operationId)}"><h3><span class="m m-${method}">${method.toUpperCase()}</span> <code>${esc(path)}</code></h3>`,
+        )
         parts.push(`<p><b>${esc(op.summary)}</b>${op.security ? ' <span class="auth">bearer token</span>' : ''}</p>`)
         if (op.description) parts.push(`<p>${esc(op.description)}</p>`)
         if (op.parameters?.length) {
           parts.push('<table><tr><th>parameter</th><th>in</th><th>schema</th><th></th></tr>')
           for (const p of op.parameters)
-            parts.push(`<tr><td><code>${esc(p.name)}</code>${p.required ? ' *' : ''}</td><td>${p.in}</td><td><code>${esc(JSON.stringify(p.schema))}</code></td><td>${esc(p.description ?? '')}</td></tr>`)
+            parts.push(
+              `<tr><td><code>${esc(p.name)}</code>${p.required ? ' *' : ''}</td><td>${p.in}</td><td><code>${esc(JSON.stringify(p.schema))}</code></td><td>${esc(p.description ?? '')}</td></tr>`,
+            )
           parts.push('</table>')
         }
         const body = op.requestBody?.content['application/json']?.schema
@@ -152,16 +163,21 @@ export function docsPage(doc: OpenApiDocument): string {
         for (const [status, res] of Object.entries(op.responses)) {
           const content = res.content ? Object.entries(res.content)[0] : undefined
           const ref = content?.[1].schema.$ref
-          const link = typeof ref === 'string' ? ` <a href="#schema-${esc(ref.split('/').pop()!)}">${esc(ref.split('/').pop()!)}</a>` : ''
-          parts.push(`<li><code>${status}</code> ${esc(res.description)}${content ? ` <small>${esc(content[0])}</small>` : ''}${link}</li>`)
+          const link =
+            typeof ref === 'string' ? ` <a href="#schema-${esc(ref.split('/').pop()!)}">${esc(ref.split('/').pop()!)}</a>` : ''
+          parts.push(
+            `<li><code>${status}</code> ${esc(res.description)}${content ? ` <small>${esc(content[0])}</small>` : ''}${link}</li>`,
+          )
         }
         parts.push('</ul></section>')
       }
   }
   parts.push('<h2 id="schemas">Schemas</h2>')
-  for (const [name, s] of Object.entries(doc.components.schemas)) parts.push(`<section id="schema-${esc(name)}"><h3>${esc(name)}</h3>${schemaHtml(s)}</section>`)
+  for (const [name, s] of Object.entries(doc.components.schemas))
+    parts.push(`<section id="schema-${esc(name)}"><h3>${esc(name)}</h3>${schemaHtml(s)}</section>`)
   parts.push('<h2 id="errors">Error codes</h2><table><tr><th>code</th><th>status</th><th>meaning</th></tr>')
-  for (const [code, e] of Object.entries(ErrorCodes)) parts.push(`<tr id="${code}"><td><code>${code}</code></td><td>${e.status}</td><td>${esc(e.text)}</td></tr>`)
+  for (const [code, e] of Object.entries(ErrorCodes))
+    parts.push(`<tr id="${code}"><td><code>${code}</code></td><td>${e.status}</td><td>${esc(e.text)}</td></tr>`)
   parts.push('</table>')
   const toc = tags.map((t) => `<a href="#tag-${esc(t.name)}">${esc(t.name)}</a>`).join(' · ')
   return `<!doctype html>

@@ -43,7 +43,14 @@ interface FastifyishError {
 }
 
 export function problem(code: ErrorCode, detail: string, extra: Partial<Problem> = {}): Problem {
-  const p: Problem = { type: `/docs#${code}`, title: ErrorCodes[code].text, status: ErrorCodes[code].status, detail, code, ...extra }
+  const p: Problem = {
+    type: `/docs#${code}`,
+    title: ErrorCodes[code].text,
+    status: ErrorCodes[code].status,
+    detail,
+    code,
+    ...extra,
+  }
   return p
 }
 
@@ -64,7 +71,11 @@ export function toWire(err: unknown, ctx: WireContext = {}): WireError {
     if (e.validation !== undefined) {
       const where = e.validationContext ?? 'body'
       const errors = e.validation.map((v) => ({ in: where, path: v.instancePath ?? '', message: v.message ?? 'invalid' }))
-      body = problem('SB_ERR_MALFORMED', `invalid ${where}: ${errors.map((x) => `${x.path || '(root)'} ${x.message}`).join('; ')}`, { errors })
+      body = problem(
+        'SB_ERR_MALFORMED',
+        `invalid ${where}: ${errors.map((x) => `${x.path || '(root)'} ${x.message}`).join('; ')}`,
+        { errors },
+      )
     } else if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       body = problem('SB_ERR_TOO_LARGE', 'the request body is larger than bodyLimit', { limit: 'bodyLimit' })
     } else if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
@@ -75,7 +86,9 @@ export function toWire(err: unknown, ctx: WireContext = {}): WireError {
       body = problem('SB_ERR_UNSUPPORTED', e.message ?? 'not implemented', { status: 501 })
     } else if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
       // fastify's own client errors: bad JSON, empty JSON body, bad content length…
-      body = problem(e.statusCode === 413 ? 'SB_ERR_TOO_LARGE' : 'SB_ERR_MALFORMED', e.message ?? 'bad request', { status: e.statusCode })
+      body = problem(e.statusCode === 413 ? 'SB_ERR_TOO_LARGE' : 'SB_ERR_MALFORMED', e.message ?? 'bad request', {
+        status: e.statusCode,
+      })
     } else {
       body = problem('SB_ERR_INTERNAL', 'internal error')
     }

@@ -63,7 +63,8 @@ export function registerRest(app: FastifyInstance, deps: RestDeps): void {
 
   const auth = async (req: FastifyRequest, spec: RouteSpec): Promise<HttpSession> => {
     const token = bearerToken(req, spec.auth === 'bearer-or-query')
-    if (token === undefined) throw new BrokerError('SB_ERR_NOT_LOGGED_IN', 'send Authorization: Bearer <token>, the token POST /v1/register returned')
+    if (token === undefined)
+      throw new BrokerError('SB_ERR_NOT_LOGGED_IN', 'send Authorization: Bearer <token>, the token POST /v1/register returned')
     return sessions.fromToken(token, req.ip)
   }
 
@@ -88,7 +89,14 @@ export function registerRest(app: FastifyInstance, deps: RestDeps): void {
     },
     async whoami(hs) {
       const p = broker.whoami(hs!.session)
-      return { id: p.id, name: p.name, protocol: p.protocol, since: p.since, lastSeen: p.lastSeen, ...(p.node !== undefined ? { node: p.node } : {}) }
+      return {
+        id: p.id,
+        name: p.name,
+        protocol: p.protocol,
+        since: p.since,
+        lastSeen: p.lastSeen,
+        ...(p.node !== undefined ? { node: p.node } : {}),
+      }
     },
     async endSession(hs, _req, reply) {
       broker.end(hs!.session, 'ended', 'goodbye')
@@ -155,7 +163,11 @@ export function registerRest(app: FastifyInstance, deps: RestDeps): void {
         seen = hs!.arrivals
         msgs = await broker.take(s, q.max, q.mode, 0)
       }
-      if (!hs!.live && msgs.length === 0) throw new BrokerError('SB_ERR_NOT_LOGGED_IN', `the session ended (${hs!.closedWith?.reason ?? 'ended'}): ${hs!.closedWith?.text ?? ''}`)
+      if (!hs!.live && msgs.length === 0)
+        throw new BrokerError(
+          'SB_ERR_NOT_LOGGED_IN',
+          `the session ended (${hs!.closedWith?.reason ?? 'ended'}): ${hs!.closedWith?.text ?? ''}`,
+        )
       return { messages: msgs.map(messageJson) }
     },
     async ack(hs, req) {
@@ -170,7 +182,11 @@ export function registerRest(app: FastifyInstance, deps: RestDeps): void {
     async markRead(hs, req, reply) {
       const { seq } = req.body as { seq: number }
       const m = broker.inflightMessage(hs!.session, seq)
-      if (m === undefined) throw new BrokerError('SB_ERR_UNKNOWN_MESSAGE', `no unacknowledged message ${seq} handed to this session; mark it read before acknowledging it (use mode=peek or the stream)`)
+      if (m === undefined)
+        throw new BrokerError(
+          'SB_ERR_UNKNOWN_MESSAGE',
+          `no unacknowledged message ${seq} handed to this session; mark it read before acknowledging it (use mode=peek or the stream)`,
+        )
       await broker.markRead(hs!.session, m)
       return reply.code(204).send()
     },
@@ -192,7 +208,16 @@ export function registerRest(app: FastifyInstance, deps: RestDeps): void {
     // Presence -------------------------------------------------------------
     async who(hs) {
       const users = await broker.who(hs!.session)
-      return { users: users.map((p) => ({ id: p.id, name: p.name, protocol: p.protocol, since: p.since, lastSeen: p.lastSeen, ...(p.node !== undefined ? { node: p.node } : {}) })) }
+      return {
+        users: users.map((p) => ({
+          id: p.id,
+          name: p.name,
+          protocol: p.protocol,
+          since: p.since,
+          lastSeen: p.lastSeen,
+          ...(p.node !== undefined ? { node: p.node } : {}),
+        })),
+      }
     },
     async watchPresence(hs, req) {
       const { watch } = req.body as { watch: boolean }
@@ -250,7 +275,11 @@ export function registerRest(app: FastifyInstance, deps: RestDeps): void {
       return reply.code(204).send()
     },
     async conversationSend(hs, req, reply) {
-      broker.conversationSend(hs!.session, (req.params as { convId: string }).convId, body(req.body as { text?: string; base64?: string }))
+      broker.conversationSend(
+        hs!.session,
+        (req.params as { convId: string }).convId,
+        body(req.body as { text?: string; base64?: string }),
+      )
       return reply.code(204).send()
     },
     async closeConversation(hs, req, reply) {

@@ -47,10 +47,29 @@ export const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${na
 // ---------------------------------------------------------------- building blocks
 
 const userId = { type: 'integer', minimum: 1, maximum: 0xfffffffe, description: 'A user id.' }
-const nameField = { type: 'string', minLength: 1, maxLength: 256, description: 'A user name (NFC, no spaces, at most maxNameBytes UTF-8 bytes).' }
-const msgIdField = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: "The sender's own id for the message, echoed in receipts." }
-const seqField = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: "A message's position in your queue." }
-const base64Field = { type: 'string', pattern: '^[A-Za-z0-9+/]*={0,2}$', description: 'The body as base64, for bytes that are not UTF-8 text.' }
+const nameField = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 256,
+  description: 'A user name (NFC, no spaces, at most maxNameBytes UTF-8 bytes).',
+}
+const msgIdField = {
+  type: 'integer',
+  minimum: 1,
+  maximum: Number.MAX_SAFE_INTEGER,
+  description: "The sender's own id for the message, echoed in receipts.",
+}
+const seqField = {
+  type: 'integer',
+  minimum: 1,
+  maximum: Number.MAX_SAFE_INTEGER,
+  description: "A message's position in your queue.",
+}
+const base64Field = {
+  type: 'string',
+  pattern: '^[A-Za-z0-9+/]*={0,2}$',
+  description: 'The body as base64, for bytes that are not UTF-8 text.',
+}
 const textField = { type: 'string', description: 'The body as UTF-8 text.' }
 const bodyOneOf = [{ required: ['text'] }, { required: ['base64'] }]
 
@@ -61,10 +80,18 @@ export const recipientSchema: Schema = {
   maximum: 0xffffffff,
   minLength: 1,
   maxLength: 256,
-  description: 'An integer user id, or a string: "ALL" (everyone online), "SERVER" (a text command), "#topic" (its subscribers), or a user name.',
+  description:
+    'An integer user id, or a string: "ALL" (everyone online), "SERVER" (a text command), "#topic" (its subscribers), or a user name.',
 }
 
-const userRef: Schema = { type: ['integer', 'string'], minimum: 1, maximum: 0xfffffffe, minLength: 1, maxLength: 256, description: 'A user id (integer) or name (string).' }
+const userRef: Schema = {
+  type: ['integer', 'string'],
+  minimum: 1,
+  maximum: 0xfffffffe,
+  minLength: 1,
+  maxLength: 256,
+  description: 'A user id (integer) or name (string).',
+}
 
 // ---------------------------------------------------------------- components
 
@@ -83,7 +110,11 @@ export const components: Record<string, Schema> = {
       instance: { type: 'string' },
       errors: {
         type: 'array',
-        items: { type: 'object', required: ['in', 'path', 'message'], properties: { in: { type: 'string' }, path: { type: 'string' }, message: { type: 'string' } } },
+        items: {
+          type: 'object',
+          required: ['in', 'path', 'message'],
+          properties: { in: { type: 'string' }, path: { type: 'string' }, message: { type: 'string' } },
+        },
       },
     },
   },
@@ -94,7 +125,10 @@ export const components: Record<string, Schema> = {
     properties: {
       id: userId,
       name: { type: 'string' },
-      token: { type: 'string', description: 'The bearer token for every other call: "<id>.<secret>". Keep it: it is the only way back to this name.' },
+      token: {
+        type: 'string',
+        description: 'The bearer token for every other call: "<id>.<secret>". Keep it: it is the only way back to this name.',
+      },
     },
   },
   User: {
@@ -121,7 +155,12 @@ export const components: Record<string, Schema> = {
     additionalProperties: false,
     properties: {
       msgId: { type: 'integer' },
-      status: { type: 'integer', enum: [200, 202, 210, 300, 404, 410, 507], description: '200 delivered (acknowledged), 202 stored (recipient offline), 210 read, 300 not acknowledged within the ack timeout (still queued), 404 recipient deleted, 410 expired, 507 dropped (queue full).' },
+      status: {
+        type: 'integer',
+        enum: [200, 202, 210, 300, 404, 410, 507],
+        description:
+          '200 delivered (acknowledged), 202 stored (recipient offline), 210 read, 300 not acknowledged within the ack timeout (still queued), 404 recipient deleted, 410 expired, 507 dropped (queue full).',
+      },
       statusText: { type: 'string', enum: ['delivered', 'stored', 'read', 'not-yet', 'deleted', 'expired', 'dropped'] },
       recipient: { type: 'integer' },
       recipientName: { type: 'string' },
@@ -136,7 +175,10 @@ export const components: Record<string, Schema> = {
     required: ['seq', 'msgId', 'from', 'fromName', 'to', 'kind', 'ts', 'flags'],
     additionalProperties: false,
     properties: {
-      seq: { type: 'integer', description: 'Position in your queue; 0 for room (ALL) messages and server replies, which are not stored.' },
+      seq: {
+        type: 'integer',
+        description: 'Position in your queue; 0 for room (ALL) messages and server replies, which are not stored.',
+      },
       msgId: { type: 'integer' },
       from: { type: 'integer' },
       fromName: { type: 'string' },
@@ -163,7 +205,10 @@ export const components: Record<string, Schema> = {
       seq: { type: 'integer' },
       recipients: { type: 'integer' },
       receipt: ref('Receipt'),
-      receiptPending: { type: 'boolean', description: 'wait=receipt timed out before the first receipt; fetch it later from /v1/receipts/{msgId} or the events.' },
+      receiptPending: {
+        type: 'boolean',
+        description: 'wait=receipt timed out before the first receipt; fetch it later from /v1/receipts/{msgId} or the events.',
+      },
     },
   },
   Event: {
@@ -175,7 +220,8 @@ export const components: Record<string, Schema> = {
       type: { type: 'string', enum: ['message', 'receipt', 'notice', 'presence', 'rename', 'conversation', 'closed'] },
       data: {
         type: 'object',
-        description: 'message: a Message; receipt: a Receipt; notice: {code,text}; presence: {id,name,online,protocol,at}; rename: {id,name,oldName}; conversation: {event,convId,peer,expiresAt?,reason?,text?}; closed: {reason,text}.',
+        description:
+          'message: a Message; receipt: a Receipt; notice: {code,text}; presence: {id,name,online,protocol,at}; rename: {id,name,oldName}; conversation: {event,convId,peer,expiresAt?,reason?,text?}; closed: {reason,text}.',
       },
     },
   },
@@ -185,7 +231,10 @@ export const components: Record<string, Schema> = {
     additionalProperties: false,
     properties: {
       events: { type: 'array', items: ref('Event') },
-      dropped: { type: 'integer', description: 'Events dropped (oldest first) since your last call because the per-session buffer was full.' },
+      dropped: {
+        type: 'integer',
+        description: 'Events dropped (oldest first) since your last call because the per-session buffer was full.',
+      },
       next: { type: 'integer', description: 'The id to pass as `after` next time.' },
     },
   },
@@ -228,7 +277,8 @@ export const routes: RouteSpec[] = [
     url: '/v1/register',
     tag: 'session',
     summary: 'Register a new name',
-    description: 'Creates the user and a polling session. The answer carries the token ("<id>.<secret>") for every other call; only a hash is kept, so it cannot be shown again.',
+    description:
+      'Creates the user and a polling session. The answer carries the token ("<id>.<secret>") for every other call; only a hash is kept, so it cannot be shown again.',
     auth: 'none',
     body: obj({ name: nameField }),
     responses: { 201: json('Registered.', ref('Credentials')) },
@@ -243,7 +293,12 @@ export const routes: RouteSpec[] = [
     description:
       'Checks the token and starts a polling session. Give the full token "<id>.<secret>" alone, or the secret with `id` or `name`. Not needed before other calls: any call with a valid bearer token starts the session itself. One session per user: this replaces a live session of the same user on any protocol.',
     auth: 'none',
-    body: { type: 'object', additionalProperties: false, required: ['token'], properties: { token: { type: 'string', minLength: 1, maxLength: 512 }, id: userId, name: nameField } },
+    body: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['token'],
+      properties: { token: { type: 'string', minLength: 1, maxLength: 512 }, id: userId, name: nameField },
+    },
     responses: { 200: json('Logged in.', ref('Credentials')) },
   },
   {
@@ -298,7 +353,11 @@ export const routes: RouteSpec[] = [
     querystring: {
       type: 'object',
       properties: {
-        wait: { type: 'string', enum: ['none', 'receipt'], description: 'receipt: hold the answer until the first receipt arrives (implies receipt: true).' },
+        wait: {
+          type: 'string',
+          enum: ['none', 'receipt'],
+          description: 'receipt: hold the answer until the first receipt arrives (implies receipt: true).',
+        },
         timeout: { type: 'integer', minimum: 1, maximum: 60, default: 30, description: 'Seconds to wait for the receipt.' },
       },
     },
@@ -315,8 +374,18 @@ export const routes: RouteSpec[] = [
         receipt: { type: 'boolean', description: 'Ask for receipts: 202 stored, 200 delivered, 300 not yet…' },
         readReceipt: { type: 'boolean', description: 'Ask for a 210 read receipt when the recipient marks it read.' },
         idempotent: { type: 'boolean', description: 'Make (you, msgId) a dedupe key: a retry is stored and delivered once.' },
-        ttlMs: { type: 'integer', minimum: 0, maximum: 0xffffffff, description: 'Drop the message (410 receipt) if not taken within this.' },
-        notBefore: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'ms since the epoch: hold the message until then.' },
+        ttlMs: {
+          type: 'integer',
+          minimum: 0,
+          maximum: 0xffffffff,
+          description: 'Drop the message (410 receipt) if not taken within this.',
+        },
+        notBefore: {
+          type: 'integer',
+          minimum: 0,
+          maximum: Number.MAX_SAFE_INTEGER,
+          description: 'ms since the epoch: hold the message until then.',
+        },
       },
     },
     responses: { 200: json('Accepted.', ref('SendResult')) },
@@ -356,7 +425,10 @@ export const routes: RouteSpec[] = [
       properties: { seq: seqField, seqs: { type: 'array', items: seqField, minItems: 1, maxItems: 1000 } },
     },
     responses: {
-      200: json('Which seqs were removed, and which were not (or no longer) queued.', obj({ acked: { type: 'array', items: { type: 'integer' } }, unknown: { type: 'array', items: { type: 'integer' } } })),
+      200: json(
+        'Which seqs were removed, and which were not (or no longer) queued.',
+        obj({ acked: { type: 'array', items: { type: 'integer' } }, unknown: { type: 'array', items: { type: 'integer' } } }),
+      ),
     },
   },
   {
@@ -380,7 +452,12 @@ export const routes: RouteSpec[] = [
     description: 'The last receipts of the last 1024 msgIds are kept per session; an empty list means none came yet.',
     auth: 'bearer',
     params: obj({ msgId: msgIdField }),
-    responses: { 200: json('Receipts, oldest first.', obj({ msgId: { type: 'integer' }, receipts: { type: 'array', items: ref('Receipt') } })) },
+    responses: {
+      200: json(
+        'Receipts, oldest first.',
+        obj({ msgId: { type: 'integer' }, receipts: { type: 'array', items: ref('Receipt') } }),
+      ),
+    },
   },
 
   // Events -------------------------------------------------------------
@@ -413,7 +490,10 @@ export const routes: RouteSpec[] = [
     description:
       'Starts a push session (replacing the polling one). Events: ready, message (id: = seq; acknowledge with POST /v1/ack using the same token), receipt, notice, presence, rename, conversation, closing. A comment line every 15 s keeps proxies from closing it. Unacknowledged messages are pushed again on the next stream.',
     auth: 'bearer-or-query',
-    querystring: { type: 'object', properties: { token: { type: 'string', description: 'For EventSource, which cannot set headers.' } } },
+    querystring: {
+      type: 'object',
+      properties: { token: { type: 'string', description: 'For EventSource, which cannot set headers.' } },
+    },
     responses: { 200: { description: 'An event stream.', contentType: 'text/event-stream', schema: { type: 'string' } } },
     custom: true,
   },
@@ -487,7 +567,12 @@ export const routes: RouteSpec[] = [
     summary: 'Subscribe to a topic (persistent; messages to #topic are queued for you, online or not)',
     auth: 'bearer',
     params: obj({ topic: { type: 'string', minLength: 1, maxLength: 256 } }),
-    responses: { 200: json('Subscribed; `created` is false if you already were.', obj({ topic: { type: 'string' }, created: { type: 'boolean' } })) },
+    responses: {
+      200: json(
+        'Subscribed; `created` is false if you already were.',
+        obj({ topic: { type: 'string' }, created: { type: 'boolean' } }),
+      ),
+    },
     errors: [413],
   },
   {
@@ -498,7 +583,12 @@ export const routes: RouteSpec[] = [
     summary: 'Unsubscribe from a topic',
     auth: 'bearer',
     params: obj({ topic: { type: 'string', minLength: 1, maxLength: 256 } }),
-    responses: { 200: json('`removed` is false if you were not subscribed.', obj({ topic: { type: 'string' }, removed: { type: 'boolean' } })) },
+    responses: {
+      200: json(
+        '`removed` is false if you were not subscribed.',
+        obj({ topic: { type: 'string' }, removed: { type: 'boolean' } }),
+      ),
+    },
   },
 
   // Block list -------------------------------------------------------------
@@ -541,7 +631,8 @@ export const routes: RouteSpec[] = [
     url: '/v1/conversations',
     tag: 'conversations',
     summary: 'Ask an online user for a direct live conversation',
-    description: 'The peer gets a conversation event "request"; you get "accepted", "declined" or "expired". Conversation messages are live and not stored.',
+    description:
+      'The peer gets a conversation event "request"; you get "accepted", "declined" or "expired". Conversation messages are live and not stored.',
     auth: 'bearer',
     body: obj({ to: userRef }),
     responses: { 201: json('Requested.', obj({ convId: { type: 'string' } })) },
@@ -607,11 +698,25 @@ export const routes: RouteSpec[] = [
       type: 'object',
       required: ['name'],
       properties: {
-        to: { type: 'string', minLength: 1, maxLength: 256, description: 'A user name, "ALL" or "#topic" (same as a message\'s string `to`).' },
+        to: {
+          type: 'string',
+          minLength: 1,
+          maxLength: 256,
+          description: 'A user name, "ALL" or "#topic" (same as a message\'s string `to`).',
+        },
         toId: userId,
         name: { type: 'string', minLength: 1, maxLength: 1024, description: 'The file name the recipients see.' },
-        size: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Exact size in bytes (default: Content-Length).' },
-        sha256: { type: 'string', pattern: '^[0-9a-fA-F]{64}$', description: 'Refuse the upload (422) unless the content has this hash.' },
+        size: {
+          type: 'integer',
+          minimum: 0,
+          maximum: Number.MAX_SAFE_INTEGER,
+          description: 'Exact size in bytes (default: Content-Length).',
+        },
+        sha256: {
+          type: 'string',
+          pattern: '^[0-9a-fA-F]{64}$',
+          description: 'Refuse the upload (422) unless the content has this hash.',
+        },
         text: { type: 'string', description: 'A text that travels with the file.' },
         msgId: msgIdField,
         receipt: { type: 'boolean' },
@@ -623,7 +728,15 @@ export const routes: RouteSpec[] = [
     responses: {
       201: json(
         'Stored and announced.',
-        obj({ fileId: { type: 'string' }, sha256: { type: 'string' }, size: { type: 'integer' }, msgId: { type: 'integer' }, status: { type: 'string' }, seq: { type: 'integer' }, recipients: { type: 'integer' } }),
+        obj({
+          fileId: { type: 'string' },
+          sha256: { type: 'string' },
+          size: { type: 'integer' },
+          msgId: { type: 'integer' },
+          status: { type: 'string' },
+          seq: { type: 'integer' },
+          recipients: { type: 'integer' },
+        }),
       ),
     },
     errors: [404, 411, 413, 422, 501, 503],
@@ -636,13 +749,24 @@ export const routes: RouteSpec[] = [
     tag: 'files',
     summary: 'Download a file; a Range request resumes an interrupted download',
     description:
-      'Only the sender and the recipients may download. Send `Range: bytes=N-` to resume from byte N (206 Partial Content with Content-Range); the ETag is the content\'s SHA-256. ?token= works in place of the Authorization header, for links.',
+      "Only the sender and the recipients may download. Send `Range: bytes=N-` to resume from byte N (206 Partial Content with Content-Range); the ETag is the content's SHA-256. ?token= works in place of the Authorization header, for links.",
     auth: 'bearer-or-query',
     params: obj({ fileId: { type: 'string', minLength: 1, maxLength: 128 } }),
-    querystring: { type: 'object', properties: { token: { type: 'string', description: 'For links, which cannot set headers.' } } },
+    querystring: {
+      type: 'object',
+      properties: { token: { type: 'string', description: 'For links, which cannot set headers.' } },
+    },
     responses: {
-      200: { description: 'The whole file.', contentType: 'application/octet-stream', schema: { type: 'string', contentMediaType: 'application/octet-stream' } },
-      206: { description: 'The requested byte range.', contentType: 'application/octet-stream', schema: { type: 'string', contentMediaType: 'application/octet-stream' } },
+      200: {
+        description: 'The whole file.',
+        contentType: 'application/octet-stream',
+        schema: { type: 'string', contentMediaType: 'application/octet-stream' },
+      },
+      206: {
+        description: 'The requested byte range.',
+        contentType: 'application/octet-stream',
+        schema: { type: 'string', contentMediaType: 'application/octet-stream' },
+      },
     },
     errors: [403, 404, 416, 501],
     custom: true,
@@ -656,7 +780,10 @@ export const routes: RouteSpec[] = [
     tag: 'operations',
     summary: 'Liveness and store reachability',
     auth: 'none',
-    responses: { 200: json('Alive, store reachable.', ref('Health')), 503: json('The store does not answer, or the server is stopping.', ref('Health')) },
+    responses: {
+      200: json('Alive, store reachable.', ref('Health')),
+      503: json('The store does not answer, or the server is stopping.', ref('Health')),
+    },
     custom: true,
   },
   {
@@ -666,7 +793,9 @@ export const routes: RouteSpec[] = [
     tag: 'operations',
     summary: 'Prometheus metrics',
     auth: 'none',
-    responses: { 200: { description: 'Prometheus text exposition format.', contentType: 'text/plain', schema: { type: 'string' } } },
+    responses: {
+      200: { description: 'Prometheus text exposition format.', contentType: 'text/plain', schema: { type: 'string' } },
+    },
     custom: true,
   },
   {

@@ -173,7 +173,10 @@ export class HttpSession implements SessionSink {
     this.events.push({ id: this.nextEventId++, type, data, bytes })
     this.eventBytesHeld += bytes
     // Drop oldest: a client that stops polling costs a bounded amount of memory, and is told how much it missed.
-    while (this.events.length > 1 && (this.events.length > this.opts.eventBufferSize || this.eventBytesHeld > this.opts.eventBufferBytes)) {
+    while (
+      this.events.length > 1 &&
+      (this.events.length > this.opts.eventBufferSize || this.eventBytesHeld > this.opts.eventBufferBytes)
+    ) {
       this.eventBytesHeld -= this.events.shift()!.bytes
       this.dropped++
     }
@@ -184,7 +187,12 @@ export class HttpSession implements SessionSink {
    * Events after `after` (discarding those up to it), or, without `after`, the oldest events (discarding
    * what is returned). Waits up to `ms` when there are none.
    */
-  async takeEvents(after: number | undefined, max: number, ms: number, signal: AbortSignal): Promise<{ events: StoredEvent[]; dropped: number; next: number }> {
+  async takeEvents(
+    after: number | undefined,
+    max: number,
+    ms: number,
+    signal: AbortSignal,
+  ): Promise<{ events: StoredEvent[]; dropped: number; next: number }> {
     const pick = (): StoredEvent[] => {
       if (after !== undefined) this.discardThrough(after)
       return this.events.slice(0, max)
@@ -301,7 +309,11 @@ export class HttpSessions {
 
   private guard(ip: string): void {
     if (!this.authBuckets.take(ip))
-      throw new BrokerError('SB_ERR_RATE_LIMITED', `more than authRatePerSecond (${this.opts.authRatePerSecond}) logins or registrations per second from ${ip}`, 'authRatePerSecond')
+      throw new BrokerError(
+        'SB_ERR_RATE_LIMITED',
+        `more than authRatePerSecond (${this.opts.authRatePerSecond}) logins or registrations per second from ${ip}`,
+        'authRatePerSecond',
+      )
   }
 
   private make(userId: number, secretHash: Buffer, outlet?: PushOutlet): HttpSession {

@@ -141,7 +141,9 @@ export function registerSse(app: FastifyInstance, deps: SseDeps): void {
       'x-accel-buffering': 'no',
     })
     const u = hs.session.user
-    outlet.start(`retry: 2000\n${frame('ready', { id: u.id, name: u.name, protocol: PROTOCOL_SSE, heartbeatMs: opts.heartbeatMs })}`)
+    outlet.start(
+      `retry: 2000\n${frame('ready', { id: u.id, name: u.name, protocol: PROTOCOL_SSE, heartbeatMs: opts.heartbeatMs })}`,
+    )
     const entry = { hs, outlet }
     streams.add(entry)
     const heartbeat = setInterval(() => {
