@@ -5,11 +5,10 @@
  */
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { connect as netConnect } from 'node:net'
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { WebSocketServer, WebSocket } from 'ws'
+import { WebSocket } from 'ws'
 import { startTestServer } from '../helpers/server.js'
 import {
   FileCredentialStore,
@@ -298,34 +297,20 @@ test('credentials are remembered in a 0600 file and resume the same user', async
   assert.equal(store.get(`127.0.0.1:${port}`, 'erin'), undefined)
 })
 
-test('the WebSocket transport carries the same frames (through a ws↔tcp bridge until the HTTP endpoint lands)', async (t) => {
-  const { port } = await startTestServer(t)
-  // Each WebSocket binary message is written to a TCP socket to the native port and back.
-  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', path: '/v1/ws' })
-  await new Promise<void>((r) => wss.once('listening', () => r()))
-  wss.on('connection', (ws) => {
-    const sock = netConnect({ host: '127.0.0.1', port })
-    sock.on('data', (d) => ws.send(d))
-    sock.on('close', () => ws.close())
-    sock.on('error', () => ws.close())
-    ws.on('message', (d: Buffer) => sock.write(d))
-    ws.on('close', () => sock.destroy())
-  })
-  t.after(() => new Promise<void>((r) => wss.close(() => r())))
-  const wsPort = (wss.address() as { port: number }).port
-  const alice = await client(t, {
-    url: `ws://127.0.0.1:${wsPort}/v1/ws`,
-    WebSocket: WebSocket as unknown as WebSocketConstructor,
-    name: 'alice',
-  })
+test('the WebSocket transport carries the same frames (ws://host:httpPort/v1/ws)', async (t) => {
+  const { server, port } = await startTestServer(t, { httpPort: 0 })
+  const url = `ws://127.0.0.1:${server.port('http')}/v1/ws`
+  const alice = await client(t, { url, WebSocket: WebSocket as unknown as WebSocketConstructor, name: 'alice' })
   const bob = await client(t, { port, name: 'bob' })
   const got = inbox(alice)
   const bobGot = inbox(bob)
   assert.equal((await alice.send('bob', 'over ws')).status, 200)
   assert.equal(bobGot[0]?.text, 'over ws')
-  await bob.send('alice', 'back over ws')
+  assert.equal((await bob.send('alice', 'back over ws')).status, 200)
   await until('ws message', () => got[0])
   assert.equal(got[0]!.text, 'back over ws')
+  // the session came by WebSocket, not by the native TCP port
+  assert.notEqual((await alice.whoami()).protocol, 'native')
 })
 
 test('files: upload with a text, download checked by SHA-256', async (t) => {
