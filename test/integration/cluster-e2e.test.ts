@@ -227,3 +227,235 @@ describe('cluster e2e: three server processes', { skip: unavailable }, () => {
     }
   })
 })
+
+// ------------------------------------------------------------------------------------------------ kill -9
+
+const TOTAL = 10_000
+const ACTORS = 6
+const WINDOW = 200
+
+/**
+ * One user of the chaos test: a sender that resends what was not ACCEPTED (same msgId, IDEMPOTENT) after
+ * reconnecting to a surviving node, and a receiver that ACKs every DELIVER and dedupes by (sender, msgId).
+ */
+class Actor {
+  wire: Wire | undefined
+  id = 0
+  token = ''
+  readonly plan: { msgId: number; to: number }[] = []
+  private nextIdx = 0
+  private resend: number[] = []
+  readonly inflight = new Set<number>()
+  readonly accepted = new Set<number>()
+  duplicateAnswers = 0
+  readonly errors: string[] = []
+  reconnects = 0
+  // receiving
+  readonly seen = new Map<string, number>() // `${from}:${msgId}` → seq it first came with
+  private readonly lastFrom = new Map<number, number>()
+  wireDuplicates = 0
+  storedTwice = 0
+  reordered = 0
+  badBodies = 0
+
+  constructor(
+    readonly index: number,
+    public node: number,
+  ) {}
+
+  async connect(port: number, register?: string): Promise<void> {
+    const w = await Wire.connect(port)
+    w.onPush = (f) => {
+      if (f.type === 'DELIVER') this.onDeliver(w, f)
+    }
+    if (register !== undefined) {
+      const wl = await w.register(register)
+      this.id = wl.id
+      this.token = wl.token
+    } else await w.login(this.id, this.token)
+    this.wire = w
+  }
+
+  private onDeliver(w: Wire, f: Deliver): void {
+    const m = f.msg
+    w.ack(m.seq)
+    const key = `${m.from}:${m.msgId}`
+    const prev = this.seen.get(key)
+    if (prev !== undefined) {
+      this.wireDuplicates++
+      if (prev !== m.seq) this.storedTwice++ // the store took a resend as a new message
+      return
+    }
+    this.seen.set(key, m.seq)
+    if (m.body.toString() !== key) this.badBodies++
+    const last = this.lastFrom.get(m.from) ?? 0
+    if (m.msgId < last) this.reordered++
+    else this.lastFrom.set(m.from, m.msgId)
+  }
+
+  get done(): boolean {
+    return this.accepted.size === this.plan.length
+  }
+
+  /** Keep WINDOW sends in flight: resends first (oldest first), then new messages. */
+  pump(): void {
+    const w = this.wire
+    if (w === undefined || w.isClosed) return
+    while (this.inflight.size < WINDOW) {
+      let msgId = this.resend.shift()
+      if (msgId === undefined) {
+        const p = this.plan[this.nextIdx]
+        if (p === undefined) return
+        this.nextIdx++
+        msgId = p.msgId
+      }
+      this.sendOne(w, msgId)
+    }
+  }
+
+  private sendOne(w: Wire, msgId: number): void {
+    const p = this.plan[msgId - 1]!
+    this.inflight.add(msgId)
+    w.sendTo(p.to, `${this.id}:${msgId}`, msgId, SendFlag.IDEMPOTENT).then(
+      (f) => {
+        this.inflight.delete(msgId)
+        if (f.type === 'ACCEPTED') {
+          this.accepted.add(msgId)
+          if (f.status === SendStatusCode.duplicate) this.duplicateAnswers++
+        } else {
+          this.errors.push(describeFrame(f))
+          this.resend.push(msgId)
+          this.resend.sort((a, b) => a - b)
+        }
+        if (this.wire === w) this.pump()
+      },
+      () => {
+        // The connection died with this SEND unanswered: it may or may not be stored. Resend it after reconnecting.
+        if (this.inflight.delete(msgId)) this.resend.push(msgId)
+      },
+    )
+  }
+
+  /** The node died: log in on `port` with the token and resend, oldest first, what was not ACCEPTED. */
+  async failover(port: number, node: number): Promise<void> {
+    this.wire = undefined
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.connect(port)
+        break
+      } catch (err) {
+        if (attempt >= 50) throw err
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+    this.node = node
+    this.reconnects++
+    for (const m of this.inflight) this.resend.push(m)
+    this.inflight.clear()
+    this.resend.sort((a, b) => a - b)
+    this.pump()
+  }
+}
+
+describe('cluster e2e: kill -9 of a node with 10,000 messages in flight', { skip: unavailable }, () => {
+  let cluster: ProcCluster
+  const actors: Actor[] = []
+  before(async () => {
+    cluster = await new ProcCluster({ nodes: 3 }).start()
+  })
+  after(async () => {
+    for (const a of actors) a.wire?.destroy()
+    await cluster?.close()
+  })
+
+  it('clients reconnect to the survivors and resend; nothing accepted is lost, duplicated or reordered', async () => {
+    for (let i = 0; i < ACTORS; i++) actors.push(new Actor(i, i % 3))
+    await Promise.all(actors.map((a) => a.connect(cluster.node(a.node).port, `chaos${a.index}`)))
+    // Each actor sends to the actors on the other nodes, round robin; 10,000 messages in all.
+    for (const a of actors) {
+      const peers = actors.filter((p) => p.node !== a.node)
+      const count = Math.floor(TOTAL / ACTORS) + (a.index < TOTAL % ACTORS ? 1 : 0)
+      for (let k = 0; k < count; k++) a.plan.push({ msgId: k + 1, to: peers[k % peers.length]!.id })
+    }
+    assert.equal(
+      actors.reduce((n, a) => n + a.plan.length, 0),
+      TOTAL,
+    )
+    const accepted = (): number => actors.reduce((n, a) => n + a.accepted.size, 0)
+    const t0 = Date.now()
+    for (const a of actors) a.pump()
+
+    // Kill node 2 once a quarter is accepted: the rest is in flight or not yet sent.
+    await until('2,500 messages accepted', () => accepted() >= TOTAL / 4, 30_000)
+    const dead = 2
+    const victims = actors.filter((a) => a.node === dead)
+    const inflightAtKill = actors.reduce((n, a) => n + a.inflight.size, 0)
+    const acceptedAtKill = accepted()
+    await cluster.node(dead).kill()
+    await until(
+      'the dead node’s clients to see their connections drop',
+      () => victims.every((a) => a.wire === undefined || a.wire.isClosed),
+      10_000,
+    )
+    await Promise.all(victims.map((a, i) => a.failover(cluster.node(i % 2).port, i % 2)))
+
+    await until('every message accepted', () => actors.every((a) => a.done), 60_000)
+    const sendMs = Date.now() - t0
+    // Every accepted message reaches its receiver (ACKed, deduped).
+    const missing = (): number => {
+      let lost = 0
+      for (const a of actors)
+        for (const p of a.plan) {
+          const to = actors.find((x) => x.id === p.to)!
+          if (a.accepted.has(p.msgId) && !to.seen.has(`${a.id}:${p.msgId}`)) lost++
+        }
+      return lost
+    }
+    await until('every accepted message received', () => missing() === 0, 30_000).catch(() => {})
+    const counts = {
+      accepted: accepted(),
+      lost: missing(),
+      duplicated: actors.reduce((n, a) => n + a.storedTwice, 0),
+      reordered: actors.reduce((n, a) => n + a.reordered, 0),
+      wireDuplicates: actors.reduce((n, a) => n + a.wireDuplicates, 0),
+      duplicateAnswers: actors.reduce((n, a) => n + a.duplicateAnswers, 0),
+      received: actors.reduce((n, a) => n + a.seen.size, 0),
+      badBodies: actors.reduce((n, a) => n + a.badBodies, 0),
+      sendErrors: actors.flatMap((a) => a.errors),
+      acceptedAtKill,
+      inflightAtKill,
+      reconnects: actors.reduce((n, a) => n + a.reconnects, 0),
+      sendMs,
+    }
+    console.log(`# kill -9 checker: ${JSON.stringify(counts)}`)
+    assert.equal(counts.accepted, TOTAL)
+    assert.equal(counts.lost, 0, 'an ACCEPTED message never received')
+    assert.equal(counts.duplicated, 0, 'a message stored twice (idempotent resend not recognised)')
+    assert.equal(counts.reordered, 0, 'a sender’s messages out of order at a receiver')
+    assert.equal(counts.received, TOTAL, 'each message reaches the application exactly once')
+    assert.equal(counts.badBodies, 0)
+    assert.deepEqual(counts.sendErrors, [])
+    assert.ok(counts.inflightAtKill > 0, 'messages were in flight when the node died')
+    assert.equal(counts.reconnects, victims.length)
+
+    // Every ACK became durable: the queues drain. The survivors reaped the dead node from the registry.
+    await until(
+      'the queues to drain',
+      async () =>
+        (await withPg(
+          async (c) => (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${cluster.name}.queue`)).rows[0]!.n,
+        )) === 0,
+      15_000,
+    )
+    await until(
+      'n2 reaped from the node set',
+      async () => !(await withRedis(cluster.redisUrl, (r) => r.sismember(`${cluster.name}:nodes`, 'n2'))),
+      15_000,
+    )
+    const presence = await withRedis(cluster.redisUrl, (r) => r.hgetall(`${cluster.name}:presence`))
+    for (const a of actors) {
+      const p = JSON.parse(presence[String(a.id)] ?? 'null') as { node: string } | null
+      assert.equal(p?.node, `n${a.node}`, `chaos${a.index} is registered on the node it reconnected to`)
+    }
+  })
+})
