@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <random>
 
 namespace switchboard {
 
@@ -28,6 +29,10 @@ Client::Client(const std::string& host, uint16_t port, std::chrono::milliseconds
   if (fd_ < 0) throw ConnectionError("cannot connect to " + host + ":" + std::to_string(port) + ": " + strerror(errno));
   int one = 1;
   setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // msgIds unique across restarts too (as the TypeScript SDK does): receipts name messages by msgId, and
+  // receipts for an earlier run's messages may still be waiting for this user.
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+  msgIds_ = uint64_t(ms.count()) * 1024 + std::random_device{}() % 1024;
   reader_ = std::thread([this] { readLoop(); });
 }
 

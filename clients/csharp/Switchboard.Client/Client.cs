@@ -90,6 +90,10 @@ namespace Switchboard.Client
             tcp.NoDelay = true;
             tcp.Connect(host, port);
             stream = tcp.GetStream();
+            // msgIds unique across restarts too (as the TypeScript SDK does): receipts name messages by msgId, and
+            // receipts for an earlier run's messages may still be waiting for this user.
+            msgIds = (ulong)(DateTime.UtcNow - new DateTime(1970, 1, 1, 0, 0, 0, DateTimeKind.Utc)).TotalMilliseconds * 1024
+                     + (ulong)new Random().Next(1024);
             reader = new Thread(ReadLoop) { IsBackground = true, Name = "switchboard-reader" };
             reader.Start();
         }

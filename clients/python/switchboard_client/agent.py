@@ -23,15 +23,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--name", default="")
     p.add_argument("--token", default="")
     p.add_argument("--timeout", type=float, default=15.0)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("register")
-    s = sub.add_parser("send")
-    s.add_argument("--to", required=True)
-    s.add_argument("--text", required=True)
-    s.add_argument("--expect-receipt", type=int, default=0)
-    r = sub.add_parser("recv")
-    r.add_argument("--count", type=int, default=1)
-    r.add_argument("--poll", action="store_true")
+    # one flat set of options, in any order around the command, as the C++ and C# agents take them
+    p.add_argument("cmd", choices=("register", "send", "recv"))
+    p.add_argument("--to", default="")
+    p.add_argument("--text", default="")
+    p.add_argument("--expect-receipt", type=int, default=0)
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--poll", action="store_true")
     a = p.parse_args(argv)
 
     def out(line: str) -> None:
@@ -46,7 +44,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             out("WELCOME %d %s" % (w.id, w.token))
             c.bye()
             return 0
-        c.login(a.token, name=a.name, poll=getattr(a, "poll", False))
+        c.login(a.token, name=a.name, poll=a.poll)
         if a.cmd == "send":
             acc = c.send(a.to, a.text, receipt=a.expect_receipt != 0)
             out("ACCEPTED %s %d" % (acc.status, acc.seq))

@@ -5,9 +5,11 @@ One reader thread decodes frames: a reply (corr of a pending request) wakes its 
 Pushed messages and queued receipts must be acknowledged; ``auto_ack`` does it as they arrive.
 """
 import itertools
+import random
 import queue
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Union
 
@@ -81,7 +83,9 @@ class Client:
         self.welcome: Optional[Welcome] = None
         self._reader = FrameReader(max_frame_bytes)
         self._corr = itertools.count(1)
-        self._msg_ids = itertools.count(1)
+        # msgIds unique across restarts too (as the TypeScript SDK does): receipts name messages by msgId, and
+        # receipts for an earlier run's messages may still be waiting for this user
+        self._msg_ids = itertools.count(int(time.time() * 1000) * 1024 + random.randrange(1024))
         self._pending: Dict[int, _Pending] = {}
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
