@@ -21,6 +21,7 @@ import {
   Wire,
   clusterServicesUnavailable,
   describeFrame,
+  sleep,
   until,
   withPg,
   withRedis,
@@ -457,5 +458,100 @@ describe('cluster e2e: kill -9 of a node with 10,000 messages in flight', { skip
       const p = JSON.parse(presence[String(a.id)] ?? 'null') as { node: string } | null
       assert.equal(p?.node, `n${a.node}`, `chaos${a.index} is registered on the node it reconnected to`)
     }
+  })
+})
+
+// ------------------------------------------------------------------------------------------------ Redis restart
+
+describe('cluster e2e: Redis killed and restarted', { skip: unavailable }, () => {
+  // The machine's Redis is shared: this test runs its own, without persistence, and kills that one.
+  const redis = new PrivateRedis()
+  let cluster: ProcCluster
+  const users: User[] = []
+  before(async () => {
+    await redis.start()
+    cluster = await new ProcCluster({ nodes: 3, redisUrl: redis.url }).start()
+  })
+  after(async () => {
+    for (const u of users) u.wire.destroy()
+    if (cluster !== undefined) {
+      // The keys die with the private Redis; the nodes and the schema are cleaned up as usual.
+      await cluster.close()
+    }
+    await redis.close()
+  })
+
+  it('nodes reconnect, presence is re-registered, deliveries resume and queued messages are kept', async () => {
+    const port = (i: number): number => cluster.node(i).port
+    const [a, b, c, d] = await Promise.all([
+      User.register(port(0), 'ra'),
+      User.register(port(1), 'rb'),
+      User.register(port(2), 'rc'),
+      User.register(port(0), 'rd'),
+    ])
+    users.push(a, b, c, d)
+    const q = await User.register(port(2), 'rq')
+    q.wire.post({ type: 'BYE' })
+    await q.wire.closed
+    await until(
+      'rq offline',
+      async () => !(await withRedis(redis.url, (r) => r.hexists(`${cluster.name}:presence`, String(q.id)))),
+    )
+    const before = await a.wire.sendTo(b.id, 'before', 1)
+    assert.equal(before.type, 'ACCEPTED', describeFrame(before))
+    await until('the first message on n1', () => b.bodiesFrom(a.id).includes('before'))
+    for (let i = 0; i < 3; i++) {
+      const f = await a.wire.sendTo(q.id, `queued ${i}`, 10 + i)
+      assert.equal((f as FrameOf<'ACCEPTED'>).status, SendStatusCode.stored, describeFrame(f))
+    }
+
+    await redis.kill()
+    // Redis is away. A message to a user on the same node is stored and pushed as usual (no Redis on that path);
+    // one to a user on another node is stored in PostgreSQL, and its ACCEPTED waits for the presence lookup.
+    const local = await a.wire.sendTo(d.id, 'same node, Redis down', 20)
+    assert.equal(local.type, 'ACCEPTED', describeFrame(local))
+    await until('the same-node push during the outage', () => d.bodiesFrom(a.id).includes('same node, Redis down'), 10_000)
+    const during = a.wire.sendTo(b.id, 'during the outage', 21)
+    await sleep(1500)
+    await redis.start() // same port, empty: the registry is gone
+
+    // Every node re-registers itself and its sessions.
+    await until(
+      'the node set and the presence re-registered',
+      async () => {
+        const [nodes, presence] = await withRedis(redis.url, (r) =>
+          Promise.all([r.smembers(`${cluster.name}:nodes`), r.hgetall(`${cluster.name}:presence`)]),
+        )
+        const where = (u: User): string | undefined =>
+          (JSON.parse(presence[String(u.id)] ?? 'null') as { node: string } | null)?.node
+        return (
+          nodes.length === 3 &&
+          where(a) === 'n0' &&
+          where(b) === 'n1' &&
+          where(c) === 'n2' &&
+          where(d) === 'n0' &&
+          where(q) === undefined
+        )
+      },
+      20_000,
+    )
+    const f = await during
+    assert.equal(f.type, 'ACCEPTED', describeFrame(f))
+    // Its status is 'queued' or 'stored', depending on whether the presence lookup ran before or after rb's node
+    // re-registered; either way the message is in PostgreSQL and the re-registration wakes rb's session.
+    console.log(`# sent during the Redis outage: ACCEPTED status ${(f as FrameOf<'ACCEPTED'>).status}`)
+    await until('the message sent during the outage pushed on n1', () => b.bodiesFrom(a.id).includes('during the outage'), 15_000)
+    // Deliveries across nodes resume, in both directions.
+    const after1 = await c.wire.sendTo(a.id, 'after, c to a', 30)
+    assert.equal((after1 as FrameOf<'ACCEPTED'>).status, SendStatusCode.queued, describeFrame(after1))
+    const after2 = await a.wire.sendTo(b.id, 'after, a to b', 31)
+    assert.equal((after2 as FrameOf<'ACCEPTED'>).status, SendStatusCode.queued, describeFrame(after2))
+    await until('c → a after the restart', () => a.bodiesFrom(c.id).includes('after, c to a'), 10_000)
+    await until('a → b after the restart', () => b.bodiesFrom(a.id).includes('after, a to b'), 10_000)
+    assert.deepEqual(b.bodiesFrom(a.id), ['before', 'during the outage', 'after, a to b'], 'once each, in order')
+    // What was queued in PostgreSQL before the outage is still there for its user.
+    await q.moveTo(port(1))
+    await until('the queued messages after the restart', () => q.delivers.length >= 3, 10_000)
+    assert.deepEqual(q.bodiesFrom(a.id), ['queued 0', 'queued 1', 'queued 2'])
   })
 })
