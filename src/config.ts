@@ -32,6 +32,7 @@ export const OPTIONS = [
   { name: 'log-format', kind: 'string', default: 'auto', help: "'json', 'pretty', or 'auto' (pretty on a terminal)" },
   { name: 'ack-timeout', kind: 'int', default: 3000, help: 'ms until an unacknowledged message gives its sender a 300' },
   { name: 'idle-timeout', kind: 'int', default: 120_000, help: 'ms of silence after which the reaper ends a session' },
+  { name: 'login-timeout', kind: 'int', default: 30_000, help: 'ms a new connection has to log in before it is closed' },
   { name: 'heartbeat', kind: 'int', default: 30_000, help: 'ms between the heartbeats clients are asked to send' },
   { name: 'conversation-timeout', kind: 'int', default: 60_000, help: 'ms a conversation request waits for an answer' },
   { name: 'max-name-bytes', kind: 'int', default: DEFAULT_LIMITS.maxNameBytes, help: 'longest user name, UTF-8 bytes' },

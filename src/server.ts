@@ -127,7 +127,7 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
     maxFrameBytes: c['max-frame-bytes'],
     heartbeatMs: c.heartbeat,
     highWaterMark: 1024 * 1024,
-    loginTimeoutMs: 30_000,
+    loginTimeoutMs: c['login-timeout'],
     serverName: `switchboard/${VERSION}`,
     files: files && new NativeFileHandler(files),
   }
@@ -137,7 +137,7 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
         ? { key: readFileSync(c['tls-key']), cert: readFileSync(c['tls-cert']) }
         : undefined
     const native = await listenNative(broker, { ...nativeOpts, host: c.host, port: c.port, tls })
-    listeners.push(netListener(tls ? 'native+tls' : 'native', native, c.host))
+    listeners.push({ name: tls ? 'native+tls' : 'native', address: `${c.host}:${native.port}`, port: native.port, close: native.close })
     if (c['http-port'] >= 0) {
       const cors = c.cors === '' ? false : c.cors === '*' ? '*' : c.cors.split(',').map((o) => o.trim())
       const http = await startHttp(broker, {

@@ -306,7 +306,8 @@ export class Broker {
     await this.bus.setOnline(this.presenceOf(s))
     this.log.debug({ user: rec.id, name: rec.name, protocol, mode }, 'session started')
     this.notifyPresence(s, true)
-    if (mode === 'push') this.pump(s)
+    // Start pushing the queue on the next turn, after the adapter has answered the login.
+    if (mode === 'push') setImmediate(() => this.pump(s))
     return s
   }
 
@@ -328,9 +329,16 @@ export class Broker {
       void this.bus.setOffline(s.user.id).catch((err) => this.log.warn({ err }, 'presence update failed'))
       this.notifyPresence(s, false)
     }
+    // The recipient left with messages it had not acknowledged: their senders learn it now (300), not
+    // never; the messages stay queued and a 200 follows when the recipient comes back and acknowledges.
+    const now = this.now()
+    for (const [seq, msg] of s.inflight)
+      if (msg.kind !== 'receipt' && msg.flags & Flag.RECEIPT && !s.notYet.has(seq))
+        this.receipt(msg.from, { msgId: msg.msgId, status: ReceiptStatus.NOT_YET, recipient: s.user.id, recipientName: s.user.name, seq, at: now, topic: msg.topic })
     s.inflight.clear()
+    s.notYet.clear()
     s.buffer = []
-    s.waiter?.()
+    this.wake(s)
     for (const c of [...this.conversations.values()])
       if (c.a.id === s.user.id || c.b.id === s.user.id) this.closeConversationInternal(c, `${s.user.name} went offline`)
     this.log.debug({ user: s.user.id, reason }, 'session ended')
@@ -560,7 +568,7 @@ export class Broker {
   private offer(s: Session, msg: Message): void {
     if (s.closed) return
     if (s.mode === 'poll') {
-      s.waiter?.()
+      this.wake(s)
       return
     }
     if (s.loading) {
@@ -573,6 +581,12 @@ export class Broker {
     if (msg.seq === last + 1 && s.buffer.length < 4 * PAGE) s.buffer.push(msg)
     else s.exhausted = false
     this.pump(s)
+  }
+
+  /** Something arrived for a poll session (or it ended): wake its long polls. */
+  private wake(s: Session): void {
+    s.waiter?.()
+    for (const w of [...s.takeWaiters]) w()
   }
 
   /** Push queued messages to a push session while its window and its socket allow. */
@@ -646,11 +660,11 @@ export class Broker {
         const t = setTimeout(done, waitMs)
         function done(): void {
           clearTimeout(t)
+          s.takeWaiters.delete(done)
           resolve()
         }
-        s.waiter = done
+        s.takeWaiters.add(done)
       })
-      s.waiter = undefined
       if (s.closed) return []
       rows = await this.store.readQueue(s.user.id, s.cursor, limit, this.now())
     }
@@ -678,6 +692,7 @@ export class Broker {
 
   private async ackInternal(s: Session, seq: number): Promise<boolean> {
     s.inflight.delete(seq)
+    s.notYet.delete(seq)
     const r = await this.committer.submit({ type: 'ack', user: s.user.id, seq })
     if (r.type !== 'ack' || r.removed === null) return false
     const m = r.removed
@@ -728,6 +743,7 @@ export class Broker {
       if (t.at > now) break
       this.ackTimerHead++
       const msg = t.session.closed ? undefined : t.session.inflight.get(t.seq)
+      if (msg !== undefined) t.session.notYet.add(t.seq)
       if (msg !== undefined)
         this.receipt(msg.from, { msgId: msg.msgId, status: ReceiptStatus.NOT_YET, recipient: t.session.user.id, recipientName: t.session.user.name, seq: t.seq, at: now, topic: msg.topic })
     }
@@ -813,7 +829,7 @@ export class Broker {
       case 'wake': {
         const s = this.sessions.get(m.user)
         if (s === undefined) return
-        if (s.mode === 'poll') s.waiter?.()
+        if (s.mode === 'poll') this.wake(s)
         else {
           s.exhausted = false
           if (s.loading) s.missed = true
@@ -1154,7 +1170,9 @@ export class Broker {
         const u = await this.store.userById(m.to)
         this.receipt(m.from, { msgId: m.msgId, status: ReceiptStatus.EXPIRED, recipient: m.to, recipientName: u?.name ?? '', seq: m.seq, at: now, topic: m.topic })
       }
-    for (const m of await this.store.releaseDue(now, 1000)) await this.committed(m)
+    for (const m of await this.store.releaseDue(now, 1000))
+      if (!(await this.committed(m)) && m.kind !== 'receipt' && m.flags & Flag.RECEIPT)
+        this.receipt(m.from, { msgId: m.msgId, status: ReceiptStatus.STORED, recipient: m.to, recipientName: (await this.resolveUser({ kind: 'user', id: m.to }))?.name ?? '', seq: m.seq, at: now, topic: m.topic })
     if (now - this.lastPrune > 3600_000) {
       this.lastPrune = now
       await this.store.pruneDedupe(now - this.dedupeRetentionMs)

@@ -19,6 +19,8 @@ export class Session {
 
   cursor = 0
   readonly inflight = new Map<number, Message>()
+  /** In-flight seqs whose sender already got a 300. */
+  readonly notYet = new Set<number>()
   /** Committed messages beyond the cursor known in memory, in seq order (push sessions). */
   buffer: Message[] = []
   /** True when buffer holds every queued message beyond the cursor, so new commits can be appended. */
@@ -32,6 +34,8 @@ export class Session {
   readonly recent = new Map<number, Message>()
   /** A long poll waiting for messages. */
   waiter: (() => void) | undefined
+  /** The broker's own long polls (take with waitMs), any number at once. */
+  readonly takeWaiters = new Set<() => void>()
 
   tokens: number
   tokensAt: number

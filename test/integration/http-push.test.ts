@@ -192,8 +192,8 @@ test('a message over the WebSocket size limit closes with 1009', async (t) => {
 test('a REST user and a native TCP user talk to each other', async (t) => {
   const f = await startFixture(t)
   const tcp = await listenNative(f.broker, { ...nativeOptions, host: '127.0.0.1', port: 0 })
-  t.after(() => new Promise<void>((r) => tcp.close(() => r())))
-  const sock = net.connect((tcp.address() as net.AddressInfo).port, '127.0.0.1')
+  t.after(() => tcp.close())
+  const sock = net.connect(tcp.port, '127.0.0.1')
   t.after(() => sock.destroy())
   const frames = new Frames()
   sock.on('data', (d) => frames.feed(d))

@@ -101,11 +101,14 @@ for (const m of malformed) {
   })
 }
 
-test('a valid server-to-client frame sent by a client is refused with SB_ERR_MALFORMED; the connection stays', async (t) => {
+test('a valid server-to-client frame sent by a client is malformed input: ERROR, CLOSING error, close', async (t) => {
   const { port } = await startTestServer(t)
   const alice = await registered(t, port, 'alice')
-  const e = errorOf(await alice.request({ type: 'PONG' }), 'SB_ERR_MALFORMED')
+  const bob = await registered(t, port, 'bob')
+  const e = errorOf(await bob.request({ type: 'PONG' }), 'SB_ERR_MALFORMED')
   assert.match(e.message, /server-to-client/)
+  assert.equal((await bob.next('CLOSING')).reason, 'error')
+  await bob.closed
   await stillServes(alice)
 })
 

@@ -85,10 +85,10 @@ test('a connection that does not log in within the login timeout gets ERROR then
     serverName: 'test',
   })
   t.after(async () => {
-    await new Promise((r) => listener.close(r))
+    await listener.close()
     await broker.close()
   })
-  const c = await NativeClient.connect((listener.address() as net.AddressInfo).port, t)
+  const c = await NativeClient.connect(listener.port, t)
   const e = await c.next('ERROR', 3000)
   assert.equal(e.code, ErrorNumbers.SB_ERR_NOT_LOGGED_IN)
   assert.equal((await c.next('CLOSING')).reason, 'error')
@@ -186,6 +186,8 @@ test('polling: TAKE takes (and acknowledges), peek leaves messages queued until 
   assert.deepEqual((await take(10, 1)).msgs, [], 'the cursor moved past it')
   const bob2 = await loggedIn(t, port, bob, SessionFlag.POLL)
   await bob.closed
+  // The session that held it unacknowledged ended: its sender hears 300 now, and 200 once it is acknowledged.
+  assert.equal((await alice.next('RECEIPT')).status, ReceiptStatus.NOT_YET)
   const p2 = await take(10, 1, 0, bob2)
   assert.deepEqual(p2.msgs.map((m) => m.seq), [4], 'not acknowledged: handed out again')
   bob2.ack(4)

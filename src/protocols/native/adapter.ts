@@ -77,6 +77,7 @@ export class NativeConnection implements SessionSink {
   private paused = false
   private loginTimer: NodeJS.Timeout | undefined
   private drainWaiters: (() => void)[] = []
+  private loggingIn = false
 
   constructor(
     readonly broker: Broker,
@@ -211,14 +212,27 @@ export class NativeConnection implements SessionSink {
         return
       }
       default:
-        throw new BrokerError('SB_ERR_MALFORMED', `${f.type} is a server-to-client frame`)
+        // A server-to-client frame from a client is malformed input like any other: error, then close.
+        this.broker.log.warn({ remote: this.remote, frame: f.type }, 'client sent a server frame: closing')
+        this.fatal(f.corr, 'SB_ERR_MALFORMED', `${f.type} is a server-to-client frame`)
+        return
     }
   }
 
   private async login(f: FrameOf<'REGISTER'> | FrameOf<'LOGIN'>): Promise<void> {
     if (f.version !== PROTOCOL_VERSION)
       throw new BrokerError('SB_ERR_UNSUPPORTED', `protocol version ${f.version} is not supported (this server speaks ${PROTOCOL_VERSION})`)
-    if (this.session !== undefined && !this.session.closed) throw new BrokerError('SB_ERR_CONFLICT', 'already logged in on this connection')
+    if (this.loggingIn || (this.session !== undefined && !this.session.closed))
+      throw new BrokerError('SB_ERR_CONFLICT', 'already logged in (or logging in) on this connection')
+    this.loggingIn = true
+    try {
+      await this.loginNow(f)
+    } finally {
+      this.loggingIn = false
+    }
+  }
+
+  private async loginNow(f: FrameOf<'REGISTER'> | FrameOf<'LOGIN'>): Promise<void> {
     const mode = f.flags & SessionFlag.POLL ? 'poll' : 'push'
     let token = ''
     if (f.type === 'REGISTER') {
@@ -325,13 +339,13 @@ export class NativeConnection implements SessionSink {
       case ConvAction.ACCEPT:
       case ConvAction.DECLINE:
         this.broker.answerConversation(s, f.convId, f.action === ConvAction.ACCEPT)
-        return
+        return this.send({ type: 'RESULT', corr: f.corr, op: Op.CONVERSATION, text: f.convId, users: [], items: [] })
       case ConvAction.MESSAGE:
         this.broker.conversationSend(s, f.convId, f.body)
-        return
+        return this.send({ type: 'RESULT', corr: f.corr, op: Op.CONVERSATION, text: f.convId, users: [], items: [] })
       case ConvAction.CLOSE:
         this.broker.closeConversation(s, f.convId)
-        return
+        return this.send({ type: 'RESULT', corr: f.corr, op: Op.CONVERSATION, text: f.convId, users: [], items: [] })
       default:
         throw new BrokerError('SB_ERR_UNSUPPORTED', `unknown conversation action ${f.action}`)
     }
@@ -350,7 +364,7 @@ export class NativeConnection implements SessionSink {
   }
 
   /** An ERROR frame, then the connection is closed (malformed input). */
-  private fatal(corr: number, code: ErrorCode, message: string): void {
+  fatal(corr: number, code: ErrorCode, message: string): void {
     this.error(corr, code, message)
     this.send({ type: 'CLOSING', corr: 0, reason: 'error', text: message })
     this.shut()
@@ -421,6 +435,12 @@ export class NativeConnection implements SessionSink {
 
   backlog(): number {
     return this.transport.bufferedBytes()
+  }
+
+  /** Close a connection that has no session (the server is stopping). */
+  shutdown(): void {
+    if (this.closed || this.session !== undefined) return
+    this.close('shutdown', 'the server is shutting down')
   }
 
   close(reason: CloseReason, text: string): void {

@@ -52,9 +52,19 @@ export function serveNativeSocket(broker: Broker, socket: net.Socket, opts: Nati
   return conn
 }
 
-export async function listenNative(broker: Broker, opts: NativeListenOptions): Promise<net.Server> {
+export interface NativeListener {
+  server: net.Server
+  port: number
+  /** Stop accepting; close connections that never logged in (sessions are closed by the broker). */
+  close(): Promise<void>
+}
+
+export async function listenNative(broker: Broker, opts: NativeListenOptions): Promise<NativeListener> {
+  const conns = new Set<NativeConnection>()
   const onSocket = (socket: net.Socket): void => {
-    serveNativeSocket(broker, socket, opts)
+    const conn = serveNativeSocket(broker, socket, opts)
+    conns.add(conn)
+    socket.once('close', () => conns.delete(conn))
   }
   const server = opts.tls !== undefined ? tls.createServer({ key: opts.tls.key, cert: opts.tls.cert }, onSocket) : net.createServer(onSocket)
   server.maxConnections = broker.limits.maxConnections
@@ -65,5 +75,14 @@ export async function listenNative(broker: Broker, opts: NativeListenOptions): P
       resolve()
     })
   })
-  return server
+  const addr = server.address()
+  return {
+    server,
+    port: typeof addr === 'object' && addr !== null ? addr.port : 0,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        for (const c of conns) c.shutdown()
+      }),
+  }
 }
