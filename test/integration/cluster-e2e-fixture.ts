@@ -6,7 +6,7 @@
  * the nodes, drops the schema and deletes the keys. Nodes are killed with SIGKILL by kill(): no cleanup at all,
  * exactly a crash. Every wait is bounded.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
@@ -253,6 +253,15 @@ export function deleteKeys(url: string, prefix: string): Promise<void> {
 }
 
 // ------------------------------------------------------------------------------------------------ private Redis
+
+/** Why a private redis-server cannot be started, or undefined. Under CI=true, throws instead. */
+export function redisServerMissing(): string | undefined {
+  const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' })
+  if (r.status === 0) return undefined
+  const reason = 'redis-server is not on PATH (Debian package redis-server)'
+  if (process.env.CI === 'true') throw new Error(`${reason}; CI=true requires it`)
+  return reason
+}
 
 /** A redis-server of the test's own on a free port, without persistence: killing it loses everything in it. */
 export class PrivateRedis {

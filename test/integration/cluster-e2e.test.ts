@@ -20,6 +20,7 @@ import {
   ProcCluster,
   Wire,
   clusterServicesUnavailable,
+  redisServerMissing,
   describeFrame,
   sleep,
   until,
@@ -463,7 +464,7 @@ describe('cluster e2e: kill -9 of a node with 10,000 messages in flight', { skip
 
 // ------------------------------------------------------------------------------------------------ Redis restart
 
-describe('cluster e2e: Redis killed and restarted', { skip: unavailable }, () => {
+describe('cluster e2e: Redis killed and restarted', { skip: unavailable ?? redisServerMissing() }, () => {
   // The machine's Redis is shared: this test runs its own, without persistence, and kills that one.
   const redis = new PrivateRedis()
   let cluster: ProcCluster
