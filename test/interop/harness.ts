@@ -55,15 +55,24 @@ export function run(cmd: string, args: string[], opts: { cwd?: string; env?: Nod
   return r
 }
 
+/**
+ * Run a build under a lock: the test runner runs two files at once, and both cpp.test.ts and matrix.test.ts
+ * build clients/cpp (csharp likewise); the second waits, then finds everything up to date.
+ */
+function runLocked(name: string, cmd: string, args: string[]): void {
+  if (which('flock') === undefined) run(cmd, args)
+  else run('flock', [path.join(os.tmpdir(), `switchboard-build-${name}.lock`), cmd, ...args])
+}
+
 export function buildCpp(): string {
   const dir = path.join(CLIENTS, 'cpp')
-  run('cmake', ['-S', dir, '-B', path.join(dir, 'build'), '-DCMAKE_BUILD_TYPE=RelWithDebInfo'])
-  run('cmake', ['--build', path.join(dir, 'build'), '-j2'])
-  return path.join(dir, 'build')
+  const build = path.join(dir, 'build')
+  runLocked('cpp', 'sh', ['-c', `cmake -S "${dir}" -B "${build}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null && cmake --build "${build}" -j2`])
+  return build
 }
 
 export function buildCsharp(): string {
-  run('sh', [path.join(CLIENTS, 'csharp', 'build.sh')])
+  runLocked('csharp', 'sh', [path.join(CLIENTS, 'csharp', 'build.sh')])
   return path.join(CLIENTS, 'csharp', 'build')
 }
 
