@@ -47,6 +47,8 @@ export interface NativeOptions {
   loginTimeoutMs: number
   serverName: string
   files?: FileHandler | undefined
+  /** The protocol name sessions are shown with ('native'; 'ws' for the WebSocket endpoint). */
+  protocol?: string
 }
 
 const PROTOCOL = 'native'
@@ -236,11 +238,11 @@ export class NativeConnection implements SessionSink {
     const mode = f.flags & SessionFlag.POLL ? 'poll' : 'push'
     let token = ''
     if (f.type === 'REGISTER') {
-      const r = await this.broker.register(f.name, PROTOCOL, this, mode)
+      const r = await this.broker.register(f.name, this.opts.protocol ?? PROTOCOL, this, mode)
       this.session = r.session
       token = r.token
     } else {
-      this.session = await this.broker.login(f.id !== 0 ? { id: f.id } : { name: f.name }, f.token, PROTOCOL, this, mode)
+      this.session = await this.broker.login(f.id !== 0 ? { id: f.id } : { name: f.name }, f.token, this.opts.protocol ?? PROTOCOL, this, mode)
     }
     clearTimeout(this.loginTimer)
     if (this.closed) {
@@ -294,7 +296,7 @@ export class NativeConnection implements SessionSink {
         return reply('', (await b.who(s)).map((p) => ({ id: p.id, name: p.name, protocol: p.protocol, since: p.since, lastSeen: p.lastSeen })))
       case Op.RENAME: {
         const u = await b.rename(s, f.arg)
-        return reply(u.name, [{ id: u.id, name: u.name, protocol: PROTOCOL, since: s.since, lastSeen: s.lastSeen }])
+        return reply(u.name, [{ id: u.id, name: u.name, protocol: s.protocol, since: s.since, lastSeen: s.lastSeen }])
       }
       case Op.END:
         reply('')
