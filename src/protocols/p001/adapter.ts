@@ -21,6 +21,9 @@ import { ALL_ID, ReceiptStatus, type CloseReason, type Message, type Outbound, t
 import { FloodGuard, fileAsText, keepSessionAlive } from '../gateway-net.js'
 import { AnswerCode, FrameType, MAX_NAME_BYTES, MAX_TEXT_BYTES, NAME_FIELD_BYTES, decode, encode, type Frame } from './codec.js'
 
+/** Events held while a claim completes, at most (the broker pushes one window of queued messages). */
+const EARLY_MAX = 100_000
+
 export const PROTOCOL = 'p001'
 
 export interface P001ConnectionOptions {
@@ -68,6 +71,8 @@ export function splitUtf8(text: string, maxBytes: number): string[] {
 
 export class P001Connection implements SessionSink {
   session: Session | undefined
+  /** Events pushed while broker.claim() was still attaching this connection. */
+  private early: Outbound[] = []
   private buf: Buffer = Buffer.alloc(0)
   private closed = false
   private naming = false
@@ -168,6 +173,7 @@ export class P001Connection implements SessionSink {
     } catch (err) {
       // 001 has no way to say "name refused": answer the frame "300" (not delivered) and close.
       if (f.type === FrameType.MESSAGE) this.write(encode({ type: FrameType.ANSWER, messageId: f.messageId, src: f.dst, dst: f.src, text: AnswerCode.NOT_DELIVERED }))
+      this.early = []
       this.refuse(`name "${f.src}" refused: ${isBrokerError(err) ? err.message : 'internal error'}`)
       return false
     }
@@ -176,6 +182,7 @@ export class P001Connection implements SessionSink {
       return false
     }
     this.stopKeepAlive = keepSessionAlive(this.broker, this.session)
+    this.replayEarly()
     this.broker.log.debug({ remote: this.remote, name: this.session.user.name }, 'p001: connection named')
     return true
   }
@@ -225,7 +232,12 @@ export class P001Connection implements SessionSink {
   // ------------------------------------------------------------ SessionSink
 
   push(ev: Outbound): boolean {
-    if (this.closed || this.session === undefined) return false
+    if (this.closed) return false
+    if (this.session === undefined) {
+      // broker.claim() pushes queued messages before it returns the session: hold them until it has.
+      if (this.early.length < EARLY_MAX) this.early.push(ev)
+      return true
+    }
     const s = this.session
     switch (ev.type) {
       case 'message':
@@ -285,6 +297,13 @@ export class P001Connection implements SessionSink {
         code = AnswerCode.NOT_DELIVERED
     }
     this.answer(r.msgId, wireName(r.recipientName, r.recipient), code)
+  }
+
+  /** Replay what the broker pushed during claim(). */
+  private replayEarly(): void {
+    const evs = this.early
+    this.early = []
+    for (const ev of evs) this.push(ev)
   }
 
   backlog(): number {

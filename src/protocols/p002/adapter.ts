@@ -18,6 +18,9 @@ import { ALL_ID, type CloseReason, type Message, type Outbound, type SessionSink
 import { FloodGuard, fileAsText, keepSessionAlive } from '../gateway-net.js'
 import { decodeMessage, decodeName, encodeDelivery, type Limits } from './codec.js'
 
+/** Events held while a claim completes, at most (the broker pushes one window of queued messages). */
+const EARLY_MAX = 100_000
+
 export const PROTOCOL = 'p002'
 
 /** Marks a message that was sent to this user alone, since 002 only knows the room. */
@@ -33,6 +36,8 @@ const MAX_PENDING = 64
 
 export class P002Connection implements SessionSink {
   session: Session | undefined
+  /** Events pushed while broker.claim() was still attaching this connection. */
+  private early: Outbound[] = []
   private buf: Buffer = Buffer.alloc(0)
   private closed = false
   /** The name string has been read (claiming may still be under way). */
@@ -100,6 +105,7 @@ export class P002Connection implements SessionSink {
     try {
       this.session = await this.broker.claim(name, PROTOCOL, this)
     } catch (err) {
+      this.early = []
       return this.refuse(`name "${name}" refused: ${isBrokerError(err) ? err.message : 'internal error'}`)
     }
     if (this.closed) {
@@ -107,6 +113,7 @@ export class P002Connection implements SessionSink {
       return
     }
     this.stopKeepAlive = keepSessionAlive(this.broker, this.session)
+    this.replayEarly()
   }
 
   private async say(text: string): Promise<void> {
@@ -125,7 +132,12 @@ export class P002Connection implements SessionSink {
   // ------------------------------------------------------------ SessionSink
 
   push(ev: Outbound): boolean {
-    if (this.closed || this.session === undefined) return false
+    if (this.closed) return false
+    if (this.session === undefined) {
+      // broker.claim() pushes queued messages before it returns the session: hold them until it has.
+      if (this.early.length < EARLY_MAX) this.early.push(ev)
+      return true
+    }
     const s = this.session
     if (ev.type === 'message') this.deliver(s, ev.msg)
     else if (ev.type === 'receipt' && ev.seq !== 0) void this.ackQuietly(s, ev.seq) // 002 never asks for receipts
@@ -172,6 +184,13 @@ export class P002Connection implements SessionSink {
     } catch (err) {
       if (!s.closed) this.broker.log.warn({ err, seq }, 'p002: ack failed')
     }
+  }
+
+  /** Replay what the broker pushed during claim(). */
+  private replayEarly(): void {
+    const evs = this.early
+    this.early = []
+    for (const ev of evs) this.push(ev)
   }
 
   backlog(): number {

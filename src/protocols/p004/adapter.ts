@@ -19,6 +19,9 @@ import { ALL_ID, type CloseReason, type Message, type Outbound, type SessionSink
 import { FloodGuard, keepSessionAlive } from '../gateway-net.js'
 import { NAME_IN_USE_TEXT, PacketType, WELCOME_TEXT, decodeClient, encodePacket, encodeServer, hhmm, notice, takeRaw, type ClientMessage, type Limits } from './codec.js'
 
+/** Events held while a claim completes, at most (the broker pushes one window of queued messages). */
+const EARLY_MAX = 100_000
+
 export const PROTOCOL = 'p004'
 /** Marks a message that was sent to this user alone, since 004 only knows the room. */
 export const DIRECT_PREFIX = '(direct) '
@@ -45,6 +48,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()
 
 export class P004Connection implements SessionSink {
   session: Session | undefined
+  /** Events pushed while broker.claim() was still attaching this connection. */
+  private early: Outbound[] = []
   /** The client's UTC offset in seconds, from its login (null: UTC). */
   offset: number | null = null
   private buf: Buffer = Buffer.alloc(0)
@@ -165,6 +170,7 @@ export class P004Connection implements SessionSink {
     try {
       s = await this.broker.claim(name, PROTOCOL, this)
     } catch (err) {
+      this.early = []
       // As in the original, the client may try another name on the same connection.
       if (isBrokerError(err) && err.code === 'SB_ERR_NAME_TAKEN') this.sendNotice(NAME_IN_USE_TEXT)
       else if (isBrokerError(err) && err.code === 'SB_ERR_RATE_LIMITED') this.refuse('flood at login')
@@ -180,6 +186,7 @@ export class P004Connection implements SessionSink {
     this.broker.watchPresence(s, true) // connected / disconnected notices about the others
     this.stopKeepAlive = keepSessionAlive(this.broker, s)
     this.enqueue({ kind: 'packet', buf: encodeServer({ kind: 'welcome', text: WELCOME_TEXT }) })
+    this.replayEarly() // after the welcome: the original client expects it first
   }
 
   // ------------------------------------------------------------ files in
@@ -242,7 +249,12 @@ export class P004Connection implements SessionSink {
   // ------------------------------------------------------------ SessionSink
 
   push(ev: Outbound): boolean {
-    if (this.closed || this.session === undefined) return false
+    if (this.closed) return false
+    if (this.session === undefined) {
+      // broker.claim() pushes queued messages before it returns the session: hold them until it has.
+      if (this.early.length < EARLY_MAX) this.early.push(ev)
+      return true
+    }
     const s = this.session
     const now = Date.now()
     switch (ev.type) {
@@ -329,6 +341,13 @@ export class P004Connection implements SessionSink {
     } catch (err) {
       if (!s.closed) this.broker.log.warn({ err, seq }, 'p004: ack failed')
     }
+  }
+
+  /** Replay what the broker pushed during claim(). */
+  private replayEarly(): void {
+    const evs = this.early
+    this.early = []
+    for (const ev of evs) this.push(ev)
   }
 
   backlog(): number {
