@@ -24,6 +24,8 @@ type Scenario = (typeof SCENARIOS)[number]
 const USAGE = `usage: npm run bench -- [options]
   --scenario direct|broadcast|latency|idle|all   (default all; comma list allowed)
   --targets  mosquitto,nats,aedes,switchboard     (default mosquitto,nats,aedes)
+             cluster1,cluster2,cluster3            Switchboard cluster of 1/2/3 nodes on PostgreSQL + Redis
+             switchboard-cluster                   the same, --opt cluster.nodes=N (default 3)
   --duration SECONDS   measured window per measurement (default 5)
   --warmup   SECONDS   unmeasured lead-in per measurement (default 1)
   --workers  N         load-generator processes (default 2)

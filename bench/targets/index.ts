@@ -3,6 +3,7 @@ import { aedesTarget } from './aedes.js'
 import { mqttTarget } from './mqtt.js'
 import { natsTarget } from './nats.js'
 import { switchboardTarget } from './switchboard.js'
+import { switchboardClusterTarget } from './switchboard-cluster.js'
 import type { TargetFactory } from './target.js'
 
 export interface TargetEntry {
@@ -19,4 +20,9 @@ export const targets: Record<string, TargetEntry> = {
   nats: { factory: natsTarget, host: '127.0.0.1', port: 4222, peer: true },
   aedes: { factory: aedesTarget, host: '127.0.0.1', port: 0, peer: true },
   switchboard: { factory: switchboardTarget, host: '127.0.0.1', port: 0, peer: false },
+  // Cluster mode on the machine's PostgreSQL and Redis: --opt cluster.nodes=N, or cluster1..3 side by side.
+  'switchboard-cluster': { factory: switchboardClusterTarget(), host: '127.0.0.1', port: 0, peer: false },
+  cluster1: { factory: switchboardClusterTarget(1), host: '127.0.0.1', port: 0, peer: false },
+  cluster2: { factory: switchboardClusterTarget(2), host: '127.0.0.1', port: 0, peer: false },
+  cluster3: { factory: switchboardClusterTarget(3), host: '127.0.0.1', port: 0, peer: false },
 }
