@@ -1,0 +1,172 @@
+/**
+ * 004 gateway over real sockets, with raw clients that send the original client's bytes (captures/004).
+ */
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { brokerFixture, NativeClient, RawClient, sleep } from '../helpers/gateway-fixture.js'
+import { startP004 } from '../../src/protocols/p004/server.js'
+import { decodeServer, encodeClient, encodePacket, hhmm, takeRaw, type ServerMessage } from '../../src/protocols/p004/codec.js'
+import { decodeFileMessage } from '../../src/core/files.js'
+
+const PACE = 20
+const next = (c: RawClient, ms?: number) => c.next<ServerMessage>((b) => decodeServer(b), ms)
+const text = async (c: RawClient) => {
+  const m = await next(c)
+  assert.ok(m.kind === 'notice' || m.kind === 'welcome' || m.kind === 'renamed', `a text packet, got ${m.kind}`)
+  return m.text
+}
+const now = (offset = 0) => hhmm(Date.now(), offset)
+
+async function setup(t: TestContext, opts: { maxFileBytes?: number; fileIdleMs?: number } = {}) {
+  const fx = await brokerFixture(t, opts.maxFileBytes !== undefined ? { maxFileBytes: opts.maxFileBytes } : {})
+  const gw = await startP004(fx.broker, { host: '127.0.0.1', port: 0, files: fx.files, paceMs: PACE, fileIdleMs: opts.fileIdleMs ?? 30_000 })
+  fx.onClose(() => gw.close())
+  return { ...fx, port: gw.port }
+}
+
+async function login(t: TestContext, port: number, name: string, offset: number | null = 0): Promise<RawClient> {
+  const c = await RawClient.connect(t, port)
+  c.write(encodeClient({ kind: 'login', name, utcOffsetSeconds: offset }))
+  assert.equal(await text(c), "Commands: >>exit<<, >>sendfile<< 'filename', >>chname<< 'name'")
+  return c
+}
+
+test('004 capture replay: welcome, name in use, notices, chat without echo, rename, file, exit', async (t) => {
+  const { port } = await setup(t)
+  const a = await login(t, port, 'alice')
+  const probe = await RawClient.connect(t, port)
+  probe.write('00080070726f62652030') // "probe 0", captures/004 t=1.81
+  // the exact welcome bytes of the capture
+  assert.equal((await probe.read(65)).toString('hex'), '003f00436f6d6d616e64733a203e3e657869743c3c2c203e3e73656e6466696c653c3c202766696c656e616d65272c203e3e63686e616d653c3c20276e616d6527')
+  assert.equal(await text(a), `<${now()}> probe connected`)
+
+  const b = await RawClient.connect(t, port)
+  b.write(encodeClient({ kind: 'login', name: 'alice', utcOffsetSeconds: 0 }))
+  assert.equal((await b.read(29)).toString('hex'), Buffer.concat([Buffer.from('001b03', 'hex'), Buffer.from('The name is already in use')]).toString('hex'))
+  b.write(encodeClient({ kind: 'login', name: 'bob', utcOffsetSeconds: 0 }))
+  assert.match(await text(b), /^Commands:/)
+  assert.deepEqual(await probe.read(24), encodePacket(3, `<${now()}> bob connected`))
+  assert.equal(await text(a), `<${now()}> bob connected`)
+
+  a.write(encodeClient({ kind: 'message', text: 'hello everyone' }))
+  assert.deepEqual(await probe.read(33), encodePacket(3, `<${now()}> [alice] hello everyone`))
+  assert.equal(await text(b), `<${now()}> [alice] hello everyone`)
+  assert.ok(await a.silent(100), 'no echo to the sender')
+
+  b.write(encodePacket(4, '>>chname<< robert extra'))
+  assert.equal(await text(b), 'Username changed to robert')
+  assert.equal(await text(probe), `<${now()}> User [bob] changed username to [robert]`)
+  assert.equal(await text(a), `<${now()}> User [bob] changed username to [robert]`)
+  a.write(encodeClient({ kind: 'rename', name: 'robert' }))
+  assert.equal(await text(a), 'The name is already in use')
+
+  // a file: header packet, raw bytes, then the notice — three separate, paced writes
+  const data = Buffer.from('FILEDATA-0123456789\n')
+  probe.chunks.length = 0
+  a.write(encodeClient({ kind: 'file', size: data.length, filename: 'hello.txt', caption: 'a caption' }))
+  a.write(data)
+  const header = await next(probe)
+  assert.deepEqual(header, { kind: 'file', header: `<${now()}> [alice]`, size: 20, filename: 'hello.txt', caption: 'a caption' })
+  assert.deepEqual(await probe.read(20), data)
+  assert.equal(await text(probe), `<${now()}> User alice uploaded file hello.txt`)
+  assert.equal(probe.chunks.length, 3, 'header, bytes and notice arrive apart')
+  for (let i = 1; i < 3; i++) assert.ok(probe.chunks[i]!.at - probe.chunks[i - 1]!.at >= PACE - 5, 'paced')
+  const bh = await next(b)
+  assert.equal(bh.kind, 'file')
+  assert.deepEqual(await b.read(20), data)
+  assert.match(await text(b), /uploaded file hello\.txt$/)
+
+  b.write(encodeClient({ kind: 'exit' }))
+  assert.ok(await b.closedByServer())
+  assert.equal(await text(probe), `<${now()}> User robert disconnected`)
+  assert.equal(await text(a), `<${now()}> User robert disconnected`)
+  probe.write('000901' + Buffer.from('>>exit<<').toString('hex'))
+  assert.equal(await text(a), `<${now()}> User probe disconnected`)
+})
+
+test('004: <HH:MM> is each recipient\'s own time; a bare-name login (README) is UTC', async (t) => {
+  const { port } = await setup(t)
+  const east = await login(t, port, 'east', 3 * 3600)
+  const bare = await login(t, port, 'bare', null)
+  assert.equal(await text(east), `<${now(3 * 3600)}> bare connected`)
+  bare.write(encodeClient({ kind: 'message', text: 'hi' }))
+  assert.equal(await text(east), `<${now(3 * 3600)}> [bare] hi`)
+  east.write(encodeClient({ kind: 'message', text: 'hello' }))
+  assert.equal(await text(bare), `<${now(0)}> [east] hello`)
+})
+
+test('004 files: too large is refused with a notice and drained; a native user downloads a 004 upload', async (t) => {
+  const { port, broker, files, nativePort } = await setup(t, { maxFileBytes: 1000 })
+  const n = await NativeClient.register(t, nativePort, 'nat')
+  const a = await login(t, port, 'alice')
+  const other = await login(t, port, 'other')
+  await text(a) // other connected
+  const big = Buffer.alloc(5000, 0x61)
+  a.write(encodeClient({ kind: 'file', size: big.length, filename: 'big.bin', caption: '' }))
+  a.write(big)
+  assert.equal(await text(a), 'The file is too large: 5000 bytes, the limit is 1000 bytes (maxFileBytes)')
+  // the drained bytes were not taken for packets: the connection works on
+  a.write(encodeClient({ kind: 'message', text: 'after the big file' }))
+  assert.equal(await text(other), `<${now()}> [alice] after the big file`)
+
+  const small = Buffer.from('small file body')
+  a.write(encodeClient({ kind: 'file', size: small.length, filename: 'note.txt', caption: 'for all' }))
+  a.write(small)
+  const m = await n.next('DELIVER', (d) => d.msg.kind === 1)
+  const fm = decodeFileMessage(m.msg.body)
+  assert.equal(fm?.name, 'note.txt')
+  assert.equal(fm?.text, 'for all')
+  assert.equal(fm?.sha256, createHash('sha256').update(small).digest('hex'))
+  const dl = await files.openDownload(broker.sessionOf(n.id)!, m.msg.fileId)
+  const chunks: Buffer[] = []
+  for await (const c of dl.stream) chunks.push(c as Buffer)
+  assert.deepEqual(Buffer.concat(chunks), small)
+})
+
+test('004 bad input: each refusal closes only its own connection and says why in the log', async (t) => {
+  const { port, log } = await setup(t, { fileIdleMs: 200 })
+  const good = await login(t, port, 'good')
+  // a file whose bytes never come: a notice, then the connection is closed
+  const slow = await login(t, port, 'slow')
+  await text(good) // slow connected
+  slow.write(encodeClient({ kind: 'file', size: 100, filename: 'never.bin', caption: '' }))
+  slow.write(Buffer.alloc(10))
+  assert.equal(await text(slow), 'The file never.bin did not arrive: 90 bytes missing')
+  assert.ok(await slow.closedByServer())
+  assert.ok(log.has('warn', /file never\.bin: 90 bytes still missing/))
+  assert.equal(await text(good), `<${now()}> User slow disconnected`)
+
+  const cases: [string, Buffer, RegExp][] = [
+    ['len 0', Buffer.from('0000', 'hex'), /malformed packet: len 0/],
+    ['login not UTF-8', encodePacket(0, Buffer.from('ff fe 20 30'.replace(/ /g, ''), 'hex')), /login is not valid UTF-8/],
+    ['chat before login', encodePacket(3, 'hello?'), /message packet before login/],
+    ['flood', Buffer.concat([encodeClient({ kind: 'login', name: 'fl', utcOffsetSeconds: 0 }), ...Array.from({ length: 500 }, () => encodePacket(9, ''))]), /flood/],
+  ]
+  for (const [what, bytes, why] of cases) {
+    const c = await RawClient.connect(t, port)
+    c.write(bytes)
+    assert.ok(await c.closedByServer(), `${what}: closed`)
+    assert.ok(log.has('warn', why), `${what}: logged`)
+  }
+  await sleep(50)
+  good.write(encodeClient({ kind: 'rename', name: 'better' }))
+  // good saw the flooder come and go; nothing else reached it
+  assert.deepEqual([await text(good), await text(good), await text(good)], [`<${now()}> fl connected`, `<${now()}> User fl disconnected`, 'Username changed to better'])
+})
+
+test('004: takeRaw split check — a file split across many small writes arrives whole', async (t) => {
+  const { port } = await setup(t)
+  const a = await login(t, port, 'alice')
+  const b = await login(t, port, 'bob')
+  await text(a)
+  const data = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 251))
+  const all = Buffer.concat([encodeClient({ kind: 'file', size: data.length, filename: 'x.bin', caption: '' }), data, encodeClient({ kind: 'message', text: 'after' })])
+  for (let i = 0; i < all.length; i += 97) a.write(all.subarray(i, i + 97))
+  const h = await next(b)
+  assert.equal(h.kind, 'file')
+  const got = takeRaw(await b.read(3000), 3000)
+  assert.deepEqual(got.chunk, data)
+  assert.match(await text(b), /uploaded file x\.bin/)
+  assert.equal(await text(b), `<${now()}> [alice] after`)
+})
