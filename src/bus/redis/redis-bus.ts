@@ -57,6 +57,26 @@ return 0
 `
 
 /**
+ * Write a presence entry unless the entry there is a newer session of the same user on another node: KEYS =
+ * presence hash; ARGV = user id, entry JSON, since, node. Two logins racing on two nodes write on different
+ * connections, so the older one's write may land last; it must not replace the newer, or the older node's
+ * setOffline (after the kick) would then delete the only entry and the user would look offline everywhere.
+ * "Newer" is the kick's rule: later since, ties to the greater node id.
+ */
+const ONLINE_IF_NEWER = `
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v then
+  local ok, p = pcall(cjson.decode, v)
+  if ok and type(p) == 'table' and p.node ~= ARGV[4] and type(p.since) == 'number' and type(p.node) == 'string' then
+    local since = tonumber(ARGV[3])
+    if p.since > since or (p.since == since and p.node > ARGV[4]) then return 0 end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`
+
+/**
  * Reap a dead node: KEYS = nodes set, presence hash, the node's liveness key; ARGV = node id.
  * Returns the removed presence entries (JSON), or nothing if the node is alive or another survivor reaped it.
  */
@@ -170,7 +190,8 @@ export class RedisBus implements Bus {
     const m = cmd.multi()
     m.set(this.keys.node(this.nodeId), String(Date.now()), 'PX', this.nodeTtlMs)
     m.sadd(this.keys.nodes, this.nodeId)
-    for (const [id, info] of this.local) m.hset(this.keys.presence, String(id), JSON.stringify(info))
+    for (const [id, info] of this.local)
+      m.eval(ONLINE_IF_NEWER, 1, this.keys.presence, String(id), JSON.stringify(info), String(info.since), this.nodeId)
     await m.exec()
   }
 
@@ -239,7 +260,7 @@ export class RedisBus implements Bus {
   async setOnline(info: PresenceInfo): Promise<void> {
     const p: PresenceInfo = { ...info, node: this.nodeId }
     this.local.set(info.id, p)
-    await this.cmd!.hset(this.keys.presence, String(info.id), JSON.stringify(p))
+    await this.cmd!.eval(ONLINE_IF_NEWER, 1, this.keys.presence, String(info.id), JSON.stringify(p), String(p.since), this.nodeId)
   }
 
   async setOffline(user: number): Promise<void> {
