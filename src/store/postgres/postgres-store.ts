@@ -161,6 +161,31 @@ function pgCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null ? (err as { code?: string }).code : undefined
 }
 
+/**
+ * PostgreSQL cannot be reached, or dropped the connection: refused, reset, timed out, shut down (57P0x), a
+ * connection exception (class 08), or pg's own "Connection terminated".
+ */
+function isUnavailable(err: unknown): boolean {
+  const code = pgCode(err) ?? ''
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE'].includes(code)) return true
+  if (code.startsWith('08') || code.startsWith('57P')) return true
+  return err instanceof Error && /Connection terminated|timeout exceeded when trying to connect/i.test(err.message)
+}
+
+/**
+ * A store outage as an error the client can read (the adapters pass a BrokerError's text on) instead of a bare
+ * "internal error"; other errors are left as they are.
+ */
+function storeError(err: unknown): unknown {
+  if (err instanceof BrokerError || !isUnavailable(err)) return err
+  return new BrokerError(
+    'SB_ERR_INTERNAL',
+    'the message store (PostgreSQL) is unavailable: the request may not have been carried out; retry later (messages with IDEMPOTENT)',
+    undefined,
+    { cause: err },
+  )
+}
+
 const UNIQUE_VIOLATION = '23505'
 const RETRYABLE = new Set(['40P01', '40001']) // deadlock detected, serialization failure
 
@@ -239,6 +264,8 @@ export class PostgresStore implements Store {
     this.pool = new pg.Pool({
       connectionString: this.opts.connectionString,
       max: this.opts.poolSize ?? 8,
+      // A black-holed server fails requests after this instead of holding them for the OS's TCP timeout.
+      connectionTimeoutMillis: 10_000,
       options: `-c search_path=${this.schema}`,
       types,
     })
@@ -249,7 +276,7 @@ export class PostgresStore implements Store {
 
   /** Run pending migrations under an advisory lock, so nodes starting together migrate once, one at a time. */
   private async migrate(): Promise<void> {
-    const client = await this.pool.connect()
+    const client = await this.checkout()
     try {
       await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [MIGRATION_LOCK, this.schema])
       try {
@@ -282,14 +309,46 @@ export class PostgresStore implements Store {
     if (this.pool !== undefined && !this.pool.ended) await this.pool.end()
   }
 
+  /** pool.query, with an outage reported as such (see storeError). */
+  private async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(text, values)
+    } catch (err) {
+      throw storeError(err)
+    }
+  }
+
   async ping(): Promise<void> {
-    await this.pool.query('SELECT 1')
+    await this.query('SELECT 1')
+  }
+
+  /**
+   * A client of our own from the pool. pg-pool listens for a client's 'error' only while it is idle, and pg emits
+   * one when the connection drops: with none listening, PostgreSQL going away during a transaction would crash
+   * the process. The query in flight fails by itself; this listener only keeps the event from being unhandled,
+   * and goes when the client is released (the pool discards a client whose connection broke).
+   */
+  private async checkout(): Promise<pg.PoolClient> {
+    const client = await this.pool.connect()
+    const ignore = (): void => {}
+    client.on('error', ignore)
+    const release = client.release.bind(client)
+    client.release = (err?: Error | boolean) => {
+      client.removeListener('error', ignore)
+      release(err)
+    }
+    return client
   }
 
   /** Run `fn` in one transaction on one connection; retried when Postgres chose it as a deadlock victim. */
   private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const client = await this.pool.connect()
+      const client = await this.checkout().catch((err: unknown) => {
+        throw storeError(err)
+      })
       try {
         await client.query('BEGIN')
         const out = await fn(client)
@@ -299,7 +358,7 @@ export class PostgresStore implements Store {
       } catch (err) {
         await client.query('ROLLBACK').catch(() => {})
         client.release()
-        if (!RETRYABLE.has(pgCode(err) ?? '') || attempt >= 5) throw err
+        if (!RETRYABLE.has(pgCode(err) ?? '') || attempt >= 5) throw storeError(err)
       }
     }
   }
@@ -308,7 +367,7 @@ export class PostgresStore implements Store {
 
   async createUser(name: string, tokenHash: string | null, now: number): Promise<UserRecord> {
     try {
-      const { rows } = await this.pool.query<{ id: number }>(
+      const { rows } = await this.query<{ id: number }>(
         'INSERT INTO users (name, token_hash, created_at) VALUES ($1, $2, $3) RETURNING id',
         [name, tokenHash, now],
       )
@@ -320,18 +379,18 @@ export class PostgresStore implements Store {
   }
 
   async userById(id: number): Promise<UserRecord | undefined> {
-    const { rows } = await this.pool.query<UserRow>('SELECT id, name, token_hash, created_at FROM users WHERE id = $1', [id])
+    const { rows } = await this.query<UserRow>('SELECT id, name, token_hash, created_at FROM users WHERE id = $1', [id])
     return rows[0] && rowToUser(rows[0])
   }
 
   async userByName(name: string): Promise<UserRecord | undefined> {
-    const { rows } = await this.pool.query<UserRow>('SELECT id, name, token_hash, created_at FROM users WHERE name = $1', [name])
+    const { rows } = await this.query<UserRow>('SELECT id, name, token_hash, created_at FROM users WHERE name = $1', [name])
     return rows[0] && rowToUser(rows[0])
   }
 
   async renameUser(id: number, name: string): Promise<void> {
     try {
-      await this.pool.query('UPDATE users SET name = $1 WHERE id = $2', [name, id])
+      await this.query('UPDATE users SET name = $1 WHERE id = $2', [name, id])
     } catch (err) {
       if (pgCode(err) === UNIQUE_VIOLATION) throw new BrokerError('SB_ERR_NAME_TAKEN', `the name "${name}" is already in use`)
       throw err
@@ -339,7 +398,7 @@ export class PostgresStore implements Store {
   }
 
   async setTokenHash(id: number, tokenHash: string | null): Promise<void> {
-    await this.pool.query('UPDATE users SET token_hash = $1 WHERE id = $2', [tokenHash, id])
+    await this.query('UPDATE users SET token_hash = $1 WHERE id = $2', [tokenHash, id])
   }
 
   async deleteUser(id: number): Promise<StoredMessage[]> {
@@ -356,7 +415,7 @@ export class PostgresStore implements Store {
   }
 
   async countUsers(): Promise<number> {
-    const { rows } = await this.pool.query<{ n: number }>('SELECT count(*) AS n FROM users')
+    const { rows } = await this.query<{ n: number }>('SELECT count(*) AS n FROM users')
     return rows[0]!.n
   }
 
@@ -528,7 +587,7 @@ export class PostgresStore implements Store {
   }
 
   async readQueue(user: number, afterSeq: number, limit: number, now: number): Promise<StoredMessage[]> {
-    const { rows } = await this.pool.query<QueueRow>(
+    const { rows } = await this.query<QueueRow>(
       `SELECT ${QUEUE_COLS} FROM queue WHERE user_id = $1 AND seq > $2 AND (expires_at IS NULL OR expires_at > $3)
        ORDER BY seq LIMIT $4`,
       [user, afterSeq, now, limit],
@@ -537,10 +596,9 @@ export class PostgresStore implements Store {
   }
 
   async queueStats(user: number): Promise<QueueStats> {
-    const { rows } = await this.pool.query<{ q_count: number; q_bytes: number }>(
-      'SELECT q_count, q_bytes FROM users WHERE id = $1',
-      [user],
-    )
+    const { rows } = await this.query<{ q_count: number; q_bytes: number }>('SELECT q_count, q_bytes FROM users WHERE id = $1', [
+      user,
+    ])
     const r = rows[0]
     return r === undefined ? { count: 0, bytes: 0 } : { count: r.q_count, bytes: r.q_bytes }
   }
@@ -548,7 +606,7 @@ export class PostgresStore implements Store {
   async expire(now: number, limit: number): Promise<StoredMessage[]> {
     // Find candidates without locks, then remove them as acks: when several nodes' reapers race, the DELETE
     // returns each row to one of them only, so each sender is told once.
-    const { rows } = await this.pool.query<{ user_id: number; seq: number }>(
+    const { rows } = await this.query<{ user_id: number; seq: number }>(
       'SELECT user_id, seq FROM queue WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2',
       [now, limit],
     )
@@ -597,40 +655,37 @@ export class PostgresStore implements Store {
   }
 
   async pruneDedupe(before: number): Promise<number> {
-    const r = await this.pool.query('DELETE FROM dedupe WHERE at < $1', [before])
+    const r = await this.query('DELETE FROM dedupe WHERE at < $1', [before])
     return r.rowCount ?? 0
   }
 
   // ---------------------------------------------------------------- topics
 
   async subscribe(user: number, topic: string): Promise<boolean> {
-    const r = await this.pool.query('INSERT INTO subs (topic, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [topic, user])
+    const r = await this.query('INSERT INTO subs (topic, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [topic, user])
     return (r.rowCount ?? 0) > 0
   }
 
   async unsubscribe(user: number, topic: string): Promise<boolean> {
-    const r = await this.pool.query('DELETE FROM subs WHERE topic = $1 AND user_id = $2', [topic, user])
+    const r = await this.query('DELETE FROM subs WHERE topic = $1 AND user_id = $2', [topic, user])
     return (r.rowCount ?? 0) > 0
   }
 
   async subscribers(topic: string): Promise<number[]> {
-    const { rows } = await this.pool.query<{ user_id: number }>('SELECT user_id FROM subs WHERE topic = $1 ORDER BY user_id', [
-      topic,
-    ])
+    const { rows } = await this.query<{ user_id: number }>('SELECT user_id FROM subs WHERE topic = $1 ORDER BY user_id', [topic])
     return rows.map((r) => r.user_id)
   }
 
   async subscriptions(user: number): Promise<string[]> {
     // COLLATE "C": byte order, the same order SQLite gives, whatever the database's locale.
-    const { rows } = await this.pool.query<{ topic: string }>(
-      'SELECT topic FROM subs WHERE user_id = $1 ORDER BY topic COLLATE "C"',
-      [user],
-    )
+    const { rows } = await this.query<{ topic: string }>('SELECT topic FROM subs WHERE user_id = $1 ORDER BY topic COLLATE "C"', [
+      user,
+    ])
     return rows.map((r) => r.topic)
   }
 
   async topics(): Promise<{ topic: string; subscribers: number }[]> {
-    const { rows } = await this.pool.query<{ topic: string; subscribers: number }>(
+    const { rows } = await this.query<{ topic: string; subscribers: number }>(
       'SELECT topic, count(*) AS subscribers FROM subs GROUP BY topic ORDER BY topic COLLATE "C"',
     )
     return rows
@@ -639,24 +694,22 @@ export class PostgresStore implements Store {
   // ---------------------------------------------------------------- blocks
 
   async block(user: number, target: number): Promise<boolean> {
-    const r = await this.pool.query('INSERT INTO blocks (user_id, target) VALUES ($1, $2) ON CONFLICT DO NOTHING', [user, target])
+    const r = await this.query('INSERT INTO blocks (user_id, target) VALUES ($1, $2) ON CONFLICT DO NOTHING', [user, target])
     return (r.rowCount ?? 0) > 0
   }
 
   async unblock(user: number, target: number): Promise<boolean> {
-    const r = await this.pool.query('DELETE FROM blocks WHERE user_id = $1 AND target = $2', [user, target])
+    const r = await this.query('DELETE FROM blocks WHERE user_id = $1 AND target = $2', [user, target])
     return (r.rowCount ?? 0) > 0
   }
 
   async isBlocked(recipient: number, sender: number): Promise<boolean> {
-    const { rows } = await this.pool.query('SELECT 1 FROM blocks WHERE user_id = $1 AND target = $2', [recipient, sender])
+    const { rows } = await this.query('SELECT 1 FROM blocks WHERE user_id = $1 AND target = $2', [recipient, sender])
     return rows.length > 0
   }
 
   async blocked(user: number): Promise<number[]> {
-    const { rows } = await this.pool.query<{ target: number }>('SELECT target FROM blocks WHERE user_id = $1 ORDER BY target', [
-      user,
-    ])
+    const { rows } = await this.query<{ target: number }>('SELECT target FROM blocks WHERE user_id = $1 ORDER BY target', [user])
     return rows.map((r) => r.target)
   }
 }
