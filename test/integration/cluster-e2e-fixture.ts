@@ -151,6 +151,8 @@ export interface ProcClusterOptions {
   redisUrl?: string
   /** Extra `serve` flags for every node. */
   extra?: string[]
+  /** postgres:// URL the nodes use (default PG_URL); the schema is dropped through PG_URL either way. */
+  pgUrl?: string
 }
 
 export class ProcCluster {
@@ -168,7 +170,7 @@ export class ProcCluster {
       this.nodes.push(
         new ProcNode(nodeId, [
           '--store',
-          PG_URL,
+          opts.pgUrl ?? PG_URL,
           '--bus',
           this.redisUrl,
           '--cluster-name',
@@ -433,4 +435,56 @@ export class Wire {
 
 export function describeFrame(f: Frame): string {
   return f.type === 'ERROR' ? `ERROR ${f.code} ${f.message}` : f.type === 'CLOSING' ? `CLOSING ${f.reason}` : f.type
+}
+
+// ------------------------------------------------------------------------------------------------ a cuttable link
+
+/**
+ * A TCP relay to a service (PostgreSQL) that a test can cut — every connection dropped, new ones refused, as
+ * when the server is down — and restore on the same port. The shared server itself is never touched.
+ */
+export class TcpRelay {
+  port = 0
+  private server: net.Server | undefined
+  private readonly sockets = new Set<net.Socket>()
+
+  constructor(
+    private readonly targetHost: string,
+    private readonly targetPort: number,
+  ) {}
+
+  async open(): Promise<void> {
+    const server = net.createServer((client) => {
+      const upstream = net.connect(this.targetPort, this.targetHost)
+      for (const s of [client, upstream]) {
+        this.sockets.add(s)
+        s.on('error', () => {})
+        s.on('close', () => {
+          this.sockets.delete(s)
+          client.destroy()
+          upstream.destroy()
+        })
+      }
+      client.pipe(upstream)
+      upstream.pipe(client)
+    })
+    this.server = server
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(this.port, '127.0.0.1', () => {
+        const a = server.address()
+        this.port = typeof a === 'object' && a !== null ? a.port : 0
+        resolve()
+      })
+    })
+  }
+
+  /** The service is "down": connections reset, new ones refused. */
+  async cut(): Promise<void> {
+    const s = this.server
+    this.server = undefined
+    for (const x of this.sockets) x.destroy()
+    this.sockets.clear()
+    if (s !== undefined) await new Promise<void>((r) => s.close(() => r()))
+  }
 }

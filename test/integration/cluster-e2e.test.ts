@@ -16,8 +16,10 @@ import { ErrorNumbers } from '../../src/core/errors.js'
 import { ReceiptStatus } from '../../src/core/types.js'
 import { Op, SendFlag, SendStatusCode, type Frame, type FrameOf } from '../../src/protocols/native/frames.js'
 import {
+  PG_URL,
   PrivateRedis,
   ProcCluster,
+  TcpRelay,
   Wire,
   clusterServicesUnavailable,
   redisServerMissing,
@@ -554,5 +556,52 @@ describe('cluster e2e: Redis killed and restarted', { skip: unavailable ?? redis
     await q.moveTo(port(1))
     await until('the queued messages after the restart', () => q.delivers.length >= 3, 10_000)
     assert.deepEqual(q.bodiesFrom(a.id), ['queued 0', 'queued 1', 'queued 2'])
+  })
+})
+
+// ------------------------------------------------------------------------------------------------ PostgreSQL down
+
+describe('cluster e2e: PostgreSQL unreachable', { skip: unavailable }, () => {
+  // The nodes reach PostgreSQL through a relay this test can cut; the shared server is not touched.
+  const pgUrl = new URL(PG_URL)
+  const relay = new TcpRelay(pgUrl.hostname, Number(pgUrl.port || 5432))
+  let cluster: ProcCluster
+  const users: User[] = []
+  before(async () => {
+    await relay.open()
+    const viaRelay = new URL(PG_URL)
+    viaRelay.host = `127.0.0.1:${relay.port}`
+    cluster = await new ProcCluster({ nodes: 2, pgUrl: viaRelay.toString() }).start()
+  })
+  after(async () => {
+    for (const u of users) u.wire.destroy()
+    await cluster?.close()
+    await relay.cut()
+  })
+
+  it('sends fail with an error that names the store while it is down, and succeed again once it is back', async () => {
+    const [a, b] = await Promise.all([User.register(cluster.node(0).port, 'pa'), User.register(cluster.node(1).port, 'pb')])
+    users.push(a, b)
+    const ok = await a.wire.sendTo(b.id, 'before', 1, SendFlag.IDEMPOTENT)
+    assert.equal(ok.type, 'ACCEPTED', describeFrame(ok))
+    await relay.cut()
+    const t0 = Date.now()
+    const f = await a.wire.sendTo(b.id, 'while down', 2, SendFlag.IDEMPOTENT)
+    assert.equal(f.type, 'ERROR', describeFrame(f))
+    const e = f as FrameOf<'ERROR'>
+    assert.equal(e.code, ErrorNumbers.SB_ERR_INTERNAL)
+    assert.match(e.message, /PostgreSQL\) is unavailable/)
+    assert.ok(Date.now() - t0 < 12_000, 'the send fails, it does not hang')
+    assert.equal(a.wire.isClosed, false, 'the session stays')
+    await relay.open() // the same port: PostgreSQL is back
+    let again: Frame | undefined
+    for (let i = 0; i < 50; i++) {
+      again = await a.wire.sendTo(b.id, 'while down', 2, SendFlag.IDEMPOTENT)
+      if (again.type === 'ACCEPTED') break
+      await sleep(200)
+    }
+    assert.equal(again?.type, 'ACCEPTED', again && describeFrame(again))
+    await until('the resent message on n1', () => b.bodiesFrom(a.id).includes('while down'), 10_000)
+    assert.deepEqual(b.bodiesFrom(a.id), ['before', 'while down'])
   })
 })
