@@ -18,6 +18,10 @@ import { NativeFileHandler } from './protocols/native/file-handler.js'
 import { FileService } from './core/files.js'
 import { SqliteFileMeta } from './store/sqlite/sqlite-file-meta.js'
 import { startHttp } from './protocols/http/index.js'
+import { startP001 } from './protocols/p001/server.js'
+import { startP002 } from './protocols/p002/server.js'
+import { startP003, parsePortRange } from './protocols/p003/server.js'
+import { startP004 } from './protocols/p004/server.js'
 import { fileURLToPath } from 'node:url'
 
 const WEB_DIST = fileURLToPath(new URL('../web/dist', import.meta.url))
@@ -96,6 +100,27 @@ async function startFiles(c: Config, broker: Broker, log: Logger): Promise<FileS
   return files
 }
 
+/** The legacy gateways that are enabled (each off unless its port is set; --legacy sets them all). */
+async function startGateways(c: Config, broker: Broker, files: FileService | undefined, listeners: Listener[]): Promise<void> {
+  const tcp = (name: string, l: { port: number; close(): Promise<void> }): void => {
+    listeners.push({ name, address: `${c.host}:${l.port}`, port: l.port, close: () => l.close() })
+  }
+  if (c['p001-port'] !== undefined) tcp('p001', await startP001(broker, { host: c.host, port: c['p001-port'] }))
+  if (c['p002-port'] !== undefined)
+    tcp('p002', await startP002(broker, { host: c.host, port: c['p002-port'], maxUsername: c['p002-max-username'], maxMessage: c['p002-max-message'] }))
+  if (c['p004-port'] !== undefined) tcp('p004', await startP004(broker, { host: c.host, port: c['p004-port'], files }))
+  if (c['zmq-pub-port'] !== undefined || c['zmq-rep-port'] !== undefined) {
+    const z = await startP003(broker, {
+      host: c.host,
+      pubPort: c['zmq-pub-port'] ?? 5556,
+      repPort: c['zmq-rep-port'] ?? 5557,
+      endpointPorts: parsePortRange(c['zmq-endpoint-ports']),
+    })
+    listeners.push({ name: 'p003-pub', address: `tcp://${c.host}:${z.pubPort}`, port: z.pubPort, close: async () => {} })
+    listeners.push({ name: 'p003-rep', address: `tcp://${c.host}:${z.repPort}`, port: z.repPort, close: () => z.close() })
+  }
+}
+
 export async function startServer(c: Config, log: Logger): Promise<RunningServer> {
   const store = await makeStore(c)
   const bus = await makeBus(c, log)
@@ -151,6 +176,7 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
       })
       listeners.push({ name: 'http', address: `http://${c.host}:${http.address.port}`, port: http.address.port, close: () => http.close() })
     }
+    await startGateways(c, broker, files, listeners)
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close()))
     await files?.close()

@@ -1,0 +1,49 @@
+/**
+ * The whole server as `switchboard serve` wires it: every listener from one config, talking through one
+ * broker. Each protocol has its own suite; this checks that startServer() puts them together.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import net from 'node:net'
+import { startTestServer } from '../helpers/server.js'
+import { registered, sleep } from '../helpers/native-client.js'
+import { decodeDelivery, encodeString } from '../../src/protocols/p002/codec.js'
+
+test('one config starts native, HTTP and every gateway; a 002 user and a native user share the room', async (t) => {
+  const { server, port } = await startTestServer(t, {
+    httpPort: 0,
+    p001Port: 0,
+    p002Port: 0,
+    p004Port: 0,
+    zmqPubPort: 0,
+    zmqRepPort: 0,
+  })
+  assert.deepEqual(
+    server.listeners.map((l) => l.name),
+    ['native', 'http', 'p001', 'p002', 'p004', 'p003-pub', 'p003-rep'],
+  )
+  for (const l of server.listeners) assert.ok(l.port > 0, `${l.name} has a port`)
+
+  const health = await fetch(`http://127.0.0.1:${server.port('http')}/healthz`)
+  assert.equal(health.status, 200)
+
+  const native = await registered(t, port, 'nat')
+  const sock = net.connect(server.port('p002'), '127.0.0.1')
+  t.after(() => sock.destroy())
+  let inbound = Buffer.alloc(0)
+  sock.on('data', (d: Buffer) => (inbound = Buffer.concat([inbound, d])))
+  await new Promise((r) => sock.once('connect', r))
+  sock.write(encodeString('old'))
+  await sleep(100)
+  await native.expect({ type: 'SEND', msgId: 1, to: { kind: 'all' }, kind: 0, flags: 0, ttlMs: 0, notBefore: 0, body: Buffer.from('hello room') }, 'ACCEPTED')
+  for (let i = 0; i < 50 && inbound.length === 0; i++) await sleep(20)
+  const d = decodeDelivery(inbound)
+  assert.ok(d.ok, 'the 002 user got a delivery')
+  assert.equal(d.frame.name, 'nat')
+  assert.equal(d.frame.text, 'hello room')
+
+  sock.write(encodeString('hi from 002'))
+  const got = await native.next('DELIVER')
+  assert.equal(got.msg.fromName, 'old')
+  assert.equal(got.msg.body.toString(), 'hi from 002')
+})
