@@ -185,6 +185,12 @@ export class RedisBus implements Bus {
     })
   }
 
+  /**
+   * Put this node and its sessions back into the registry, then wake every local session. While the entries were
+   * missing, other nodes took these users for offline: they stored messages for them (answering 'stored') and
+   * published no wake. The wake after the subscription is back does not cover a message whose presence lookup
+   * ran after it and before this write; waking here does, since any later commit finds the entry and wakes.
+   */
   private async reregister(): Promise<void> {
     const cmd = this.cmd!
     const m = cmd.multi()
@@ -193,6 +199,7 @@ export class RedisBus implements Bus {
     for (const [id, info] of this.local)
       m.eval(ONLINE_IF_NEWER, 1, this.keys.presence, String(id), JSON.stringify(info), String(info.since), this.nodeId)
     await m.exec()
+    for (const user of this.local.keys()) this.onMessage({ type: 'wake', user })
   }
 
   private async tick(): Promise<void> {
