@@ -194,6 +194,7 @@ export class SqliteStore implements Store {
       ),
       deleteMsg: db.prepare(`DELETE FROM queue WHERE user = ? AND seq = ? RETURNING *`),
       dedupe: db.prepare(`INSERT OR IGNORE INTO dedupe (sender, msg_id, at) VALUES (?, ?, ?)`),
+      undedupe: db.prepare(`DELETE FROM dedupe WHERE sender = ? AND msg_id = ?`),
       readQueue: db.prepare(
         `SELECT * FROM queue WHERE user = ? AND seq > ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq LIMIT ?`,
       ),
@@ -329,6 +330,9 @@ export class SqliteStore implements Store {
           }
           const out: number[] = []
           for (const c of op.copies) out.push(this.insertCopy(c, op.limits, staged, seqs))
+          // Nothing stored (every queue full, or the user gone): the sender is refused and will retry, so the
+          // key must not make that retry a "duplicate" of a message that was never kept.
+          if (op.dedupe !== undefined && out.every((seq) => seq === 0)) this.stmts.undedupe.run(op.dedupe.sender, op.dedupe.msgId)
           results.push({ type: 'send', duplicate: false, seqs: out })
         } else {
           // Stage the counters before the delete: loaded after it they would already exclude the row, subtracted again below.
