@@ -53,6 +53,21 @@ export interface NativeOptions {
 
 const PROTOCOL = 'native'
 const MAX_PENDING_REQUESTS = 1024
+/** Error texts may quote client input (an unknown name is up to 65 535 bytes); a str field holds at most 65 535. */
+const MAX_ERROR_TEXT = 1024
+
+function clip(text: string): string {
+  if (Buffer.byteLength(text) <= MAX_ERROR_TEXT) return text
+  // Cut on a code point boundary, so the text stays valid UTF-8.
+  let out = ''
+  let n = 0
+  for (const ch of text) {
+    n += Buffer.byteLength(ch)
+    if (n > MAX_ERROR_TEXT - 3) break
+    out += ch
+  }
+  return out + '…'
+}
 
 export function toWireMessage(m: Message): WireMessage {
   return {
@@ -156,7 +171,12 @@ export class NativeConnection implements SessionSink {
       .catch((err: unknown) => {
         const e = asBrokerError(err)
         if (e.code === 'SB_ERR_INTERNAL') this.broker.log.error({ err, frame: frame.type }, 'native request failed')
-        this.error(frame.corr, e.code, e.message, e.limit)
+        // Nothing may escape this handler: a throw here is an unhandled rejection, and that ends the process.
+        try {
+          this.error(frame.corr, e.code, e.message, e.limit)
+        } catch (err2) {
+          this.broker.log.error({ err: err2, frame: frame.type }, 'could not answer a failed native request')
+        }
       })
       .finally(() => {
         this.pending--
@@ -362,7 +382,7 @@ export class NativeConnection implements SessionSink {
 
   /** An ERROR frame; the connection stays. */
   error(corr: number, code: ErrorCode, message: string, limit = ''): void {
-    this.send({ type: 'ERROR', corr, code: ErrorNumbers[code], limit: limit ?? '', message })
+    this.send({ type: 'ERROR', corr, code: ErrorNumbers[code], limit: limit ?? '', message: clip(message) })
   }
 
   /** An ERROR frame, then the connection is closed (malformed input). */
