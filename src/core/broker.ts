@@ -265,7 +265,7 @@ export class Broker {
    * Legacy gateways carry no token: they claim a name. A name registered with a token (native, HTTP) cannot
    * be taken from a gateway; a tokenless name is created on first use and is in use while a session holds it.
    */
-  async claim(rawName: string, protocol: string, sink: SessionSink): Promise<Session> {
+  async claim(rawName: string, protocol: string, sink: SessionSink, opts: { hidden?: boolean } = {}): Promise<Session> {
     this.refuseIfClosing()
     const name = normalizeName(rawName, this.limits.maxNameBytes)
     let rec = await this.store.userByName(name)
@@ -274,7 +274,7 @@ export class Broker {
     if (rec !== undefined && (this.sessions.has(rec.id) || (await this.bus.isOnline(rec.id))))
       throw new BrokerError('SB_ERR_NAME_TAKEN', `the name "${name}" is in use`)
     rec ??= await this.store.createUser(name, null, this.now())
-    return this.attach(rec, protocol, sink, 'push')
+    return this.attach(rec, protocol, sink, 'push', opts.hidden === true)
   }
 
   /** A tokenless user for a name, created if needed (legacy store-and-forward to a name never seen). */
@@ -294,7 +294,8 @@ export class Broker {
     }
   }
 
-  private async attach(rec: UserRecord, protocol: string, sink: SessionSink, mode: DeliveryMode): Promise<Session> {
+  /** `hidden`: a gateway's internal session (e.g. 003's topic bridge), not shown in who or presence. */
+  private async attach(rec: UserRecord, protocol: string, sink: SessionSink, mode: DeliveryMode, hidden = false): Promise<Session> {
     const existing = this.sessions.get(rec.id)
     if (existing !== undefined) this.end(existing, 'replaced', 'you logged in again elsewhere')
     else if (this.sessions.size >= this.limits.maxConnections)
@@ -303,9 +304,10 @@ export class Broker {
     this.bus.publish({ type: 'kick', user: rec.id, reason: 'replaced', node: this.bus.nodeId, since: now })
     const s = new Session({ id: rec.id, name: rec.name }, protocol, sink, mode, now, this.limits.ratePerSecond * 2)
     this.sessions.set(rec.id, s)
-    await this.bus.setOnline(this.presenceOf(s))
+    s.hidden = hidden
+    if (!hidden) await this.bus.setOnline(this.presenceOf(s))
     this.log.debug({ user: rec.id, name: rec.name, protocol, mode }, 'session started')
-    this.notifyPresence(s, true)
+    if (!hidden) this.notifyPresence(s, true)
     // Start pushing the queue on the next turn, after the adapter has answered the login.
     if (mode === 'push') setImmediate(() => this.pump(s))
     return s
@@ -326,8 +328,10 @@ export class Broker {
     s.closed = true
     if (this.sessions.get(s.user.id) === s) {
       this.sessions.delete(s.user.id)
-      void this.bus.setOffline(s.user.id).catch((err) => this.log.warn({ err }, 'presence update failed'))
-      this.notifyPresence(s, false)
+      if (!s.hidden) {
+        void this.bus.setOffline(s.user.id).catch((err) => this.log.warn({ err }, 'presence update failed'))
+        this.notifyPresence(s, false)
+      }
     }
     // The recipient left with messages it had not acknowledged: their senders learn it now (300), not
     // never; the messages stay queued and a 200 follows when the recipient comes back and acknowledges.
@@ -894,7 +898,7 @@ export class Broker {
     await this.store.renameUser(s.user.id, name)
     this.forgetUser(s.user.id, old)
     s.user = { id: s.user.id, name }
-    await this.bus.setOnline(this.presenceOf(s))
+    if (!s.hidden) await this.bus.setOnline(this.presenceOf(s))
     this.log.info({ user: s.user.id, from: old, to: name }, 'renamed')
     const ev: Outbound = { type: 'rename', user: { ...s.user }, oldName: old }
     s.sink.push(ev)
@@ -923,7 +927,7 @@ export class Broker {
     const c = this.committer.stats
     return {
       users: await this.store.countUsers(),
-      online: this.bus instanceof LocalBus ? this.sessions.size : (await this.bus.online()).length,
+      online: (await this.bus.online()).length,
       sessionsByProtocol: byProtocol,
       uptimeMs: this.now() - this.startedAt,
       messagesIn: { ...this.counters.messagesIn },

@@ -14,6 +14,8 @@ export class Session {
   readonly since: number
   lastSeen: number
   closed = false
+  /** A gateway's internal session: not in who, no presence events. */
+  hidden = false
   /** Receives presence changes (who came, who left). */
   watchPresence = false
 
