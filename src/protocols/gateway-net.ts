@@ -3,7 +3,9 @@
  * back its real port, and a per-connection flood limit. The adapters themselves live in p00X/.
  */
 import net from 'node:net'
+import { decodeFileMessage } from '../core/files.js'
 import type { Session } from '../core/session.js'
+import type { Message } from '../core/types.js'
 
 export interface GatewayListener {
   /** The port actually bound (the one asked for, or the ephemeral one for port 0). */
@@ -77,6 +79,13 @@ export const DEFAULT_FLOOD_RATE = 200
 export function fileAsText(name: string, size: number, fileId: string, text: string | undefined): string {
   const caption = text !== undefined && text !== '' ? ` ${text}` : ''
   return `[file ${name}, ${size} bytes, id ${fileId}]${caption}`
+}
+
+/** The text of a message for a protocol that cannot carry files (001, 002, 003): a file becomes fileAsText. */
+export function messageText(m: Message): string {
+  if (m.kind !== 'file') return m.body.toString('utf8')
+  const f = decodeFileMessage(m.body)
+  return f === undefined ? '[file]' : fileAsText(f.name, f.size, f.fileId, f.text)
 }
 
 /**

@@ -15,10 +15,9 @@
 import type { Socket } from 'node:net'
 import type { Broker } from '../../core/broker.js'
 import { isBrokerError } from '../../core/errors.js'
-import { decodeFileMessage } from '../../core/files.js'
 import type { Session } from '../../core/session.js'
 import { ALL_ID, ReceiptStatus, type CloseReason, type Message, type Outbound, type Receipt, type SessionSink } from '../../core/types.js'
-import { FloodGuard, fileAsText, keepSessionAlive } from '../gateway-net.js'
+import { FloodGuard, keepSessionAlive, messageText } from '../gateway-net.js'
 import { AnswerCode, FrameType, MAX_NAME_BYTES, MAX_TEXT_BYTES, NAME_FIELD_BYTES, decode, encode, type Frame } from './codec.js'
 
 /** Events held while a claim completes, at most (the broker pushes one window of queued messages). */
@@ -266,11 +265,7 @@ export class P001Connection implements SessionSink {
 
   private deliver(s: Session, m: Message): void {
     if (m.to === ALL_ID || m.seq === 0) return // 001 has no room; live-only messages have no 001 form
-    let text: string
-    if (m.kind === 'file') {
-      const f = decodeFileMessage(m.body)
-      text = f === undefined ? '[file]' : fileAsText(f.name, f.size, f.fileId, f.text)
-    } else text = m.body.toString('utf8')
+    let text = messageText(m)
     if (m.topic !== undefined) text = `[${m.topic}] ${text}`
     const src = wireName(m.fromName, m.from)
     const dst = wireName(s.user.name, s.user.id)

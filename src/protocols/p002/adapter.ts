@@ -12,10 +12,9 @@
 import type { Socket } from 'node:net'
 import type { Broker } from '../../core/broker.js'
 import { isBrokerError } from '../../core/errors.js'
-import { decodeFileMessage } from '../../core/files.js'
 import type { Session } from '../../core/session.js'
 import { ALL_ID, type CloseReason, type Message, type Outbound, type SessionSink } from '../../core/types.js'
-import { FloodGuard, fileAsText, keepSessionAlive } from '../gateway-net.js'
+import { FloodGuard, keepSessionAlive, messageText } from '../gateway-net.js'
 import { decodeMessage, decodeName, encodeDelivery, type Limits } from './codec.js'
 
 /** Events held while a claim completes, at most (the broker pushes one window of queued messages). */
@@ -159,7 +158,7 @@ export class P002Connection implements SessionSink {
       m.wire ??= new Map()
       let buf = m.wire.get(PROTOCOL)
       if (buf === undefined) {
-        buf = encodeDelivery({ timestamp: Math.floor(m.ts / 1000), name: m.fromName, text: this.textOf(m) })
+        buf = encodeDelivery({ timestamp: Math.floor(m.ts / 1000), name: m.fromName, text: messageText(m) })
         m.wire.set(PROTOCOL, buf)
       }
       this.write(buf)
@@ -168,14 +167,8 @@ export class P002Connection implements SessionSink {
     // A message to this user alone (from 001, 003, 004 or native), or a topic copy: 002 only knows the room,
     // so it is shown as a room line marked as direct, and acknowledged once written (the client cannot).
     const prefix = m.topic !== undefined ? `[${m.topic}] ` : DIRECT_PREFIX
-    this.write(encodeDelivery({ timestamp: Math.floor(m.ts / 1000), name: m.fromName, text: prefix + this.textOf(m) }))
+    this.write(encodeDelivery({ timestamp: Math.floor(m.ts / 1000), name: m.fromName, text: prefix + messageText(m) }))
     if (m.seq !== 0) void this.ackQuietly(s, m.seq)
-  }
-
-  private textOf(m: Message): string {
-    if (m.kind !== 'file') return m.body.toString('utf8')
-    const f = decodeFileMessage(m.body)
-    return f === undefined ? '[file]' : fileAsText(f.name, f.size, f.fileId, f.text)
   }
 
   private async ackQuietly(s: Session, seq: number): Promise<void> {

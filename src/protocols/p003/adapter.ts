@@ -18,10 +18,9 @@
 import { Publisher, Reply } from 'zeromq'
 import type { Broker } from '../../core/broker.js'
 import { isBrokerError } from '../../core/errors.js'
-import { decodeFileMessage } from '../../core/files.js'
 import type { Session } from '../../core/session.js'
-import { ALL_ID, type CloseReason, type Message, type Outbound, type SessionSink } from '../../core/types.js'
-import { FloodGuard, fileAsText, keepSessionAlive } from '../gateway-net.js'
+import { ALL_ID, type CloseReason, type Outbound, type SessionSink } from '../../core/types.js'
+import { FloodGuard, keepSessionAlive, messageText } from '../gateway-net.js'
 import { EMPTY_REPLY, conversationPublication, isValidName, mailPublication, parseRequest, registerReply } from './codec.js'
 
 export const PROTOCOL = 'p003'
@@ -76,7 +75,7 @@ class ZmqUser implements SessionSink {
     if (ev.type === 'message') {
       const m = ev.msg
       if (m.to === ALL_ID || m.kind === 'receipt' || m.kind === 'control') return true // 003 has no room
-      let text = textOf(m)
+      let text = messageText(m)
       if (m.topic !== undefined) text = `[${m.topic}] ${text}`
       this.gw.publish(mailPublication(s.user.name, m.fromName, text), this.readyAt, () => {
         if (m.seq !== 0) this.gw.ackQuietly(s, m.seq)
@@ -119,7 +118,7 @@ class TopicBridge implements SessionSink {
     if (ev.type === 'message') {
       const m = ev.msg
       if (m.to === ALL_ID) return true
-      if (m.topic !== undefined) this.gw.publish(mailPublication(m.topic, m.fromName, textOf(m)), 0, () => this.gw.ackQuietly(s, m.seq))
+      if (m.topic !== undefined) this.gw.publish(mailPublication(m.topic, m.fromName, messageText(m)), 0, () => this.gw.ackQuietly(s, m.seq))
       else if (m.seq !== 0) this.gw.ackQuietly(s, m.seq) // direct mail to the bridge: nobody reads it
     } else if (ev.type === 'receipt' && ev.seq !== 0) this.gw.ackQuietly(s, ev.seq)
     return true
@@ -133,11 +132,6 @@ class TopicBridge implements SessionSink {
   }
 }
 
-function textOf(m: Message): string {
-  if (m.kind !== 'file') return m.body.toString('utf8')
-  const f = decodeFileMessage(m.body)
-  return f === undefined ? '[file]' : fileAsText(f.name, f.size, f.fileId, f.text)
-}
 
 export class P003Gateway {
   readonly pub: Publisher
