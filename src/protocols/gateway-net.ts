@@ -1,11 +1,13 @@
 /**
  * What the TCP gateways (001, 002, 004) share: a listener on a host and port (0 = ephemeral) that gives
- * back its real port, and a per-connection flood limit. The adapters themselves live in p00X/.
+ * back its real port, a per-connection flood limit, and GatewayConnection, the socket ⇄ session lifecycle
+ * every adapter has. The protocol-specific halves live in p00X/adapter.ts.
  */
 import net from 'node:net'
+import type { Broker } from '../core/broker.js'
 import { decodeFileMessage } from '../core/files.js'
 import type { Session } from '../core/session.js'
-import type { Message } from '../core/types.js'
+import type { CloseReason, Message, Outbound, SessionSink } from '../core/types.js'
 
 export interface GatewayListener {
   /** The port actually bound (the one asked for, or the ephemeral one for port 0). */
@@ -105,4 +107,199 @@ export function keepSessionAlive(broker: { idleTimeoutMs: number; touch(s: Sessi
   }, every)
   timer.unref()
   return () => clearInterval(timer)
+}
+
+/**
+ * Events held while a claim completes, at most. The session is in the broker before claim() returns (claim
+ * still awaits the bus's presence write, a round trip with Redis): room messages, receipts and direct mail
+ * can be pushed to it meanwhile. The stored queue itself is pushed only on the next turn (Broker.attach).
+ */
+const EARLY_MAX = 100_000
+
+/** Frames waiting for the async half of their handling, at most; above it the socket is paused. */
+const MAX_PENDING = 64
+
+/**
+ * One legacy TCP connection as a broker session sink: the lifecycle 001, 002 and 004 share. A subclass
+ * decodes `buf` (consume), claims a name with claim(), and maps events to its wire (pushTo).
+ *
+ * Closing has three doors, all ending in cleanup() once: the peer goes (closedByPeer), the adapter refuses
+ * bad input (refuse → shut), or the broker ends the session (close → farewell → shut by default).
+ */
+export abstract class GatewayConnection implements SessionSink {
+  session: Session | undefined
+  /** Bytes read and not decoded yet. */
+  protected buf: Buffer = Buffer.alloc(0)
+  protected closed = false
+  /** Events pushed while broker.claim() was still attaching this connection. */
+  private early: Outbound[] = []
+  private readonly flood: FloodGuard
+  private stopKeepAlive: (() => void) | undefined
+  private chain: Promise<void> = Promise.resolve()
+  private pending = 0
+  private paused = false
+
+  constructor(
+    /** The protocol name given to the broker, and the prefix of every log line. */
+    protected readonly protocol: string,
+    readonly broker: Broker,
+    protected readonly socket: net.Socket,
+    private readonly floodRate: number,
+    readonly remote: string,
+  ) {
+    this.flood = new FloodGuard(floodRate)
+  }
+
+  // ------------------------------------------------------------ bytes in
+
+  feed(chunk: Buffer): void {
+    if (this.closed) return
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk])
+    this.consume()
+  }
+
+  /** Decode what `buf` holds now. */
+  protected abstract consume(): void
+
+  /** Counts one frame against the flood limit; over it, the connection is refused and this returns false. */
+  protected withinFloodLimit(unit: string): boolean {
+    if (this.flood.take()) return true
+    this.refuse(`flood: more than ${this.floodRate} ${unit} per second`)
+    return false
+  }
+
+  /**
+   * Run task after the tasks queued before it, so frames are handled in the order they came. While too many
+   * wait, the socket is paused (inbound backpressure). A failure is logged as `<protocol>: <failed>`.
+   */
+  protected serially(task: () => Promise<void>, failed: string): void {
+    this.pending++
+    if (this.pending > MAX_PENDING && !this.paused) {
+      this.paused = true
+      this.socket.pause()
+    }
+    this.chain = this.chain
+      .then(task)
+      .catch((err: unknown) => this.broker.log.error({ err, remote: this.remote }, `${this.protocol}: ${failed}`))
+      .finally(() => {
+        this.pending--
+        if (this.paused && this.pending < MAX_PENDING / 2) {
+          this.paused = false
+          this.socket.resume()
+        }
+      })
+  }
+
+  /** The socket is gone. */
+  closedByPeer(): void {
+    if (this.closed) return
+    this.closed = true
+    this.cleanup()
+  }
+
+  drained(): void {
+    if (this.session !== undefined) this.broker.drained(this.session)
+  }
+
+  /**
+   * broker.claim(name) for this connection. When the name is refused, the held events are dropped and
+   * refused(err) says so on the wire. On success the session is kept alive, ready(s) runs (what the client
+   * must see first), then the events pushed during the claim go out. False when there is no session.
+   */
+  protected async claim(name: string, refused: (err: unknown) => void, ready?: (s: Session) => void): Promise<boolean> {
+    let s: Session
+    try {
+      s = await this.broker.claim(name, this.protocol, this)
+    } catch (err) {
+      this.early = []
+      refused(err)
+      return false
+    }
+    if (this.closed) {
+      this.broker.detach(s)
+      return false
+    }
+    this.session = s
+    this.stopKeepAlive = keepSessionAlive(this.broker, s)
+    ready?.(s)
+    const evs = this.early
+    this.early = []
+    for (const ev of evs) this.push(ev)
+    return true
+  }
+
+  protected async ackQuietly(s: Session, seq: number): Promise<void> {
+    try {
+      await this.broker.ack(s, seq)
+    } catch (err) {
+      if (!s.closed) this.broker.log.warn({ err, seq }, `${this.protocol}: ack failed`)
+    }
+  }
+
+  /** A conversation request: legacy protocols have none, so say no at once rather than let the requester wait. */
+  protected declineConversation(s: Session, ev: Extract<Outbound, { type: 'conversation' }>): void {
+    if (ev.ev.event !== 'request') return
+    try {
+      this.broker.answerConversation(s, ev.ev.convId, false)
+    } catch {
+      // already answered or expired
+    }
+  }
+
+  // ------------------------------------------------------------ SessionSink
+
+  push(ev: Outbound): boolean {
+    if (this.closed) return false
+    if (this.session === undefined) {
+      // broker.claim() has not returned the session yet: hold them until it has.
+      if (this.early.length < EARLY_MAX) this.early.push(ev)
+      return true
+    }
+    return this.pushTo(this.session, ev)
+  }
+
+  /** An event for the live session, onto the wire. Returns false when the broker should pause. */
+  protected abstract pushTo(s: Session, ev: Outbound): boolean
+
+  backlog(): number {
+    return this.socket.writableLength
+  }
+
+  close(reason: CloseReason, text: string): void {
+    this.broker.log.info({ remote: this.remote, reason, text }, `${this.protocol}: session closed by the broker`)
+    this.session = undefined
+    this.farewell(reason, text)
+  }
+
+  /** The broker ended the session. By default the connection just closes: most legacy wires cannot say why. */
+  protected farewell(_reason: CloseReason, _text: string): void {
+    this.shut()
+  }
+
+  // ------------------------------------------------------------ out
+
+  protected write(buf: Buffer): void {
+    if (!this.closed && !this.socket.destroyed) this.socket.write(buf)
+  }
+
+  /** Bad input: log why and close this connection only. */
+  protected refuse(why: string): void {
+    if (this.closed) return
+    this.broker.log.warn({ remote: this.remote, name: this.session?.user.name }, `${this.protocol}: closing connection: ${why}`)
+    this.shut()
+  }
+
+  protected shut(): void {
+    if (this.closed) return
+    this.closed = true
+    this.cleanup()
+    this.socket.end()
+    setTimeout(() => this.socket.destroy(), 2000).unref()
+  }
+
+  /** Once, when the connection closes either way. Subclasses release their own state and call super. */
+  protected cleanup(): void {
+    this.stopKeepAlive?.()
+    if (this.session !== undefined) this.broker.detach(this.session)
+  }
 }

@@ -13,12 +13,9 @@ import type { Socket } from 'node:net'
 import type { Broker } from '../../core/broker.js'
 import { isBrokerError } from '../../core/errors.js'
 import type { Session } from '../../core/session.js'
-import { ALL_ID, type CloseReason, type Message, type Outbound, type SessionSink } from '../../core/types.js'
-import { FloodGuard, keepSessionAlive, messageText } from '../gateway-net.js'
+import { ALL_ID, type Message, type Outbound } from '../../core/types.js'
+import { GatewayConnection, messageText } from '../gateway-net.js'
 import { decodeMessage, decodeName, encodeDelivery, type Limits } from './codec.js'
-
-/** Events held while a claim completes, at most (the broker pushes one window of queued messages). */
-const EARLY_MAX = 100_000
 
 export const PROTOCOL = 'p002'
 
@@ -31,34 +28,20 @@ export interface P002ConnectionOptions {
   highWaterMark: number
 }
 
-const MAX_PENDING = 64
-
-export class P002Connection implements SessionSink {
-  session: Session | undefined
-  /** Events pushed while broker.claim() was still attaching this connection. */
-  private early: Outbound[] = []
-  private buf: Buffer = Buffer.alloc(0)
-  private closed = false
+export class P002Connection extends GatewayConnection {
   /** The name string has been read (claiming may still be under way). */
   private named = false
-  private chain: Promise<void> = Promise.resolve()
-  private pending = 0
-  private paused = false
-  private readonly flood: FloodGuard
-  private stopKeepAlive: (() => void) | undefined
 
   constructor(
-    readonly broker: Broker,
-    private readonly socket: Socket,
+    broker: Broker,
+    socket: Socket,
     private readonly opts: P002ConnectionOptions,
-    readonly remote: string,
+    remote: string,
   ) {
-    this.flood = new FloodGuard(opts.floodRate)
+    super(PROTOCOL, broker, socket, opts.floodRate, remote)
   }
 
-  feed(chunk: Buffer): void {
-    if (this.closed) return
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk])
+  protected consume(): void {
     for (;;) {
       const r = this.named ? decodeMessage(this.buf, this.opts.limits) : decodeName(this.buf, this.opts.limits)
       if (!r.ok) {
@@ -66,53 +49,17 @@ export class P002Connection implements SessionSink {
         return this.refuse(`${this.named ? 'message' : 'name'} ${r.reason}: ${r.detail}`)
       }
       this.buf = r.rest
-      if (!this.flood.take()) return this.refuse(`flood: more than ${this.opts.floodRate} strings per second`)
+      if (!this.withinFloodLimit('strings')) return
       const text = r.frame
       const isName = !this.named
       this.named = true
-      this.pending++
-      if (this.pending > MAX_PENDING && !this.paused) {
-        this.paused = true
-        this.socket.pause()
-      }
-      this.chain = this.chain
-        .then(() => (isName ? this.login(text) : this.say(text)))
-        .catch((err: unknown) => this.broker.log.error({ err, remote: this.remote }, 'p002: handling failed'))
-        .finally(() => {
-          this.pending--
-          if (this.paused && this.pending < MAX_PENDING / 2) {
-            this.paused = false
-            this.socket.resume()
-          }
-        })
+      this.serially(() => (isName ? this.login(text) : this.say(text)), 'handling failed')
     }
-  }
-
-  closedByPeer(): void {
-    if (this.closed) return
-    this.closed = true
-    this.stopKeepAlive?.()
-    if (this.session !== undefined) this.broker.detach(this.session)
-  }
-
-  drained(): void {
-    if (this.session !== undefined) this.broker.drained(this.session)
   }
 
   private async login(name: string): Promise<void> {
     if (this.closed) return
-    try {
-      this.session = await this.broker.claim(name, PROTOCOL, this)
-    } catch (err) {
-      this.early = []
-      return this.refuse(`name "${name}" refused: ${isBrokerError(err) ? err.message : 'internal error'}`)
-    }
-    if (this.closed) {
-      this.broker.detach(this.session)
-      return
-    }
-    this.stopKeepAlive = keepSessionAlive(this.broker, this.session)
-    this.replayEarly()
+    await this.claim(name, (err) => this.refuse(`name "${name}" refused: ${isBrokerError(err) ? err.message : 'internal error'}`))
   }
 
   private async say(text: string): Promise<void> {
@@ -130,23 +77,10 @@ export class P002Connection implements SessionSink {
 
   // ------------------------------------------------------------ SessionSink
 
-  push(ev: Outbound): boolean {
-    if (this.closed) return false
-    if (this.session === undefined) {
-      // broker.claim() pushes queued messages before it returns the session: hold them until it has.
-      if (this.early.length < EARLY_MAX) this.early.push(ev)
-      return true
-    }
-    const s = this.session
+  protected pushTo(s: Session, ev: Outbound): boolean {
     if (ev.type === 'message') this.deliver(s, ev.msg)
     else if (ev.type === 'receipt' && ev.seq !== 0) void this.ackQuietly(s, ev.seq) // 002 never asks for receipts
-    else if (ev.type === 'conversation' && ev.ev.event === 'request') {
-      try {
-        this.broker.answerConversation(s, ev.ev.convId, false) // 002 has no direct conversations
-      } catch {
-        // already answered or expired
-      }
-    }
+    else if (ev.type === 'conversation') this.declineConversation(s, ev) // 002 has no direct conversations
     // presence, renames and notices: the original room is silent about who comes and goes
     return this.socket.writableLength < this.opts.highWaterMark
   }
@@ -169,49 +103,5 @@ export class P002Connection implements SessionSink {
     const prefix = m.topic !== undefined ? `[${m.topic}] ` : DIRECT_PREFIX
     this.write(encodeDelivery({ timestamp: Math.floor(m.ts / 1000), name: m.fromName, text: prefix + messageText(m) }))
     if (m.seq !== 0) void this.ackQuietly(s, m.seq)
-  }
-
-  private async ackQuietly(s: Session, seq: number): Promise<void> {
-    try {
-      await this.broker.ack(s, seq)
-    } catch (err) {
-      if (!s.closed) this.broker.log.warn({ err, seq }, 'p002: ack failed')
-    }
-  }
-
-  /** Replay what the broker pushed during claim(). */
-  private replayEarly(): void {
-    const evs = this.early
-    this.early = []
-    for (const ev of evs) this.push(ev)
-  }
-
-  backlog(): number {
-    return this.socket.writableLength
-  }
-
-  close(reason: CloseReason, text: string): void {
-    this.broker.log.info({ remote: this.remote, reason, text }, 'p002: session closed by the broker')
-    this.session = undefined
-    this.shut()
-  }
-
-  private write(buf: Buffer): void {
-    if (!this.closed && !this.socket.destroyed) this.socket.write(buf)
-  }
-
-  private refuse(why: string): void {
-    if (this.closed) return
-    this.broker.log.warn({ remote: this.remote, name: this.session?.user.name }, `p002: closing connection: ${why}`)
-    this.shut()
-  }
-
-  private shut(): void {
-    if (this.closed) return
-    this.closed = true
-    this.stopKeepAlive?.()
-    if (this.session !== undefined) this.broker.detach(this.session)
-    this.socket.end()
-    setTimeout(() => this.socket.destroy(), 2000).unref()
   }
 }
