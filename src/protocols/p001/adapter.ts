@@ -16,12 +16,9 @@ import type { Socket } from 'node:net'
 import type { Broker } from '../../core/broker.js'
 import { isBrokerError } from '../../core/errors.js'
 import type { Session } from '../../core/session.js'
-import { ALL_ID, ReceiptStatus, type CloseReason, type Message, type Outbound, type Receipt, type SessionSink } from '../../core/types.js'
-import { FloodGuard, keepSessionAlive, messageText } from '../gateway-net.js'
+import { ALL_ID, ReceiptStatus, type Message, type Outbound, type Receipt } from '../../core/types.js'
+import { GatewayConnection, messageText } from '../gateway-net.js'
 import { AnswerCode, FrameType, MAX_NAME_BYTES, MAX_TEXT_BYTES, NAME_FIELD_BYTES, decode, encode, type Frame } from './codec.js'
-
-/** Events held while a claim completes, at most (the broker pushes one window of queued messages). */
-const EARLY_MAX = 100_000
 
 export const PROTOCOL = 'p001'
 
@@ -31,9 +28,6 @@ export interface P001ConnectionOptions {
   /** Outbound bytes above which the sink tells the broker to pause. */
   highWaterMark: number
 }
-
-/** Frames waiting for the async half of their handling, at most; above it the socket is paused. */
-const MAX_PENDING = 64
 
 /**
  * The name a 001 client sees for a user: the name itself when it fits the original client's C string
@@ -68,35 +62,23 @@ export function splitUtf8(text: string, maxBytes: number): string[] {
   return out
 }
 
-export class P001Connection implements SessionSink {
-  session: Session | undefined
-  /** Events pushed while broker.claim() was still attaching this connection. */
-  private early: Outbound[] = []
-  private buf: Buffer = Buffer.alloc(0)
-  private closed = false
+export class P001Connection extends GatewayConnection {
   private naming = false
-  private chain: Promise<void> = Promise.resolve()
-  private pending = 0
-  private paused = false
-  private readonly flood: FloodGuard
-  private stopKeepAlive: (() => void) | undefined
   /** messageID frames pushed as type 0, by "<sender wire name>\0<messageID>", to the seq to acknowledge. */
   private readonly awaiting = new Map<string, number>()
 
   constructor(
-    readonly broker: Broker,
-    private readonly socket: Socket,
+    broker: Broker,
+    socket: Socket,
     private readonly opts: P001ConnectionOptions,
-    readonly remote: string,
+    remote: string,
   ) {
-    this.flood = new FloodGuard(opts.floodRate)
+    super(PROTOCOL, broker, socket, opts.floodRate, remote)
   }
 
   // ------------------------------------------------------------ bytes in
 
-  feed(chunk: Buffer): void {
-    if (this.closed) return
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk])
+  protected consume(): void {
     for (;;) {
       const r = decode(this.buf)
       if (!r.ok) {
@@ -105,36 +87,10 @@ export class P001Connection implements SessionSink {
         return this.refuse(`${r.reason} frame: ${r.detail}`)
       }
       this.buf = r.rest
-      if (!this.flood.take()) return this.refuse(`flood: more than ${this.opts.floodRate} frames per second`)
+      if (!this.withinFloodLimit('frames')) return
       const frame = r.frame
-      this.pending++
-      if (this.pending > MAX_PENDING && !this.paused) {
-        this.paused = true
-        this.socket.pause()
-      }
-      this.chain = this.chain
-        .then(() => this.handle(frame))
-        .catch((err: unknown) => this.broker.log.error({ err, remote: this.remote }, 'p001: frame handling failed'))
-        .finally(() => {
-          this.pending--
-          if (this.paused && this.pending < MAX_PENDING / 2) {
-            this.paused = false
-            this.socket.resume()
-          }
-        })
+      this.serially(() => this.handle(frame), 'frame handling failed')
     }
-  }
-
-  /** The socket is gone. */
-  closedByPeer(): void {
-    if (this.closed) return
-    this.closed = true
-    this.stopKeepAlive?.()
-    if (this.session !== undefined) this.broker.detach(this.session)
-  }
-
-  drained(): void {
-    if (this.session !== undefined) this.broker.drained(this.session)
   }
 
   private async handle(f: Frame): Promise<void> {
@@ -167,23 +123,15 @@ export class P001Connection implements SessionSink {
   private async name(f: Frame): Promise<boolean> {
     if (this.naming) return false
     this.naming = true
-    try {
-      this.session = await this.broker.claim(f.src, PROTOCOL, this)
-    } catch (err) {
-      // 001 has no way to say "name refused": answer the frame "300" (not delivered) and close.
-      if (f.type === FrameType.MESSAGE) this.write(encode({ type: FrameType.ANSWER, messageId: f.messageId, src: f.dst, dst: f.src, text: AnswerCode.NOT_DELIVERED }))
-      this.early = []
-      this.refuse(`name "${f.src}" refused: ${isBrokerError(err) ? err.message : 'internal error'}`)
-      return false
-    }
-    if (this.closed) {
-      this.broker.detach(this.session)
-      return false
-    }
-    this.stopKeepAlive = keepSessionAlive(this.broker, this.session)
-    this.replayEarly()
-    this.broker.log.debug({ remote: this.remote, name: this.session.user.name }, 'p001: connection named')
-    return true
+    return this.claim(
+      f.src,
+      (err) => {
+        // 001 has no way to say "name refused": answer the frame "300" (not delivered) and close.
+        if (f.type === FrameType.MESSAGE) this.write(encode({ type: FrameType.ANSWER, messageId: f.messageId, src: f.dst, dst: f.src, text: AnswerCode.NOT_DELIVERED }))
+        this.refuse(`name "${f.src}" refused: ${isBrokerError(err) ? err.message : 'internal error'}`)
+      },
+      (s) => this.broker.log.debug({ remote: this.remote, name: s.user.name }, 'p001: connection named'),
+    )
   }
 
   /** dst → a user: "#<id>" by id, else by name; a name never seen becomes a tokenless user (store for it). */
@@ -220,24 +168,9 @@ export class P001Connection implements SessionSink {
     this.write(encode({ type: FrameType.ANSWER, messageId: messageId >>> 0, src: peer, dst: me, text: code }))
   }
 
-  private async ackQuietly(s: Session, seq: number): Promise<void> {
-    try {
-      await this.broker.ack(s, seq)
-    } catch (err) {
-      if (!s.closed) this.broker.log.warn({ err, seq }, 'p001: ack failed')
-    }
-  }
-
   // ------------------------------------------------------------ SessionSink
 
-  push(ev: Outbound): boolean {
-    if (this.closed) return false
-    if (this.session === undefined) {
-      // broker.claim() pushes queued messages before it returns the session: hold them until it has.
-      if (this.early.length < EARLY_MAX) this.early.push(ev)
-      return true
-    }
-    const s = this.session
+  protected pushTo(s: Session, ev: Outbound): boolean {
     switch (ev.type) {
       case 'message':
         this.deliver(s, ev.msg)
@@ -247,14 +180,7 @@ export class P001Connection implements SessionSink {
         if (ev.seq !== 0) void this.ackQuietly(s, ev.seq)
         break
       case 'conversation':
-        // 001 has no direct conversations: say no at once rather than let the requester wait.
-        if (ev.ev.event === 'request') {
-          try {
-            this.broker.answerConversation(s, ev.ev.convId, false)
-          } catch {
-            // already answered or expired
-          }
-        }
+        this.declineConversation(s, ev) // 001 has no direct conversations
         break
       default:
         // notices, presence and renames have no 001 form
@@ -292,45 +218,5 @@ export class P001Connection implements SessionSink {
         code = AnswerCode.NOT_DELIVERED
     }
     this.answer(r.msgId, wireName(r.recipientName, r.recipient), code)
-  }
-
-  /** Replay what the broker pushed during claim(). */
-  private replayEarly(): void {
-    const evs = this.early
-    this.early = []
-    for (const ev of evs) this.push(ev)
-  }
-
-  backlog(): number {
-    return this.socket.writableLength
-  }
-
-  close(reason: CloseReason, text: string): void {
-    // 001 has no frame to say why: log it and close.
-    this.broker.log.info({ remote: this.remote, reason, text }, 'p001: session closed by the broker')
-    this.session = undefined
-    this.shut()
-  }
-
-  // ------------------------------------------------------------ out
-
-  private write(buf: Buffer): void {
-    if (!this.closed && !this.socket.destroyed) this.socket.write(buf)
-  }
-
-  /** Bad input: log why and close this connection only. */
-  private refuse(why: string): void {
-    if (this.closed) return
-    this.broker.log.warn({ remote: this.remote, name: this.session?.user.name }, `p001: closing connection: ${why}`)
-    this.shut()
-  }
-
-  private shut(): void {
-    if (this.closed) return
-    this.closed = true
-    this.stopKeepAlive?.()
-    if (this.session !== undefined) this.broker.detach(this.session)
-    this.socket.end()
-    setTimeout(() => this.socket.destroy(), 2000).unref()
   }
 }
