@@ -15,12 +15,9 @@ import type { Broker } from '../../core/broker.js'
 import { isBrokerError } from '../../core/errors.js'
 import { decodeFileMessage, type FileService, type Upload } from '../../core/files.js'
 import type { Session } from '../../core/session.js'
-import { ALL_ID, type CloseReason, type Message, type Outbound, type SessionSink } from '../../core/types.js'
-import { FloodGuard, keepSessionAlive } from '../gateway-net.js'
+import { ALL_ID, type CloseReason, type Message, type Outbound } from '../../core/types.js'
+import { GatewayConnection } from '../gateway-net.js'
 import { NAME_IN_USE_TEXT, PacketType, WELCOME_TEXT, decodeClient, encodePacket, encodeServer, hhmm, notice, takeRaw, type ClientMessage, type Limits } from './codec.js'
-
-/** Events held while a claim completes, at most (the broker pushes one window of queued messages). */
-const EARLY_MAX = 100_000
 
 export const PROTOCOL = 'p004'
 /** Marks a message that was sent to this user alone, since 004 only knows the room. */
@@ -46,17 +43,10 @@ type OutItem =
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref())
 
-export class P004Connection implements SessionSink {
-  session: Session | undefined
-  /** Events pushed while broker.claim() was still attaching this connection. */
-  private early: Outbound[] = []
+export class P004Connection extends GatewayConnection {
   /** The client's UTC offset in seconds, from its login (null: UTC). */
   offset: number | null = null
-  private buf: Buffer = Buffer.alloc(0)
-  private closed = false
   private running = false
-  private readonly flood: FloodGuard
-  private stopKeepAlive: (() => void) | undefined
   // inbound file state
   private raw = 0
   private upload: Upload | undefined
@@ -69,19 +59,17 @@ export class P004Connection implements SessionSink {
   private lastWrite = 0
 
   constructor(
-    readonly broker: Broker,
-    private readonly socket: Socket,
+    broker: Broker,
+    socket: Socket,
     private readonly opts: P004ConnectionOptions,
-    readonly remote: string,
+    remote: string,
   ) {
-    this.flood = new FloodGuard(opts.floodRate)
+    super(PROTOCOL, broker, socket, opts.floodRate, remote)
   }
 
   // ------------------------------------------------------------ bytes in
 
-  feed(chunk: Buffer): void {
-    if (this.closed) return
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk])
+  protected consume(): void {
     if (this.raw > 0) this.armFileTimer()
     if (!this.running) void this.run()
   }
@@ -106,7 +94,7 @@ export class P004Connection implements SessionSink {
           return this.refuse(`${r.reason} packet: ${r.detail}`)
         }
         this.buf = r.rest
-        if (!this.flood.take()) return this.refuse(`flood: more than ${this.opts.floodRate} packets per second`)
+        if (!this.withinFloodLimit('packets')) return
         await this.handle(r.frame)
       }
     } catch (err) {
@@ -116,16 +104,6 @@ export class P004Connection implements SessionSink {
       this.running = false
       if (!this.closed) this.socket.resume()
     }
-  }
-
-  closedByPeer(): void {
-    if (this.closed) return
-    this.closed = true
-    this.cleanup()
-  }
-
-  drained(): void {
-    if (this.session !== undefined) this.broker.drained(this.session)
   }
 
   private async handle(m: ClientMessage): Promise<void> {
@@ -166,27 +144,21 @@ export class P004Connection implements SessionSink {
   }
 
   private async login(name: string, offset: number | null): Promise<void> {
-    let s: Session
-    try {
-      s = await this.broker.claim(name, PROTOCOL, this)
-    } catch (err) {
-      this.early = []
-      // As in the original, the client may try another name on the same connection.
-      if (isBrokerError(err) && err.code === 'SB_ERR_NAME_TAKEN') this.sendNotice(NAME_IN_USE_TEXT)
-      else if (isBrokerError(err) && err.code === 'SB_ERR_RATE_LIMITED') this.refuse('flood at login')
-      else this.sendNotice(`The name is not allowed: ${isBrokerError(err) ? err.message : 'internal error'}`)
-      return
-    }
-    if (this.closed) {
-      this.broker.detach(s)
-      return
-    }
-    this.session = s
-    this.offset = offset
-    this.broker.watchPresence(s, true) // connected / disconnected notices about the others
-    this.stopKeepAlive = keepSessionAlive(this.broker, s)
-    this.enqueue({ kind: 'packet', buf: encodeServer({ kind: 'welcome', text: WELCOME_TEXT }) })
-    this.replayEarly() // after the welcome: the original client expects it first
+    await this.claim(
+      name,
+      (err) => {
+        // As in the original, the client may try another name on the same connection.
+        if (isBrokerError(err) && err.code === 'SB_ERR_NAME_TAKEN') this.sendNotice(NAME_IN_USE_TEXT)
+        else if (isBrokerError(err) && err.code === 'SB_ERR_RATE_LIMITED') this.refuse('flood at login')
+        else this.sendNotice(`The name is not allowed: ${isBrokerError(err) ? err.message : 'internal error'}`)
+      },
+      (s) => {
+        this.offset = offset
+        this.broker.watchPresence(s, true) // connected / disconnected notices about the others
+        // Before the events held during the claim: the original client expects the welcome first.
+        this.enqueue({ kind: 'packet', buf: encodeServer({ kind: 'welcome', text: WELCOME_TEXT }) })
+      },
+    )
   }
 
   // ------------------------------------------------------------ files in
@@ -248,14 +220,7 @@ export class P004Connection implements SessionSink {
 
   // ------------------------------------------------------------ SessionSink
 
-  push(ev: Outbound): boolean {
-    if (this.closed) return false
-    if (this.session === undefined) {
-      // broker.claim() pushes queued messages before it returns the session: hold them until it has.
-      if (this.early.length < EARLY_MAX) this.early.push(ev)
-      return true
-    }
-    const s = this.session
+  protected pushTo(s: Session, ev: Outbound): boolean {
     const now = Date.now()
     switch (ev.type) {
       case 'message':
@@ -275,13 +240,7 @@ export class P004Connection implements SessionSink {
         this.sendNotice(ev.text)
         break
       case 'conversation':
-        if (ev.ev.event === 'request') {
-          try {
-            this.broker.answerConversation(s, ev.ev.convId, false) // 004 has no direct conversations
-          } catch {
-            // already answered or expired
-          }
-        }
+        this.declineConversation(s, ev) // 004 has no direct conversations
         break
     }
     return this.out.length < this.opts.maxQueuedPackets / 2
@@ -335,30 +294,13 @@ export class P004Connection implements SessionSink {
     })
   }
 
-  private async ackQuietly(s: Session, seq: number): Promise<void> {
-    try {
-      await this.broker.ack(s, seq)
-    } catch (err) {
-      if (!s.closed) this.broker.log.warn({ err, seq }, 'p004: ack failed')
-    }
-  }
-
-  /** Replay what the broker pushed during claim(). */
-  private replayEarly(): void {
-    const evs = this.early
-    this.early = []
-    for (const ev of evs) this.push(ev)
-  }
-
-  backlog(): number {
+  override backlog(): number {
     return this.outBytes + this.socket.writableLength
   }
 
-  close(reason: CloseReason, text: string): void {
-    this.broker.log.info({ remote: this.remote, reason, text }, 'p004: session closed by the broker')
+  /** 004 can say why: a notice, which the paced queue writes before the connection closes. */
+  protected override farewell(reason: CloseReason, text: string): void {
     this.sendNotice(text || `Disconnected: ${reason}`)
-    this.session = undefined
-    // Let the paced queue write the notice, then close.
     setTimeout(() => this.shut(), this.opts.paceMs * 2).unref()
   }
 
@@ -456,28 +398,13 @@ export class P004Connection implements SessionSink {
     this.sendNotice(`${capitalise(what)}: ${why}`)
   }
 
-  private refuse(why: string): void {
-    if (this.closed) return
-    this.broker.log.warn({ remote: this.remote, name: this.session?.user.name }, `p004: closing connection: ${why}`)
-    this.shut()
-  }
-
-  private shut(): void {
-    if (this.closed) return
-    this.closed = true
-    this.cleanup()
-    this.socket.end()
-    setTimeout(() => this.socket.destroy(), 2000).unref()
-  }
-
-  private cleanup(): void {
+  protected override cleanup(): void {
     clearTimeout(this.fileTimer)
-    this.stopKeepAlive?.()
     void this.upload?.abort('the connection closed').catch(() => undefined)
     this.upload = undefined
     this.out.length = 0
     this.outBytes = 0
-    if (this.session !== undefined) this.broker.detach(this.session)
+    super.cleanup()
   }
 }
 
