@@ -695,13 +695,15 @@ export class Broker {
   }
 
   private async ackInternal(s: Session, seq: number): Promise<boolean> {
+    const handed = s.inflight.get(seq)
     s.inflight.delete(seq)
     s.notYet.delete(seq)
     const r = await this.committer.submit({ type: 'ack', user: s.user.id, seq })
     if (r.type !== 'ack' || r.removed === null) return false
     const m = r.removed
     if (m.flags & Flag.READ_RECEIPT) {
-      s.recent.set(seq, { ...m, body: EMPTY })
+      // The handed-out copy's flags: markRead clears READ_RECEIPT there once its 210 is sent.
+      s.recent.set(seq, { ...m, flags: handed?.flags ?? m.flags, body: EMPTY })
       if (s.recent.size > RECENT_ACKED) s.recent.delete(s.recent.keys().next().value!)
     }
     if (m.kind !== 'receipt' && m.flags & Flag.RECEIPT && m.from !== SERVER_ID)
@@ -714,8 +716,14 @@ export class Broker {
   async markRead(s: Session, msg: { from: number; msgId: number; seq: number; flags: number; topic?: string }): Promise<void> {
     this.live(s)
     this.touch(s)
-    if (msg.flags & Flag.READ_RECEIPT)
-      this.receipt(msg.from, { msgId: msg.msgId, status: ReceiptStatus.READ, recipient: s.user.id, recipientName: s.user.name, seq: msg.seq, at: this.now(), topic: msg.topic })
+    if (!(msg.flags & Flag.READ_RECEIPT)) return
+    // One 210 per message: a receipt to an offline sender is stored in its queue, so repeating READ would
+    // otherwise let a recipient fill the sender's queue. The bit is cleared on this session's own copy.
+    const handed = s.inflight.get(msg.seq)
+    if (handed !== undefined) s.inflight.set(msg.seq, { ...handed, flags: handed.flags & ~Flag.READ_RECEIPT })
+    const acked = s.recent.get(msg.seq)
+    if (acked !== undefined) s.recent.set(msg.seq, { ...acked, flags: acked.flags & ~Flag.READ_RECEIPT })
+    this.receipt(msg.from, { msgId: msg.msgId, status: ReceiptStatus.READ, recipient: s.user.id, recipientName: s.user.name, seq: msg.seq, at: this.now(), topic: msg.topic })
   }
 
   /** A message this session was handed and has not acknowledged (for markRead by seq). */

@@ -4,7 +4,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestServer } from '../helpers/server.js'
-import { registered, sleep } from '../helpers/native-client.js'
+import { loggedIn, registered, sleep } from '../helpers/native-client.js'
 import { SendFlag, SendStatusCode, type FrameOf } from '../../src/protocols/native/frames.js'
 import { ErrorNumbers } from '../../src/core/errors.js'
 
@@ -47,4 +47,33 @@ test('an idempotent send refused for a full queue can be retried with the same m
   await sleep(20)
   const again = await bob.expect({ type: 'TAKE', max: 10, mode: 0, waitMs: 0 }, 'BATCH')
   assert.deepEqual(again.msgs.map((m) => m.body.toString()), ['two'])
+})
+
+test('marking one message read many times gives its sender one 210, not one per request', async (t) => {
+  // Every READ of the same seq sent another 210; for an offline sender each was stored in its queue, so a
+  // recipient could fill the sender's queue (then everyone's messages to it were refused as queue-full).
+  const { port } = await startTestServer(t, { maxQueueLength: 5 })
+  const alice = await registered(t, port, 'alice')
+  const bob = await registered(t, port, 'bob')
+  const carol = await registered(t, port, 'carol')
+  assert.equal((await alice.say(to('bob'), 'read me', { msgId: 7, flags: SendFlag.READ_RECEIPT })).type, 'ACCEPTED')
+  const d = await bob.next('DELIVER')
+  alice.send({ type: 'BYE' })
+  await alice.closed
+  await sleep(20)
+  // read before the ack, then after it (from the recently acknowledged list), then again and again
+  for (let i = 0; i < 3; i++) bob.send({ type: 'READ', seq: d.msg.seq })
+  bob.ack(d.msg.seq)
+  await sleep(300) // the ack's group commit (an fsync) is done
+  for (let i = 0; i < 5; i++) bob.send({ type: 'READ', seq: d.msg.seq })
+  const ping = await bob.request({ type: 'PING' })
+  assert.equal(ping.type, 'PONG')
+  await sleep(30)
+  assert.deepEqual(bob.take('ERROR').map((e) => e.message), [], 'READ of a delivered message is accepted')
+  // alice's queue still has room for carol
+  assert.equal((await carol.say(to('alice'), 'hello')).type, 'ACCEPTED', 'the sender\'s queue was not filled with receipts')
+  const again = await loggedIn(t, port, alice)
+  await sleep(100)
+  const reads = again.take('RECEIPT').filter((r) => r.msgId === 7 && r.status === 210)
+  assert.equal(reads.length, 1, 'exactly one read receipt')
 })
