@@ -90,6 +90,16 @@ export function messageText(m: Message): string {
   return f === undefined ? '[file]' : fileAsText(f.name, f.size, f.fileId, f.text)
 }
 
+/** A conversation request: legacy protocols have none, so say no at once rather than let the requester wait. */
+export function declineConversation(broker: Pick<Broker, 'answerConversation'>, s: Session, ev: Extract<Outbound, { type: 'conversation' }>): void {
+  if (ev.ev.event !== 'request') return
+  try {
+    broker.answerConversation(s, ev.ev.convId, false)
+  } catch {
+    // already answered or expired
+  }
+}
+
 /**
  * Legacy protocols have no heartbeat: the open TCP connection is the only sign of life. Touch the session
  * often enough that the broker's reaper (idleTimeoutMs) never ends a connected user who only reads.
@@ -233,16 +243,6 @@ export abstract class GatewayConnection implements SessionSink {
       await this.broker.ack(s, seq)
     } catch (err) {
       if (!s.closed) this.broker.log.warn({ err, seq }, `${this.protocol}: ack failed`)
-    }
-  }
-
-  /** A conversation request: legacy protocols have none, so say no at once rather than let the requester wait. */
-  protected declineConversation(s: Session, ev: Extract<Outbound, { type: 'conversation' }>): void {
-    if (ev.ev.event !== 'request') return
-    try {
-      this.broker.answerConversation(s, ev.ev.convId, false)
-    } catch {
-      // already answered or expired
     }
   }
 

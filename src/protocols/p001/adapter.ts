@@ -17,7 +17,7 @@ import type { Broker } from '../../core/broker.js'
 import { isBrokerError } from '../../core/errors.js'
 import type { Session } from '../../core/session.js'
 import { ALL_ID, ReceiptStatus, type Message, type Outbound, type Receipt } from '../../core/types.js'
-import { GatewayConnection, messageText } from '../gateway-net.js'
+import { GatewayConnection, declineConversation, messageText } from '../gateway-net.js'
 import { AnswerCode, FrameType, MAX_NAME_BYTES, MAX_TEXT_BYTES, NAME_FIELD_BYTES, decode, encode, type Frame } from './codec.js'
 
 export const PROTOCOL = 'p001'
@@ -180,7 +180,7 @@ export class P001Connection extends GatewayConnection {
         if (ev.seq !== 0) void this.ackQuietly(s, ev.seq)
         break
       case 'conversation':
-        this.declineConversation(s, ev) // 001 has no direct conversations
+        declineConversation(this.broker, s, ev) // 001 has no direct conversations
         break
       default:
         // notices, presence and renames have no 001 form

@@ -14,7 +14,7 @@ import type { Broker } from '../../core/broker.js'
 import { isBrokerError } from '../../core/errors.js'
 import type { Session } from '../../core/session.js'
 import { ALL_ID, type Message, type Outbound } from '../../core/types.js'
-import { GatewayConnection, messageText } from '../gateway-net.js'
+import { GatewayConnection, declineConversation, messageText } from '../gateway-net.js'
 import { decodeMessage, decodeName, encodeDelivery, type Limits } from './codec.js'
 
 export const PROTOCOL = 'p002'
@@ -80,7 +80,7 @@ export class P002Connection extends GatewayConnection {
   protected pushTo(s: Session, ev: Outbound): boolean {
     if (ev.type === 'message') this.deliver(s, ev.msg)
     else if (ev.type === 'receipt' && ev.seq !== 0) void this.ackQuietly(s, ev.seq) // 002 never asks for receipts
-    else if (ev.type === 'conversation') this.declineConversation(s, ev) // 002 has no direct conversations
+    else if (ev.type === 'conversation') declineConversation(this.broker, s, ev) // 002 has no direct conversations
     // presence, renames and notices: the original room is silent about who comes and goes
     return this.socket.writableLength < this.opts.highWaterMark
   }

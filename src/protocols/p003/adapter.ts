@@ -20,7 +20,7 @@ import type { Broker } from '../../core/broker.js'
 import { isBrokerError } from '../../core/errors.js'
 import type { Session } from '../../core/session.js'
 import { ALL_ID, type CloseReason, type Outbound, type SessionSink } from '../../core/types.js'
-import { FloodGuard, keepSessionAlive, messageText } from '../gateway-net.js'
+import { FloodGuard, declineConversation, keepSessionAlive, messageText } from '../gateway-net.js'
 import { EMPTY_REPLY, conversationPublication, isValidName, mailPublication, parseRequest, registerReply } from './codec.js'
 
 export const PROTOCOL = 'p003'
@@ -46,10 +46,46 @@ export interface P003GatewayOptions {
   maxMessageBytes: number
 }
 
-/** One registered 003 name. */
-class ZmqUser implements SessionSink {
+/**
+ * A 003 session's sink. The session is in the broker before claim() returns it (claim still awaits the bus's
+ * presence write), so events can be pushed first: they are held, and sent once claimed() has the session.
+ */
+abstract class ClaimedSink implements SessionSink {
   session: Session | undefined
-  early: Outbound[] = []
+  private early: Outbound[] = []
+
+  push(ev: Outbound): boolean {
+    const s = this.session
+    if (s === undefined) {
+      this.early.push(ev)
+      return true
+    }
+    if (s.closed) return false
+    this.pushTo(s, ev)
+    return true
+  }
+
+  /** An event for the live session (published on PUB, never paused: backlog is PUB's). */
+  protected abstract pushTo(s: Session, ev: Outbound): void
+
+  /** claim() has returned the session: keep it, then send what was pushed meanwhile. */
+  claimed(s: Session): Session {
+    this.session = s
+    const evs = this.early
+    this.early = []
+    for (const ev of evs) this.push(ev)
+    return s
+  }
+
+  backlog(): number {
+    return 0
+  }
+
+  abstract close(reason: CloseReason, text: string): void
+}
+
+/** One registered 003 name. */
+class ZmqUser extends ClaimedSink {
   endpoints: number[] = []
   readyAt: number
   stopKeepAlive: (() => void) | undefined
@@ -61,39 +97,23 @@ class ZmqUser implements SessionSink {
     joinDelayMs: number,
     floodRate: number,
   ) {
+    super()
     this.readyAt = Date.now() + joinDelayMs
     this.flood = new FloodGuard(floodRate)
   }
 
-  push(ev: Outbound): boolean {
-    const s = this.session
-    if (s === undefined) {
-      this.early.push(ev) // broker.claim() pushes queued mail before it returns the session
-      return true
-    }
-    if (s.closed) return false
+  protected pushTo(s: Session, ev: Outbound): void {
     if (ev.type === 'message') {
       const m = ev.msg
-      if (m.to === ALL_ID || m.kind === 'receipt' || m.kind === 'control') return true // 003 has no room
+      if (m.to === ALL_ID || m.kind === 'receipt' || m.kind === 'control') return // 003 has no room
       let text = messageText(m)
       if (m.topic !== undefined) text = `[${m.topic}] ${text}`
       this.gw.publish(mailPublication(s.user.name, m.fromName, text), this.readyAt, () => {
         if (m.seq !== 0) this.gw.ackQuietly(s, m.seq)
       })
     } else if (ev.type === 'receipt' && ev.seq !== 0) this.gw.ackQuietly(s, ev.seq) // 003 mail has no receipts
-    else if (ev.type === 'conversation' && ev.ev.event === 'request') {
-      // A request from another protocol would need the gateway to stand in as the peer: not bridged; say no.
-      try {
-        this.gw.broker.answerConversation(s, ev.ev.convId, false)
-      } catch {
-        // already answered or expired
-      }
-    }
-    return true
-  }
-
-  backlog(): number {
-    return 0
+    // A request from another protocol would need the gateway to stand in as the peer: not bridged; say no.
+    else if (ev.type === 'conversation') declineConversation(this.gw.broker, s, ev)
   }
 
   close(reason: CloseReason, text: string): void {
@@ -103,35 +123,24 @@ class ZmqUser implements SessionSink {
 }
 
 /** The bridge's sink: every topic copy it receives is published under the topic's prefix. */
-class TopicBridge implements SessionSink {
-  session: Session | undefined
-  early: Outbound[] = []
+class TopicBridge extends ClaimedSink {
   readonly subscribed = new Set<string>()
-  constructor(readonly gw: P003Gateway) {}
-  push(ev: Outbound): boolean {
-    const s = this.session
-    if (s === undefined) {
-      this.early.push(ev) // broker.claim() pushes queued mail before it returns the session
-      return true
-    }
-    if (s.closed) return false
+  constructor(readonly gw: P003Gateway) {
+    super()
+  }
+  protected pushTo(s: Session, ev: Outbound): void {
     if (ev.type === 'message') {
       const m = ev.msg
-      if (m.to === ALL_ID) return true
+      if (m.to === ALL_ID) return
       if (m.topic !== undefined) this.gw.publish(mailPublication(m.topic, m.fromName, messageText(m)), 0, () => this.gw.ackQuietly(s, m.seq))
       else if (m.seq !== 0) this.gw.ackQuietly(s, m.seq) // direct mail to the bridge: nobody reads it
     } else if (ev.type === 'receipt' && ev.seq !== 0) this.gw.ackQuietly(s, ev.seq)
-    return true
-  }
-  backlog(): number {
-    return 0
   }
   close(reason: CloseReason): void {
     this.gw.broker.log.warn({ reason }, 'p003: the topic bridge session ended')
     this.session = undefined
   }
 }
-
 
 export class P003Gateway {
   readonly pub: Publisher
@@ -166,9 +175,8 @@ export class P003Gateway {
     this.pubPort = portOf(this.pub.lastEndpoint)
     this.repPort = portOf(this.rep.lastEndpoint)
     try {
-      this.bridge.session = await this.broker.claim(BRIDGE_NAME, PROTOCOL, this.bridge)
-      replay(this.bridge)
-      this.stopBridgeKeepAlive = keepSessionAlive(this.broker, this.bridge.session)
+      const s = this.bridge.claimed(await this.broker.claim(BRIDGE_NAME, PROTOCOL, this.bridge))
+      this.stopBridgeKeepAlive = keepSessionAlive(this.broker, s)
       await this.scanTopics()
       this.scanTimer = setInterval(() => void this.scanTopics(), this.opts.topicScanMs)
       this.scanTimer.unref()
@@ -271,8 +279,7 @@ export class P003Gateway {
     u.endpoints = [this.free.shift()!, this.free.shift()!]
     this.users.set(name, u)
     try {
-      u.session = await this.broker.claim(name, PROTOCOL, u)
-      replay(u)
+      u.claimed(await this.broker.claim(name, PROTOCOL, u))
     } catch (err) {
       this.released(u)
       const why = isBrokerError(err) ? err.message : 'internal error'
@@ -306,8 +313,7 @@ export class P003Gateway {
     const u = new ZmqUser(this, name, 0, this.opts.floodRate)
     this.users.set(name, u)
     try {
-      u.session = await this.broker.claim(name, PROTOCOL, u)
-      replay(u)
+      u.claimed(await this.broker.claim(name, PROTOCOL, u))
       return u
     } catch (err) {
       this.users.delete(name)
@@ -395,12 +401,6 @@ export class P003Gateway {
   get freeEndpoints(): number {
     return this.free.length
   }
-}
-
-function replay(sink: SessionSink & { early: Outbound[] }): void {
-  const evs = sink.early
-  sink.early = []
-  for (const ev of evs) sink.push(ev)
 }
 
 function refusal(why: string): string {

@@ -16,7 +16,7 @@ import { isBrokerError } from '../../core/errors.js'
 import { decodeFileMessage, type FileService, type Upload } from '../../core/files.js'
 import type { Session } from '../../core/session.js'
 import { ALL_ID, type CloseReason, type Message, type Outbound } from '../../core/types.js'
-import { GatewayConnection } from '../gateway-net.js'
+import { GatewayConnection, declineConversation } from '../gateway-net.js'
 import { NAME_IN_USE_TEXT, PacketType, WELCOME_TEXT, decodeClient, encodePacket, encodeServer, hhmm, notice, takeRaw, type ClientMessage, type Limits } from './codec.js'
 
 export const PROTOCOL = 'p004'
@@ -240,7 +240,7 @@ export class P004Connection extends GatewayConnection {
         this.sendNotice(ev.text)
         break
       case 'conversation':
-        this.declineConversation(s, ev) // 004 has no direct conversations
+        declineConversation(this.broker, s, ev) // 004 has no direct conversations
         break
     }
     return this.out.length < this.opts.maxQueuedPackets / 2
