@@ -128,9 +128,21 @@ export function registerSse(app: FastifyInstance, deps: SseDeps): void {
     if (token === undefined) throw new BrokerError('SB_ERR_NOT_LOGGED_IN', 'send Authorization: Bearer <token> or ?token=<token>')
     const res = reply.raw
     const outlet = new SseOutlet(res, opts.highWaterMark)
+    // The client may go away while the login runs (a store round trip): 'close' fires only once, so watch for it now.
+    let gone = false
+    const early = (): void => {
+      gone = true
+    }
+    res.once('close', early)
     // Until the head is written, a refusal is an ordinary problem+json answer.
     const hs = await sessions.openStream(token, req.ip, outlet)
+    res.off('close', early)
     reply.hijack()
+    if (gone || res.destroyed) {
+      outlet.abort()
+      sessions.detach(hs)
+      return
+    }
     const headers: Record<string, string | number | string[]> = {}
     for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) headers[k] = v
     res.writeHead(200, {
