@@ -504,6 +504,8 @@ export class PostgresStore implements Store {
     const inserts = new Map<string, StoredMessage>() // rows this batch will insert, by user:seq
     const held = new HeldColumns()
     const results: StoreResult[] = []
+    const undoSenders: number[] = []
+    const undoIds: number[] = []
     ops.forEach((op, i) => {
       if (op.type === 'send') {
         if (isDuplicate(op, i)) {
@@ -528,6 +530,12 @@ export class PostgresStore implements Store {
           u.changed = true
           inserts.set(`${cp.to}:${seq}`, { ...cp, seq })
           seqs.push(seq)
+        }
+        // Nothing stored (every queue full, or the user gone): the sender is refused and will retry, so the key
+        // must not make that retry a "duplicate" of a message that was never kept.
+        if (op.dedupe !== undefined && seqs.every((q) => q === 0)) {
+          undoSenders.push(op.dedupe.sender)
+          undoIds.push(op.dedupe.msgId)
         }
         results.push({ type: 'send', duplicate: false, seqs })
         return
@@ -554,7 +562,12 @@ export class PostgresStore implements Store {
       results.push({ type: 'ack', removed })
     })
 
-    // 5. Write: queued rows, held rows, counters.
+    // 5. Write: dedupe keys of sends that stored nothing removed, queued rows, held rows, counters.
+    if (undoSenders.length > 0)
+      await c.query(
+        'DELETE FROM dedupe d USING unnest($1::bigint[], $2::bigint[]) AS k(s, m) WHERE d.sender = k.s AND d.msg_id = k.m',
+        [undoSenders, undoIds],
+      )
     if (inserts.size > 0) {
       const q = new QueueColumns()
       for (const m of inserts.values()) q.push(m)
