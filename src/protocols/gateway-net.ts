@@ -50,6 +50,27 @@ export async function listenTcp(host: string, port: number, onSocket: (socket: n
 }
 
 /**
+ * listenTcp with one GatewayConnection per socket, made by connect: no Nagle (every frame leaves as its own
+ * segment, which 004's pacing relies on, ORIGINALS §004), TCP keep-alive, and the socket's events wired to
+ * the connection. A socket error just destroys the socket: 'close' follows and ends the session.
+ */
+export function listenGateway(
+  host: string,
+  port: number,
+  connect: (socket: net.Socket, remote: string) => GatewayConnection,
+): Promise<GatewayListener> {
+  return listenTcp(host, port, (socket) => {
+    socket.setNoDelay(true)
+    socket.setKeepAlive(true, 30_000)
+    const conn = connect(socket, `${socket.remoteAddress}:${socket.remotePort}`)
+    socket.on('data', (chunk: Buffer) => conn.feed(chunk))
+    socket.on('drain', () => conn.drained())
+    socket.on('close', () => conn.closedByPeer())
+    socket.on('error', () => socket.destroy())
+  })
+}
+
+/**
  * Token bucket over frames per second on one connection: a legacy client types, it does not stream, so a
  * connection over the limit is a flood and is closed. `take()` is false when the bucket is empty.
  */

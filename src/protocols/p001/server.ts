@@ -3,7 +3,7 @@
  * --legacy). See docs/protocol/p001.md "Switchboard gateway".
  */
 import type { Broker } from '../../core/broker.js'
-import { DEFAULT_FLOOD_RATE, listenTcp } from '../gateway-net.js'
+import { DEFAULT_FLOOD_RATE, listenGateway } from '../gateway-net.js'
 import { P001Connection } from './adapter.js'
 
 export interface P001StartOptions {
@@ -30,15 +30,7 @@ export async function startP001(broker: Broker, opts: P001StartOptions): Promise
   if (opts.ackTimeoutMs !== undefined && opts.ackTimeoutMs !== broker.ackTimeoutMs)
     broker.log.warn({ asked: opts.ackTimeoutMs, broker: broker.ackTimeoutMs }, 'p001: the broker ack timeout governs the "300" answer')
   const connOpts = { floodRate: opts.floodRate ?? DEFAULT_FLOOD_RATE, highWaterMark: opts.highWaterMark ?? 256 * 1024 }
-  const listener = await listenTcp(opts.host, opts.port, (socket) => {
-    socket.setNoDelay(true)
-    socket.setKeepAlive(true, 30_000)
-    const conn = new P001Connection(broker, socket, connOpts, `${socket.remoteAddress}:${socket.remotePort}`)
-    socket.on('data', (chunk: Buffer) => conn.feed(chunk))
-    socket.on('drain', () => conn.drained())
-    socket.on('close', () => conn.closedByPeer())
-    socket.on('error', () => socket.destroy())
-  })
+  const listener = await listenGateway(opts.host, opts.port, (socket, remote) => new P001Connection(broker, socket, connOpts, remote))
   broker.log.info({ host: opts.host, port: listener.port }, 'p001 gateway listening')
   return listener
 }

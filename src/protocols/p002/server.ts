@@ -3,7 +3,7 @@
  * --legacy). See docs/protocol/p002.md "Switchboard gateway".
  */
 import type { Broker } from '../../core/broker.js'
-import { DEFAULT_FLOOD_RATE, listenTcp } from '../gateway-net.js'
+import { DEFAULT_FLOOD_RATE, listenGateway } from '../gateway-net.js'
 import { P002Connection } from './adapter.js'
 import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_USERNAME_BYTES } from './codec.js'
 
@@ -35,15 +35,7 @@ export async function startP002(broker: Broker, opts: P002StartOptions): Promise
     floodRate: opts.floodRate ?? DEFAULT_FLOOD_RATE,
     highWaterMark: opts.highWaterMark ?? 256 * 1024,
   }
-  const listener = await listenTcp(opts.host, opts.port, (socket) => {
-    socket.setNoDelay(true)
-    socket.setKeepAlive(true, 30_000)
-    const conn = new P002Connection(broker, socket, connOpts, `${socket.remoteAddress}:${socket.remotePort}`)
-    socket.on('data', (chunk: Buffer) => conn.feed(chunk))
-    socket.on('drain', () => conn.drained())
-    socket.on('close', () => conn.closedByPeer())
-    socket.on('error', () => socket.destroy())
-  })
+  const listener = await listenGateway(opts.host, opts.port, (socket, remote) => new P002Connection(broker, socket, connOpts, remote))
   broker.log.info({ host: opts.host, port: listener.port }, 'p002 gateway listening')
   return listener
 }

@@ -4,7 +4,7 @@
  */
 import type { Broker } from '../../core/broker.js'
 import type { FileService } from '../../core/files.js'
-import { DEFAULT_FLOOD_RATE, listenTcp } from '../gateway-net.js'
+import { DEFAULT_FLOOD_RATE, listenGateway } from '../gateway-net.js'
 import { P004Connection } from './adapter.js'
 
 export interface P004StartOptions {
@@ -36,16 +36,7 @@ export async function startP004(broker: Broker, opts: P004StartOptions): Promise
     floodRate: opts.floodRate ?? DEFAULT_FLOOD_RATE,
     maxQueuedPackets: opts.maxQueuedPackets ?? 2000,
   }
-  const listener = await listenTcp(opts.host, opts.port, (socket) => {
-    // No Nagle: each packet must leave as its own segment, paced (ORIGINALS §004).
-    socket.setNoDelay(true)
-    socket.setKeepAlive(true, 30_000)
-    const conn = new P004Connection(broker, socket, connOpts, `${socket.remoteAddress}:${socket.remotePort}`)
-    socket.on('data', (chunk: Buffer) => conn.feed(chunk))
-    socket.on('drain', () => conn.drained())
-    socket.on('close', () => conn.closedByPeer())
-    socket.on('error', () => socket.destroy())
-  })
+  const listener = await listenGateway(opts.host, opts.port, (socket, remote) => new P004Connection(broker, socket, connOpts, remote))
   broker.log.info({ host: opts.host, port: listener.port, files: opts.files !== undefined }, 'p004 gateway listening')
   return listener
 }
