@@ -108,6 +108,7 @@ interface Conversation {
 }
 
 const PAGE = 256
+const MAX_PENDING_CONVERSATIONS = 32
 /** Acknowledged messages per session that can still be marked read. */
 const RECENT_ACKED = 512
 const EMPTY = Buffer.alloc(0)
@@ -620,7 +621,8 @@ export class Broker {
       rows = await this.store.readQueue(s.user.id, after, PAGE, this.now())
     } catch (err) {
       s.loading = false
-      this.log.error({ err, user: s.user.id }, 'reading a queue failed')
+      this.log.error({ err, user: s.user.id }, 'reading a queue failed: trying again in a second')
+      setTimeout(() => this.pump(s), 1000).unref()
       return
     }
     s.loading = false
@@ -1036,6 +1038,14 @@ export class Broker {
       throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', 'no such user')
     if (!this.sessions.has(u.id) && !(await this.bus.isOnline(u.id)))
       throw new BrokerError('SB_ERR_CONFLICT', `${u.name} is not online`)
+    // One conversation per pair: asking again returns the one already pending or open.
+    let mine = 0
+    for (const c of this.conversations.values()) {
+      if ((c.a.id === s.user.id && c.b.id === u.id) || (c.a.id === u.id && c.b.id === s.user.id)) return c.id
+      if (c.a.id === s.user.id && !c.open) mine++
+    }
+    if (mine >= MAX_PENDING_CONVERSATIONS)
+      throw new BrokerError('SB_ERR_LIMIT', `more than ${MAX_PENDING_CONVERSATIONS} conversation requests waiting for an answer`, 'maxPendingConversations')
     const c: Conversation = { id: randomUUID(), a: { ...s.user }, b: u, open: false, timer: undefined }
     const expiresAt = this.now() + this.conversationTimeoutMs
     // The requester's node owns the expiry; the peer's node keeps a mirror (see mirrorConversation).

@@ -132,7 +132,7 @@ test('WebSocket carries native frames: register, send to a REST user, receive a 
   assert.equal(welcome.corr, 1)
   assert.equal(welcome.name, 'wsuser')
   assert.ok(welcome.token.length > 0)
-  assert.equal(f.broker.sessionOf(welcome.id)?.protocol, 'native')
+  assert.equal(f.broker.sessionOf(welcome.id)?.protocol, 'ws')
 
   ws.send(
     encode({

@@ -91,7 +91,9 @@ export class NativeConnection implements SessionSink {
   private readonly reader: FrameReader
   private closed = false
   private pending = 0
-  private paused = false
+  /** Reasons to stop reading the socket now (too many requests in flight; uploads waiting for the disk). */
+  private holds = 0
+  private pendingHold = false
   private loginTimer: NodeJS.Timeout | undefined
   private drainWaiters: (() => void)[] = []
   private loggingIn = false
@@ -163,9 +165,9 @@ export class NativeConnection implements SessionSink {
 
   private dispatch(frame: Frame): void {
     this.pending++
-    if (this.pending > MAX_PENDING_REQUESTS && !this.paused) {
-      this.paused = true
-      this.transport.pause()
+    if (this.pending > MAX_PENDING_REQUESTS && !this.pendingHold) {
+      this.pendingHold = true
+      this.holdInput()
     }
     this.handle(frame)
       .catch((err: unknown) => {
@@ -180,11 +182,20 @@ export class NativeConnection implements SessionSink {
       })
       .finally(() => {
         this.pending--
-        if (this.paused && this.pending < MAX_PENDING_REQUESTS / 2) {
-          this.paused = false
-          this.transport.resume()
+        if (this.pendingHold && this.pending < MAX_PENDING_REQUESTS / 2) {
+          this.pendingHold = false
+          this.releaseInput()
         }
       })
+  }
+
+  /** Stop reading the socket until every hold is released (inbound backpressure). */
+  holdInput(): void {
+    if (this.holds++ === 0) this.transport.pause()
+  }
+
+  releaseInput(): void {
+    if (this.holds > 0 && --this.holds === 0) this.transport.resume()
   }
 
   private need(): Session {

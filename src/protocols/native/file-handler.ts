@@ -19,9 +19,14 @@ interface Pending {
 }
 
 const CHUNK = 64 * 1024
+/** Chunk bytes a connection may have waiting for the disk before its socket stops being read. */
+const QUEUED_HIGH = 4 * 1024 * 1024
+const QUEUED_LOW = 1024 * 1024
 
 export class NativeFileHandler implements FileHandler {
   private readonly byConn = new Map<NativeConnection, Map<string, Pending>>()
+  /** Chunk bytes received and not yet written, per connection; above QUEUED_HIGH the socket is held. */
+  private readonly queued = new Map<NativeConnection, { bytes: number; held: boolean }>()
 
   constructor(private readonly files: FileService) {}
 
@@ -62,6 +67,21 @@ export class NativeFileHandler implements FileHandler {
       case 'FILE_CHUNK': {
         const p = this.pending(conn, f.uploadId)
         const data = f.data
+        let q = this.queued.get(conn)
+        if (q === undefined) this.queued.set(conn, (q = { bytes: 0, held: false }))
+        const queue = q
+        queue.bytes += data.length
+        if (!queue.held && queue.bytes > QUEUED_HIGH) {
+          queue.held = true
+          conn.holdInput()
+        }
+        const written = (): void => {
+          queue.bytes -= data.length
+          if (queue.held && queue.bytes < QUEUED_LOW) {
+            queue.held = false
+            conn.releaseInput()
+          }
+        }
         p.chain = p.chain.then(async () => {
           if (p.failed !== undefined) return
           try {
@@ -72,7 +92,7 @@ export class NativeFileHandler implements FileHandler {
             await p.upload.abort(p.failed.message).catch(() => undefined)
             conn.error(f.corr, p.failed.code, p.failed.message, p.failed.limit ?? '')
           }
-        })
+        }).finally(written)
         return
       }
       case 'FILE_END': {
@@ -126,6 +146,7 @@ export class NativeFileHandler implements FileHandler {
   }
 
   connectionClosed(conn: NativeConnection): void {
+    this.queued.delete(conn)
     const m = this.byConn.get(conn)
     this.byConn.delete(conn)
     if (m === undefined) return
