@@ -88,7 +88,6 @@ abstract class ClaimedSink implements SessionSink {
 class ZmqUser extends ClaimedSink {
   endpoints: number[] = []
   readyAt: number
-  stopKeepAlive: (() => void) | undefined
   readonly flood: FloodGuard
 
   constructor(
@@ -175,7 +174,7 @@ export class P003Gateway {
     this.pubPort = portOf(this.pub.lastEndpoint)
     this.repPort = portOf(this.rep.lastEndpoint)
     try {
-      const s = this.bridge.claimed(await this.broker.claim(BRIDGE_NAME, PROTOCOL, this.bridge))
+      const s = this.bridge.claimed(await this.broker.claim(BRIDGE_NAME, PROTOCOL, this.bridge, { hidden: true }))
       this.stopBridgeKeepAlive = keepSessionAlive(this.broker, s)
       await this.scanTopics()
       this.scanTimer = setInterval(() => void this.scanTopics(), this.opts.topicScanMs)
@@ -391,7 +390,6 @@ export class P003Gateway {
 
   /** A 003 session ended (reaped, replaced, shut down): its endpoints go back to the pool, at the end. */
   released(u: ZmqUser): void {
-    u.stopKeepAlive?.()
     if (this.users.get(u.name) === u) this.users.delete(u.name)
     this.free.push(...u.endpoints)
     u.endpoints = []
