@@ -135,13 +135,19 @@ export class NativeConnection implements SessionSink {
 
   /** The stream is gone. */
   closedByPeer(): void {
-    if (this.closed) return
+    this.finish()
+  }
+
+  /** Mark closed and release what the connection holds: its session, its uploads, its waiters. */
+  private finish(): boolean {
+    if (this.closed) return false
     this.closed = true
     clearTimeout(this.loginTimer)
     if (this.session !== undefined) this.broker.detach(this.session)
     this.opts.files?.connectionClosed(this)
     for (const w of this.drainWaiters) w()
     this.drainWaiters = []
+    return true
   }
 
   /** The transport drained below its high-water mark. */
@@ -404,14 +410,7 @@ export class NativeConnection implements SessionSink {
   }
 
   private shut(): void {
-    if (this.closed) return
-    this.closed = true
-    clearTimeout(this.loginTimer)
-    if (this.session !== undefined) this.broker.detach(this.session)
-    this.opts.files?.connectionClosed(this)
-    for (const w of this.drainWaiters) w()
-    this.drainWaiters = []
-    this.transport.end()
+    if (this.finish()) this.transport.end()
   }
 
   // ------------------------------------------------------------ SessionSink
