@@ -7,7 +7,8 @@
  * better-sqlite3 is synchronous and this process is the only writer, so the two connections never hold
  * the write lock at the same time; busy_timeout only matters to an outside reader (a backup, the CLI).
  */
-import Database from 'better-sqlite3'
+import Database from './driver.js'
+import type { BetterSqlite3 } from './driver.js'
 import type { FileMeta, FileRecord, FileSweep } from '../file-meta.js'
 
 const SCHEMA = `
@@ -54,7 +55,7 @@ export interface SqliteFileMetaOptions {
 
 export class SqliteFileMeta implements FileMeta {
   readonly kind = 'sqlite'
-  private db!: Database.Database
+  private db!: BetterSqlite3.Database
   private stmts!: ReturnType<SqliteFileMeta['prepare']>
 
   constructor(private readonly opts: SqliteFileMetaOptions) {}

@@ -4,7 +4,8 @@
  * carry many messages. better-sqlite3 is synchronous; this process is the only writer, so the per-user
  * counters (next seq, queue length and bytes) are cached here and changed only after a commit succeeds.
  */
-import Database from 'better-sqlite3'
+import Database from './driver.js'
+import type { BetterSqlite3 } from './driver.js'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { BrokerError } from '../../core/errors.js'
@@ -149,7 +150,7 @@ export interface SqliteStoreOptions {
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite'
-  private db!: Database.Database
+  private db!: BetterSqlite3.Database
   private stmts!: ReturnType<SqliteStore['prepare']>
   /** user → next seq to hand out; loaded lazily, updated after each successful commit. */
   private nextSeq = new Map<number, number>()
