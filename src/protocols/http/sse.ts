@@ -54,12 +54,15 @@ export class SseOutlet implements PushOutlet {
     if (!this.corked) {
       this.corked = true
       this.res.cork()
-      process.nextTick(() => {
-        this.corked = false
-        this.res.uncork()
-      })
+      process.nextTick(() => this.uncork())
     }
     this.res.write(s)
+  }
+
+  private uncork(): void {
+    if (!this.corked) return
+    this.corked = false
+    this.res.uncork()
   }
 
   push(ev: Outbound): boolean {
@@ -105,8 +108,12 @@ export class SseOutlet implements PushOutlet {
     }
     if (this.ended) return
     this.ended = true
-    // An event stream's connection is never reused: once the last event is out, let the socket go.
-    this.res.end(() => this.res.destroy())
+    // Flush what this tick corked before the last chunk: ended while corked, Node 24 writes the corked
+    // events after the chunked terminator, where the client reads them as a broken next response.
+    this.uncork()
+    // An event stream's connection is never reused: once the last event is out, end the socket too —
+    // gracefully (end, not destroy, which would drop what is still in the socket's buffer, e.g. `closing`).
+    this.res.end(() => this.res.socket?.end())
     // A client that never reads must not keep the socket forever.
     setTimeout(() => this.res.destroy(), 5000).unref()
   }
