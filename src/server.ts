@@ -67,7 +67,12 @@ async function makeBus(c: Config, log: Logger): Promise<Bus> {
     const mod = (await import(REDIS_BUS)) as {
       RedisBus: new (o: { url: string; nodeId: string; prefix: string; logger: Logger }) => Bus
     }
-    return new mod.RedisBus({ url: c.bus, nodeId: c['node-id'] ?? `${c.host}:${c.port}:${process.pid}`, prefix: c['cluster-name'], logger: log })
+    return new mod.RedisBus({
+      url: c.bus,
+      nodeId: c['node-id'] ?? `${c.host}:${c.port}:${process.pid}`,
+      prefix: c['cluster-name'],
+      logger: log,
+    })
   }
   throw new Error(`--bus must be 'local' or a redis:// URL, not "${c.bus}"`)
 }
@@ -107,7 +112,15 @@ async function startGateways(c: Config, broker: Broker, files: FileService | und
   }
   if (c['p001-port'] !== undefined) tcp('p001', await startP001(broker, { host: c.host, port: c['p001-port'] }))
   if (c['p002-port'] !== undefined)
-    tcp('p002', await startP002(broker, { host: c.host, port: c['p002-port'], maxUsername: c['p002-max-username'], maxMessage: c['p002-max-message'] }))
+    tcp(
+      'p002',
+      await startP002(broker, {
+        host: c.host,
+        port: c['p002-port'],
+        maxUsername: c['p002-max-username'],
+        maxMessage: c['p002-max-message'],
+      }),
+    )
   if (c['p004-port'] !== undefined) tcp('p004', await startP004(broker, { host: c.host, port: c['p004-port'], files }))
   if (c['zmq-pub-port'] !== undefined || c['zmq-rep-port'] !== undefined) {
     const z = await startP003(broker, {
@@ -162,7 +175,12 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
         ? { key: readFileSync(c['tls-key']), cert: readFileSync(c['tls-cert']) }
         : undefined
     const native = await listenNative(broker, { ...nativeOpts, host: c.host, port: c.port, tls })
-    listeners.push({ name: tls ? 'native+tls' : 'native', address: `${c.host}:${native.port}`, port: native.port, close: native.close })
+    listeners.push({
+      name: tls ? 'native+tls' : 'native',
+      address: `${c.host}:${native.port}`,
+      port: native.port,
+      close: native.close,
+    })
     if (c['http-port'] >= 0) {
       const cors = c.cors === '' ? false : c.cors === '*' ? '*' : c.cors.split(',').map((o) => o.trim())
       const http = await startHttp(broker, {
@@ -174,7 +192,12 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
         files,
         version: VERSION,
       })
-      listeners.push({ name: 'http', address: `http://${c.host}:${http.address.port}`, port: http.address.port, close: () => http.close() })
+      listeners.push({
+        name: 'http',
+        address: `http://${c.host}:${http.address.port}`,
+        port: http.address.port,
+        close: () => http.close(),
+      })
     }
     await startGateways(c, broker, files, listeners)
   } catch (err) {

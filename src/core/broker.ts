@@ -209,7 +209,10 @@ export class Broker {
     await this.store.open()
     await this.bus.start((m) => this.busOnMessage(m))
     this.startedAt = this.now()
-    this.reaper = setInterval(() => void this.reap().catch((err) => this.log.error({ err }, 'reaper failed')), this.reapIntervalMs)
+    this.reaper = setInterval(
+      () => void this.reap().catch((err) => this.log.error({ err }, 'reaper failed')),
+      this.reapIntervalMs,
+    )
     this.reaper.unref()
   }
 
@@ -296,11 +299,21 @@ export class Broker {
   }
 
   /** `hidden`: a gateway's internal session (e.g. 003's topic bridge), not shown in who or presence. */
-  private async attach(rec: UserRecord, protocol: string, sink: SessionSink, mode: DeliveryMode, hidden = false): Promise<Session> {
+  private async attach(
+    rec: UserRecord,
+    protocol: string,
+    sink: SessionSink,
+    mode: DeliveryMode,
+    hidden = false,
+  ): Promise<Session> {
     const existing = this.sessions.get(rec.id)
     if (existing !== undefined) this.end(existing, 'replaced', 'you logged in again elsewhere')
     else if (this.sessions.size >= this.limits.maxConnections)
-      throw new BrokerError('SB_ERR_LIMIT', `the server has maxConnections (${this.limits.maxConnections}) sessions`, 'maxConnections')
+      throw new BrokerError(
+        'SB_ERR_LIMIT',
+        `the server has maxConnections (${this.limits.maxConnections}) sessions`,
+        'maxConnections',
+      )
     const now = this.now()
     this.bus.publish({ type: 'kick', user: rec.id, reason: 'replaced', node: this.bus.nodeId, since: now })
     const s = new Session({ id: rec.id, name: rec.name }, protocol, sink, mode, now, this.limits.ratePerSecond * 2)
@@ -339,7 +352,15 @@ export class Broker {
     const now = this.now()
     for (const [seq, msg] of s.inflight)
       if (msg.kind !== 'receipt' && msg.flags & Flag.RECEIPT && !s.notYet.has(seq))
-        this.receipt(msg.from, { msgId: msg.msgId, status: ReceiptStatus.NOT_YET, recipient: s.user.id, recipientName: s.user.name, seq, at: now, topic: msg.topic })
+        this.receipt(msg.from, {
+          msgId: msg.msgId,
+          status: ReceiptStatus.NOT_YET,
+          recipient: s.user.id,
+          recipientName: s.user.name,
+          seq,
+          at: now,
+          topic: msg.topic,
+        })
     s.inflight.clear()
     s.notYet.clear()
     s.buffer = []
@@ -382,7 +403,11 @@ export class Broker {
     this.refuseIfClosing()
     const kind = req.kind ?? 'text'
     if (kind === 'text' && req.body.length > this.limits.maxTextBytes)
-      throw new BrokerError('SB_ERR_TOO_LARGE', `the text is longer than maxTextBytes (${this.limits.maxTextBytes} bytes)`, 'maxTextBytes')
+      throw new BrokerError(
+        'SB_ERR_TOO_LARGE',
+        `the text is longer than maxTextBytes (${this.limits.maxTextBytes} bytes)`,
+        'maxTextBytes',
+      )
     const msgId = req.msgId ?? 0
     const now = this.now()
     let flags = 0
@@ -394,7 +419,17 @@ export class Broker {
     const to = req.to
     if (to.kind === 'server') return this.serverCommand(s, req.body, msgId)
     if (to.kind === 'all') {
-      const msg: Message = { seq: 0, msgId, from: s.user.id, fromName: s.user.name, to: ALL_ID, kind, ts: now, body: req.body, flags: 0 }
+      const msg: Message = {
+        seq: 0,
+        msgId,
+        from: s.user.id,
+        fromName: s.user.name,
+        to: ALL_ID,
+        kind,
+        ts: now,
+        body: req.body,
+        flags: 0,
+      }
       if (req.fileId !== undefined) msg.fileId = req.fileId
       const n = this.broadcast({ type: 'message', msg }, s.user.id)
       return { msgId, status: 'delivered', seq: 0, recipients: n }
@@ -420,8 +455,21 @@ export class Broker {
       const r = recipients[i]!
       if (seq === 0) {
         if (topic === undefined)
-          throw new BrokerError('SB_ERR_QUEUE_FULL', `the queue of ${r.name} is full (maxQueueLength ${this.limits.maxQueueLength} / maxQueueBytes ${this.limits.maxQueueBytes})`, 'maxQueueLength')
-        if (flags & Flag.RECEIPT) this.receipt(s.user.id, { msgId, status: ReceiptStatus.DROPPED, recipient: r.id, recipientName: r.name, seq: 0, at: now, topic })
+          throw new BrokerError(
+            'SB_ERR_QUEUE_FULL',
+            `the queue of ${r.name} is full (maxQueueLength ${this.limits.maxQueueLength} / maxQueueBytes ${this.limits.maxQueueBytes})`,
+            'maxQueueLength',
+          )
+        if (flags & Flag.RECEIPT)
+          this.receipt(s.user.id, {
+            msgId,
+            status: ReceiptStatus.DROPPED,
+            recipient: r.id,
+            recipientName: r.name,
+            seq: 0,
+            at: now,
+            topic,
+          })
         continue
       }
       delivered++
@@ -433,7 +481,15 @@ export class Broker {
       if (await this.committed(msg)) {
         if (status !== 'scheduled') status = 'queued'
       } else if (flags & Flag.RECEIPT) {
-        this.receipt(s.user.id, { msgId, status: ReceiptStatus.STORED, recipient: r.id, recipientName: r.name, seq, at: now, topic })
+        this.receipt(s.user.id, {
+          msgId,
+          status: ReceiptStatus.STORED,
+          recipient: r.id,
+          recipientName: r.name,
+          seq,
+          at: now,
+          topic,
+        })
       }
     }
     if (topic !== undefined && delivered === 0 && recipients.length > 0)
@@ -682,10 +738,11 @@ export class Broker {
     }
     this.counters.messagesOut += out.length
     if (mode === 'take') await Promise.all(out.map((m) => this.ackInternal(s, m.seq)))
-    else for (const m of out) {
-      s.inflight.set(m.seq, m)
-      if (m.flags & Flag.RECEIPT) this.armAckTimer(s, m.seq)
-    }
+    else
+      for (const m of out) {
+        s.inflight.set(m.seq, m)
+        if (m.flags & Flag.RECEIPT) this.armAckTimer(s, m.seq)
+      }
     return out
   }
 
@@ -709,7 +766,15 @@ export class Broker {
       if (s.recent.size > RECENT_ACKED) s.recent.delete(s.recent.keys().next().value!)
     }
     if (m.kind !== 'receipt' && m.flags & Flag.RECEIPT && m.from !== SERVER_ID)
-      this.receipt(m.from, { msgId: m.msgId, status: ReceiptStatus.DELIVERED, recipient: s.user.id, recipientName: s.user.name, seq, at: this.now(), topic: m.topic })
+      this.receipt(m.from, {
+        msgId: m.msgId,
+        status: ReceiptStatus.DELIVERED,
+        recipient: s.user.id,
+        recipientName: s.user.name,
+        seq,
+        at: this.now(),
+        topic: m.topic,
+      })
     if (s.mode === 'push') this.pump(s)
     return true
   }
@@ -725,7 +790,15 @@ export class Broker {
     if (handed !== undefined) s.inflight.set(msg.seq, { ...handed, flags: handed.flags & ~Flag.READ_RECEIPT })
     const acked = s.recent.get(msg.seq)
     if (acked !== undefined) s.recent.set(msg.seq, { ...acked, flags: acked.flags & ~Flag.READ_RECEIPT })
-    this.receipt(msg.from, { msgId: msg.msgId, status: ReceiptStatus.READ, recipient: s.user.id, recipientName: s.user.name, seq: msg.seq, at: this.now(), topic: msg.topic })
+    this.receipt(msg.from, {
+      msgId: msg.msgId,
+      status: ReceiptStatus.READ,
+      recipient: s.user.id,
+      recipientName: s.user.name,
+      seq: msg.seq,
+      at: this.now(),
+      topic: msg.topic,
+    })
   }
 
   /** A message this session was handed and has not acknowledged (for markRead by seq). */
@@ -759,7 +832,15 @@ export class Broker {
       const msg = t.session.closed ? undefined : t.session.inflight.get(t.seq)
       if (msg !== undefined) t.session.notYet.add(t.seq)
       if (msg !== undefined)
-        this.receipt(msg.from, { msgId: msg.msgId, status: ReceiptStatus.NOT_YET, recipient: t.session.user.id, recipientName: t.session.user.name, seq: t.seq, at: now, topic: msg.topic })
+        this.receipt(msg.from, {
+          msgId: msg.msgId,
+          status: ReceiptStatus.NOT_YET,
+          recipient: t.session.user.id,
+          recipientName: t.session.user.name,
+          seq: t.seq,
+          at: now,
+          topic: msg.topic,
+        })
     }
     if (this.ackTimerHead > 1024 && this.ackTimerHead * 2 > this.ackTimers.length) {
       this.ackTimers.splice(0, this.ackTimerHead)
@@ -799,14 +880,36 @@ export class Broker {
     if (!storeIfOffline || ev.type !== 'receipt') return
     const r = await this.committer.submit({
       type: 'send',
-      copies: [{ to, kind: 'receipt', from: SERVER_ID, fromName: 'SERVER', msgId: ev.receipt.msgId, ts: this.now(), body: encodeReceiptBody(ev.receipt), flags: 0 }],
+      copies: [
+        {
+          to,
+          kind: 'receipt',
+          from: SERVER_ID,
+          fromName: 'SERVER',
+          msgId: ev.receipt.msgId,
+          ts: this.now(),
+          body: encodeReceiptBody(ev.receipt),
+          flags: 0,
+        },
+      ],
       limits: { maxCount: this.limits.maxQueueLength, maxBytes: this.limits.maxQueueBytes },
     })
-    if (r.type === 'send' && !r.duplicate && r.seqs[0]! > 0) await this.committed({ ...this.receiptMessage(to, ev.receipt), seq: r.seqs[0]! })
+    if (r.type === 'send' && !r.duplicate && r.seqs[0]! > 0)
+      await this.committed({ ...this.receiptMessage(to, ev.receipt), seq: r.seqs[0]! })
   }
 
   private receiptMessage(to: number, receipt: Receipt): Message {
-    return { seq: 0, msgId: receipt.msgId, from: SERVER_ID, fromName: 'SERVER', to, kind: 'receipt', ts: this.now(), body: encodeReceiptBody(receipt), flags: 0 }
+    return {
+      seq: 0,
+      msgId: receipt.msgId,
+      from: SERVER_ID,
+      fromName: 'SERVER',
+      to,
+      kind: 'receipt',
+      ts: this.now(),
+      body: encodeReceiptBody(receipt),
+      flags: 0,
+    }
   }
 
   /** The room: every online session but `except`'s, here and on other nodes. Returns how many here. */
@@ -927,7 +1030,15 @@ export class Broker {
     const now = this.now()
     for (const m of dropped)
       if (m.kind !== 'receipt' && m.flags & Flag.RECEIPT)
-        this.receipt(m.from, { msgId: m.msgId, status: ReceiptStatus.DELETED, recipient: user.id, recipientName: user.name, seq: m.seq, at: now, topic: m.topic })
+        this.receipt(m.from, {
+          msgId: m.msgId,
+          status: ReceiptStatus.DELETED,
+          recipient: user.id,
+          recipientName: user.name,
+          seq: m.seq,
+          at: now,
+          topic: m.topic,
+        })
     this.log.info({ user: user.id, name: user.name }, 'account deleted')
   }
 
@@ -1045,7 +1156,11 @@ export class Broker {
       if (c.a.id === s.user.id && !c.open) mine++
     }
     if (mine >= MAX_PENDING_CONVERSATIONS)
-      throw new BrokerError('SB_ERR_LIMIT', `more than ${MAX_PENDING_CONVERSATIONS} conversation requests waiting for an answer`, 'maxPendingConversations')
+      throw new BrokerError(
+        'SB_ERR_LIMIT',
+        `more than ${MAX_PENDING_CONVERSATIONS} conversation requests waiting for an answer`,
+        'maxPendingConversations',
+      )
     const c: Conversation = { id: randomUUID(), a: { ...s.user }, b: u, open: false, timer: undefined }
     const expiresAt = this.now() + this.conversationTimeoutMs
     // The requester's node owns the expiry; the peer's node keeps a mirror (see mirrorConversation).
@@ -1075,7 +1190,13 @@ export class Broker {
     switch (ev.event) {
       case 'request':
         if (c === undefined)
-          this.conversations.set(ev.convId, { id: ev.convId, a: { ...ev.peer }, b: { id: to, name: this.sessions.get(to)?.user.name ?? '' }, open: false, timer: undefined })
+          this.conversations.set(ev.convId, {
+            id: ev.convId,
+            a: { ...ev.peer },
+            b: { id: to, name: this.sessions.get(to)?.user.name ?? '' },
+            open: false,
+            timer: undefined,
+          })
         return
       case 'accepted':
         if (c !== undefined) c.open = true
@@ -1111,7 +1232,11 @@ export class Broker {
     this.live(s)
     this.touch(s)
     if (body.length > this.limits.maxTextBytes)
-      throw new BrokerError('SB_ERR_TOO_LARGE', `the text is longer than maxTextBytes (${this.limits.maxTextBytes} bytes)`, 'maxTextBytes')
+      throw new BrokerError(
+        'SB_ERR_TOO_LARGE',
+        `the text is longer than maxTextBytes (${this.limits.maxTextBytes} bytes)`,
+        'maxTextBytes',
+      )
     const c = this.conversations.get(convId)
     if (c === undefined || !c.open || (c.a.id !== s.user.id && c.b.id !== s.user.id))
       throw new BrokerError('SB_ERR_UNKNOWN_CONVERSATION', 'no such open conversation')
@@ -1173,7 +1298,17 @@ export class Broker {
     } catch (err) {
       reply = err instanceof BrokerError ? `error: ${err.message}` : 'error: internal error'
     }
-    const msg: Message = { seq: 0, msgId, from: SERVER_ID, fromName: 'SERVER', to: s.user.id, kind: 'notice', ts: this.now(), body: Buffer.from(reply), flags: 0 }
+    const msg: Message = {
+      seq: 0,
+      msgId,
+      from: SERVER_ID,
+      fromName: 'SERVER',
+      to: s.user.id,
+      kind: 'notice',
+      ts: this.now(),
+      body: Buffer.from(reply),
+      flags: 0,
+    }
     s.sink.push({ type: 'message', msg })
     return { msgId, status: 'delivered', seq: 0, recipients: 1 }
   }
@@ -1190,11 +1325,27 @@ export class Broker {
     for (const m of await this.store.expire(now, 1000))
       if (m.kind !== 'receipt' && m.flags & Flag.RECEIPT) {
         const u = await this.store.userById(m.to)
-        this.receipt(m.from, { msgId: m.msgId, status: ReceiptStatus.EXPIRED, recipient: m.to, recipientName: u?.name ?? '', seq: m.seq, at: now, topic: m.topic })
+        this.receipt(m.from, {
+          msgId: m.msgId,
+          status: ReceiptStatus.EXPIRED,
+          recipient: m.to,
+          recipientName: u?.name ?? '',
+          seq: m.seq,
+          at: now,
+          topic: m.topic,
+        })
       }
     for (const m of await this.store.releaseDue(now, 1000))
       if (!(await this.committed(m)) && m.kind !== 'receipt' && m.flags & Flag.RECEIPT)
-        this.receipt(m.from, { msgId: m.msgId, status: ReceiptStatus.STORED, recipient: m.to, recipientName: (await this.resolveUser({ kind: 'user', id: m.to }))?.name ?? '', seq: m.seq, at: now, topic: m.topic })
+        this.receipt(m.from, {
+          msgId: m.msgId,
+          status: ReceiptStatus.STORED,
+          recipient: m.to,
+          recipientName: (await this.resolveUser({ kind: 'user', id: m.to }))?.name ?? '',
+          seq: m.seq,
+          at: now,
+          topic: m.topic,
+        })
     if (now - this.lastPrune > 3600_000) {
       this.lastPrune = now
       await this.store.pruneDedupe(now - this.dedupeRetentionMs)

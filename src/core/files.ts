@@ -230,7 +230,11 @@ export class FileService {
     if (!Number.isSafeInteger(req.size) || req.size < 0)
       throw new BrokerError('SB_ERR_MALFORMED', 'the file size must be a whole number of bytes')
     if (req.size > this.maxFileBytes)
-      throw new BrokerError('SB_ERR_TOO_LARGE', `the file is larger than maxFileBytes (${this.maxFileBytes} bytes)`, 'maxFileBytes')
+      throw new BrokerError(
+        'SB_ERR_TOO_LARGE',
+        `the file is larger than maxFileBytes (${this.maxFileBytes} bytes)`,
+        'maxFileBytes',
+      )
     const name = normalizeFileName(req.name)
     const sha256 = req.sha256?.toLowerCase()
     if (sha256 !== undefined && !SHA256_HEX.test(sha256))
@@ -240,7 +244,11 @@ export class FileService {
       throw new BrokerError('SB_ERR_TOO_LARGE', `the text is longer than maxTextBytes (${maxText} bytes)`, 'maxTextBytes')
     const target = await this.resolveTarget(session, req.to)
     if (this.uploads.size >= this.maxUploads)
-      throw new BrokerError('SB_ERR_LIMIT', `maxUploads (${this.maxUploads}) uploads are in progress; try again later`, 'maxUploads')
+      throw new BrokerError(
+        'SB_ERR_LIMIT',
+        `maxUploads (${this.maxUploads}) uploads are in progress; try again later`,
+        'maxUploads',
+      )
 
     const tmpName = randomBytes(16).toString('hex') + TMP_SUFFIX
     const up = new Upload(this, session, tmpName, join(this.tmpDir, tmpName), { ...req, name, sha256 }, target)
@@ -292,14 +300,22 @@ export class FileService {
   /** @internal Upload.finish() after the bytes are checked and fsynced: store, record, announce. */
   async commitUpload(up: Upload, sha256: string): Promise<FinishedUpload> {
     const fileId = randomBytes(16).toString('hex')
-    const rec: FileRecord = { id: fileId, sha256, name: up.name, size: up.size, sender: up.session.user.id, createdAt: this.now() }
+    const rec: FileRecord = {
+      id: fileId,
+      sha256,
+      name: up.name,
+      size: up.size,
+      sender: up.session.user.id,
+      createdAt: this.now(),
+    }
     const readers = new Set([rec.sender, ...(await this.readersOf(up.target))])
     this.finishing.add(fileId)
     try {
       await this.withLock(sha256, async () => {
         await this.meta.record(rec, [...readers])
         const blob = join(this.dir, sha256)
-        if (await exists(blob)) await unlinkQuiet(up.path) // the same bytes are stored already
+        if (await exists(blob))
+          await unlinkQuiet(up.path) // the same bytes are stored already
         else {
           await rename(up.path, blob)
           await fsyncDir(this.dir)
@@ -308,7 +324,12 @@ export class FileService {
       const body: FileMessage = { fileId, name: up.name, size: up.size, sha256 }
       if (up.req.text !== undefined) body.text = up.req.text
       const r = up.req
-      const to: Address = up.target.kind === 'user' ? { kind: 'user', id: up.target.id } : up.target.kind === 'topic' ? { kind: 'topic', topic: up.target.topic } : { kind: 'all' }
+      const to: Address =
+        up.target.kind === 'user'
+          ? { kind: 'user', id: up.target.id }
+          : up.target.kind === 'topic'
+            ? { kind: 'topic', topic: up.target.topic }
+            : { kind: 'all' }
       let send: SendResult
       try {
         send = await this.broker.send(up.session, {
@@ -360,7 +381,8 @@ export class FileService {
     try {
       fh = await open(join(this.dir, meta.sha256), 'r')
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BrokerError('SB_ERR_UNKNOWN_FILE', `no such file: ${fileId}`)
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new BrokerError('SB_ERR_UNKNOWN_FILE', `no such file: ${fileId}`)
       throw this.internal(err, 'could not open a stored file')
     }
     const size = end - start + 1
@@ -623,7 +645,10 @@ export class Upload {
 
   private assertOpen(): void {
     if (this.state === 'open') return
-    throw new BrokerError('SB_ERR_CONFLICT', this.state === 'aborted' ? 'the upload was aborted; start again' : 'the upload is finished')
+    throw new BrokerError(
+      'SB_ERR_CONFLICT',
+      this.state === 'aborted' ? 'the upload was aborted; start again' : 'the upload is finished',
+    )
   }
 
   private armIdle(): void {

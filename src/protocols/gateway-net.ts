@@ -112,7 +112,11 @@ export function messageText(m: Message): string {
 }
 
 /** A conversation request: legacy protocols have none, so say no at once rather than let the requester wait. */
-export function declineConversation(broker: Pick<Broker, 'answerConversation'>, s: Session, ev: Extract<Outbound, { type: 'conversation' }>): void {
+export function declineConversation(
+  broker: Pick<Broker, 'answerConversation'>,
+  s: Session,
+  ev: Extract<Outbound, { type: 'conversation' }>,
+): void {
   if (ev.ev.event !== 'request') return
   try {
     broker.answerConversation(s, ev.ev.convId, false)

@@ -121,18 +121,25 @@ export class RawClient {
     return Buffer.from(out)
   }
   /** Decode one item with a codec-style function, waiting for enough bytes. */
-  async next<T>(decode: (b: Buffer) => { ok: true; frame: T; rest: Buffer } | { ok: false; reason: string }, ms = 3000): Promise<T> {
+  async next<T>(
+    decode: (b: Buffer) => { ok: true; frame: T; rest: Buffer } | { ok: false; reason: string },
+    ms = 3000,
+  ): Promise<T> {
     let got: T | undefined
-    await waitFor('a decodable frame', () => {
-      const r = decode(this.buf)
-      if (!r.ok) {
-        if (r.reason !== 'need-more') throw new Error(`undecodable bytes: ${r.reason}`)
-        return false
-      }
-      got = r.frame
-      this.buf = r.rest
-      return true
-    }, ms)
+    await waitFor(
+      'a decodable frame',
+      () => {
+        const r = decode(this.buf)
+        if (!r.ok) {
+          if (r.reason !== 'need-more') throw new Error(`undecodable bytes: ${r.reason}`)
+          return false
+        }
+        got = r.frame
+        this.buf = r.rest
+        return true
+      },
+      ms,
+    )
     return got as T
   }
   /** Nothing more arrives within ms. */
@@ -182,12 +189,16 @@ export class NativeClient {
   /** Wait for the first frame of a type (optionally matching), and remove it from the list. */
   async next<N extends FrameName>(type: N, match: (f: FrameOf<N>) => boolean = () => true, ms = 3000): Promise<FrameOf<N>> {
     let found: FrameOf<N> | undefined
-    await waitFor(`native ${type}`, () => {
-      const i = this.frames.findIndex((f) => f.type === type && match(f as FrameOf<N>))
-      if (i === -1) return false
-      found = this.frames.splice(i, 1)[0] as FrameOf<N>
-      return true
-    }, ms)
+    await waitFor(
+      `native ${type}`,
+      () => {
+        const i = this.frames.findIndex((f) => f.type === type && match(f as FrameOf<N>))
+        if (i === -1) return false
+        found = this.frames.splice(i, 1)[0] as FrameOf<N>
+        return true
+      },
+      ms,
+    )
     return found!
   }
   sendText(to: Address, text: string, opts: { msgId?: number; receipt?: boolean } = {}): number {

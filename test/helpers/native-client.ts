@@ -112,7 +112,9 @@ export class NativeClient {
 
   /** The frames received so far, short, for assertion messages. */
   summary(): string {
-    return this.received.map((f) => (f.type === 'ERROR' ? `ERROR(${f.code} ${f.message})` : f.type === 'CLOSING' ? `CLOSING(${f.reason})` : f.type)).join(', ')
+    return this.received
+      .map((f) => (f.type === 'ERROR' ? `ERROR(${f.code} ${f.message})` : f.type === 'CLOSING' ? `CLOSING(${f.reason})` : f.type))
+      .join(', ')
   }
 
   // ------------------------------------------------------------ sending
@@ -190,7 +192,14 @@ export class NativeClient {
 
   async login(who: { id: number } | { name: string }, token: string, flags = 0): Promise<FrameOf<'WELCOME'>> {
     const w = await this.expect(
-      { type: 'LOGIN', version: PROTOCOL_VERSION, flags, id: 'id' in who ? who.id : 0, name: 'name' in who ? who.name : '', token },
+      {
+        type: 'LOGIN',
+        version: PROTOCOL_VERSION,
+        flags,
+        id: 'id' in who ? who.id : 0,
+        name: 'name' in who ? who.name : '',
+        token,
+      },
       'WELCOME',
     )
     this.id = w.id
@@ -216,7 +225,11 @@ export class NativeClient {
   /** SEND and wait for its answer (ACCEPTED or ERROR). */
   say(to: Address, text: string | Buffer, o: SendOptions = {}): Promise<Frame> {
     const corr = this.sendText(to, text, o)
-    return this.next((f) => f.corr === corr && (f.type === 'ACCEPTED' || f.type === 'ERROR'), DEFAULT_TIMEOUT, `the answer to SEND corr ${corr}`)
+    return this.next(
+      (f) => f.corr === corr && (f.type === 'ACCEPTED' || f.type === 'ERROR'),
+      DEFAULT_TIMEOUT,
+      `the answer to SEND corr ${corr}`,
+    )
   }
 
   ack(seq: number): void {
@@ -253,7 +266,12 @@ export async function registered(t: TestContext, port: number, name: string, fla
 }
 
 /** A new connection logged in as `who` with its token (poll mode with SessionFlag.POLL). */
-export async function loggedIn(t: TestContext, port: number, who: NativeClient | { id: number; token: string }, flags = 0): Promise<NativeClient> {
+export async function loggedIn(
+  t: TestContext,
+  port: number,
+  who: NativeClient | { id: number; token: string },
+  flags = 0,
+): Promise<NativeClient> {
   const c = await NativeClient.connect(port, t)
   await c.login({ id: who.id }, who.token, flags)
   return c

@@ -29,7 +29,11 @@ export interface TestServerOptions {
  * @param overrides config options by camelCase flag name, e.g. `{ ackTimeout: 300, maxTextBytes: 100 }`.
  * @example const { port } = await startTestServer(t, { idleTimeout: 500 })
  */
-export async function startTestServer(t: TestContext, overrides: Record<string, unknown> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
+export async function startTestServer(
+  t: TestContext,
+  overrides: Record<string, unknown> = {},
+  opts: TestServerOptions = {},
+): Promise<TestServer> {
   const ownDir = opts.dataDir === undefined
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'sb-'))
   // Flags only, and an empty env: a developer's SWITCHBOARD_* variables must not change a test.

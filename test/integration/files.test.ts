@@ -85,7 +85,13 @@ function fileMessage(p: Peer, fileId?: string): Message | undefined {
   return undefined
 }
 
-async function upload(files: FileService, s: Session, body: Buffer, to: Address, extra: { name?: string; text?: string; sha256?: string } = {}) {
+async function upload(
+  files: FileService,
+  s: Session,
+  body: Buffer,
+  to: Address,
+  extra: { name?: string; text?: string; sha256?: string } = {},
+) {
   const up = await files.beginUpload(s, { name: extra.name ?? 'f.bin', size: body.length, to, ...extra })
   for (let off = 0; off < body.length; off += 64 * 1024) await up.write(body.subarray(off, off + 64 * 1024))
   return up.finish()
@@ -224,15 +230,24 @@ test('a 50 MiB file to two users arrives intact, is stored once, and memory stay
   assert.equal(statSync(join(f.dir, first.sha256)).size, SIZE)
 
   const rate = (ms: number): string => `${(SIZE / MiB / (ms / 1000)).toFixed(0)} MiB/s`
-  t.diagnostic(`RSS ${(rss0 / MiB).toFixed(1)} MiB before; peak growth ${(naturalGrowth / MiB).toFixed(1)} MiB while uploading and downloading 50 MiB (uncollected garbage included)`)
-  t.diagnostic(gc === undefined ? 'forced GC unavailable: retained memory not measured' : `retained growth (after full GCs, every 4 MiB) ${(retainedGrowth / MiB).toFixed(1)} MiB`)
+  t.diagnostic(
+    `RSS ${(rss0 / MiB).toFixed(1)} MiB before; peak growth ${(naturalGrowth / MiB).toFixed(1)} MiB while uploading and downloading 50 MiB (uncollected garbage included)`,
+  )
+  t.diagnostic(
+    gc === undefined
+      ? 'forced GC unavailable: retained memory not measured'
+      : `retained growth (after full GCs, every 4 MiB) ${(retainedGrowth / MiB).toFixed(1)} MiB`,
+  )
   // Informational only, never asserted: upload includes hashing on both sides, fsync, and the commit.
-  t.diagnostic(`upload ${rate(upMs)}, download ${rate(downMs)}, upload+download ${(2 * SIZE / MiB / ((upMs + downMs) / 1000)).toFixed(0)} MiB/s`)
+  t.diagnostic(
+    `upload ${rate(upMs)}, download ${rate(downMs)}, upload+download ${((2 * SIZE) / MiB / ((upMs + downMs) / 1000)).toFixed(0)} MiB/s`,
+  )
   // Holding the file whole anywhere would grow RSS by at least its 50 MiB. The natural peak is mostly
   // 64 KiB read buffers V8 has not collected yet (about 30-40 MiB here, the same for a 200 MiB file), so
   // the bound is loose; the retained check below is the precise one.
   assert.ok(naturalGrowth < 48 * MiB, `RSS grew by ${(naturalGrowth / MiB).toFixed(1)} MiB during a 50 MiB transfer`)
-  if (gc !== undefined) assert.ok(retainedGrowth < 16 * MiB, `${(retainedGrowth / MiB).toFixed(1)} MiB retained during a 50 MiB transfer`)
+  if (gc !== undefined)
+    assert.ok(retainedGrowth < 16 * MiB, `${(retainedGrowth / MiB).toFixed(1)} MiB retained during a 50 MiB transfer`)
 })
 
 test('an upload cut halfway leaves nothing behind, and can be retried', async (t) => {
@@ -271,8 +286,14 @@ test('refusals: before any byte (too large, unknown recipient, bad name), and at
   const to: Address = { kind: 'name', name: 'bob' }
 
   await rejectsWith(f.files.beginUpload(alice.session, { name: 'big', size: MiB + 1, to }), 'SB_ERR_TOO_LARGE', 'maxFileBytes')
-  await rejectsWith(f.files.beginUpload(alice.session, { name: 'a', size: 10, to: { kind: 'name', name: 'nobody' } }), 'SB_ERR_UNKNOWN_RECIPIENT')
-  await rejectsWith(f.files.beginUpload(alice.session, { name: 'a', size: 10, to: { kind: 'topic', topic: 'empty' } }), 'SB_ERR_UNKNOWN_RECIPIENT')
+  await rejectsWith(
+    f.files.beginUpload(alice.session, { name: 'a', size: 10, to: { kind: 'name', name: 'nobody' } }),
+    'SB_ERR_UNKNOWN_RECIPIENT',
+  )
+  await rejectsWith(
+    f.files.beginUpload(alice.session, { name: 'a', size: 10, to: { kind: 'topic', topic: 'empty' } }),
+    'SB_ERR_UNKNOWN_RECIPIENT',
+  )
   await rejectsWith(f.files.beginUpload(alice.session, { name: '../etc/passwd', size: 10, to }), 'SB_ERR_NAME_INVALID')
   await rejectsWith(f.files.beginUpload(alice.session, { name: 'a', size: 10, to, sha256: 'xyz' }), 'SB_ERR_MALFORMED')
   await rejectsWith(f.files.beginUpload(alice.session, { name: 'a', size: -1, to }), 'SB_ERR_MALFORMED')
@@ -409,21 +430,29 @@ test('gc removes a file once no message refers to it and the retention has passe
   const t0 = Date.now()
 
   // While the messages are queued, nothing goes, however late it is.
-  assert.deepEqual(await f.files.gc(t0 + 10 * RET), { files: 1, blobs: 1, bytes: 1000, temps: 0 }, 'only the ALL file (never stored) goes')
+  assert.deepEqual(
+    await f.files.gc(t0 + 10 * RET),
+    { files: 1, blobs: 1, bytes: 1000, temps: 0 },
+    'only the ALL file (never stored) goes',
+  )
   await rejectsWith(f.files.openDownload(bob.session, other.fileId), 'SB_ERR_UNKNOWN_FILE')
 
-  const msg = await waitFor('bob\'s file message', () => fileMessage(bob, toBob.fileId))
+  const msg = await waitFor("bob's file message", () => fileMessage(bob, toBob.fileId))
   assert.equal(await f.broker.ack(bob.session, msg.seq), true)
   const t1 = t0 + 20 * RET
   assert.equal((await f.files.gc(t1)).files, 0, 'the first pass after the ack only marks it')
   assert.equal((await f.files.gc(t1 + RET - 1)).files, 0, 'bob can still download during the retention')
   assert.deepEqual(await readAll((await f.files.openDownload(bob.session, toBob.fileId)).stream), body)
-  assert.deepEqual(await f.files.gc(t1 + RET), { files: 1, blobs: 0, bytes: 0, temps: 0 }, 'the record goes, the content stays for carol')
+  assert.deepEqual(
+    await f.files.gc(t1 + RET),
+    { files: 1, blobs: 0, bytes: 0, temps: 0 },
+    'the record goes, the content stays for carol',
+  )
   await rejectsWith(f.files.openDownload(bob.session, toBob.fileId), 'SB_ERR_UNKNOWN_FILE')
   assert.deepEqual(f.onDisk().blobs, [sha])
   assert.deepEqual(await readAll((await f.files.openDownload(carol.session, toCarol.fileId)).stream), body)
 
-  const cmsg = await waitFor('carol\'s file message', () => fileMessage(carol, toCarol.fileId))
+  const cmsg = await waitFor("carol's file message", () => fileMessage(carol, toCarol.fileId))
   await f.broker.ack(carol.session, cmsg.seq)
   const t2 = t1 + 5 * RET
   await f.files.gc(t2)

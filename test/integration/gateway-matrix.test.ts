@@ -22,7 +22,14 @@ test('matrix: 001, 002, 003, 004 and native on one broker', async (t) => {
   const g1 = await startP001(fx.broker, { host, port: 0 })
   const g2 = await startP002(fx.broker, { host, port: 0 })
   const g4 = await startP004(fx.broker, { host, port: 0, files: fx.files, paceMs: 10 })
-  const g3 = await startP003(fx.broker, { host, pubPort: 0, repPort: 0, endpointPorts: [47200, 47219], topicScanMs: 100, joinDelayMs: 100 })
+  const g3 = await startP003(fx.broker, {
+    host,
+    pubPort: 0,
+    repPort: 0,
+    endpointPorts: [47200, 47219],
+    topicScanMs: 100,
+    joinDelayMs: 100,
+  })
   fx.onClose(async () => {
     await Promise.all([g1.close(), g2.close(), g4.close(), g3.close()])
   })

@@ -33,13 +33,19 @@ test('001 capture replay: offline store, 300 at once, type-2 delivery, 200 forwa
   // bob's first frame names him: the stored message arrives as type 2, byte for byte the canonical frame.
   const stored = await next(b)
   assert.deepEqual(stored, { type: 2, messageId: 1, src: 'alice', dst: 'bob', text: 'hi bob (you are offline?)' })
-  assert.equal(encode(stored).toString('hex'), '3200020001000000616c696365000000626f620000000000686920626f622028796f7520617265206f66666c696e653f2900')
+  assert.equal(
+    encode(stored).toString('hex'),
+    '3200020001000000616c696365000000626f620000000000686920626f622028796f7520617265206f66666c696e653f2900',
+  )
 
   // alice gets bob's message as type 0 (and, a deviation, a late "200" for her stored message).
   const got: Frame[] = [await next(a), await next(a)]
   const msg = got.find((f) => f.type === 0)
   assert.deepEqual(msg, { type: 0, messageId: 1, src: 'bob', dst: 'alice', text: 'hi alice' })
-  assert.deepEqual(got.find((f) => f.type === 1), { type: 1, messageId: 1, src: 'bob', dst: 'alice', text: '200' })
+  assert.deepEqual(
+    got.find((f) => f.type === 1),
+    { type: 1, messageId: 1, src: 'bob', dst: 'alice', text: '200' },
+  )
   a.write(A_ANSWERS_200)
   // bob gets alice's 200 for his message 1.
   assert.deepEqual(await next(b), { type: 1, messageId: 1, src: 'alice', dst: 'bob', text: '200' })
@@ -103,9 +109,17 @@ test('001 bad input: each closes only its own connection and logs why', async (t
   const cases: [string, Buffer, RegExp][] = [
     ['len below the header', Buffer.from('1000000001000000', 'hex'), /malformed frame: len 16/],
     ['len above 1024', Buffer.from('0108', 'hex'), /too-large frame: len 2049/],
-    ['src not UTF-8', Buffer.from('1c00000001000000ff6f620000000000616c69636500000033303000', 'hex'), /src name is not valid UTF-8/],
+    [
+      'src not UTF-8',
+      Buffer.from('1c00000001000000ff6f620000000000616c69636500000033303000', 'hex'),
+      /src name is not valid UTF-8/,
+    ],
     ['unknown type', encode({ type: 9, messageId: 1, src: 'u9', dst: 'x', text: '' }), /unknown frame type 9/],
-    ['flood', Buffer.concat(Array.from({ length: 500 }, (_, i) => encode({ type: 1, messageId: i, src: 'fl', dst: 'x', text: '200' }))), /flood/],
+    [
+      'flood',
+      Buffer.concat(Array.from({ length: 500 }, (_, i) => encode({ type: 1, messageId: i, src: 'fl', dst: 'x', text: '200' }))),
+      /flood/,
+    ],
   ]
   for (const [what, bytes, why] of cases) {
     const c = await RawClient.connect(t, port)

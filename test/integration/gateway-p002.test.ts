@@ -33,7 +33,8 @@ test('002 capture replay: silent login, the sender included, split writes, empty
     assert.equal(raw.subarray(8).toString('hex'), '00000005616c6963650000000568656c6c6f')
   }
   b.write('00000013d0bfd180d0b8d0b2d0b5d1822c20616c696365')
-  for (const c of [a, b]) assert.deepEqual({ ...(await next(c)), timestamp: 0 }, { timestamp: 0, name: 'боб', text: 'привет, alice' })
+  for (const c of [a, b])
+    assert.deepEqual({ ...(await next(c)), timestamp: 0 }, { timestamp: 0, name: 'боб', text: 'привет, alice' })
   a.write('00000000') // an empty text is legal and broadcast
   for (const c of [a, b]) assert.equal((await next(c)).text, '')
 })
@@ -63,7 +64,11 @@ test('002 bad input: limits, bad names, invalid UTF-8, flood: closed without a w
   good.write(encodeString('good'))
   const cases: [string, Buffer, RegExp][] = [
     ['name of 26 bytes (capture)', Buffer.from('0000001a' + '78'.repeat(26), 'hex'), /name too-large: string size 26 > 25/],
-    ['message over 3000 bytes', Buffer.concat([encodeString('big'), Buffer.from('00000bb9', 'hex')]), /message too-large: string size 3001 > 3000/],
+    [
+      'message over 3000 bytes',
+      Buffer.concat([encodeString('big'), Buffer.from('00000bb9', 'hex')]),
+      /message too-large: string size 3001 > 3000/,
+    ],
     ['size 2^32-1 announced', Buffer.from('ffffffff', 'hex'), /too-large/],
     ['name not UTF-8', Buffer.from('00000002ffff', 'hex'), /name malformed/],
     ['name with a space', encodeString('two words'), /name "two words" refused/],

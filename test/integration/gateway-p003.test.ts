@@ -13,7 +13,14 @@ const HI = 47105 // three registrations' worth of endpoints
 
 async function setup(t: TestContext) {
   const fx = await brokerFixture(t)
-  const gw = await startP003(fx.broker, { host: '127.0.0.1', pubPort: 0, repPort: 0, endpointPorts: [LO, HI], topicScanMs: 100, joinDelayMs: 100 })
+  const gw = await startP003(fx.broker, {
+    host: '127.0.0.1',
+    pubPort: 0,
+    repPort: 0,
+    endpointPorts: [LO, HI],
+    topicScanMs: 100,
+    joinDelayMs: 100,
+  })
   fx.onClose(() => gw.close())
   const req = async (): Promise<(text: string | Buffer) => Promise<string>> => {
     const r = new Request({ receiveTimeout: 3000, linger: 0 })

@@ -20,7 +20,13 @@ const now = (offset = 0) => hhmm(Date.now(), offset)
 
 async function setup(t: TestContext, opts: { maxFileBytes?: number; fileIdleMs?: number } = {}) {
   const fx = await brokerFixture(t, opts.maxFileBytes !== undefined ? { maxFileBytes: opts.maxFileBytes } : {})
-  const gw = await startP004(fx.broker, { host: '127.0.0.1', port: 0, files: fx.files, paceMs: PACE, fileIdleMs: opts.fileIdleMs ?? 30_000 })
+  const gw = await startP004(fx.broker, {
+    host: '127.0.0.1',
+    port: 0,
+    files: fx.files,
+    paceMs: PACE,
+    fileIdleMs: opts.fileIdleMs ?? 30_000,
+  })
   fx.onClose(() => gw.close())
   return { ...fx, port: gw.port }
 }
@@ -38,12 +44,18 @@ test('004 capture replay: welcome, name in use, notices, chat without echo, rena
   const probe = await RawClient.connect(t, port)
   probe.write('00080070726f62652030') // "probe 0", captures/004 t=1.81
   // the exact welcome bytes of the capture
-  assert.equal((await probe.read(65)).toString('hex'), '003f00436f6d6d616e64733a203e3e657869743c3c2c203e3e73656e6466696c653c3c202766696c656e616d65272c203e3e63686e616d653c3c20276e616d6527')
+  assert.equal(
+    (await probe.read(65)).toString('hex'),
+    '003f00436f6d6d616e64733a203e3e657869743c3c2c203e3e73656e6466696c653c3c202766696c656e616d65272c203e3e63686e616d653c3c20276e616d6527',
+  )
   assert.equal(await text(a), `<${now()}> probe connected`)
 
   const b = await RawClient.connect(t, port)
   b.write(encodeClient({ kind: 'login', name: 'alice', utcOffsetSeconds: 0 }))
-  assert.equal((await b.read(29)).toString('hex'), Buffer.concat([Buffer.from('001b03', 'hex'), Buffer.from('The name is already in use')]).toString('hex'))
+  assert.equal(
+    (await b.read(29)).toString('hex'),
+    Buffer.concat([Buffer.from('001b03', 'hex'), Buffer.from('The name is already in use')]).toString('hex'),
+  )
   b.write(encodeClient({ kind: 'login', name: 'bob', utcOffsetSeconds: 0 }))
   assert.match(await text(b), /^Commands:/)
   assert.deepEqual(await probe.read(24), encodePacket(3, `<${now()}> bob connected`))
@@ -85,7 +97,7 @@ test('004 capture replay: welcome, name in use, notices, chat without echo, rena
   assert.equal(await text(a), `<${now()}> User probe disconnected`)
 })
 
-test('004: <HH:MM> is each recipient\'s own time; a bare-name login (README) is UTC', async (t) => {
+test("004: <HH:MM> is each recipient's own time; a bare-name login (README) is UTC", async (t) => {
   const { port } = await setup(t)
   const east = await login(t, port, 'east', 3 * 3600)
   const bare = await login(t, port, 'bare', null)
@@ -141,7 +153,14 @@ test('004 bad input: each refusal closes only its own connection and says why in
     ['len 0', Buffer.from('0000', 'hex'), /malformed packet: len 0/],
     ['login not UTF-8', encodePacket(0, Buffer.from('ff fe 20 30'.replace(/ /g, ''), 'hex')), /login is not valid UTF-8/],
     ['chat before login', encodePacket(3, 'hello?'), /message packet before login/],
-    ['flood', Buffer.concat([encodeClient({ kind: 'login', name: 'fl', utcOffsetSeconds: 0 }), ...Array.from({ length: 500 }, () => encodePacket(9, ''))]), /flood/],
+    [
+      'flood',
+      Buffer.concat([
+        encodeClient({ kind: 'login', name: 'fl', utcOffsetSeconds: 0 }),
+        ...Array.from({ length: 500 }, () => encodePacket(9, '')),
+      ]),
+      /flood/,
+    ],
   ]
   for (const [what, bytes, why] of cases) {
     const c = await RawClient.connect(t, port)
@@ -152,7 +171,10 @@ test('004 bad input: each refusal closes only its own connection and says why in
   await sleep(50)
   good.write(encodeClient({ kind: 'rename', name: 'better' }))
   // good saw the flooder come and go; nothing else reached it
-  assert.deepEqual([await text(good), await text(good), await text(good)], [`<${now()}> fl connected`, `<${now()}> User fl disconnected`, 'Username changed to better'])
+  assert.deepEqual(
+    [await text(good), await text(good), await text(good)],
+    [`<${now()}> fl connected`, `<${now()}> User fl disconnected`, 'Username changed to better'],
+  )
 })
 
 test('004: takeRaw split check — a file split across many small writes arrives whole', async (t) => {
@@ -161,7 +183,11 @@ test('004: takeRaw split check — a file split across many small writes arrives
   const b = await login(t, port, 'bob')
   await text(a)
   const data = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 251))
-  const all = Buffer.concat([encodeClient({ kind: 'file', size: data.length, filename: 'x.bin', caption: '' }), data, encodeClient({ kind: 'message', text: 'after' })])
+  const all = Buffer.concat([
+    encodeClient({ kind: 'file', size: data.length, filename: 'x.bin', caption: '' }),
+    data,
+    encodeClient({ kind: 'message', text: 'after' }),
+  ])
   for (let i = 0; i < all.length; i += 97) a.write(all.subarray(i, i + 97))
   const h = await next(b)
   assert.equal(h.kind, 'file')

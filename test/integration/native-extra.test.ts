@@ -43,7 +43,11 @@ test('the native protocol over TLS: register, send and receive', async (t) => {
   const key = join(dir, 'key.pem')
   const cert = join(dir, 'cert.pem')
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' })
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'],
+      { stdio: 'ignore' },
+    )
   } catch (err) {
     if (process.env.CI === 'true') throw err
     t.skip('openssl is not installed')
@@ -87,7 +91,17 @@ test('the native protocol over TLS: register, send and receive', async (t) => {
   assert.equal((await alice.next('WELCOME')).type, 'WELCOME')
   assert.equal((await bob.next('WELCOME')).type, 'WELCOME')
   assert.ok(alice.socket.encrypted, 'the connection is encrypted')
-  alice.send({ type: 'SEND', corr: 2, msgId: 1, to: { kind: 'name', name: 'bob' }, kind: 0, flags: 0, ttlMs: 0, notBefore: 0, body: Buffer.from('over tls') })
+  alice.send({
+    type: 'SEND',
+    corr: 2,
+    msgId: 1,
+    to: { kind: 'name', name: 'bob' },
+    kind: 0,
+    flags: 0,
+    ttlMs: 0,
+    notBefore: 0,
+    body: Buffer.from('over tls'),
+  })
   assert.equal((await alice.next('ACCEPTED')).type, 'ACCEPTED')
   const d = await bob.next('DELIVER')
   assert.equal(d.type === 'DELIVER' && d.msg.body.toString(), 'over tls')

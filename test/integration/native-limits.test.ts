@@ -59,7 +59,17 @@ test('an oversize frame gets ERROR naming maxFrameBytes with its corr; the conne
   assert.equal(e.limit, 'maxFrameBytes')
   assert.match(e.message, /maxFrameBytes \(4096\)/)
   // Sent in pieces, the skipped frame's bytes do not confuse what follows.
-  const big = encode({ type: 'SEND', corr: 500, msgId: 0, to: to('bob'), kind: 0, flags: 0, ttlMs: 0, notBefore: 0, body: Buffer.alloc(50_000, 0x62) })
+  const big = encode({
+    type: 'SEND',
+    corr: 500,
+    msgId: 0,
+    to: to('bob'),
+    kind: 0,
+    flags: 0,
+    ttlMs: 0,
+    notBefore: 0,
+    body: Buffer.alloc(50_000, 0x62),
+  })
   for (let off = 0; off < big.length; off += 7000) {
     alice.writeRaw(big.subarray(off, off + 7000))
     await sleep(5)
@@ -72,7 +82,11 @@ test('an oversize frame gets ERROR naming maxFrameBytes with its corr; the conne
 
 const malformed: { name: string; hex: string; detail: RegExp }[] = [
   { name: 'unknown frame type', hex: '00000005 30 00000009', detail: /unknown frame type 0x30/ },
-  { name: 'truncated field (name length 10, 5 bytes)', hex: '0000000f 01 00000009 0001 00 000a 616c696365', detail: /past the end/ },
+  {
+    name: 'truncated field (name length 10, 5 bytes)',
+    hex: '0000000f 01 00000009 0001 00 000a 616c696365',
+    detail: /past the end/,
+  },
   { name: 'bad UTF-8 in a string', hex: '0000000c 01 00000009 0001 00 0002 fffe', detail: /UTF-8/ },
   { name: 'length shorter than the header', hex: '00000002 0000', detail: /shorter than its header/ },
 ]

@@ -47,7 +47,15 @@ test('two clients exchange messages both ways, in order, with 200 receipts on ac
   const d = await bob.next('DELIVER')
   assert.equal(d.corr, 0)
   assert.deepEqual(
-    { seq: d.msg.seq, msgId: d.msg.msgId, from: d.msg.from, fromName: d.msg.fromName, to: d.msg.to, kind: d.msg.kind, body: d.msg.body.toString() },
+    {
+      seq: d.msg.seq,
+      msgId: d.msg.msgId,
+      from: d.msg.from,
+      fromName: d.msg.fromName,
+      to: d.msg.to,
+      kind: d.msg.kind,
+      body: d.msg.body.toString(),
+    },
     { seq: 1, msgId: 1, from: alice.id, fromName: 'alice', to: bob.id, kind: 0, body: 'hi bob' },
   )
   assert.equal(d.msg.flags & RECEIPT, RECEIPT)
@@ -73,8 +81,14 @@ test('two clients exchange messages both ways, in order, with 200 receipts on ac
   for (let i = 0; i < n; i++) alice.sendText(to('bob'), `m${i}`, { msgId: 100 + i })
   const got: FrameOf<'DELIVER'>[] = []
   for (let i = 0; i < n; i++) got.push(await bob.next('DELIVER'))
-  assert.deepEqual(got.map((f) => f.msg.body.toString()), Array.from({ length: n }, (_, i) => `m${i}`))
-  assert.deepEqual(got.map((f) => f.msg.seq), Array.from({ length: n }, (_, i) => i + 2))
+  assert.deepEqual(
+    got.map((f) => f.msg.body.toString()),
+    Array.from({ length: n }, (_, i) => `m${i}`),
+  )
+  assert.deepEqual(
+    got.map((f) => f.msg.seq),
+    Array.from({ length: n }, (_, i) => i + 2),
+  )
   for (const f of got) bob.ack(f.msg.seq)
   // No receipt was asked for: none comes.
   assert.deepEqual(await alice.collect('RECEIPT', 200), [])
@@ -174,7 +188,10 @@ test('an idempotent retry (same msgId) is accepted as duplicate and delivered on
   // Without the flag the same msgId is a new message.
   accepted(await alice.say(to('bob'), 'twice', { msgId: 77 }))
   const got = await bob.collect('DELIVER', 400)
-  assert.deepEqual(got.map((f) => f.msg.body.toString()), ['once', 'twice'])
+  assert.deepEqual(
+    got.map((f) => f.msg.body.toString()),
+    ['once', 'twice'],
+  )
   // The duplicate is remembered after delivery and acknowledgement too (durable dedupe, not a window).
   for (const f of got) bob.ack(f.msg.seq)
   await alice.next('RECEIPT')
@@ -213,7 +230,11 @@ test('topics: subscribers get a durable copy, offline ones at login; unsubscribe
   assert.deepEqual([dc.msg.topic, dc.msg.body.toString()], ['news', 'extra'])
   carol2.ack(dc.msg.seq)
   const subs = await carol2.expect({ type: 'REQUEST', op: Op.SUBSCRIPTIONS, arg: '' }, 'RESULT')
-  assert.deepEqual(subs.items.map((i) => i.name), ['news'], 'subscriptions persist across sessions')
+  assert.deepEqual(
+    subs.items.map((i) => i.name),
+    ['news'],
+    'subscriptions persist across sessions',
+  )
 
   const un = await bob.expect({ type: 'REQUEST', op: Op.UNSUBSCRIBE, arg: 'news' }, 'RESULT')
   assert.equal(un.items[0]?.count, 1)
@@ -274,7 +295,10 @@ test('a blocked sender is told the recipient is unknown; unblocking lets message
   assert.deepEqual([blk.text, blk.users[0]?.id], ['alice', alice.id])
   errorOf(await alice.say(to('bob'), 'let me in'), 'SB_ERR_UNKNOWN_RECIPIENT')
   const list = await bob.expect({ type: 'REQUEST', op: Op.BLOCKED, arg: '' }, 'RESULT')
-  assert.deepEqual(list.users.map((u) => u.name), ['alice'])
+  assert.deepEqual(
+    list.users.map((u) => u.name),
+    ['alice'],
+  )
   // bob may still write to alice
   accepted(await bob.say(to('alice'), 'one way'))
   await bob.expect({ type: 'REQUEST', op: Op.UNBLOCK, arg: 'alice' }, 'RESULT')
@@ -293,7 +317,10 @@ test('a message whose TTL runs out while queued gives the sender 410 and is neve
   assert.equal(a.status, SendStatusCode.stored)
   assert.equal((await alice.next('RECEIPT')).status, ReceiptStatus.STORED)
   const expired = await alice.next('RECEIPT', 4000) // the reaper runs every second
-  assert.deepEqual([expired.msgId, expired.status, expired.recipient, expired.seq], [31, ReceiptStatus.EXPIRED, bobCred.id, a.seq])
+  assert.deepEqual(
+    [expired.msgId, expired.status, expired.recipient, expired.seq],
+    [31, ReceiptStatus.EXPIRED, bobCred.id, a.seq],
+  )
   const bob2 = await loggedIn(t, port, bobCred)
   assert.deepEqual(await bob2.collect('DELIVER', 300), [])
 })

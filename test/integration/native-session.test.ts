@@ -171,25 +171,44 @@ test('polling: TAKE takes (and acknowledges), peek leaves messages queued until 
     assert.equal(accepted(await alice.say(to('bob'), text, { flags: SendFlag.RECEIPT })).status, SendStatusCode.queued)
   assert.deepEqual(await bob.collect('DELIVER', 200), [], 'a poll session gets no pushes')
   const b1 = await take(2, 0)
-  assert.deepEqual(b1.msgs.map((m) => [m.seq, m.body.toString()]), [[1, 'one'], [2, 'two']])
+  assert.deepEqual(
+    b1.msgs.map((m) => [m.seq, m.body.toString()]),
+    [
+      [1, 'one'],
+      [2, 'two'],
+    ],
+  )
   const b2 = await take(10, 0)
-  assert.deepEqual(b2.msgs.map((m) => m.body.toString()), ['three'])
+  assert.deepEqual(
+    b2.msgs.map((m) => m.body.toString()),
+    ['three'],
+  )
   assert.deepEqual((await take(10, 0)).msgs, [])
   // Taking acknowledges: the sender gets a 200 for each.
   const receipts = [await alice.next('RECEIPT'), await alice.next('RECEIPT'), await alice.next('RECEIPT')]
-  assert.deepEqual(receipts.map((r) => r.status), [200, 200, 200])
+  assert.deepEqual(
+    receipts.map((r) => r.status),
+    [200, 200, 200],
+  )
 
   // Peek: handed out once per session, handed out again to the next session until acknowledged.
   accepted(await alice.say(to('bob'), 'peeked', { flags: SendFlag.RECEIPT }))
   const p1 = await take(10, 1)
-  assert.deepEqual(p1.msgs.map((m) => [m.seq, m.body.toString()]), [[4, 'peeked']])
+  assert.deepEqual(
+    p1.msgs.map((m) => [m.seq, m.body.toString()]),
+    [[4, 'peeked']],
+  )
   assert.deepEqual((await take(10, 1)).msgs, [], 'the cursor moved past it')
   const bob2 = await loggedIn(t, port, bob, SessionFlag.POLL)
   await bob.closed
   // The session that held it unacknowledged ended: its sender hears 300 now, and 200 once it is acknowledged.
   assert.equal((await alice.next('RECEIPT')).status, ReceiptStatus.NOT_YET)
   const p2 = await take(10, 1, 0, bob2)
-  assert.deepEqual(p2.msgs.map((m) => m.seq), [4], 'not acknowledged: handed out again')
+  assert.deepEqual(
+    p2.msgs.map((m) => m.seq),
+    [4],
+    'not acknowledged: handed out again',
+  )
   bob2.ack(4)
   assert.equal((await alice.next('RECEIPT')).status, ReceiptStatus.DELIVERED)
   const bob3 = await loggedIn(t, port, bob, SessionFlag.POLL)
@@ -238,7 +257,8 @@ test('data survives a restart: queued messages, subscriptions, tokens; ids and s
   bob.send({ type: 'BYE' })
   await bob.closed
   const seqs: number[] = []
-  for (const text of ['a', 'b', 'c']) seqs.push(accepted(await alice.say(to('bob'), text, { msgId: seqs.length + 1, flags: SendFlag.RECEIPT })).seq)
+  for (const text of ['a', 'b', 'c'])
+    seqs.push(accepted(await alice.say(to('bob'), text, { msgId: seqs.length + 1, flags: SendFlag.RECEIPT })).seq)
   assert.deepEqual(seqs, [1, 2, 3])
   // An account deleted before the restart: its id must not come back.
   const dave = await registered(t, one.port, 'dave')
@@ -254,11 +274,14 @@ test('data survives a restart: queued messages, subscriptions, tokens; ids and s
   const bob2 = await loggedIn(t, two.port, bobCred)
   const got: FrameOf<'DELIVER'>[] = []
   for (let i = 0; i < 3; i++) got.push(await bob2.next('DELIVER'))
-  assert.deepEqual(got.map((f) => [f.msg.seq, f.msg.msgId, f.msg.body.toString(), f.msg.fromName]), [
-    [1, 1, 'a', 'alice'],
-    [2, 2, 'b', 'alice'],
-    [3, 3, 'c', 'alice'],
-  ])
+  assert.deepEqual(
+    got.map((f) => [f.msg.seq, f.msg.msgId, f.msg.body.toString(), f.msg.fromName]),
+    [
+      [1, 1, 'a', 'alice'],
+      [2, 2, 'b', 'alice'],
+      [3, 3, 'c', 'alice'],
+    ],
+  )
   for (const f of got) bob2.ack(f.msg.seq)
   for (let i = 0; i < 3; i++) assert.equal((await alice2.next('RECEIPT')).status, ReceiptStatus.DELIVERED)
   // seqs continue, ids continue past the deleted one, subscriptions are kept, the deleted name is free.
@@ -266,7 +289,10 @@ test('data survives a restart: queued messages, subscriptions, tokens; ids and s
   const carol = await registered(t, two.port, 'carol')
   assert.ok(carol.id > dave.id, `id ${carol.id} must not reuse ${dave.id}`)
   const subs = await bob2.expect({ type: 'REQUEST', op: Op.SUBSCRIPTIONS, arg: '' }, 'RESULT')
-  assert.deepEqual(subs.items.map((i) => i.name), ['news'])
+  assert.deepEqual(
+    subs.items.map((i) => i.name),
+    ['news'],
+  )
   const dave2 = await registered(t, two.port, 'dave')
   assert.ok(dave2.id > carol.id)
 })

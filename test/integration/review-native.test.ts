@@ -40,13 +40,19 @@ test('an idempotent send refused for a full queue can be retried with the same m
   errorOf(await alice.say(to('bob'), 'two', { msgId: 2, flags: idem }), 'SB_ERR_QUEUE_FULL')
   // bob takes (and so removes) the first message: the queue has room again
   const batch = await bob.expect({ type: 'TAKE', max: 10, mode: 0, waitMs: 0 }, 'BATCH')
-  assert.deepEqual(batch.msgs.map((m) => m.body.toString()), ['one'])
+  assert.deepEqual(
+    batch.msgs.map((m) => m.body.toString()),
+    ['one'],
+  )
   const retry = await alice.say(to('bob'), 'two', { msgId: 2, flags: idem })
   assert.equal(retry.type, 'ACCEPTED')
   assert.notEqual((retry as FrameOf<'ACCEPTED'>).status, SendStatusCode.duplicate, 'the retry is stored, not a duplicate')
   await sleep(20)
   const again = await bob.expect({ type: 'TAKE', max: 10, mode: 0, waitMs: 0 }, 'BATCH')
-  assert.deepEqual(again.msgs.map((m) => m.body.toString()), ['two'])
+  assert.deepEqual(
+    again.msgs.map((m) => m.body.toString()),
+    ['two'],
+  )
 })
 
 test('marking one message read many times gives its sender one 210, not one per request', async (t) => {
@@ -69,9 +75,13 @@ test('marking one message read many times gives its sender one 210, not one per 
   const ping = await bob.request({ type: 'PING' })
   assert.equal(ping.type, 'PONG')
   await sleep(30)
-  assert.deepEqual(bob.take('ERROR').map((e) => e.message), [], 'READ of a delivered message is accepted')
+  assert.deepEqual(
+    bob.take('ERROR').map((e) => e.message),
+    [],
+    'READ of a delivered message is accepted',
+  )
   // alice's queue still has room for carol
-  assert.equal((await carol.say(to('alice'), 'hello')).type, 'ACCEPTED', 'the sender\'s queue was not filled with receipts')
+  assert.equal((await carol.say(to('alice'), 'hello')).type, 'ACCEPTED', "the sender's queue was not filled with receipts")
   const again = await loggedIn(t, port, alice)
   await sleep(100)
   const reads = again.take('RECEIPT').filter((r) => r.msgId === 7 && r.status === 210)

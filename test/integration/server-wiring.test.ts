@@ -35,7 +35,10 @@ test('one config starts native, HTTP and every gateway; a 002 user and a native 
   await new Promise((r) => sock.once('connect', r))
   sock.write(encodeString('old'))
   await sleep(100)
-  await native.expect({ type: 'SEND', msgId: 1, to: { kind: 'all' }, kind: 0, flags: 0, ttlMs: 0, notBefore: 0, body: Buffer.from('hello room') }, 'ACCEPTED')
+  await native.expect(
+    { type: 'SEND', msgId: 1, to: { kind: 'all' }, kind: 0, flags: 0, ttlMs: 0, notBefore: 0, body: Buffer.from('hello room') },
+    'ACCEPTED',
+  )
   for (let i = 0; i < 50 && inbound.length === 0; i++) await sleep(20)
   const d = decodeDelivery(inbound)
   assert.ok(d.ok, 'the 002 user got a delivery')

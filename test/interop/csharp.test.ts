@@ -8,7 +8,10 @@ const skip = missing('mcs', 'mono')
 
 test('c# client: mcs build and tests (vectors, live)', { skip, timeout: 300_000 }, () => {
   const build = buildCsharp()
-  const r = run('mono', [path.join(build, 'Switchboard.Tests.exe'), 'all'], { env: { SB_REPO_ROOT: ROOT }, cwd: path.join(CLIENTS, 'csharp') })
+  const r = run('mono', [path.join(build, 'Switchboard.Tests.exe'), 'all'], {
+    env: { SB_REPO_ROOT: ROOT },
+    cwd: path.join(CLIENTS, 'csharp'),
+  })
   assert.match(r.stdout, /vectors: \d+ frames, \d+ invalid inputs/)
   assert.match(r.stdout, /live: done/)
   assert.match(r.stdout, /\d+ checks, all passed/)

@@ -40,7 +40,11 @@ export function missing(...tools: string[]): string | undefined {
 }
 
 /** Run a command to completion; throws with its output when it fails. */
-export function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): SpawnSyncReturns<string> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): SpawnSyncReturns<string> {
   const r = spawnSync(cmd, args, {
     cwd: opts.cwd ?? ROOT,
     env: { ...process.env, PYTHONIOENCODING: 'utf-8', PYTHONDONTWRITEBYTECODE: '1', ...opts.env },
@@ -67,7 +71,10 @@ function runLocked(name: string, cmd: string, args: string[]): void {
 export function buildCpp(): string {
   const dir = path.join(CLIENTS, 'cpp')
   const build = path.join(dir, 'build')
-  runLocked('cpp', 'sh', ['-c', `cmake -S "${dir}" -B "${build}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null && cmake --build "${build}" -j2`])
+  runLocked('cpp', 'sh', [
+    '-c',
+    `cmake -S "${dir}" -B "${build}" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null && cmake --build "${build}" -j2`,
+  ])
   return build
 }
 
@@ -85,10 +92,26 @@ export interface Server {
 /** A real server (node bin/switchboard.js) on a free port with its own data directory. */
 export async function startServer(extra: string[] = []): Promise<Server> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-interop-'))
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'switchboard.js'), 'serve', '--port', '0', '--http-port', '-1', '--data-dir', dir, '--log-level', 'warn', ...extra], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(ROOT, 'bin', 'switchboard.js'),
+      'serve',
+      '--port',
+      '0',
+      '--http-port',
+      '-1',
+      '--data-dir',
+      dir,
+      '--log-level',
+      'warn',
+      ...extra,
+    ],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
   const port = await new Promise<number>((resolve, reject) => {
     let out = ''
     const timer = setTimeout(() => reject(new Error(`the server did not start: ${out}`)), 20_000)
@@ -128,7 +151,11 @@ export interface AgentRun {
 }
 
 export function startAgent(cmd: string, args: string[], cwd: string = ROOT): AgentRun {
-  const child = spawn(cmd, args, { cwd, env: { ...process.env, PYTHONIOENCODING: 'utf-8', PYTHONDONTWRITEBYTECODE: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(cmd, args, {
+    cwd,
+    env: { ...process.env, PYTHONIOENCODING: 'utf-8', PYTHONDONTWRITEBYTECODE: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   const lines: string[] = []
   let stdout = ''
   let stderr = ''
@@ -146,8 +173,9 @@ export function startAgent(cmd: string, args: string[], cwd: string = ROOT): Age
       const line = partial.slice(0, i)
       partial = partial.slice(i + 1)
       lines.push(line)
-      for (const w of waiters.splice(0)) if (w.re.test(line)) w.resolve(line)
-      else waiters.push(w)
+      for (const w of waiters.splice(0))
+        if (w.re.test(line)) w.resolve(line)
+        else waiters.push(w)
     }
   })
   child.stderr!.on('data', (d: string) => (stderr += d))
@@ -166,7 +194,10 @@ export function startAgent(cmd: string, args: string[], cwd: string = ROOT): Age
       const seen = lines.find((l) => re.test(l))
       if (seen !== undefined) return Promise.resolve(seen)
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no line ${re} in time; got ${JSON.stringify(lines)} ${stderr}`)), timeoutMs)
+        const timer = setTimeout(
+          () => reject(new Error(`no line ${re} in time; got ${JSON.stringify(lines)} ${stderr}`)),
+          timeoutMs,
+        )
         waiters.push({
           re,
           resolve: (l) => {

@@ -37,8 +37,9 @@ function inProcess(body: (out: (line: string) => void) => Promise<number>): Agen
   let stderr = ''
   const out = (line: string): void => {
     lines.push(line)
-    for (const w of waiters.splice(0)) if (w.re.test(line)) w.resolve(line)
-    else waiters.push(w)
+    for (const w of waiters.splice(0))
+      if (w.re.test(line)) w.resolve(line)
+      else waiters.push(w)
   }
   const done = body(out)
     .catch((err: unknown) => {
@@ -60,7 +61,10 @@ function inProcess(body: (out: (line: string) => void) => Promise<number>): Agen
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no line ${re} in time; got ${JSON.stringify(lines)}`)), timeoutMs)
         waiters.push({ re, resolve: (l) => (clearTimeout(timer), resolve(l)) })
-        const onEnd = (): void => (clearTimeout(timer), reject(new Error(`ended before ${re}: ${JSON.stringify(lines)} ${stderr}`)))
+        const onEnd = (): void => (
+          clearTimeout(timer),
+          reject(new Error(`ended before ${re}: ${JSON.stringify(lines)} ${stderr}`))
+        )
         if (ended) onEnd()
         else endWaiters.push(onEnd)
       })
@@ -84,7 +88,12 @@ function tsAgent(server: Server, args: string[]): AgentRun {
       return 0
     }
     const poll = args.includes('--poll')
-    const c = await SwitchboardClient.connect({ ...base, token: opt('--token') ?? '', register: false, mode: poll ? 'poll' : 'push' })
+    const c = await SwitchboardClient.connect({
+      ...base,
+      token: opt('--token') ?? '',
+      register: false,
+      mode: poll ? 'poll' : 'push',
+    })
     try {
       const deadline = Date.now() + 15_000
       if (cmd === 'send') {
@@ -143,7 +152,10 @@ function languages(server: Server, skipped: string[]): Lang[] {
   const langs: Lang[] = []
   const py = missing('python3')
   if (py === undefined)
-    langs.push({ name: 'python', agent: (a) => startAgent('python3', ['-m', 'switchboard_client.agent', ...hp, ...a], path.join(CLIENTS, 'python')) })
+    langs.push({
+      name: 'python',
+      agent: (a) => startAgent('python3', ['-m', 'switchboard_client.agent', ...hp, ...a], path.join(CLIENTS, 'python')),
+    })
   else skipped.push(`python: ${py}`)
   const cpp = missing('g++', 'cmake')
   if (cpp === undefined) {
@@ -167,90 +179,97 @@ interface Cell {
 
 function table(langs: Lang[], cells: Map<string, Cell>): string {
   const head = ['sender ↓ / recipient →', ...langs.map((l) => l.name)]
-  const rows = langs.map((s) => [s.name, ...langs.map((r) => {
-    const c = cells.get(`${s.name}>${r.name}`)
-    return c === undefined ? 'not run' : `${c.ok ? '✓' : '✗'} ${c.live}; ${c.offline}`
-  })])
+  const rows = langs.map((s) => [
+    s.name,
+    ...langs.map((r) => {
+      const c = cells.get(`${s.name}>${r.name}`)
+      return c === undefined ? 'not run' : `${c.ok ? '✓' : '✗'} ${c.live}; ${c.offline}`
+    }),
+  ])
   const widths = head.map((_, i) => Math.max(...[head, ...rows].map((r) => [...r[i]!].length)))
   const line = (r: string[]): string => `| ${r.map((c, i) => c + ' '.repeat(widths[i]! - [...c].length)).join(' | ')} |`
   return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n')
 }
 
-test('interop matrix: every client sends to and receives from every client (live + receipt 200, offline + 202)', { timeout: 900_000 }, async (t) => {
-  const server = await startServer(['--ack-timeout', '3000'])
-  t.after(() => server.stop())
-  const skipped: string[] = []
-  const langs = languages(server, skipped)
-  const nonce = Math.random().toString(36).slice(2, 7)
-  const users = new Map<string, { a: { name: string; token: string }; b: { name: string; token: string } }>()
+test(
+  'interop matrix: every client sends to and receives from every client (live + receipt 200, offline + 202)',
+  { timeout: 900_000 },
+  async (t) => {
+    const server = await startServer(['--ack-timeout', '3000'])
+    t.after(() => server.stop())
+    const skipped: string[] = []
+    const langs = languages(server, skipped)
+    const nonce = Math.random().toString(36).slice(2, 7)
+    const users = new Map<string, { a: { name: string; token: string }; b: { name: string; token: string } }>()
 
-  // each client registers its own two users: a (sends) and b (receives)
-  for (const l of langs) {
-    const reg = async (role: string): Promise<{ name: string; token: string }> => {
-      const name = `${role}_${l.name}_${nonce}`
-      const r = l.agent(['register', '--name', name])
-      const res = await r.done
-      assert.equal(res.code, 0, `${l.name} register: ${res.stdout} ${res.stderr}`)
-      const m = /^WELCOME (\d+) (\S+)$/m.exec(res.stdout)
-      assert.ok(m, `${l.name} register printed ${res.stdout}`)
-      return { name, token: m[2]! }
-    }
-    users.set(l.name, { a: await reg('a'), b: await reg('b') })
-  }
-
-  const cells = new Map<string, Cell>()
-  for (const [si, s] of langs.entries())
-    for (const [ri, r] of langs.entries()) {
-      const from = users.get(s.name)!.a
-      const to = users.get(r.name)!.b
-      // a checkerboard: every recipient picks up offline messages both ways, by TAKE and pushed on login
-      const poll = (si + ri) % 2 === 0
-      await t.test(`${s.name} → ${r.name}`, async () => {
-        const cell: Cell = { live: 'live ✗', offline: 'offline ✗', ok: false }
-        cells.set(`${s.name}>${r.name}`, cell)
-        const login = (u: { name: string; token: string }): string[] => ['--name', u.name, '--token', u.token]
-
-        // live: the recipient is connected; the sender waits for the 200 that its acknowledgement causes
-        const liveText = `${s.name}→${r.name} live héllo ✓ ${nonce}`
-        const recv = r.agent([...login(to), 'recv', '--count', '1'])
-        await recv.waitFor(/^READY$/)
-        const send = s.agent([...login(from), 'send', '--to', to.name, '--text', liveText, '--expect-receipt', '200'])
-        const [sr, rr] = await Promise.all([send.done, recv.done])
-        assert.equal(sr.code, 0, `live send: ${sr.stdout} ${sr.stderr}`)
-        assert.match(sr.stdout, /^ACCEPTED (queued|\?) \d+$/m)
-        assert.match(sr.stdout, /^RECEIPT 200$/m)
-        assert.equal(rr.code, 0, `live recv: ${rr.stdout} ${rr.stderr}`)
-        assert.ok(rr.stdout.includes(`MSG ${from.name}\t${liveText}\n`), `live recv got ${rr.stdout}`)
-        cell.live = 'live 200'
-
-        // offline: the recipient is not connected; 202 at once; it picks the message up later
-        const offText = `${s.name}→${r.name} waited offline ${nonce}`
-        const off = await s.agent([...login(from), 'send', '--to', to.name, '--text', offText, '--expect-receipt', '202']).done
-        assert.equal(off.code, 0, `offline send: ${off.stdout} ${off.stderr}`)
-        assert.match(off.stdout, /^ACCEPTED (stored|\?) \d+$/m)
-        assert.match(off.stdout, /^RECEIPT 202$/m)
-        const later = await r.agent([...login(to), 'recv', '--count', '1', ...(poll ? ['--poll'] : [])]).done
-        assert.equal(later.code, 0, `offline recv: ${later.stdout} ${later.stderr}`)
-        assert.ok(later.stdout.includes(`MSG ${from.name}\t${offText}\n`), `offline recv got ${later.stdout}`)
-        cell.offline = `offline 202→${poll ? 'take' : 'push'}`
-        cell.ok = true
-      })
+    // each client registers its own two users: a (sends) and b (receives)
+    for (const l of langs) {
+      const reg = async (role: string): Promise<{ name: string; token: string }> => {
+        const name = `${role}_${l.name}_${nonce}`
+        const r = l.agent(['register', '--name', name])
+        const res = await r.done
+        assert.equal(res.code, 0, `${l.name} register: ${res.stdout} ${res.stderr}`)
+        const m = /^WELCOME (\d+) (\S+)$/m.exec(res.stdout)
+        assert.ok(m, `${l.name} register printed ${res.stdout}`)
+        return { name, token: m[2]! }
+      }
+      users.set(l.name, { a: await reg('a'), b: await reg('b') })
     }
 
-  const out = [
-    '# Interop matrix',
-    '',
-    `Each cell: sender (row) to recipient (column). "live 200": delivered to a connected recipient, the sender got`,
-    `receipt 200 after the recipient's ACK. "offline 202→take|push": sent while the recipient was offline, receipt 202,`,
-    `then picked up by polling (TAKE) or pushed on login.`,
-    '',
-    table(langs, cells),
-    '',
-    ...(skipped.length > 0 ? ['Not in this run: ' + skipped.join('; ')] : []),
-  ].join('\n')
-  console.log('\n' + out + '\n')
-  fs.mkdirSync(path.join(ROOT, 'test-artifacts'), { recursive: true })
-  fs.writeFileSync(path.join(ROOT, 'test-artifacts', 'interop-matrix.md'), out + '\n')
-  assert.equal([...cells.values()].filter((c) => c.ok).length, langs.length * langs.length, 'every cell of the matrix passed')
-  assert.ok(langs.length >= 2)
-})
+    const cells = new Map<string, Cell>()
+    for (const [si, s] of langs.entries())
+      for (const [ri, r] of langs.entries()) {
+        const from = users.get(s.name)!.a
+        const to = users.get(r.name)!.b
+        // a checkerboard: every recipient picks up offline messages both ways, by TAKE and pushed on login
+        const poll = (si + ri) % 2 === 0
+        await t.test(`${s.name} → ${r.name}`, async () => {
+          const cell: Cell = { live: 'live ✗', offline: 'offline ✗', ok: false }
+          cells.set(`${s.name}>${r.name}`, cell)
+          const login = (u: { name: string; token: string }): string[] => ['--name', u.name, '--token', u.token]
+
+          // live: the recipient is connected; the sender waits for the 200 that its acknowledgement causes
+          const liveText = `${s.name}→${r.name} live héllo ✓ ${nonce}`
+          const recv = r.agent([...login(to), 'recv', '--count', '1'])
+          await recv.waitFor(/^READY$/)
+          const send = s.agent([...login(from), 'send', '--to', to.name, '--text', liveText, '--expect-receipt', '200'])
+          const [sr, rr] = await Promise.all([send.done, recv.done])
+          assert.equal(sr.code, 0, `live send: ${sr.stdout} ${sr.stderr}`)
+          assert.match(sr.stdout, /^ACCEPTED (queued|\?) \d+$/m)
+          assert.match(sr.stdout, /^RECEIPT 200$/m)
+          assert.equal(rr.code, 0, `live recv: ${rr.stdout} ${rr.stderr}`)
+          assert.ok(rr.stdout.includes(`MSG ${from.name}\t${liveText}\n`), `live recv got ${rr.stdout}`)
+          cell.live = 'live 200'
+
+          // offline: the recipient is not connected; 202 at once; it picks the message up later
+          const offText = `${s.name}→${r.name} waited offline ${nonce}`
+          const off = await s.agent([...login(from), 'send', '--to', to.name, '--text', offText, '--expect-receipt', '202']).done
+          assert.equal(off.code, 0, `offline send: ${off.stdout} ${off.stderr}`)
+          assert.match(off.stdout, /^ACCEPTED (stored|\?) \d+$/m)
+          assert.match(off.stdout, /^RECEIPT 202$/m)
+          const later = await r.agent([...login(to), 'recv', '--count', '1', ...(poll ? ['--poll'] : [])]).done
+          assert.equal(later.code, 0, `offline recv: ${later.stdout} ${later.stderr}`)
+          assert.ok(later.stdout.includes(`MSG ${from.name}\t${offText}\n`), `offline recv got ${later.stdout}`)
+          cell.offline = `offline 202→${poll ? 'take' : 'push'}`
+          cell.ok = true
+        })
+      }
+
+    const out = [
+      '# Interop matrix',
+      '',
+      `Each cell: sender (row) to recipient (column). "live 200": delivered to a connected recipient, the sender got`,
+      `receipt 200 after the recipient's ACK. "offline 202→take|push": sent while the recipient was offline, receipt 202,`,
+      `then picked up by polling (TAKE) or pushed on login.`,
+      '',
+      table(langs, cells),
+      '',
+      ...(skipped.length > 0 ? ['Not in this run: ' + skipped.join('; ')] : []),
+    ].join('\n')
+    console.log('\n' + out + '\n')
+    fs.mkdirSync(path.join(ROOT, 'test-artifacts'), { recursive: true })
+    fs.writeFileSync(path.join(ROOT, 'test-artifacts', 'interop-matrix.md'), out + '\n')
+    assert.equal([...cells.values()].filter((c) => c.ok).length, langs.length * langs.length, 'every cell of the matrix passed')
+    assert.ok(langs.length >= 2)
+  },
+)

@@ -49,6 +49,7 @@ test('serve --help lists every option with its default and its environment varia
   for (const o of OPTIONS) {
     assert.ok(out.includes(`--${o.name}`), `--${o.name} in --help`)
     assert.ok(out.includes(envName(o.name)), `${envName(o.name)} in --help`)
-    if (o.default !== undefined && o.default !== '') assert.ok(out.includes(`default: ${String(o.default)}`), `default of --${o.name}`)
+    if (o.default !== undefined && o.default !== '')
+      assert.ok(out.includes(`default: ${String(o.default)}`), `default of --${o.name}`)
   }
 })

@@ -98,7 +98,12 @@ export function registerWs(app: FastifyInstance, deps: WsDeps): void {
   app.get('/v1/ws', { websocket: true }, (socket, req) => {
     deps.sockets.add(socket)
     const transport = new WsTransport(socket, deps.nativeOptions.highWaterMark)
-    const conn = new NativeConnection(deps.broker, transport, { ...deps.nativeOptions, protocol: 'ws' }, `ws:${req.ip}:${req.socket.remotePort ?? 0}`)
+    const conn = new NativeConnection(
+      deps.broker,
+      transport,
+      { ...deps.nativeOptions, protocol: 'ws' },
+      `ws:${req.ip}:${req.socket.remotePort ?? 0}`,
+    )
     transport.onDrain = () => conn.drained()
     socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
       if (!isBinary) {

@@ -122,7 +122,12 @@ export class NativeConnection implements SessionSink {
         continue
       }
       if (d.reason === 'too-large') {
-        this.error(d.corr, 'SB_ERR_TOO_LARGE', `frame of ${d.size} bytes is larger than maxFrameBytes (${this.opts.maxFrameBytes})`, 'maxFrameBytes')
+        this.error(
+          d.corr,
+          'SB_ERR_TOO_LARGE',
+          `frame of ${d.size} bytes is larger than maxFrameBytes (${this.opts.maxFrameBytes})`,
+          'maxFrameBytes',
+        )
         continue
       }
       if (d.reason === 'malformed') {
@@ -205,7 +210,8 @@ export class NativeConnection implements SessionSink {
   }
 
   private need(): Session {
-    if (this.session === undefined || this.session.closed) throw new BrokerError('SB_ERR_NOT_LOGGED_IN', 'send REGISTER or LOGIN first')
+    if (this.session === undefined || this.session.closed)
+      throw new BrokerError('SB_ERR_NOT_LOGGED_IN', 'send REGISTER or LOGIN first')
     return this.session
   }
 
@@ -229,7 +235,8 @@ export class NativeConnection implements SessionSink {
       case 'READ': {
         const s = this.need()
         const m = this.broker.inflightMessage(s, f.seq)
-        if (m === undefined) throw new BrokerError('SB_ERR_UNKNOWN_MESSAGE', `no message ${f.seq} was delivered to this session lately`)
+        if (m === undefined)
+          throw new BrokerError('SB_ERR_UNKNOWN_MESSAGE', `no message ${f.seq} was delivered to this session lately`)
         return this.broker.markRead(s, m)
       }
       case 'REQUEST':
@@ -242,7 +249,8 @@ export class NativeConnection implements SessionSink {
       case 'FILE_ABORT':
       case 'DOWNLOAD': {
         const s = this.need()
-        if (this.opts.files === undefined) throw new BrokerError('SB_ERR_UNSUPPORTED', 'file transfer is not enabled on this server')
+        if (this.opts.files === undefined)
+          throw new BrokerError('SB_ERR_UNSUPPORTED', 'file transfer is not enabled on this server')
         return this.opts.files.handle(this, s, f)
       }
       case 'BYE': {
@@ -260,7 +268,10 @@ export class NativeConnection implements SessionSink {
 
   private async login(f: FrameOf<'REGISTER'> | FrameOf<'LOGIN'>): Promise<void> {
     if (f.version !== PROTOCOL_VERSION)
-      throw new BrokerError('SB_ERR_UNSUPPORTED', `protocol version ${f.version} is not supported (this server speaks ${PROTOCOL_VERSION})`)
+      throw new BrokerError(
+        'SB_ERR_UNSUPPORTED',
+        `protocol version ${f.version} is not supported (this server speaks ${PROTOCOL_VERSION})`,
+      )
     if (this.loggingIn || (this.session !== undefined && !this.session.closed))
       throw new BrokerError('SB_ERR_CONFLICT', 'already logged in (or logging in) on this connection')
     this.loggingIn = true
@@ -279,7 +290,13 @@ export class NativeConnection implements SessionSink {
       this.session = r.session
       token = r.token
     } else {
-      this.session = await this.broker.login(f.id !== 0 ? { id: f.id } : { name: f.name }, f.token, this.opts.protocol ?? PROTOCOL, this, mode)
+      this.session = await this.broker.login(
+        f.id !== 0 ? { id: f.id } : { name: f.name },
+        f.token,
+        this.opts.protocol ?? PROTOCOL,
+        this,
+        mode,
+      )
     }
     clearTimeout(this.loginTimer)
     if (this.closed) {
@@ -316,7 +333,15 @@ export class NativeConnection implements SessionSink {
   }
 
   accepted(corr: number, r: SendResult, fileId = ''): void {
-    this.send({ type: 'ACCEPTED', corr, msgId: r.msgId, status: SendStatusCode[r.status], seq: r.seq, recipients: r.recipients, fileId })
+    this.send({
+      type: 'ACCEPTED',
+      corr,
+      msgId: r.msgId,
+      status: SendStatusCode[r.status],
+      seq: r.seq,
+      recipients: r.recipients,
+      fileId,
+    })
   }
 
   private async request(f: FrameOf<'REQUEST'>): Promise<void> {
@@ -330,7 +355,10 @@ export class NativeConnection implements SessionSink {
         return reply(p.name, [{ id: p.id, name: p.name, protocol: p.protocol, since: p.since, lastSeen: p.lastSeen }])
       }
       case Op.WHO:
-        return reply('', (await b.who(s)).map((p) => ({ id: p.id, name: p.name, protocol: p.protocol, since: p.since, lastSeen: p.lastSeen })))
+        return reply(
+          '',
+          (await b.who(s)).map((p) => ({ id: p.id, name: p.name, protocol: p.protocol, since: p.since, lastSeen: p.lastSeen })),
+        )
       case Op.RENAME: {
         const u = await b.rename(s, f.arg)
         return reply(u.name, [{ id: u.id, name: u.name, protocol: s.protocol, since: s.since, lastSeen: s.lastSeen }])
@@ -350,16 +378,28 @@ export class NativeConnection implements SessionSink {
       case Op.UNSUBSCRIBE:
         return reply(f.arg, [], [{ name: f.arg, count: (await b.unsubscribe(s, f.arg)) ? 1 : 0 }])
       case Op.TOPICS:
-        return reply('', [], (await b.topics(s)).map((t) => ({ name: t.topic, count: t.subscribers })))
+        return reply(
+          '',
+          [],
+          (await b.topics(s)).map((t) => ({ name: t.topic, count: t.subscribers })),
+        )
       case Op.SUBSCRIPTIONS:
-        return reply('', [], (await b.subscriptions(s)).map((t) => ({ name: t, count: 0 })))
+        return reply(
+          '',
+          [],
+          (await b.subscriptions(s)).map((t) => ({ name: t, count: 0 })),
+        )
       case Op.BLOCK:
       case Op.UNBLOCK: {
-        const u = f.op === Op.BLOCK ? await b.block(s, { kind: 'name', name: f.arg }) : await b.unblock(s, { kind: 'name', name: f.arg })
+        const u =
+          f.op === Op.BLOCK ? await b.block(s, { kind: 'name', name: f.arg }) : await b.unblock(s, { kind: 'name', name: f.arg })
         return reply(u.name, [{ id: u.id, name: u.name, protocol: '', since: 0, lastSeen: 0 }])
       }
       case Op.BLOCKED:
-        return reply('', (await b.blocked(s)).map((u) => ({ id: u.id, name: u.name, protocol: '', since: 0, lastSeen: 0 })))
+        return reply(
+          '',
+          (await b.blocked(s)).map((u) => ({ id: u.id, name: u.name, protocol: '', since: 0, lastSeen: 0 })),
+        )
       case Op.PRESENCE:
         b.watchPresence(s, f.arg !== 'off')
         return reply(f.arg !== 'off' ? 'on' : 'off')
@@ -434,14 +474,33 @@ export class NativeConnection implements SessionSink {
       }
       case 'receipt': {
         const r = ev.receipt
-        this.send({ type: 'RECEIPT', corr: 0, msgId: r.msgId, status: r.status, recipient: r.recipient, recipientName: r.recipientName, seq: r.seq, at: r.at, topic: r.topic ?? '', ackSeq: ev.seq })
+        this.send({
+          type: 'RECEIPT',
+          corr: 0,
+          msgId: r.msgId,
+          status: r.status,
+          recipient: r.recipient,
+          recipientName: r.recipientName,
+          seq: r.seq,
+          at: r.at,
+          topic: r.topic ?? '',
+          ackSeq: ev.seq,
+        })
         break
       }
       case 'notice':
         this.send({ type: 'NOTICE', corr: 0, code: ev.code, text: ev.text })
         break
       case 'presence':
-        this.send({ type: 'PRESENCE', corr: 0, id: ev.user.id, name: ev.user.name, online: ev.online ? 1 : 0, protocol: ev.protocol ?? '', at: ev.at })
+        this.send({
+          type: 'PRESENCE',
+          corr: 0,
+          id: ev.user.id,
+          name: ev.user.name,
+          online: ev.online ? 1 : 0,
+          protocol: ev.protocol ?? '',
+          at: ev.at,
+        })
         break
       case 'rename':
         this.send({ type: 'RENAMED', corr: 0, id: ev.user.id, oldName: ev.oldName, newName: ev.user.name })

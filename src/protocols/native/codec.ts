@@ -163,7 +163,8 @@ export function decode(buf: Buffer, maxFrameBytes: number): Decoded {
   if (buf.length < 4) return { ok: false, reason: 'need-more' }
   const length = buf.readUInt32BE(0)
   const size = length + 4
-  if (length < HEADER_BYTES - 4) return { ok: false, reason: 'malformed', detail: `frame length ${length} is shorter than its header`, corr: 0 }
+  if (length < HEADER_BYTES - 4)
+    return { ok: false, reason: 'malformed', detail: `frame length ${length} is shorter than its header`, corr: 0 }
   if (size > maxFrameBytes) {
     const type = buf.length >= 5 ? buf[4]! : 0
     const corr = buf.length >= HEADER_BYTES ? buf.readUInt32BE(5) : 0
@@ -182,7 +183,8 @@ export function decode(buf: Buffer, maxFrameBytes: number): Decoded {
     if (err instanceof Malformed) return { ok: false, reason: 'malformed', detail: `${name}: ${err.message}`, corr }
     throw err
   }
-  if (r.off !== size) return { ok: false, reason: 'malformed', detail: `${name}: ${size - r.off} bytes left over after the last field`, corr }
+  if (r.off !== size)
+    return { ok: false, reason: 'malformed', detail: `${name}: ${size - r.off} bytes left over after the last field`, corr }
   return { ok: true, frame: frame as Frame, rest: buf.subarray(size) }
 }
 

@@ -82,17 +82,22 @@ export class NativeFileHandler implements FileHandler {
             conn.releaseInput()
           }
         }
-        p.chain = p.chain.then(async () => {
-          if (p.failed !== undefined) return
-          try {
-            await p.upload.write(data)
-          } catch (err) {
-            p.failed = err instanceof BrokerError ? err : new BrokerError('SB_ERR_INTERNAL', 'writing the upload failed', undefined, { cause: err })
-            this.uploads(conn).delete(f.uploadId)
-            await p.upload.abort(p.failed.message).catch(() => undefined)
-            conn.error(f.corr, p.failed.code, p.failed.message, p.failed.limit ?? '')
-          }
-        }).finally(written)
+        p.chain = p.chain
+          .then(async () => {
+            if (p.failed !== undefined) return
+            try {
+              await p.upload.write(data)
+            } catch (err) {
+              p.failed =
+                err instanceof BrokerError
+                  ? err
+                  : new BrokerError('SB_ERR_INTERNAL', 'writing the upload failed', undefined, { cause: err })
+              this.uploads(conn).delete(f.uploadId)
+              await p.upload.abort(p.failed.message).catch(() => undefined)
+              conn.error(f.corr, p.failed.code, p.failed.message, p.failed.limit ?? '')
+            }
+          })
+          .finally(written)
         return
       }
       case 'FILE_END': {
@@ -114,7 +119,14 @@ export class NativeFileHandler implements FileHandler {
       case 'DOWNLOAD': {
         const end = f.length > 0 ? f.offset + f.length - 1 : undefined
         const d = await this.files.openDownload(s, f.fileId, end === undefined ? { start: f.offset } : { start: f.offset, end })
-        conn.send({ type: 'FILE_INFO', corr: f.corr, fileId: d.meta.id, name: d.meta.name, size: d.meta.size, sha256: d.meta.sha256 })
+        conn.send({
+          type: 'FILE_INFO',
+          corr: f.corr,
+          fileId: d.meta.id,
+          name: d.meta.name,
+          size: d.meta.size,
+          sha256: d.meta.sha256,
+        })
         let offset = d.start
         if (d.size === 0) {
           conn.send({ type: 'FILE_DATA', corr: f.corr, offset, last: 1, data: Buffer.alloc(0) })

@@ -91,42 +91,136 @@ export interface FrameSpec {
 
 export const FRAMES = {
   // client → server
-  REGISTER: { code: 0x01, dir: 'c2s', fields: [['version', 'u16'], ['flags', 'u8'], ['name', 'str']] },
-  LOGIN: { code: 0x02, dir: 'c2s', fields: [['version', 'u16'], ['flags', 'u8'], ['id', 'u32'], ['name', 'str'], ['token', 'str']] },
+  REGISTER: {
+    code: 0x01,
+    dir: 'c2s',
+    fields: [
+      ['version', 'u16'],
+      ['flags', 'u8'],
+      ['name', 'str'],
+    ],
+  },
+  LOGIN: {
+    code: 0x02,
+    dir: 'c2s',
+    fields: [
+      ['version', 'u16'],
+      ['flags', 'u8'],
+      ['id', 'u32'],
+      ['name', 'str'],
+      ['token', 'str'],
+    ],
+  },
   SEND: {
     code: 0x03,
     dir: 'c2s',
-    fields: [['msgId', 'u53'], ['to', 'addr'], ['kind', 'u8'], ['flags', 'u8'], ['ttlMs', 'u32'], ['notBefore', 'u53'], ['body', 'bytes']],
+    fields: [
+      ['msgId', 'u53'],
+      ['to', 'addr'],
+      ['kind', 'u8'],
+      ['flags', 'u8'],
+      ['ttlMs', 'u32'],
+      ['notBefore', 'u53'],
+      ['body', 'bytes'],
+    ],
   },
   ACK: { code: 0x04, dir: 'c2s', fields: [['seq', 'u53']] },
-  TAKE: { code: 0x05, dir: 'c2s', fields: [['max', 'u16'], ['mode', 'u8'], ['waitMs', 'u32']] },
+  TAKE: {
+    code: 0x05,
+    dir: 'c2s',
+    fields: [
+      ['max', 'u16'],
+      ['mode', 'u8'],
+      ['waitMs', 'u32'],
+    ],
+  },
   READ: { code: 0x06, dir: 'c2s', fields: [['seq', 'u53']] },
   PING: { code: 0x07, dir: 'c2s', fields: [] },
-  REQUEST: { code: 0x08, dir: 'c2s', fields: [['op', 'u8'], ['arg', 'str']] },
-  CONV: { code: 0x09, dir: 'c2s', fields: [['action', 'u8'], ['convId', 'str'], ['to', 'addr'], ['body', 'bytes']] },
+  REQUEST: {
+    code: 0x08,
+    dir: 'c2s',
+    fields: [
+      ['op', 'u8'],
+      ['arg', 'str'],
+    ],
+  },
+  CONV: {
+    code: 0x09,
+    dir: 'c2s',
+    fields: [
+      ['action', 'u8'],
+      ['convId', 'str'],
+      ['to', 'addr'],
+      ['body', 'bytes'],
+    ],
+  },
   FILE_BEGIN: {
     code: 0x0a,
     dir: 'c2s',
-    fields: [['msgId', 'u53'], ['to', 'addr'], ['flags', 'u8'], ['size', 'u53'], ['sha256', 'str'], ['name', 'str'], ['text', 'str']],
+    fields: [
+      ['msgId', 'u53'],
+      ['to', 'addr'],
+      ['flags', 'u8'],
+      ['size', 'u53'],
+      ['sha256', 'str'],
+      ['name', 'str'],
+      ['text', 'str'],
+    ],
   },
-  FILE_CHUNK: { code: 0x0b, dir: 'c2s', fields: [['uploadId', 'str'], ['data', 'bytes']] },
+  FILE_CHUNK: {
+    code: 0x0b,
+    dir: 'c2s',
+    fields: [
+      ['uploadId', 'str'],
+      ['data', 'bytes'],
+    ],
+  },
   FILE_END: { code: 0x0c, dir: 'c2s', fields: [['uploadId', 'str']] },
   FILE_ABORT: { code: 0x0d, dir: 'c2s', fields: [['uploadId', 'str']] },
-  DOWNLOAD: { code: 0x0e, dir: 'c2s', fields: [['fileId', 'str'], ['offset', 'u53'], ['length', 'u53']] },
+  DOWNLOAD: {
+    code: 0x0e,
+    dir: 'c2s',
+    fields: [
+      ['fileId', 'str'],
+      ['offset', 'u53'],
+      ['length', 'u53'],
+    ],
+  },
   BYE: { code: 0x0f, dir: 'c2s', fields: [] },
 
   // server → client
-  ERROR: { code: 0x40, dir: 's2c', fields: [['code', 'u16'], ['limit', 'str'], ['message', 'str']] },
+  ERROR: {
+    code: 0x40,
+    dir: 's2c',
+    fields: [
+      ['code', 'u16'],
+      ['limit', 'str'],
+      ['message', 'str'],
+    ],
+  },
   WELCOME: {
     code: 0x41,
     dir: 's2c',
-    fields: [['version', 'u16'], ['id', 'u32'], ['name', 'str'], ['token', 'str'], ['heartbeatMs', 'u32'], ['server', 'str']],
+    fields: [
+      ['version', 'u16'],
+      ['id', 'u32'],
+      ['name', 'str'],
+      ['token', 'str'],
+      ['heartbeatMs', 'u32'],
+      ['server', 'str'],
+    ],
   },
   DELIVER: { code: 0x42, dir: 's2c', fields: [['msg', 'msg']] },
   ACCEPTED: {
     code: 0x43,
     dir: 's2c',
-    fields: [['msgId', 'u53'], ['status', 'u8'], ['seq', 'u53'], ['recipients', 'u32'], ['fileId', 'str']],
+    fields: [
+      ['msgId', 'u53'],
+      ['status', 'u8'],
+      ['seq', 'u53'],
+      ['recipients', 'u32'],
+      ['fileId', 'str'],
+    ],
   },
   RECEIPT: {
     code: 0x44,
@@ -143,19 +237,85 @@ export const FRAMES = {
     ],
   },
   BATCH: { code: 0x45, dir: 's2c', fields: [['msgs', 'msgs']] },
-  NOTICE: { code: 0x46, dir: 's2c', fields: [['code', 'str'], ['text', 'str']] },
+  NOTICE: {
+    code: 0x46,
+    dir: 's2c',
+    fields: [
+      ['code', 'str'],
+      ['text', 'str'],
+    ],
+  },
   PONG: { code: 0x47, dir: 's2c', fields: [] },
-  RESULT: { code: 0x48, dir: 's2c', fields: [['op', 'u8'], ['text', 'str'], ['users', 'users'], ['items', 'items']] },
-  PRESENCE: { code: 0x49, dir: 's2c', fields: [['id', 'u32'], ['name', 'str'], ['online', 'u8'], ['protocol', 'str'], ['at', 'u53']] },
+  RESULT: {
+    code: 0x48,
+    dir: 's2c',
+    fields: [
+      ['op', 'u8'],
+      ['text', 'str'],
+      ['users', 'users'],
+      ['items', 'items'],
+    ],
+  },
+  PRESENCE: {
+    code: 0x49,
+    dir: 's2c',
+    fields: [
+      ['id', 'u32'],
+      ['name', 'str'],
+      ['online', 'u8'],
+      ['protocol', 'str'],
+      ['at', 'u53'],
+    ],
+  },
   CONV_EVENT: {
     code: 0x4a,
     dir: 's2c',
-    fields: [['event', 'u8'], ['convId', 'str'], ['peerId', 'u32'], ['peerName', 'str'], ['expiresAt', 'u53'], ['reason', 'str'], ['body', 'bytes']],
+    fields: [
+      ['event', 'u8'],
+      ['convId', 'str'],
+      ['peerId', 'u32'],
+      ['peerName', 'str'],
+      ['expiresAt', 'u53'],
+      ['reason', 'str'],
+      ['body', 'bytes'],
+    ],
   },
-  RENAMED: { code: 0x4b, dir: 's2c', fields: [['id', 'u32'], ['oldName', 'str'], ['newName', 'str']] },
-  FILE_INFO: { code: 0x4c, dir: 's2c', fields: [['fileId', 'str'], ['name', 'str'], ['size', 'u53'], ['sha256', 'str']] },
-  FILE_DATA: { code: 0x4d, dir: 's2c', fields: [['offset', 'u53'], ['last', 'u8'], ['data', 'bytes']] },
-  CLOSING: { code: 0x4f, dir: 's2c', fields: [['reason', 'str'], ['text', 'str']] },
+  RENAMED: {
+    code: 0x4b,
+    dir: 's2c',
+    fields: [
+      ['id', 'u32'],
+      ['oldName', 'str'],
+      ['newName', 'str'],
+    ],
+  },
+  FILE_INFO: {
+    code: 0x4c,
+    dir: 's2c',
+    fields: [
+      ['fileId', 'str'],
+      ['name', 'str'],
+      ['size', 'u53'],
+      ['sha256', 'str'],
+    ],
+  },
+  FILE_DATA: {
+    code: 0x4d,
+    dir: 's2c',
+    fields: [
+      ['offset', 'u53'],
+      ['last', 'u8'],
+      ['data', 'bytes'],
+    ],
+  },
+  CLOSING: {
+    code: 0x4f,
+    dir: 's2c',
+    fields: [
+      ['reason', 'str'],
+      ['text', 'str'],
+    ],
+  },
 } as const satisfies Record<string, FrameSpec>
 
 export type FrameName = keyof typeof FRAMES

@@ -66,7 +66,8 @@ export async function listenNative(broker: Broker, opts: NativeListenOptions): P
     conns.add(conn)
     socket.once('close', () => conns.delete(conn))
   }
-  const server = opts.tls !== undefined ? tls.createServer({ key: opts.tls.key, cert: opts.tls.cert }, onSocket) : net.createServer(onSocket)
+  const server =
+    opts.tls !== undefined ? tls.createServer({ key: opts.tls.key, cert: opts.tls.cert }, onSocket) : net.createServer(onSocket)
   server.maxConnections = broker.limits.maxConnections
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

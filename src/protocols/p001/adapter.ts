@@ -127,7 +127,10 @@ export class P001Connection extends GatewayConnection {
       f.src,
       (err) => {
         // 001 has no way to say "name refused": answer the frame "300" (not delivered) and close.
-        if (f.type === FrameType.MESSAGE) this.write(encode({ type: FrameType.ANSWER, messageId: f.messageId, src: f.dst, dst: f.src, text: AnswerCode.NOT_DELIVERED }))
+        if (f.type === FrameType.MESSAGE)
+          this.write(
+            encode({ type: FrameType.ANSWER, messageId: f.messageId, src: f.dst, dst: f.src, text: AnswerCode.NOT_DELIVERED }),
+          )
         this.refuse(`name "${f.src}" refused: ${isBrokerError(err) ? err.message : 'internal error'}`)
       },
       (s) => this.broker.log.debug({ remote: this.remote, name: s.user.name }, 'p001: connection named'),
@@ -154,11 +157,19 @@ export class P001Connection extends GatewayConnection {
     if (to === undefined) return notDelivered()
     try {
       // Not idempotent: the original client restarts its messageID at 1 on every run.
-      await this.broker.send(s, { to: { kind: 'user', id: to }, body: Buffer.from(f.text, 'utf8'), msgId: f.messageId, receipt: wantsAnswer })
+      await this.broker.send(s, {
+        to: { kind: 'user', id: to },
+        body: Buffer.from(f.text, 'utf8'),
+        msgId: f.messageId,
+        receipt: wantsAnswer,
+      })
       // The answer comes from the core as a receipt: STORED (300 at once), DELIVERED (200) or NOT_YET (300).
     } catch (err) {
       if (isBrokerError(err) && err.code === 'SB_ERR_RATE_LIMITED') return this.refuse('flood: rate limited by the broker')
-      this.broker.log.warn({ remote: this.remote, dst: f.dst, err: isBrokerError(err) ? err.message : err }, 'p001: message refused')
+      this.broker.log.warn(
+        { remote: this.remote, dst: f.dst, err: isBrokerError(err) ? err.message : err },
+        'p001: message refused',
+      )
       notDelivered()
     }
   }

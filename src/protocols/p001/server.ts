@@ -28,9 +28,16 @@ export interface P001Server {
 
 export async function startP001(broker: Broker, opts: P001StartOptions): Promise<P001Server> {
   if (opts.ackTimeoutMs !== undefined && opts.ackTimeoutMs !== broker.ackTimeoutMs)
-    broker.log.warn({ asked: opts.ackTimeoutMs, broker: broker.ackTimeoutMs }, 'p001: the broker ack timeout governs the "300" answer')
+    broker.log.warn(
+      { asked: opts.ackTimeoutMs, broker: broker.ackTimeoutMs },
+      'p001: the broker ack timeout governs the "300" answer',
+    )
   const connOpts = { floodRate: opts.floodRate ?? DEFAULT_FLOOD_RATE, highWaterMark: opts.highWaterMark ?? 256 * 1024 }
-  const listener = await listenGateway(opts.host, opts.port, (socket, remote) => new P001Connection(broker, socket, connOpts, remote))
+  const listener = await listenGateway(
+    opts.host,
+    opts.port,
+    (socket, remote) => new P001Connection(broker, socket, connOpts, remote),
+  )
   broker.log.info({ host: opts.host, port: listener.port }, 'p001 gateway listening')
   return listener
 }

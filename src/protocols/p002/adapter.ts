@@ -79,7 +79,8 @@ export class P002Connection extends GatewayConnection {
 
   protected pushTo(s: Session, ev: Outbound): boolean {
     if (ev.type === 'message') this.deliver(s, ev.msg)
-    else if (ev.type === 'receipt' && ev.seq !== 0) void this.ackQuietly(s, ev.seq) // 002 never asks for receipts
+    else if (ev.type === 'receipt' && ev.seq !== 0)
+      void this.ackQuietly(s, ev.seq) // 002 never asks for receipts
     else if (ev.type === 'conversation') declineConversation(this.broker, s, ev) // 002 has no direct conversations
     // presence, renames and notices: the original room is silent about who comes and goes
     return this.socket.writableLength < this.opts.highWaterMark

@@ -35,7 +35,11 @@ export async function startP002(broker: Broker, opts: P002StartOptions): Promise
     floodRate: opts.floodRate ?? DEFAULT_FLOOD_RATE,
     highWaterMark: opts.highWaterMark ?? 256 * 1024,
   }
-  const listener = await listenGateway(opts.host, opts.port, (socket, remote) => new P002Connection(broker, socket, connOpts, remote))
+  const listener = await listenGateway(
+    opts.host,
+    opts.port,
+    (socket, remote) => new P002Connection(broker, socket, connOpts, remote),
+  )
   broker.log.info({ host: opts.host, port: listener.port }, 'p002 gateway listening')
   return listener
 }

@@ -110,7 +110,8 @@ class ZmqUser extends ClaimedSink {
       this.gw.publish(mailPublication(s.user.name, m.fromName, text), this.readyAt, () => {
         if (m.seq !== 0) this.gw.ackQuietly(s, m.seq)
       })
-    } else if (ev.type === 'receipt' && ev.seq !== 0) this.gw.ackQuietly(s, ev.seq) // 003 mail has no receipts
+    } else if (ev.type === 'receipt' && ev.seq !== 0)
+      this.gw.ackQuietly(s, ev.seq) // 003 mail has no receipts
     // A request from another protocol would need the gateway to stand in as the peer: not bridged; say no.
     else if (ev.type === 'conversation') declineConversation(this.gw.broker, s, ev)
   }
@@ -131,7 +132,8 @@ class TopicBridge extends ClaimedSink {
     if (ev.type === 'message') {
       const m = ev.msg
       if (m.to === ALL_ID) return
-      if (m.topic !== undefined) this.gw.publish(mailPublication(m.topic, m.fromName, messageText(m)), 0, () => this.gw.ackQuietly(s, m.seq))
+      if (m.topic !== undefined)
+        this.gw.publish(mailPublication(m.topic, m.fromName, messageText(m)), 0, () => this.gw.ackQuietly(s, m.seq))
       else if (m.seq !== 0) this.gw.ackQuietly(s, m.seq) // direct mail to the bridge: nobody reads it
     } else if (ev.type === 'receipt' && ev.seq !== 0) this.gw.ackQuietly(s, ev.seq)
   }
@@ -181,7 +183,10 @@ export class P003Gateway {
       this.scanTimer.unref()
     } catch (err) {
       // Topic mail from 003 clients still goes out on PUB; mail from other protocols to topics does not.
-      this.broker.log.error({ err: isBrokerError(err) ? err.message : err }, `p003: the topic bridge "${BRIDGE_NAME}" could not start`)
+      this.broker.log.error(
+        { err: isBrokerError(err) ? err.message : err },
+        `p003: the topic bridge "${BRIDGE_NAME}" could not start`,
+      )
     }
     this.loop = this.serve()
   }
@@ -251,7 +256,10 @@ export class P003Gateway {
         return EMPTY_REPLY
       }
       case 'unknown':
-        this.broker.log.warn({ bytes: msg.length, head: req.text.slice(0, 40) }, 'p003: unknown or malformed request; replying ""')
+        this.broker.log.warn(
+          { bytes: msg.length, head: req.text.slice(0, 40) },
+          'p003: unknown or malformed request; replying ""',
+        )
         return EMPTY_REPLY
     }
   }
@@ -316,7 +324,10 @@ export class P003Gateway {
       return u
     } catch (err) {
       this.users.delete(name)
-      this.broker.log.warn({ name, err: isBrokerError(err) ? err.message : err }, 'p003: request from a name that is not ours refused')
+      this.broker.log.warn(
+        { name, err: isBrokerError(err) ? err.message : err },
+        'p003: request from a name that is not ours refused',
+      )
       return undefined
     }
   }
@@ -338,7 +349,10 @@ export class P003Gateway {
         await this.broker.send(s, { to: { kind: 'topic', topic: target }, body }).catch(() => undefined)
       }
     } catch (err) {
-      this.broker.log.warn({ from: s.user.name, target, err: isBrokerError(err) ? err.message : String(err) }, 'p003: mail refused')
+      this.broker.log.warn(
+        { from: s.user.name, target, err: isBrokerError(err) ? err.message : String(err) },
+        'p003: mail refused',
+      )
     }
   }
 

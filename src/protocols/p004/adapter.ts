@@ -17,7 +17,19 @@ import { decodeFileMessage, type FileService, type Upload } from '../../core/fil
 import type { Session } from '../../core/session.js'
 import { ALL_ID, type CloseReason, type Message, type Outbound } from '../../core/types.js'
 import { GatewayConnection, declineConversation } from '../gateway-net.js'
-import { NAME_IN_USE_TEXT, PacketType, WELCOME_TEXT, decodeClient, encodePacket, encodeServer, hhmm, notice, takeRaw, type ClientMessage, type Limits } from './codec.js'
+import {
+  NAME_IN_USE_TEXT,
+  PacketType,
+  WELCOME_TEXT,
+  decodeClient,
+  encodePacket,
+  encodeServer,
+  hhmm,
+  notice,
+  takeRaw,
+  type ClientMessage,
+  type Limits,
+} from './codec.js'
 
 export const PROTOCOL = 'p004'
 /** Marks a message that was sent to this user alone, since 004 only knows the room. */
@@ -173,7 +185,12 @@ export class P004Connection extends GatewayConnection {
       this.sendNotice(`The file is too large: ${size} bytes, the limit is ${files.maxFileBytes} bytes (maxFileBytes)`)
     else {
       try {
-        this.upload = await files.beginUpload(s, { name: filename, size, to: { kind: 'all' }, ...(caption !== '' && { text: caption }) })
+        this.upload = await files.beginUpload(s, {
+          name: filename,
+          size,
+          to: { kind: 'all' },
+          ...(caption !== '' && { text: caption }),
+        })
       } catch (err) {
         this.failed(err, `file ${filename} refused`)
       }
@@ -227,10 +244,15 @@ export class P004Connection extends GatewayConnection {
         this.deliver(s, ev.msg)
         break
       case 'presence':
-        this.sendNotice(ev.online ? notice.connected(hhmm(ev.at, this.offset), ev.user.name) : notice.disconnected(hhmm(ev.at, this.offset), ev.user.name))
+        this.sendNotice(
+          ev.online
+            ? notice.connected(hhmm(ev.at, this.offset), ev.user.name)
+            : notice.disconnected(hhmm(ev.at, this.offset), ev.user.name),
+        )
         break
       case 'rename':
-        if (ev.user.id === s.user.id) this.enqueue({ kind: 'packet', buf: encodeServer({ kind: 'renamed', text: notice.usernameChanged(ev.user.name) }) })
+        if (ev.user.id === s.user.id)
+          this.enqueue({ kind: 'packet', buf: encodeServer({ kind: 'renamed', text: notice.usernameChanged(ev.user.name) }) })
         else this.sendNotice(notice.renamed(hhmm(now, this.offset), ev.oldName, ev.user.name))
         break
       case 'receipt':
@@ -270,14 +292,25 @@ export class P004Connection extends GatewayConnection {
       this.enqueue({ kind: 'packet', buf })
       return
     }
-    this.enqueue({ kind: 'packet', buf: encodePacket(PacketType.MESSAGE, clip(notice.chat(time, m.fromName, text))), ...(onWritten && { onWritten }) })
+    this.enqueue({
+      kind: 'packet',
+      buf: encodePacket(PacketType.MESSAGE, clip(notice.chat(time, m.fromName, text))),
+      ...(onWritten && { onWritten }),
+    })
   }
 
   private deliverFile(m: Message, time: string, onWritten: (() => void) | undefined): void {
     const f = decodeFileMessage(m.body)
     if (f === undefined || m.fileId === undefined || this.opts.files === undefined || f.size > 0xffffffff) {
       const what = f === undefined ? 'a file' : `file ${f.name} (${f.size} bytes)`
-      this.enqueue({ kind: 'packet', buf: encodePacket(PacketType.MESSAGE, clip(notice.chat(time, m.fromName, `sent ${what}, which this gateway cannot deliver`))), ...(onWritten && { onWritten }) })
+      this.enqueue({
+        kind: 'packet',
+        buf: encodePacket(
+          PacketType.MESSAGE,
+          clip(notice.chat(time, m.fromName, `sent ${what}, which this gateway cannot deliver`)),
+        ),
+        ...(onWritten && { onWritten }),
+      })
       return
     }
     // The original client takes the first word as the file name: a name with blanks would be split.
@@ -288,7 +321,13 @@ export class P004Connection extends GatewayConnection {
       kind: 'file',
       fileId: m.fileId,
       size: f.size,
-      header: encodeServer({ kind: 'file', header: notice.fileHeader(time, m.fromName), size: f.size, filename, caption: clipBytes(caption, 60_000) }),
+      header: encodeServer({
+        kind: 'file',
+        header: notice.fileHeader(time, m.fromName),
+        size: f.size,
+        filename,
+        caption: clipBytes(caption, 60_000),
+      }),
       after: encodePacket(PacketType.MESSAGE, clip(notice.uploaded(time, m.fromName, filename))),
       ...(onWritten && { onWritten }),
     })
@@ -358,7 +397,12 @@ export class P004Connection extends GatewayConnection {
       dl = await this.opts.files.openDownload(s, item.fileId)
     } catch (err) {
       this.broker.log.warn({ err: isBrokerError(err) ? err.message : err, fileId: item.fileId }, 'p004: file cannot be delivered')
-      await this.writeOne(encodePacket(PacketType.MESSAGE, clip(`A file could not be delivered: ${isBrokerError(err) ? err.message : 'internal error'}`)))
+      await this.writeOne(
+        encodePacket(
+          PacketType.MESSAGE,
+          clip(`A file could not be delivered: ${isBrokerError(err) ? err.message : 'internal error'}`),
+        ),
+      )
       return
     }
     await this.writeOne(item.header)

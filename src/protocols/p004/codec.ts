@@ -256,7 +256,12 @@ export function encodeServer(m: ServerMessage): Buffer {
     case 'file':
       return encodePacket(
         PacketType.FILE,
-        Buffer.concat([Buffer.from(m.header), Buffer.of(FILE_SEPARATOR), u32(m.size), Buffer.from(fileText(m.filename, m.caption))]),
+        Buffer.concat([
+          Buffer.from(m.header),
+          Buffer.of(FILE_SEPARATOR),
+          u32(m.size),
+          Buffer.from(fileText(m.filename, m.caption)),
+        ]),
       )
     case 'notice':
       return encodePacket(PacketType.MESSAGE, m.text)

@@ -36,7 +36,11 @@ export async function startP004(broker: Broker, opts: P004StartOptions): Promise
     floodRate: opts.floodRate ?? DEFAULT_FLOOD_RATE,
     maxQueuedPackets: opts.maxQueuedPackets ?? 2000,
   }
-  const listener = await listenGateway(opts.host, opts.port, (socket, remote) => new P004Connection(broker, socket, connOpts, remote))
+  const listener = await listenGateway(
+    opts.host,
+    opts.port,
+    (socket, remote) => new P004Connection(broker, socket, connOpts, remote),
+  )
   broker.log.info({ host: opts.host, port: listener.port, files: opts.files !== undefined }, 'p004 gateway listening')
   return listener
 }

@@ -65,9 +65,9 @@ export class SqliteFileMeta implements FileMeta {
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = FULL')
     db.pragma('busy_timeout = 5000')
-    const have = db
-      .prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('queue', 'held')`)
-      .all() as { name: string }[]
+    const have = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('queue', 'held')`).all() as {
+      name: string
+    }[]
     if (have.length !== 2) {
       db.close()
       throw new Error(`${this.opts.path} has no queue/held tables: open the SqliteStore before SqliteFileMeta`)

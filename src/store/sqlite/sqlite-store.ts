@@ -10,15 +10,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { BrokerError } from '../../core/errors.js'
 import { MessageKinds, type MessageKind } from '../../core/types.js'
-import type {
-  NewCopy,
-  QueueStats,
-  Store,
-  StoredMessage,
-  StoreOp,
-  StoreResult,
-  UserRecord,
-} from '../store.js'
+import type { NewCopy, QueueStats, Store, StoredMessage, StoreOp, StoreResult, UserRecord } from '../store.js'
 
 const SCHEMA_VERSION = 1
 const RECENT_MAX = 100_000
@@ -214,7 +206,9 @@ export class SqliteStore implements Store {
         `INSERT INTO held (user, not_before, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, file_id, body)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
-      dueHeld: db.prepare(`DELETE FROM held WHERE id IN (SELECT id FROM held WHERE not_before <= ? ORDER BY not_before, id LIMIT ?) RETURNING *`),
+      dueHeld: db.prepare(
+        `DELETE FROM held WHERE id IN (SELECT id FROM held WHERE not_before <= ? ORDER BY not_before, id LIMIT ?) RETURNING *`,
+      ),
       deleteHeld: db.prepare(`DELETE FROM held WHERE user = ?`),
       queueStats: db.prepare(`SELECT COUNT(*) AS count, COALESCE(SUM(LENGTH(body)), 0) AS bytes FROM queue WHERE user = ?`),
       expired: db.prepare(`SELECT user, seq FROM queue WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?`),
@@ -423,8 +417,20 @@ export class SqliteStore implements Store {
     if (s === undefined) return 0 // the user does not exist (any more)
     if (s.count + 1 > limits.maxCount || s.bytes + c.body.length > limits.maxBytes) return 0
     if (c.notBefore !== undefined && c.notBefore > c.ts) {
-      this.stmts.insertHeld.run(c.to, c.notBefore, c.from, c.fromName, c.msgId, kindNumber(c.kind), c.ts, c.flags,
-        c.topic ?? null, c.expiresAt ?? null, c.fileId ?? null, c.body)
+      this.stmts.insertHeld.run(
+        c.to,
+        c.notBefore,
+        c.from,
+        c.fromName,
+        c.msgId,
+        kindNumber(c.kind),
+        c.ts,
+        c.flags,
+        c.topic ?? null,
+        c.expiresAt ?? null,
+        c.fileId ?? null,
+        c.body,
+      )
       return -1
     }
     const seq = seqs.get(c.to)!
@@ -487,8 +493,21 @@ export class SqliteStore implements Store {
         const st = stats.get(r.user)!
         st.count += 1
         st.bytes += r.body.length
-        this.stmts.insertMsg.run(r.user, seq, r.sender, r.sender_name, r.msg_id, r.kind, r.ts, r.flags, r.topic,
-          r.expires_at, r.not_before, r.file_id, r.body)
+        this.stmts.insertMsg.run(
+          r.user,
+          seq,
+          r.sender,
+          r.sender_name,
+          r.msg_id,
+          r.kind,
+          r.ts,
+          r.flags,
+          r.topic,
+          r.expires_at,
+          r.not_before,
+          r.file_id,
+          r.body,
+        )
         out.push(rowToMessage({ ...r, seq }))
       }
       for (const [user, next] of seqs) this.stmts.setNextSeq.run(next, user)

@@ -5,7 +5,14 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
 import { decode, encode, FrameReader, type Decoded } from '../../../src/protocols/native/codec.js'
-import { FRAMES, FRAME_BY_CODE, HEADER_BYTES, type FieldType, type Frame, type FrameName } from '../../../src/protocols/native/frames.js'
+import {
+  FRAMES,
+  FRAME_BY_CODE,
+  HEADER_BYTES,
+  type FieldType,
+  type Frame,
+  type FrameName,
+} from '../../../src/protocols/native/frames.js'
 import type { Address } from '../../../src/core/types.js'
 
 interface GoodVector {
@@ -23,7 +30,8 @@ interface InvalidVector {
   corr?: number
 }
 
-const load = <T>(file: string): T => JSON.parse(readFileSync(new URL(`../../vectors/native/${file}`, import.meta.url), 'utf8')) as T
+const load = <T>(file: string): T =>
+  JSON.parse(readFileSync(new URL(`../../vectors/native/${file}`, import.meta.url), 'utf8')) as T
 const good = load<GoodVector[]>('frames.json')
 const invalid = load<InvalidVector[]>('invalid.json')
 
@@ -64,7 +72,10 @@ test('vectors cover every frame type of the table, with unique names and the rig
   }
   assert.ok(good.some((v) => v.dir === 'c2s') && good.some((v) => v.dir === 's2c'))
   for (const kind of ['user', 'name', 'all', 'server', 'topic'])
-    assert.ok(good.some((v) => (v.frame.to as { kind?: string } | undefined)?.kind === kind), `an address of kind ${kind}`)
+    assert.ok(
+      good.some((v) => (v.frame.to as { kind?: string } | undefined)?.kind === kind),
+      `an address of kind ${kind}`,
+    )
 })
 
 for (const v of good) {
@@ -152,7 +163,17 @@ test('a malformed frame is reported once by FrameReader, and what follows it is 
 
 test('too large: the frame is skipped and the valid frame after it still decodes, in every split', () => {
   const limit = 64
-  const big = encode({ type: 'SEND', corr: 5, msgId: 1, to: { kind: 'user', id: 2 }, kind: 0, flags: 0, ttlMs: 0, notBefore: 0, body: Buffer.alloc(200, 0x61) })
+  const big = encode({
+    type: 'SEND',
+    corr: 5,
+    msgId: 1,
+    to: { kind: 'user', id: 2 },
+    kind: 0,
+    flags: 0,
+    ttlMs: 0,
+    notBefore: 0,
+    body: Buffer.alloc(200, 0x61),
+  })
   const after: Frame = { type: 'PING', corr: 6 }
   const stream = Buffer.concat([encode({ type: 'PING', corr: 4 }), big, encode(after)])
   const check = (out: Decoded[], what: string): void => {
@@ -175,7 +196,10 @@ test('too large: the frame is skipped and the valid frame after it still decodes
   // Two oversize frames in a row, then a good one.
   check(new FrameReader(limit).push(Buffer.concat([encode({ type: 'PING', corr: 4 }), big, encode(after)])), 'again')
   const two = new FrameReader(limit).push(Buffer.concat([big, big, encode(after)]))
-  assert.deepStrictEqual(two.map((d) => (d.ok ? d.frame.type : d.reason)), ['too-large', 'too-large', 'PING'])
+  assert.deepStrictEqual(
+    two.map((d) => (d.ok ? d.frame.type : d.reason)),
+    ['too-large', 'too-large', 'PING'],
+  )
 })
 
 test('too large is decided from the length prefix alone, without waiting for the body', () => {
@@ -217,20 +241,23 @@ const addr: fc.Arbitrary<Address> = fc.oneof(
 const u8 = fc.nat({ max: 0xff })
 const u16 = fc.nat({ max: 0xffff })
 const u32 = fc.nat({ max: 0xffffffff })
-const msg = fc.record({
-  seq: u53,
-  msgId: u53,
-  from: u32,
-  fromName: str,
-  to: u32,
-  topic: str,
-  kind: u8,
-  flags: u8,
-  ts: u53,
-  expiresAt: u53,
-  fileId: str,
-  body: bytes,
-}, plain)
+const msg = fc.record(
+  {
+    seq: u53,
+    msgId: u53,
+    from: u32,
+    fromName: str,
+    to: u32,
+    topic: str,
+    kind: u8,
+    flags: u8,
+    ts: u53,
+    expiresAt: u53,
+    fileId: str,
+    body: bytes,
+  },
+  plain,
+)
 const user = fc.record({ id: u32, name: str, protocol: str, since: u53, lastSeen: u53 }, plain)
 const item = fc.record({ name: str, count: u32 }, plain)
 const byType: Record<FieldType, fc.Arbitrary<unknown>> = {
@@ -273,18 +300,22 @@ for (const name of Object.keys(FRAMES) as FrameName[]) {
 
 test('property: random frames back to back, cut into random chunks, come out whole and in order', () => {
   fc.assert(
-    fc.property(fc.array(anyFrame, { minLength: 1, maxLength: 6 }), fc.array(fc.nat({ max: 60 }), { maxLength: 20 }), (fs, cuts) => {
-      const stream = Buffer.concat(fs.map(encode))
-      const r = new FrameReader(DEFAULT_MAX)
-      const out: Decoded[] = []
-      let off = 0
-      for (const c of cuts) {
-        out.push(...r.push(stream.subarray(off, off + c)))
-        off = Math.min(stream.length, off + c)
-      }
-      out.push(...r.push(stream.subarray(off)))
-      assert.deepStrictEqual(frames(out), fs)
-    }),
+    fc.property(
+      fc.array(anyFrame, { minLength: 1, maxLength: 6 }),
+      fc.array(fc.nat({ max: 60 }), { maxLength: 20 }),
+      (fs, cuts) => {
+        const stream = Buffer.concat(fs.map(encode))
+        const r = new FrameReader(DEFAULT_MAX)
+        const out: Decoded[] = []
+        let off = 0
+        for (const c of cuts) {
+          out.push(...r.push(stream.subarray(off, off + c)))
+          off = Math.min(stream.length, off + c)
+        }
+        out.push(...r.push(stream.subarray(off)))
+        assert.deepStrictEqual(frames(out), fs)
+      },
+    ),
     fuzz,
   )
 })

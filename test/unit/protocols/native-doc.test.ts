@@ -3,7 +3,15 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { ConvAction, ConvEventCode, FRAMES, Op, SendFlag, SendStatusCode, type FrameName } from '../../../src/protocols/native/frames.js'
+import {
+  ConvAction,
+  ConvEventCode,
+  FRAMES,
+  Op,
+  SendFlag,
+  SendStatusCode,
+  type FrameName,
+} from '../../../src/protocols/native/frames.js'
 import { ReceiptStatus } from '../../../src/core/types.js'
 
 const doc = readFileSync(new URL('../../../docs/protocol/native.md', import.meta.url), 'utf8')
@@ -28,7 +36,11 @@ test('every frame of FRAMES is in the doc table with its code, direction and fie
     assert.ok(row, `${name} is in the table`)
     assert.equal(row.code, spec.code, `${name} code`)
     assert.equal(row.dir, spec.dir, `${name} direction`)
-    assert.deepEqual(row.fields, spec.fields.map(([f, t]) => `${f}:${t}`), `${name} fields`)
+    assert.deepEqual(
+      row.fields,
+      spec.fields.map(([f, t]) => `${f}:${t}`),
+      `${name} fields`,
+    )
   }
   const extra = [...rows.keys()].filter((n) => !(n in FRAMES))
   assert.deepEqual(extra, [], 'the doc lists no frame the code lacks')
@@ -39,7 +51,8 @@ test('the doc gives every REQUEST op, ACCEPTED status, conversation action and e
   for (const [name, code] of Object.entries(Op)) assert.match(doc, row(code, name), `Op ${name}`)
   for (const [name, code] of Object.entries(SendStatusCode)) assert.match(doc, row(code, name), `status ${name}`)
   for (const [name, code] of Object.entries(ConvAction)) assert.match(doc, row(code, name), `action ${name}`)
-  for (const [name, code] of Object.entries(SendFlag)) assert.match(doc, new RegExp(`\\|\\s*${code}\\s*\\|\\s*\`${name}\``), `flag ${name}`)
+  for (const [name, code] of Object.entries(SendFlag))
+    assert.match(doc, new RegExp(`\\|\\s*${code}\\s*\\|\\s*\`${name}\``), `flag ${name}`)
   for (const [name, code] of Object.entries(ConvEventCode)) assert.ok(doc.includes(`${code} \`${name}\``), `event ${name}`)
   for (const [name, code] of Object.entries(ReceiptStatus)) assert.match(doc, row(code, name), `receipt ${name}`)
 })

@@ -204,16 +204,16 @@ test('001 encode refuses what does not fit the wire', () => {
   assert.equal(nameFits('ёжик'), false) // 8 bytes
 })
 
-const nameArb = fc
-  .string({ unit: 'binary', maxLength: 8 })
-  .filter((s) => !s.includes('\0') && Buffer.byteLength(s) <= 8)
-const frameArb: fc.Arbitrary<Frame> = fc.record({
-  type: fc.integer({ min: 0, max: 0xffff }),
-  messageId: fc.integer({ min: 0, max: 0xffffffff }),
-  src: nameArb,
-  dst: nameArb,
-  text: fc.string({ unit: 'binary', maxLength: 400 }).filter((s) => Buffer.byteLength(s) <= MAX_TEXT_BYTES),
-}).map((f) => ({ ...f })) // fc.record builds null-prototype objects; deepEqual compares prototypes
+const nameArb = fc.string({ unit: 'binary', maxLength: 8 }).filter((s) => !s.includes('\0') && Buffer.byteLength(s) <= 8)
+const frameArb: fc.Arbitrary<Frame> = fc
+  .record({
+    type: fc.integer({ min: 0, max: 0xffff }),
+    messageId: fc.integer({ min: 0, max: 0xffffffff }),
+    src: nameArb,
+    dst: nameArb,
+    text: fc.string({ unit: 'binary', maxLength: 400 }).filter((s) => Buffer.byteLength(s) <= MAX_TEXT_BYTES),
+  })
+  .map((f) => ({ ...f })) // fc.record builds null-prototype objects; deepEqual compares prototypes
 
 test(`001 property: decode(encode(f)) equals f (seed ${fuzz.seed})`, () => {
   fc.assert(

@@ -134,7 +134,8 @@ test('002 split-anywhere: server deliveries, every cut and byte by byte', () => 
 
 test('002 split-anywhere: a broken limit ends the stream the same way however bytes arrive', () => {
   const oversize = vectors.find((v) => v.error === 'too-large' && v.role === 'name')!
-  for (const chunks of [[bytes(oversize)], byteByByte(bytes(oversize))]) assert.deepEqual(feedClient(chunks), [{ error: 'too-large' }])
+  for (const chunks of [[bytes(oversize)], byteByByte(bytes(oversize))])
+    assert.deepEqual(feedClient(chunks), [{ error: 'too-large' }])
   const stream = Buffer.concat([encodeString('alice'), encodeString('ok'), Buffer.from('00000bb9', 'hex'), Buffer.alloc(10)])
   assert.deepEqual(feedClient(byteByByte(stream)), ['alice', 'ok', { error: 'too-large' }])
 })

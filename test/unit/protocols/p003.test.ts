@@ -83,7 +83,20 @@ test('003 tolerant parsing: extra blanks as Python split() would, text kept verb
 })
 
 test('003 anything else is unknown, never a guess', () => {
-  for (const s of ['', 'reg', 'reg ', 'reg A B', 'register A', ';; B', ';; B From: A\nx', '# A B', '# A B c d', '@B hi', 'refresh', 'logoff']) {
+  for (const s of [
+    '',
+    'reg',
+    'reg ',
+    'reg A B',
+    'register A',
+    ';; B',
+    ';; B From: A\nx',
+    '# A B',
+    '# A B c d',
+    '@B hi',
+    'refresh',
+    'logoff',
+  ]) {
     assert.deepEqual(parseRequest(s), { kind: 'unknown', text: s }, JSON.stringify(s))
   }
   assert.equal(parsePublication('@B@ hello').kind, 'unknown')
@@ -150,13 +163,19 @@ test(`003 property: publications and register replies round-trip (seed ${fuzz.se
 
 test(`003 property: parsers never throw on arbitrary bytes or strings (seed ${fuzz.seed})`, () => {
   fc.assert(
-    fc.property(fc.oneof(fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)), fc.string({ unit: 'binary', maxLength: 200 })), (msg) => {
-      const r = parseRequest(msg)
-      assert.ok(['register', 'mail', 'conversation', 'unknown'].includes(r.kind))
-      if (r.kind === 'unknown') assert.equal(typeof r.text, 'string')
-      parsePublication(msg)
-      parseRegisterReply(msg)
-    }),
+    fc.property(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)),
+        fc.string({ unit: 'binary', maxLength: 200 }),
+      ),
+      (msg) => {
+        const r = parseRequest(msg)
+        assert.ok(['register', 'mail', 'conversation', 'unknown'].includes(r.kind))
+        if (r.kind === 'unknown') assert.equal(typeof r.text, 'string')
+        parsePublication(msg)
+        parseRegisterReply(msg)
+      },
+    ),
     fuzz,
   )
 })

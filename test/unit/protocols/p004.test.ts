@@ -173,7 +173,11 @@ test('004 limits: len is judged from the 2 length bytes, the file size from the 
 
 test('004 login: name alone, name + offset, junk after the name, empty', () => {
   const login = (s: string) => decodeClient(encodePacket(0, s))
-  assert.deepEqual(login('bob   3600  extra'), { ok: true, frame: { kind: 'login', name: 'bob', utcOffsetSeconds: 3600 }, rest: Buffer.alloc(0) })
+  assert.deepEqual(login('bob   3600  extra'), {
+    ok: true,
+    frame: { kind: 'login', name: 'bob', utcOffsetSeconds: 3600 },
+    rest: Buffer.alloc(0),
+  })
   const junk = login('bob abc')
   assert.ok(junk.ok && junk.frame.kind === 'login' && junk.frame.utcOffsetSeconds === null)
   const wild = login('bob 90000') // more than a day: not an offset
@@ -226,7 +230,13 @@ test('004 server file packet: separator required, original client finds 0xFF aft
   assert.ok(!noSep.ok && noSep.reason === 'malformed')
   const short = decodeServer(encodePacket(2, Buffer.from('61ff0000', 'hex')))
   assert.ok(!short.ok && short.reason === 'malformed')
-  const out = encodeServer({ kind: 'file', header: notice.fileHeader('03:12', 'alice'), size: 20, filename: 'hello.txt', caption: 'a caption' })
+  const out = encodeServer({
+    kind: 'file',
+    header: notice.fileHeader('03:12', 'alice'),
+    size: 20,
+    filename: 'hello.txt',
+    caption: 'a caption',
+  })
   // The original client scans from byte 11 of the packet (2 len + 1 type + 8 for "<HH:MM> ").
   assert.ok(out.indexOf(0xff) >= 11)
   assert.equal(out.toString('hex'), vectors.find((v) => v.name.startsWith('file announcement'))!.hex)
@@ -262,25 +272,38 @@ test('004 notice texts: exactly what the original server sends', () => {
 
 const word = fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }).filter((s) => !/\s/.test(s))
 const text = fc.string({ unit: 'binary', maxLength: 200 })
-const clientArb: fc.Arbitrary<ClientMessage> = fc.oneof(
-  fc.record({ kind: fc.constant('login' as const), name: word, utcOffsetSeconds: fc.option(fc.integer({ min: -86_399, max: 86_399 })) }),
-  fc.constant({ kind: 'exit' as const }),
-  fc.record({ kind: fc.constant('file' as const), size: fc.nat({ max: DEFAULT_LIMITS.maxFileBytes }), filename: word, caption: text }),
-  fc.record({ kind: fc.constant('message' as const), text }),
-  fc.record({ kind: fc.constant('rename' as const), name: word }),
-).map((m) => ({ ...m }))
-const serverArb: fc.Arbitrary<ServerMessage> = fc.oneof(
-  fc.record({ kind: fc.constant('welcome' as const), text }),
-  fc.record({
-    kind: fc.constant('file' as const),
-    header: text,
-    size: fc.nat({ max: DEFAULT_LIMITS.maxFileBytes }),
-    filename: word,
-    caption: text,
-  }),
-  fc.record({ kind: fc.constant('notice' as const), text }),
-  fc.record({ kind: fc.constant('renamed' as const), text }),
-).map((m) => ({ ...m }))
+const clientArb: fc.Arbitrary<ClientMessage> = fc
+  .oneof(
+    fc.record({
+      kind: fc.constant('login' as const),
+      name: word,
+      utcOffsetSeconds: fc.option(fc.integer({ min: -86_399, max: 86_399 })),
+    }),
+    fc.constant({ kind: 'exit' as const }),
+    fc.record({
+      kind: fc.constant('file' as const),
+      size: fc.nat({ max: DEFAULT_LIMITS.maxFileBytes }),
+      filename: word,
+      caption: text,
+    }),
+    fc.record({ kind: fc.constant('message' as const), text }),
+    fc.record({ kind: fc.constant('rename' as const), name: word }),
+  )
+  .map((m) => ({ ...m }))
+const serverArb: fc.Arbitrary<ServerMessage> = fc
+  .oneof(
+    fc.record({ kind: fc.constant('welcome' as const), text }),
+    fc.record({
+      kind: fc.constant('file' as const),
+      header: text,
+      size: fc.nat({ max: DEFAULT_LIMITS.maxFileBytes }),
+      filename: word,
+      caption: text,
+    }),
+    fc.record({ kind: fc.constant('notice' as const), text }),
+    fc.record({ kind: fc.constant('renamed' as const), text }),
+  )
+  .map((m) => ({ ...m }))
 
 test(`004 property: decode(encode(m)) equals m, both directions (seed ${fuzz.seed})`, () => {
   fc.assert(
