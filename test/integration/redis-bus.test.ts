@@ -212,8 +212,17 @@ if (unreachable !== undefined) {
       for (const id of ids) await r.client('KILL', 'ID', id)
       await until('a to be online again', () => b.bus.isOnline(1), 5000)
       await until('a to wake its local session', () => a.got.some((m) => m.type === 'wake' && m.user === 1), 5000)
-      b.bus.publish({ type: 'wake', user: 42 })
-      await until('pub/sub to flow again', () => a.got.some((m) => m.type === 'wake' && m.user === 42), 5000)
+      // Pub/sub is fire-and-forget: a message published before a's subscriber has subscribed again is gone,
+      // so keep publishing until one gets through.
+      await until(
+        'pub/sub to flow again',
+        () => {
+          if (a.got.some((m) => m.type === 'wake' && m.user === 42)) return true
+          b.bus.publish({ type: 'wake', user: 42 })
+          return false
+        },
+        10_000,
+      )
       assert.ok(a.bus.counters.reconnects >= 1)
       assert.equal(await b.bus.nodeOf(1), ida)
     })
