@@ -20,6 +20,7 @@ export const HELP = `Commands (plain text goes to the room, or to the open conve
   /all TEXT             say something in the room (everyone online)
   /pub TOPIC TEXT       mail a topic's subscribers
   /who                  who is online
+  /seen NAME            when NAME was last seen (online now, or when it left)
   /rename NAME          take a new name            (004: >>chname<< NAME)
   /subscribe TOPIC      subscribe to a topic       (003: !TOPIC)
   /unsubscribe TOPIC    /topics   /subscriptions
@@ -335,6 +336,20 @@ export async function runChat(name: string, flags: ServerFlags): Promise<number>
       }
       case '/whoami':
         return print(`you are ${client.name} #${client.id} on ${server}`, false)
+      case '/seen': {
+        if (args[0] === undefined) return print('usage: /seen NAME', false)
+        const r = await client.lastSeen(args[0]).catch((e: unknown) => (fail(e), undefined))
+        if (r === undefined) return
+        const u = r.user
+        return print(
+          r.online
+            ? `${u.name} #${u.id} is online via ${u.protocol}, last active ${hhmmss(u.lastSeen)}`
+            : u.lastSeen > 0
+              ? `${u.name} #${u.id} was last seen ${new Date(u.lastSeen).toLocaleString()}`
+              : `${u.name} #${u.id} has not been seen yet`,
+          false,
+        )
+      }
       case '/rename':
       case '/nick':
         if (args[0] === undefined) return print('usage: /rename NAME', false)

@@ -1170,6 +1170,15 @@ export class SwitchboardClient {
     return (await this.op(Op.WHO)).users
   }
 
+  /**
+   * When a user was last seen: `online` with its last request, or when its last session ended
+   * (`lastSeen` 0: never). Rejects with SB_ERR_UNKNOWN_RECIPIENT for no such user (or one who blocked you).
+   */
+  async lastSeen(name: string): Promise<{ online: boolean; user: UserEntry }> {
+    const r = await this.op(Op.LAST_SEEN, name)
+    return { online: r.text === 'online', user: r.users[0]! }
+  }
+
   /** Take a new name; the credential store follows. Rejects with SB_ERR_NAME_TAKEN / SB_ERR_NAME_INVALID. */
   async rename(newName: string): Promise<string> {
     const r = await this.op(Op.RENAME, newName)

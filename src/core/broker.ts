@@ -345,6 +345,8 @@ export class Broker {
       if (!s.hidden) {
         void this.bus.setOffline(s.user.id).catch((err) => this.log.warn({ err }, 'presence update failed'))
         this.notifyPresence(s, false)
+        if (reason !== 'deleted')
+          void this.store.setLastSeen(s.user.id, s.lastSeen).catch((err) => this.log.warn({ err }, 'last seen not recorded'))
       }
     }
     // The recipient left with messages it had not acknowledged: their senders learn it now (300), not
@@ -996,6 +998,26 @@ export class Broker {
     return list.sort((a, b) => a.name.localeCompare(b.name))
   }
 
+  /**
+   * When a user was last seen: now-ish if online (its last request), else when its last session ended.
+   * A user who blocked the asker is, to the asker, no such user.
+   */
+  async lastSeen(
+    s: Session,
+    who: Address,
+  ): Promise<{ user: UserInfo; online: PresenceInfo | undefined; lastSeen: number | undefined }> {
+    this.live(s)
+    this.touch(s)
+    const u = await this.resolveUser(who)
+    if (u === undefined || (await this.isBlocked(u.id, s.user.id)))
+      throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', `no such user: ${describe(who)}`)
+    const local = this.sessions.get(u.id)
+    if (local !== undefined && !local.hidden) return { user: u, online: this.presenceOf(local), lastSeen: local.lastSeen }
+    const online = (await this.bus.online()).find((p) => p.id === u.id)
+    if (online !== undefined) return { user: u, online, lastSeen: online.lastSeen }
+    return { user: u, online: undefined, lastSeen: await this.store.lastSeen(u.id) }
+  }
+
   watchPresence(s: Session, on: boolean): void {
     this.live(s)
     this.touch(s)
@@ -1287,13 +1309,23 @@ export class Broker {
         case 'topics':
           reply = (await this.topics(s)).map((t) => `${t.topic} (${t.subscribers})`).join('\n') || '(no topics)'
           break
+        case 'seen': {
+          const r = await this.lastSeen(s, { kind: 'name', name: args[0] ?? '' })
+          reply =
+            r.online !== undefined
+              ? `${r.user.name} is online (${r.online.protocol})`
+              : r.lastSeen !== undefined
+                ? `${r.user.name} was last seen ${new Date(r.lastSeen).toISOString()}`
+                : `${r.user.name} has not been seen`
+          break
+        }
         case 'stats': {
           const st = await this.stats()
           reply = `users ${st.users}, online ${st.online}, uptime ${Math.round(st.uptimeMs / 1000)} s`
           break
         }
         default:
-          reply = 'commands: whoami, who, rename NAME, subscribe TOPIC, unsubscribe TOPIC, topics, stats'
+          reply = 'commands: whoami, who, seen NAME, rename NAME, subscribe TOPIC, unsubscribe TOPIC, topics, stats'
       }
     } catch (err) {
       reply = err instanceof BrokerError ? `error: ${err.message}` : 'error: internal error'

@@ -81,6 +81,9 @@ export interface Store {
   /** Deletes the user, its queue and its subscriptions; returns the messages that were still queued for it. */
   deleteUser(id: number): Promise<StoredMessage[]>
   countUsers(): Promise<number>
+  /** When the user's last session ended (ms since the epoch); undefined if it never had one or does not exist. */
+  lastSeen(id: number): Promise<number | undefined>
+  setLastSeen(id: number, at: number): Promise<void>
 
   // Queues.
   /** Apply a batch in one durable transaction; results[i] answers ops[i]. */

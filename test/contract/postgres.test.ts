@@ -80,7 +80,8 @@ if (unreachable !== undefined) {
         const { rows } = await c.query(`SELECT version FROM ${schema}.schema_version ORDER BY version`)
         assert.deepEqual(
           rows.map((r: { version: number }) => r.version),
-          [1],
+          [1, 2],
+          'every migration once, in order',
         )
       } finally {
         await c.end()

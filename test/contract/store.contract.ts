@@ -146,6 +146,15 @@ export function runStoreContract(
       assert.equal((await store.userByName('legacy'))?.tokenHash, null)
     })
 
+    test('lastSeen is undefined until set, then the latest value; unknown ids give undefined', async (store) => {
+      const a = await store.createUser('alice', null, 1000)
+      assert.equal(await store.lastSeen(a.id), undefined)
+      await store.setLastSeen(a.id, 5000)
+      await store.setLastSeen(a.id, 7000)
+      assert.equal(await store.lastSeen(a.id), 7000)
+      assert.equal(await store.lastSeen(a.id + 999), undefined)
+    })
+
     test('ids are allocated increasing and never reused, even after the newest user is deleted', async (store) => {
       const a = await store.createUser('a', null, T0)
       const b = await store.createUser('b', null, T0)

@@ -102,7 +102,7 @@ describe('cluster e2e: three server processes', { skip: unavailable }, () => {
     )
     assert.deepEqual(
       rows.map((r) => r.version),
-      [1],
+      [1, 2],
       'one row per migration, none applied twice',
     )
     const tables = await withPg(

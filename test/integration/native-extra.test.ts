@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import tls from 'node:tls'
 import { startTestServer } from '../helpers/server.js'
-import { loggedIn, registered } from '../helpers/native-client.js'
-import { SendStatusCode, PROTOCOL_VERSION } from '../../src/protocols/native/frames.js'
+import { loggedIn, registered, sleep } from '../helpers/native-client.js'
+import { Op, SendStatusCode, PROTOCOL_VERSION, type FrameOf } from '../../src/protocols/native/frames.js'
 import { encode, FrameReader } from '../../src/protocols/native/codec.js'
 import type { Frame } from '../../src/protocols/native/frames.js'
 
@@ -105,4 +105,44 @@ test('the native protocol over TLS: register, send and receive', async (t) => {
   assert.equal((await alice.next('ACCEPTED')).type, 'ACCEPTED')
   const d = await bob.next('DELIVER')
   assert.equal(d.type === 'DELIVER' && d.msg.body.toString(), 'over tls')
+})
+
+test('last seen: online users show their last request, offline users when their session ended, across a restart', async (t) => {
+  const first = await startTestServer(t)
+  const alice = await registered(t, first.port, 'alice')
+  const bob = await registered(t, first.port, 'bob')
+  const carol = await registered(t, first.port, 'carol')
+  const seen = async (c: typeof alice, name: string) => {
+    const r = await c.request({ type: 'REQUEST', op: Op.LAST_SEEN, arg: name })
+    assert.equal(r.type, 'RESULT', JSON.stringify(r))
+    return r as FrameOf<'RESULT'>
+  }
+  const online = await seen(alice, 'bob')
+  assert.equal(online.text, 'online')
+  assert.equal(online.users[0]!.name, 'bob')
+  assert.equal(online.users[0]!.protocol, 'native')
+  assert.ok(online.users[0]!.lastSeen > 0)
+
+  const before = Date.now()
+  bob.send({ type: 'BYE' })
+  await bob.closed
+  await sleep(50)
+  const offline = await seen(alice, 'bob')
+  assert.equal(offline.text, 'offline')
+  assert.equal(offline.users[0]!.protocol, '')
+  const at = offline.users[0]!.lastSeen
+  assert.ok(at > 0 && at <= Date.now() && at >= before - 5000, `last seen ${at}`)
+
+  // A user who blocked you is, to you, no such user.
+  await carol.expect({ type: 'REQUEST', op: Op.BLOCK, arg: 'alice' }, 'RESULT')
+  const blocked = await alice.request({ type: 'REQUEST', op: Op.LAST_SEEN, arg: 'carol' })
+  assert.equal(blocked.type, 'ERROR')
+
+  const aliceCred = { id: alice.id, token: alice.token }
+  await first.stop()
+  const second = await startTestServer(t, {}, { dataDir: first.dataDir })
+  const alice2 = await loggedIn(t, second.port, aliceCred)
+  const after = await seen(alice2, 'bob')
+  assert.equal(after.text, 'offline')
+  assert.equal(after.users[0]!.lastSeen, at, 'kept across the restart')
 })

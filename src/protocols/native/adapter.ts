@@ -400,6 +400,18 @@ export class NativeConnection implements SessionSink {
           '',
           (await b.blocked(s)).map((u) => ({ id: u.id, name: u.name, protocol: '', since: 0, lastSeen: 0 })),
         )
+      case Op.LAST_SEEN: {
+        const r = await b.lastSeen(s, { kind: 'name', name: f.arg })
+        return reply(r.online !== undefined ? 'online' : 'offline', [
+          {
+            id: r.user.id,
+            name: r.user.name,
+            protocol: r.online?.protocol ?? '',
+            since: r.online?.since ?? 0,
+            lastSeen: r.lastSeen ?? 0,
+          },
+        ])
+      }
       case Op.PRESENCE:
         b.watchPresence(s, f.arg !== 'off')
         return reply(f.arg !== 'off' ? 'on' : 'off')

@@ -37,6 +37,7 @@ export const Op = {
   UNBLOCK: 12,
   BLOCKED: 13,
   PRESENCE: 14, // arg "on" / "off": receive PRESENCE frames
+  LAST_SEEN: 15, // arg a name: users[0] with lastSeen (protocol and since empty / 0 when offline)
   CONVERSATION: 20, // reply to CONV action 0 (request): text = conversation id
   UPLOAD: 21, // reply to FILE_BEGIN: text = upload id
 } as const

@@ -90,6 +90,9 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX blocks_target ON blocks (target);
   `,
+  `
+  ALTER TABLE users ADD COLUMN last_seen BIGINT;
+  `,
 ]
 
 /** Every migration of every Switchboard schema takes this advisory lock (with the schema's hash as 2nd key). */
@@ -412,6 +415,15 @@ export class PostgresStore implements Store {
       await c.query('DELETE FROM users WHERE id = $1', [id])
       return rows.map(rowToMessage).sort((a, b) => a.seq - b.seq)
     })
+  }
+
+  async lastSeen(id: number): Promise<number | undefined> {
+    const { rows } = await this.query<{ last_seen: number | null }>('SELECT last_seen FROM users WHERE id = $1', [id])
+    return rows[0]?.last_seen ?? undefined
+  }
+
+  async setLastSeen(id: number, at: number): Promise<void> {
+    await this.query('UPDATE users SET last_seen = $1 WHERE id = $2', [at, id])
   }
 
   async countUsers(): Promise<number> {

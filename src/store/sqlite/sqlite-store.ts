@@ -12,7 +12,7 @@ import { BrokerError } from '../../core/errors.js'
 import { MessageKinds, type MessageKind } from '../../core/types.js'
 import type { NewCopy, QueueStats, Store, StoredMessage, StoreOp, StoreResult, UserRecord } from '../store.js'
 
-const SCHEMA_VERSION = 1
+const SCHEMA_VERSION = 2
 const RECENT_MAX = 100_000
 const RECENT_MAX_BYTES = 32 * 1024 * 1024
 
@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS users (
   name TEXT NOT NULL UNIQUE,
   token_hash TEXT,
   created_at INTEGER NOT NULL,
-  next_seq INTEGER NOT NULL DEFAULT 1
+  next_seq INTEGER NOT NULL DEFAULT 1,
+  last_seen INTEGER
 );
 CREATE TABLE IF NOT EXISTS queue (
   user INTEGER NOT NULL,
@@ -169,9 +170,14 @@ export class SqliteStore implements Store {
     db.pragma('busy_timeout = 5000')
     db.exec(SCHEMA)
     const version = db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string } | undefined
-    if (version === undefined) db.prepare(`INSERT INTO meta (key, value) VALUES ('schema', ?)`).run(String(SCHEMA_VERSION))
-    else if (Number(version.value) > SCHEMA_VERSION)
+    if (version !== undefined && Number(version.value) > SCHEMA_VERSION)
       throw new Error(`database schema ${version.value} is newer than this program (${SCHEMA_VERSION})`)
+    // Version 2: users.last_seen. A new file gets it from SCHEMA; a version-1 file gets it here.
+    const columns = db.prepare(`PRAGMA table_info(users)`).all() as { name: string }[]
+    if (!columns.some((c) => c.name === 'last_seen')) db.exec(`ALTER TABLE users ADD COLUMN last_seen INTEGER`)
+    db.prepare(`INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(
+      String(SCHEMA_VERSION),
+    )
     this.db = db
     this.stmts = this.prepare()
   }
@@ -189,6 +195,8 @@ export class SqliteStore implements Store {
       deleteSubs: db.prepare(`DELETE FROM subs WHERE user = ?`),
       deleteBlocks: db.prepare(`DELETE FROM blocks WHERE user = ? OR target = ?`),
       countUsers: db.prepare(`SELECT COUNT(*) AS n FROM users`),
+      lastSeen: db.prepare(`SELECT last_seen FROM users WHERE id = ?`),
+      setLastSeen: db.prepare(`UPDATE users SET last_seen = ? WHERE id = ?`),
       nextSeq: db.prepare(`SELECT next_seq FROM users WHERE id = ?`),
       setNextSeq: db.prepare(`UPDATE users SET next_seq = ? WHERE id = ?`),
       insertMsg: db.prepare(
@@ -284,6 +292,15 @@ export class SqliteStore implements Store {
     const mine = this.recent.get(id)
     if (mine !== undefined) for (const [seq, m] of mine) this.forgetRecent(id, seq, m)
     return rows.map(rowToMessage).sort((a, b) => a.seq - b.seq)
+  }
+
+  async lastSeen(id: number): Promise<number | undefined> {
+    const r = this.stmts.lastSeen.get(id) as { last_seen: number | null } | undefined
+    return r?.last_seen ?? undefined
+  }
+
+  async setLastSeen(id: number, at: number): Promise<void> {
+    this.stmts.setLastSeen.run(at, id)
   }
 
   async countUsers(): Promise<number> {
