@@ -12,7 +12,7 @@
  */
 import pg from 'pg'
 import { BrokerError } from '../../core/errors.js'
-import { MessageKinds, type MessageKind } from '../../core/types.js'
+import { kindNumber, messageFromRow, userFromRow, type MessageColumns, type UserColumns } from '../rows.js'
 import type { NewCopy, QueueStats, Store, StoredMessage, StoreOp, StoreResult, UserRecord } from '../store.js'
 
 export interface PostgresStoreOptions {
@@ -110,55 +110,17 @@ const types: pg.CustomTypesConfig = {
       : pg.types.getTypeParser(oid, format as 'text')) as pg.CustomTypesConfig['getTypeParser'],
 }
 
-interface QueueRow {
+interface QueueRow extends MessageColumns {
   user_id: number
-  seq: number
-  sender: number
-  sender_name: string
-  msg_id: number
-  kind: number
-  ts: number
-  flags: number
-  topic: string | null
-  expires_at: number | null
-  not_before: number | null
-  file_id: string | null
-  body: Buffer
 }
 
-interface UserRow {
-  id: number
-  name: string
-  token_hash: string | null
-  created_at: number
-}
+type UserRow = UserColumns
 
 function rowToMessage(r: QueueRow): StoredMessage {
-  const m: StoredMessage = {
-    seq: r.seq,
-    to: r.user_id,
-    from: r.sender,
-    fromName: r.sender_name,
-    msgId: r.msg_id,
-    kind: MessageKinds[r.kind] ?? 'text',
-    ts: r.ts,
-    flags: r.flags,
-    body: r.body,
-  }
-  if (r.topic !== null) m.topic = r.topic
-  if (r.expires_at !== null) m.expiresAt = r.expires_at
-  if (r.not_before !== null) m.notBefore = r.not_before
-  if (r.file_id !== null) m.fileId = r.file_id
-  return m
+  return messageFromRow(r, r.user_id)
 }
 
-function rowToUser(r: UserRow): UserRecord {
-  return { id: r.id, name: r.name, tokenHash: r.token_hash, createdAt: r.created_at }
-}
-
-function kindNumber(kind: MessageKind): number {
-  return MessageKinds.indexOf(kind)
-}
+const rowToUser = userFromRow
 
 function pgCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null ? (err as { code?: string }).code : undefined

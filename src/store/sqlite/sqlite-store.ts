@@ -5,11 +5,11 @@
  * counters (next seq, queue length and bytes) are cached here and changed only after a commit succeeds.
  */
 import Database from './driver.js'
+import { kindNumber, messageFromRow, userFromRow, type MessageColumns, type UserColumns } from '../rows.js'
 import type { BetterSqlite3 } from './driver.js'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { BrokerError } from '../../core/errors.js'
-import { MessageKinds, type MessageKind } from '../../core/types.js'
 import type { NewCopy, QueueStats, Store, StoredMessage, StoreOp, StoreResult, UserRecord } from '../store.js'
 
 const SCHEMA_VERSION = 2
@@ -81,56 +81,19 @@ CREATE TABLE IF NOT EXISTS blocks (
 ) WITHOUT ROWID;
 `
 
-interface QueueRow {
+interface QueueRow extends MessageColumns {
   user: number
-  seq: number
-  sender: number
-  sender_name: string
-  msg_id: number
-  kind: number
-  ts: number
-  flags: number
-  topic: string | null
-  expires_at: number | null
-  not_before: number | null
-  file_id: string | null
-  body: Buffer
 }
 
-interface UserRow {
-  id: number
-  name: string
-  token_hash: string | null
-  created_at: number
+interface UserRow extends UserColumns {
   next_seq: number
 }
 
-function kindNumber(kind: MessageKind): number {
-  return MessageKinds.indexOf(kind)
-}
-
 function rowToMessage(r: QueueRow): StoredMessage {
-  const m: StoredMessage = {
-    seq: r.seq,
-    to: r.user,
-    from: r.sender,
-    fromName: r.sender_name,
-    msgId: r.msg_id,
-    kind: MessageKinds[r.kind] ?? 'text',
-    ts: r.ts,
-    flags: r.flags,
-    body: r.body,
-  }
-  if (r.topic !== null) m.topic = r.topic
-  if (r.expires_at !== null) m.expiresAt = r.expires_at
-  if (r.not_before !== null) m.notBefore = r.not_before
-  if (r.file_id !== null) m.fileId = r.file_id
-  return m
+  return messageFromRow(r, r.user)
 }
 
-function rowToUser(r: UserRow): UserRecord {
-  return { id: r.id, name: r.name, tokenHash: r.token_hash, createdAt: r.created_at }
-}
+const rowToUser = userFromRow
 
 function isUniqueViolation(err: unknown): boolean {
   return err instanceof Error && (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE'
