@@ -32,6 +32,12 @@ export const OPTIONS = [
     help: 'HTTP: folder served at / (default: the built web page, web/dist)',
   },
   { name: 'data-dir', kind: 'string', default: './data', help: 'where the SQLite file and the files folder live' },
+  {
+    name: 'files-dir',
+    kind: 'string',
+    default: undefined,
+    help: 'where uploaded files live (default: <data-dir>/files; in a cluster, a folder every node shares)',
+  },
   { name: 'store', kind: 'string', default: 'sqlite', help: "'sqlite' (embedded, in data-dir) or a postgres:// URL (cluster)" },
   { name: 'bus', kind: 'string', default: 'local', help: "'local' (single node) or a redis:// URL (cluster)" },
   { name: 'node-id', kind: 'string', default: undefined, help: "this node's name in a cluster (default: host:port:pid)" },

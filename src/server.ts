@@ -17,6 +17,7 @@ import type { NativeOptions } from './protocols/native/adapter.js'
 import { NativeFileHandler } from './protocols/native/file-handler.js'
 import { FileService } from './core/files.js'
 import { SqliteFileMeta } from './store/sqlite/sqlite-file-meta.js'
+import type { FileMeta } from './store/file-meta.js'
 import { startHttp } from './protocols/http/index.js'
 import { startP001 } from './protocols/p001/server.js'
 import { startP002 } from './protocols/p002/server.js'
@@ -31,6 +32,7 @@ export const VERSION = '0.1.0'
 // Loaded only in cluster mode, so a single node never loads pg or ioredis.
 const POSTGRES_STORE = './store/postgres/postgres-store.js'
 const REDIS_BUS = './bus/redis/redis-bus.js'
+const POSTGRES_FILE_META = './store/postgres/postgres-file-meta.js'
 
 export interface Listener {
   name: string
@@ -92,10 +94,15 @@ function netListener(name: string, server: NetServer, host: string): Listener {
 }
 
 async function startFiles(c: Config, broker: Broker, log: Logger): Promise<FileService | undefined> {
-  if (c.store !== 'sqlite') return undefined
+  let meta: FileMeta
+  if (c.store === 'sqlite') meta = new SqliteFileMeta({ path: join(resolve(c['data-dir']), 'switchboard.db') })
+  else {
+    const mod = (await import(POSTGRES_FILE_META)) as { PostgresFileMeta: new (store: Store) => FileMeta }
+    meta = new mod.PostgresFileMeta(broker.store)
+  }
   const files = new FileService({
-    dir: join(resolve(c['data-dir']), 'files'),
-    meta: new SqliteFileMeta({ path: join(resolve(c['data-dir']), 'switchboard.db') }),
+    dir: resolve(c['files-dir'] ?? join(c['data-dir'], 'files')),
+    meta,
     broker,
     logger: log,
   })

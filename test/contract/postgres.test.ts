@@ -80,7 +80,7 @@ if (unreachable !== undefined) {
         const { rows } = await c.query(`SELECT version FROM ${schema}.schema_version ORDER BY version`)
         assert.deepEqual(
           rows.map((r: { version: number }) => r.version),
-          [1, 2],
+          [1, 2, 3],
           'every migration once, in order',
         )
       } finally {

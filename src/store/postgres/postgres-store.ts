@@ -93,6 +93,26 @@ const MIGRATIONS: string[] = [
   `
   ALTER TABLE users ADD COLUMN last_seen BIGINT;
   `,
+  `
+  CREATE TABLE files (
+    id TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    sender BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    unref_since BIGINT
+  );
+  CREATE INDEX files_sha ON files (sha256);
+  CREATE INDEX files_unref ON files (unref_since) WHERE unref_since IS NOT NULL;
+  CREATE TABLE file_access (
+    file_id TEXT NOT NULL,
+    user_id BIGINT NOT NULL,
+    PRIMARY KEY (file_id, user_id)
+  );
+  CREATE INDEX queue_file ON queue (file_id) WHERE file_id IS NOT NULL;
+  CREATE INDEX held_file ON held (file_id) WHERE file_id IS NOT NULL;
+  `,
 ]
 
 /** Every migration of every Switchboard schema takes this advisory lock (with the schema's hash as 2nd key). */
@@ -274,11 +294,8 @@ export class PostgresStore implements Store {
     if (this.pool !== undefined && !this.pool.ended) await this.pool.end()
   }
 
-  /** pool.query, with an outage reported as such (see storeError). */
-  private async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
-    text: string,
-    values?: unknown[],
-  ): Promise<pg.QueryResult<R>> {
+  /** pool.query, with an outage reported as such (see storeError). Also used by PostgresFileMeta. */
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
     try {
       return await this.pool.query<R>(text, values)
     } catch (err) {
@@ -308,8 +325,11 @@ export class PostgresStore implements Store {
     return client
   }
 
-  /** Run `fn` in one transaction on one connection; retried when Postgres chose it as a deadlock victim. */
-  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  /**
+   * Run `fn` in one transaction on one connection; retried when Postgres chose it as a deadlock victim.
+   * Also used by PostgresFileMeta.
+   */
+  async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.checkout().catch((err: unknown) => {
         throw storeError(err)
