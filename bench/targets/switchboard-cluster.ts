@@ -13,16 +13,15 @@
  *
  * serverPid() is node 0's, so the harness's "server CPU" is one node's; stop() prints every node's CPU time.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import type { ChildProcess } from 'node:child_process'
 import pg from 'pg'
 import { Redis } from 'ioredis'
 import { switchboardTarget } from './switchboard.js'
 import type { BenchTarget, TargetFactory, TargetParams } from './target.js'
 import { waitForExit } from '../lib/spawn.js'
+import { spawnServer } from '../../scripts/spawn-server.js'
 import { cpuMs } from '../lib/proc.js'
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const DEFAULT_PG = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const DEFAULT_REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
@@ -48,53 +47,17 @@ export function switchboardClusterTarget(fixedNodes?: number): TargetFactory {
     let name = ''
     const ports = (): number[] => (params.options['cluster.ports'] ?? '').split(',').filter(Boolean).map(Number)
 
-    const startNode = (i: number): Promise<number> =>
-      new Promise((resolve, reject) => {
-        const c = spawn(
-          process.execPath,
-          [
-            'bin/switchboard.js',
-            'serve',
-            '--store',
-            store,
-            '--bus',
-            bus,
-            '--cluster-name',
-            name,
-            '--node-id',
-            `n${i}`,
-            '--port',
-            '0',
-            '--http-port',
-            '-1',
-            '--log-level',
-            'warn',
-            '--log-format',
-            'json',
-            '--max-queue-length',
-            '1000000',
-            '--rate',
-            '1000000',
-          ],
-          { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
-        )
-        children.push(c)
-        const timer = setTimeout(() => reject(new Error(`cluster node n${i}: no listening line within 30 s`)), 30_000)
-        let out = ''
-        c.stdout!.on('data', (d: Buffer) => {
-          if (out.length > 4096) return
-          out += d.toString()
-          const m = /native\s+listening on [^:]+:(\d+)/.exec(out)
-          if (m !== null) {
-            clearTimeout(timer)
-            resolve(Number(m[1]))
-          }
-        })
-        c.once('exit', (code) => {
-          clearTimeout(timer)
-          reject(new Error(`cluster node n${i} exited early with code ${String(code)}`))
-        })
-      })
+    const startNode = async (i: number): Promise<number> => {
+      const started = await spawnServer(
+        [
+          ...['--store', store, '--bus', bus, '--cluster-name', name, '--node-id', `n${i}`, '--port', '0', '--http-port', '-1'],
+          ...['--log-level', 'warn', '--log-format', 'json', '--max-queue-length', '1000000', '--rate', '1000000'],
+        ],
+        { label: `cluster node n${i}`, timeoutMs: 30_000, onStderr: (d) => process.stderr.write(d) },
+      )
+      children.push(started.child)
+      return started.port
+    }
 
     const cleanup = async (): Promise<void> => {
       if (name === '') return

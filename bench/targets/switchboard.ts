@@ -8,18 +8,16 @@
  * (a second durable write) — like a QoS 1 subscriber's PUBACK.
  * broadcast: SEND to ALL (the room: live, not stored), resolved when written to the socket.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
-import { fileURLToPath } from 'node:url'
 import { ALL_ID } from '../../src/core/types.js'
 import { encode, FrameReader } from '../../src/protocols/native/codec.js'
 import type { Frame } from '../../src/protocols/native/frames.js'
 import type { BenchClient, BenchTarget, MessageKind, TargetFactory } from './target.js'
 import { waitForExit } from '../lib/spawn.js'
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+import { spawnServer } from '../../scripts/spawn-server.js'
 
 export const switchboardTarget: TargetFactory = (params): BenchTarget => {
   let child: ChildProcess | undefined
@@ -31,48 +29,18 @@ export const switchboardTarget: TargetFactory = (params): BenchTarget => {
     semantics: 'direct: ACCEPTED once fsynced (group commit), receiver ACKs each; broadcast: room, live',
     params: () => params,
     serverPid: () => child?.pid,
-    start: () =>
-      new Promise<void>((resolve, reject) => {
-        dataDir = mkdtempSync(tmpdir() + '/sb-bench-')
-        const c = spawn(
-          process.execPath,
-          [
-            'bin/switchboard.js',
-            'serve',
-            '--port',
-            '0',
-            '--http-port',
-            '-1',
-            '--data-dir',
-            dataDir,
-            '--log-level',
-            'warn',
-            '--log-format',
-            'json',
-            '--max-queue-length',
-            '1000000',
-            '--rate',
-            '1000000',
-          ],
-          { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
-        )
-        child = c
-        const timer = setTimeout(() => reject(new Error('switchboard: no listening line within 20 s')), 20_000)
-        let out = ''
-        c.stdout!.on('data', (d: Buffer) => {
-          out += d.toString()
-          const m = /native\s+listening on [^:]+:(\d+)/.exec(out)
-          if (m !== null) {
-            clearTimeout(timer)
-            params.port = Number(m[1])
-            resolve()
-          }
-        })
-        c.once('exit', (code) => {
-          clearTimeout(timer)
-          reject(new Error(`switchboard exited early with code ${String(code)}`))
-        })
-      }),
+    start: async () => {
+      dataDir = mkdtempSync(tmpdir() + '/sb-bench-')
+      const started = await spawnServer(
+        [
+          ...['--port', '0', '--http-port', '-1', '--data-dir', dataDir],
+          ...['--log-level', 'warn', '--log-format', 'json', '--max-queue-length', '1000000', '--rate', '1000000'],
+        ],
+        { onStderr: (d) => process.stderr.write(d) },
+      )
+      child = started.child
+      params.port = started.port
+    },
     stop: async () => {
       const c = child
       child = undefined

@@ -10,17 +10,16 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
-import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { Redis } from 'ioredis'
 import { encode, FrameReader } from '../../src/protocols/native/codec.js'
 import { PROTOCOL_VERSION, type Frame, type FrameOf } from '../../src/protocols/native/frames.js'
 import type { ClusterNode } from './cluster-fixture.js'
 import { PG_URL, REDIS_URL } from './cluster-fixture.js'
+import { spawnServer } from '../../scripts/spawn-server.js'
 
 export { PG_URL, REDIS_URL, clusterServicesUnavailable } from './cluster-fixture.js'
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const START_TIMEOUT_MS = 30_000
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
@@ -89,38 +88,16 @@ export class ProcNode implements ClusterNode {
   }
 
   /** Spawn and resolve with the native port once the node prints its listening line. */
-  start(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const c = spawn(process.execPath, ['bin/switchboard.js', 'serve', ...this.args], {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-      this.child = c
-      let seen = ''
-      const timer = setTimeout(() => {
-        c.kill('SIGKILL')
-        reject(new Error(`${this.nodeId}: no listening line within ${START_TIMEOUT_MS} ms; stderr: ${this.err.text}`))
-      }, START_TIMEOUT_MS)
-      c.stdout!.on('data', (d: Buffer) => {
-        this.out.add(d)
-        if (this.port !== 0) return
-        seen += d.toString()
-        const m = /native\s+listening on 127\.0\.0\.1:(\d+)/.exec(seen)
-        if (m !== null) {
-          clearTimeout(timer)
-          this.port = Number(m[1])
-          resolve(this.port)
-        }
-      })
-      c.stderr!.on('data', (d: Buffer) => this.err.add(d))
-      c.once('exit', (code, sig) => {
-        clearTimeout(timer)
-        if (this.port === 0)
-          reject(
-            new Error(`${this.nodeId} exited before listening (code ${String(code)}, ${String(sig)}); stderr: ${this.err.text}`),
-          )
-      })
+  async start(): Promise<number> {
+    const started = await spawnServer(this.args, {
+      label: this.nodeId,
+      timeoutMs: START_TIMEOUT_MS,
+      onStdout: (d) => this.out.add(d),
+      onStderr: (d) => this.err.add(d),
     })
+    this.child = started.child
+    this.port = started.port
+    return this.port
   }
 
   /** kill -9: the process dies with no cleanup (its presence stays in Redis until a survivor reaps it). */

@@ -10,14 +10,13 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { SwitchboardClient } from '../../src/client/index.js'
+import { spawnServer } from '../../scripts/spawn-server.js'
 
-const ROOT = resolve(import.meta.dirname, '../..')
-const BIN = join(ROOT, 'bin', 'switchboard.js')
 const TOTAL = 10_000
 const WINDOW = 200
 
@@ -27,47 +26,16 @@ interface Child {
   exited: Promise<void>
 }
 
-/** Start `switchboard serve` and read its port from the line "native … listening on host:port". */
-function serve(dataDir: string, port: number): Promise<Child> {
-  return new Promise((res, rej) => {
-    const proc = spawn(
-      process.execPath,
-      [
-        BIN,
-        'serve',
-        '--port',
-        String(port),
-        '--http-port',
-        '-1',
-        '--data-dir',
-        dataDir,
-        '--log-level',
-        'warn',
-        '--log-format',
-        'json',
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    )
-    const exited = new Promise<void>((r) => proc.once('exit', () => r()))
-    let out = ''
-    let err = ''
-    const timer = setTimeout(() => rej(new Error(`server did not start:\n${out}\n${err}`)), 20_000)
-    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()))
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString()
-      const m = /native\S*\s+listening on [^\s:]+:(\d+)/.exec(out)
-      if (m) {
-        clearTimeout(timer)
-        res({ proc, port: Number(m[1]), exited })
-      }
-    })
-    proc.once('exit', (code) => {
-      clearTimeout(timer)
-      rej(new Error(`server exited with ${code} before listening:\n${out}\n${err}`))
-    })
-  })
+/** Start `switchboard serve` on that port and data directory. */
+async function serve(dataDir: string, port: number): Promise<Child> {
+  const {
+    child,
+    port: bound,
+    exited,
+  } = await spawnServer([
+    ...['--port', String(port), '--http-port', '-1', '--data-dir', dataDir, '--log-level', 'warn', '--log-format', 'json'],
+  ])
+  return { proc: child, port: bound, exited }
 }
 
 test(

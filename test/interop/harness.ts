@@ -7,6 +7,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { spawnServer } from '../../scripts/spawn-server.js'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const CLIENTS = path.join(ROOT, 'clients')
@@ -92,41 +93,10 @@ export interface Server {
 /** A real server (node bin/switchboard.js) on a free port with its own data directory. */
 export async function startServer(extra: string[] = []): Promise<Server> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-interop-'))
-  const child = spawn(
-    process.execPath,
-    [
-      path.join(ROOT, 'bin', 'switchboard.js'),
-      'serve',
-      '--port',
-      '0',
-      '--http-port',
-      '-1',
-      '--data-dir',
-      dir,
-      '--log-level',
-      'warn',
-      ...extra,
-    ],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
+  const { child, port } = await spawnServer(
+    ['--port', '0', '--http-port', '-1', '--data-dir', dir, '--log-level', 'warn', ...extra],
+    { onStderr: (d) => process.stderr.write(d) },
   )
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = ''
-    const timer = setTimeout(() => reject(new Error(`the server did not start: ${out}`)), 20_000)
-    child.stdout!.setEncoding('utf8')
-    child.stdout!.on('data', (d: string) => {
-      out += d
-      const m = /native\s+listening on [\d.]+:(\d+)/.exec(out)
-      if (m) {
-        clearTimeout(timer)
-        resolve(Number(m[1]))
-      }
-    })
-    child.once('exit', (code) => reject(new Error(`the server exited (${code}): ${out}`)))
-  })
-  child.stdout!.resume()
   return {
     host: '127.0.0.1',
     port,

@@ -1,0 +1,68 @@
+/**
+ * Start `switchboard serve` as a child process and learn its native port from the line it prints
+ * ("native … listening on host:port"). One helper for the tests and the benchmark targets that need a real
+ * server process (to kill it, to measure it, or to run several).
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const LISTENING = /native\S*\s+listening on [^\s:]+:(\d+)/
+const KEEP = 64 * 1024
+
+export interface SpawnedServer {
+  child: ChildProcess
+  /** The native protocol's port. */
+  port: number
+  /** Resolves when the process has exited. */
+  exited: Promise<void>
+}
+
+export interface SpawnOptions {
+  /** What to call the process in errors (default "switchboard"). */
+  label?: string
+  timeoutMs?: number
+  /** Every chunk of the child's output, for logs of its own (the start error quotes the first 64 KiB anyway). */
+  onStdout?: (chunk: Buffer) => void
+  onStderr?: (chunk: Buffer) => void
+}
+
+/** `args` follow `switchboard serve`. Rejects if the server exits, or does not listen within the timeout. */
+export function spawnServer(args: readonly string[], opts: SpawnOptions = {}): Promise<SpawnedServer> {
+  const label = opts.label ?? 'switchboard'
+  const timeoutMs = opts.timeoutMs ?? 20_000
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['bin/switchboard.js', 'serve', ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const exited = new Promise<void>((r) => child.once('exit', () => r()))
+    let out = ''
+    let err = ''
+    let port = 0
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`${label}: no listening line within ${timeoutMs} ms\n${out}\n${err}`))
+    }, timeoutMs)
+    child.stdout!.on('data', (d: Buffer) => {
+      opts.onStdout?.(d)
+      if (port !== 0 || out.length > KEEP) return
+      out += d.toString()
+      const m = LISTENING.exec(out)
+      if (m !== null) {
+        clearTimeout(timer)
+        port = Number(m[1])
+        resolve({ child, port, exited })
+      }
+    })
+    child.stderr!.on('data', (d: Buffer) => {
+      opts.onStderr?.(d)
+      if (err.length < KEEP) err += d.toString()
+    })
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      if (port === 0)
+        reject(new Error(`${label} exited before listening (code ${String(code)}, ${String(signal)})\n${out}\n${err}`))
+    })
+  })
+}
