@@ -12,6 +12,8 @@ import type { CloseReason, Message, Outbound, SessionSink } from '../core/types.
 export interface GatewayListener {
   /** The port actually bound (the one asked for, or the ephemeral one for port 0). */
   port: number
+  /** Connections open now. */
+  connections(): number
   /** Stop accepting, end every connection, resolve when the server is closed. */
   close(): Promise<void>
 }
@@ -39,6 +41,7 @@ export async function listenTcp(host: string, port: number, onSocket: (socket: n
   let closing: Promise<void> | undefined
   return {
     port: bound,
+    connections: () => sockets.size,
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve())

@@ -72,6 +72,8 @@ export interface HttpOptions {
 export interface HttpServer {
   server: FastifyInstance
   address: { host: string; port: number }
+  /** TCP connections open now (requests, keep-alive, SSE streams, WebSockets). */
+  connections(): number
   close(): Promise<void>
 }
 
@@ -253,11 +255,17 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
 /** Build and listen. `address` is where it listens (port 0 gives an ephemeral port). */
 export async function startHttp(broker: Broker, opts: HttpOptions): Promise<HttpServer> {
   const app = await buildHttp(broker, opts)
+  let open = 0
+  app.server.on('connection', (socket: Socket) => {
+    open++
+    socket.once('close', () => open--)
+  })
   await app.listen({ host: opts.host, port: opts.port })
   const a = app.server.address() as AddressInfo
   return {
     server: app,
     address: { host: a.address, port: a.port },
+    connections: () => open,
     close: () => app.close(),
   }
 }

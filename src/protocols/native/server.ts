@@ -55,6 +55,8 @@ export function serveNativeSocket(broker: Broker, socket: net.Socket, opts: Nati
 export interface NativeListener {
   server: net.Server
   port: number
+  /** Connections open now. */
+  connections(): number
   /** Stop accepting; close connections that never logged in (sessions are closed by the broker). */
   close(): Promise<void>
 }
@@ -80,6 +82,7 @@ export async function listenNative(broker: Broker, opts: NativeListenOptions): P
   return {
     server,
     port: typeof addr === 'object' && addr !== null ? addr.port : 0,
+    connections: () => conns.size,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve())

@@ -23,6 +23,8 @@ export interface P001StartOptions {
 
 export interface P001Server {
   port: number
+  /** Connections open now. */
+  connections(): number
   close(): Promise<void>
 }
 

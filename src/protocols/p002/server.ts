@@ -23,6 +23,8 @@ export interface P002StartOptions {
 
 export interface P002Server {
   port: number
+  /** Connections open now. */
+  connections(): number
   close(): Promise<void>
 }
 

@@ -168,6 +168,11 @@ export class P003Gateway {
     this.bridge = new TopicBridge(this)
   }
 
+  /** Names registered now. */
+  get registered(): number {
+    return this.users.size
+  }
+
   async start(): Promise<void> {
     const host = this.opts.host === '0.0.0.0' ? '*' : this.opts.host
     const ep = (port: number) => `tcp://${host}:${port === 0 ? '*' : port}`

@@ -25,6 +25,8 @@ export interface P004StartOptions {
 
 export interface P004Server {
   port: number
+  /** Connections open now. */
+  connections(): number
   close(): Promise<void>
 }
 
