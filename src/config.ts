@@ -1,36 +1,22 @@
 /**
  * Configuration: every option has a default, an environment variable SWITCHBOARD_<NAME> and a flag
  * --<name>; an optional JSON config file (--config) sits below both. Precedence: flag > env > file > default.
- * `switchboard serve --help` prints this table.
+ * The server's own options are listed here; each gateway declares its own (src/protocols/<name>/plugin.ts,
+ * listed in src/protocols/registry.ts), and the store and bus backends give the forms --store and --bus take.
+ * `switchboard serve --help` prints them all, one section per plugin.
  */
 import { readFileSync } from 'node:fs'
 import { DEFAULT_LIMITS } from './core/types.js'
+import type { OptionSpec, OptionValues } from './plugin.js'
+import { GATEWAYS } from './protocols/registry.js'
+import { STORES } from './store/registry.js'
+import { BUSES } from './bus/registry.js'
 
-type Kind = 'string' | 'int' | 'bool'
+export type { OptionSpec } from './plugin.js'
 
-export interface OptionSpec {
-  name: string
-  kind: Kind
-  default: string | number | boolean | undefined
-  help: string
-}
-
-export const OPTIONS = [
+/** The server's own options: host, store, bus, logging, timeouts, limits. */
+export const CORE_OPTIONS = [
   { name: 'host', kind: 'string', default: '127.0.0.1', help: 'address every listener binds (0.0.0.0 to expose)' },
-  { name: 'port', kind: 'int', default: 7070, help: 'native protocol TCP port (0 = any free port)' },
-  { name: 'http-port', kind: 'int', default: 7080, help: 'HTTP port: REST, SSE, WebSocket, web page, /metrics (-1 = off)' },
-  {
-    name: 'cors',
-    kind: 'string',
-    default: '',
-    help: "HTTP: origins allowed to call the API from a browser ('*' or a comma-separated list; empty = none)",
-  },
-  {
-    name: 'web-root',
-    kind: 'string',
-    default: undefined,
-    help: 'HTTP: folder served at / (default: the built web page, web/dist)',
-  },
   { name: 'data-dir', kind: 'string', default: './data', help: 'where the SQLite file and the files folder live' },
   {
     name: 'files-dir',
@@ -38,8 +24,8 @@ export const OPTIONS = [
     default: undefined,
     help: 'where uploaded files live (default: <data-dir>/files; in a cluster, a folder every node shares)',
   },
-  { name: 'store', kind: 'string', default: 'sqlite', help: "'sqlite' (embedded, in data-dir) or a postgres:// URL (cluster)" },
-  { name: 'bus', kind: 'string', default: 'local', help: "'local' (single node) or a redis:// URL (cluster)" },
+  { name: 'store', kind: 'string', default: 'sqlite', help: STORES.map((b) => b.usage).join(', or ') },
+  { name: 'bus', kind: 'string', default: 'local', help: BUSES.map((b) => b.usage).join(', or ') },
   { name: 'node-id', kind: 'string', default: undefined, help: "this node's name in a cluster (default: host:port:pid)" },
   {
     name: 'cluster-name',
@@ -47,8 +33,6 @@ export const OPTIONS = [
     default: 'switchboard',
     help: 'cluster mode: the PostgreSQL schema and the Redis key prefix',
   },
-  { name: 'tls-key', kind: 'string', default: undefined, help: 'PEM key file: serve the native protocol over TLS' },
-  { name: 'tls-cert', kind: 'string', default: undefined, help: 'PEM certificate file for --tls-key' },
   { name: 'log-level', kind: 'string', default: 'info', help: 'trace, debug, info, warn, error, fatal or silent' },
   { name: 'log-format', kind: 'string', default: 'auto', help: "'json', 'pretty', or 'auto' (pretty on a terminal)" },
   { name: 'ack-timeout', kind: 'int', default: 3000, help: 'ms until an unacknowledged message gives its sender a 300' },
@@ -86,30 +70,9 @@ export const OPTIONS = [
     name: 'legacy',
     kind: 'bool',
     default: false,
-    help: 'enable every legacy gateway on its original port (001 7001, 002 9000, 004 55555, 003 5556/5557)',
-  },
-  { name: 'p001-port', kind: 'int', default: undefined, help: 'seed 001 binary chat gateway port (off unless set)' },
-  { name: 'p002-port', kind: 'int', default: undefined, help: 'seed 002 chat room gateway port (off unless set)' },
-  { name: 'p002-max-username', kind: 'int', default: 25, help: 'seed 002 --max-username-size' },
-  { name: 'p002-max-message', kind: 'int', default: 3000, help: 'seed 002 --max-message-size' },
-  { name: 'p004-port', kind: 'int', default: undefined, help: 'seed 004 chat-with-files gateway port (off unless set)' },
-  {
-    name: 'zmq-pub-port',
-    kind: 'int',
-    default: undefined,
-    help: 'seed 003 ZeroMQ PUB port (off unless set; 5556 with --legacy)',
-  },
-  {
-    name: 'zmq-rep-port',
-    kind: 'int',
-    default: undefined,
-    help: 'seed 003 ZeroMQ REP port (off unless set; 5557 with --legacy)',
-  },
-  {
-    name: 'zmq-endpoint-ports',
-    kind: 'string',
-    default: '5558-5599',
-    help: 'seed 003 pool of peer-to-peer endpoint ports handed to clients',
+    help: `enable every legacy gateway on its original port (${GATEWAYS.flatMap((g) =>
+      g.legacy === undefined ? [] : [`${g.name} ${Object.values(g.legacy).join('/')}`],
+    ).join(', ')})`,
   },
   {
     name: 'config',
@@ -119,13 +82,25 @@ export const OPTIONS = [
   },
 ] as const satisfies readonly OptionSpec[]
 
-export type OptionName = (typeof OPTIONS)[number]['name']
+/** The options by --help section: the server's, then each gateway's in registry order. */
+export const OPTION_GROUPS: readonly { title: string; options: readonly OptionSpec[] }[] = [
+  { title: 'Server', options: CORE_OPTIONS },
+  ...GATEWAYS.map((g) => ({ title: g.title, options: g.options })),
+]
 
-type Value<K extends Kind> = K extends 'int' ? number : K extends 'bool' ? boolean : string
+/** Every option: the server's and every gateway's. */
+export const OPTIONS: readonly OptionSpec[] = OPTION_GROUPS.flatMap((g) => g.options)
 
-export type Config = {
-  [O in (typeof OPTIONS)[number] as O['name']]: O['default'] extends undefined ? Value<O['kind']> | undefined : Value<O['kind']>
-}
+for (const [i, o] of OPTIONS.entries())
+  if (OPTIONS.findIndex((x) => x.name === o.name) !== i) throw new Error(`two plugins declare the option --${o.name}`)
+
+/** The server's own options, resolved. */
+export type CoreConfig = OptionValues<typeof CORE_OPTIONS>
+
+type GatewayOptionSpec = (typeof GATEWAYS)[number]['options'][number]
+
+/** Every option, resolved: what startServer() takes. */
+export type Config = CoreConfig & OptionValues<readonly GatewayOptionSpec[]>
 
 export function envName(option: string): string {
   return 'SWITCHBOARD_' + option.toUpperCase().replace(/-/g, '_')
@@ -163,7 +138,7 @@ export function resolveConfig(flags: Record<string, unknown>, env: NodeJS.Proces
     for (const [k, v] of Object.entries(json)) file[camel(k)] = v
   }
   const out: Record<string, unknown> = {}
-  for (const spec of OPTIONS as readonly OptionSpec[]) {
+  for (const spec of OPTIONS) {
     const key = camel(spec.name)
     const flag = flags[key]
     const fromEnv = env[envName(spec.name)]
@@ -172,13 +147,7 @@ export function resolveConfig(flags: Record<string, unknown>, env: NodeJS.Proces
     else if (file[key] !== undefined) out[spec.name] = parse(spec, file[key], configPath ?? 'config file')
     else out[spec.name] = spec.default
   }
-  const c = out as Config
-  if (c.legacy) {
-    c['p001-port'] ??= 7001
-    c['p002-port'] ??= 9000
-    c['p004-port'] ??= 55555
-    c['zmq-pub-port'] ??= 5556
-    c['zmq-rep-port'] ??= 5557
-  }
-  return c
+  if (out.legacy === true)
+    for (const g of GATEWAYS) for (const [name, value] of Object.entries(g.legacy ?? {})) out[name] ??= value
+  return out as Config
 }

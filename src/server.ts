@@ -1,108 +1,72 @@
 /**
- * Wiring: a Broker over the configured store and bus, and every enabled listener. The only module besides
- * bin/ that opens ports. Tests call startServer() with port 0 and read the addresses back.
+ * Wiring: a Broker over the configured store and bus, and every enabled gateway. The store, the bus and the
+ * gateways are plugins (src/plugin.ts) found in their registries (src/store/registry.ts, src/bus/registry.ts,
+ * src/protocols/registry.ts): this module names none of them. The only module besides bin/ that opens
+ * ports. Tests call startServer() with port 0 and read the addresses back.
  */
-import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import type { Server as NetServer } from 'node:net'
 import { Broker } from './core/broker.js'
 import type { Logger } from './core/types.js'
 import type { Config } from './config.js'
-import type { Store } from './store/store.js'
-import type { Bus } from './bus/bus.js'
-import { SqliteStore } from './store/sqlite/sqlite-store.js'
-import { LocalBus } from './bus/local/local-bus.js'
-import { listenNative } from './protocols/native/server.js'
-import type { NativeOptions } from './protocols/native/adapter.js'
-import { NativeFileHandler } from './protocols/native/file-handler.js'
 import { FileService } from './core/files.js'
-import { SqliteFileMeta } from './store/sqlite/sqlite-file-meta.js'
-import type { FileMeta } from './store/file-meta.js'
-import { startHttp } from './protocols/http/index.js'
-import { startP001 } from './protocols/p001/server.js'
-import { startP002 } from './protocols/p002/server.js'
-import { startP003, parsePortRange } from './protocols/p003/server.js'
-import { startP004 } from './protocols/p004/server.js'
-import { fileURLToPath } from 'node:url'
+import type { Store } from './store/store.js'
+import { pickBackend } from './plugin.js'
+import type {
+  GatewayHandle,
+  GatewayPlugin,
+  Listener,
+  OptionSpec,
+  OptionValues,
+  StoreBackend,
+  StoreOpenOptions,
+} from './plugin.js'
+import { GATEWAYS } from './protocols/registry.js'
+import { STORES } from './store/registry.js'
+import { BUSES } from './bus/registry.js'
 
-const WEB_DIST = fileURLToPath(new URL('../web/dist', import.meta.url))
+export type { Listener } from './plugin.js'
 
 export const VERSION = '0.1.0'
 
-// Loaded only in cluster mode, so a single node never loads pg or ioredis.
-const POSTGRES_STORE = './store/postgres/postgres-store.js'
-const REDIS_BUS = './bus/redis/redis-bus.js'
-const POSTGRES_FILE_META = './store/postgres/postgres-file-meta.js'
-
-export interface Listener {
+export interface RunningGateway {
+  /** The plugin's name ('native', 'http', 'p003', …). */
   name: string
-  /** host:port, or a URL, as printed at start. */
-  address: string
-  port: number
-  close(): Promise<void>
+  handle: GatewayHandle
 }
 
 export interface RunningServer {
   broker: Broker
-  /** File transfer; undefined where no file metadata store is available for the configured store. */
+  /** File transfer; undefined where the configured store has no file metadata. */
   files: FileService | undefined
+  /** The gateways started, in registry order. */
+  gateways: RunningGateway[]
+  /** Every port listened on, in the gateways' order (a gateway may have several: p003-pub, p003-rep). */
   listeners: Listener[]
   /** Port of a listener by name ('native', 'http', 'p001', …). */
   port(name: string): number
+  /** Connections open now, per gateway. */
+  connections(): Record<string, number>
   close(): Promise<void>
 }
 
-async function makeStore(c: Config): Promise<Store> {
-  if (c.store === 'sqlite') return new SqliteStore({ path: join(resolve(c['data-dir']), 'switchboard.db') })
-  if (c.store.startsWith('postgres://') || c.store.startsWith('postgresql://')) {
-    const mod = (await import(POSTGRES_STORE)) as {
-      PostgresStore: new (o: { connectionString: string; schema: string }) => Store
-    }
-    return new mod.PostgresStore({ connectionString: c.store, schema: c['cluster-name'] })
-  }
-  throw new Error(`--store must be 'sqlite' or a postgres:// URL, not "${c.store}"`)
+/** A gateway's own options, picked out of the whole configuration. */
+function optionsOf(c: Config, specs: readonly OptionSpec[]): OptionValues<readonly OptionSpec[]> {
+  const all = c as unknown as OptionValues<readonly OptionSpec[]>
+  return Object.fromEntries(specs.map((o) => [o.name, all[o.name]])) as OptionValues<readonly OptionSpec[]>
 }
 
-async function makeBus(c: Config, log: Logger): Promise<Bus> {
-  if (c.bus === 'local') return new LocalBus()
-  if (c.bus.startsWith('redis://')) {
-    const mod = (await import(REDIS_BUS)) as {
-      RedisBus: new (o: { url: string; nodeId: string; prefix: string; logger: Logger }) => Bus
-    }
-    return new mod.RedisBus({
-      url: c.bus,
-      nodeId: c['node-id'] ?? `${c.host}:${c.port}:${process.pid}`,
-      prefix: c['cluster-name'],
-      logger: log,
-    })
-  }
-  throw new Error(`--bus must be 'local' or a redis:// URL, not "${c.bus}"`)
-}
-
-function netListener(name: string, server: NetServer, host: string): Listener {
-  const addr = server.address()
-  const port = typeof addr === 'object' && addr !== null ? addr.port : 0
-  return {
-    name,
-    address: `${host}:${port}`,
-    port,
-    close: () =>
-      new Promise<void>((res) => {
-        server.close(() => res())
-      }),
-  }
-}
-
-async function startFiles(c: Config, broker: Broker, log: Logger): Promise<FileService | undefined> {
-  let meta: FileMeta
-  if (c.store === 'sqlite') meta = new SqliteFileMeta({ path: join(resolve(c['data-dir']), 'switchboard.db') })
-  else {
-    const mod = (await import(POSTGRES_FILE_META)) as { PostgresFileMeta: new (store: Store) => FileMeta }
-    meta = new mod.PostgresFileMeta(broker.store)
-  }
+async function startFiles(
+  backend: StoreBackend,
+  store: Store,
+  c: Config,
+  storeOpts: StoreOpenOptions,
+  broker: Broker,
+  log: Logger,
+): Promise<FileService | undefined> {
+  if (backend.fileMeta === undefined) return undefined
   const files = new FileService({
     dir: resolve(c['files-dir'] ?? join(c['data-dir'], 'files')),
-    meta,
+    meta: await backend.fileMeta(store, c.store, storeOpts),
     broker,
     logger: log,
   })
@@ -112,38 +76,17 @@ async function startFiles(c: Config, broker: Broker, log: Logger): Promise<FileS
   return files
 }
 
-/** The legacy gateways that are enabled (each off unless its port is set; --legacy sets them all). */
-async function startGateways(c: Config, broker: Broker, files: FileService | undefined, listeners: Listener[]): Promise<void> {
-  const tcp = (name: string, l: { port: number; close(): Promise<void> }): void => {
-    listeners.push({ name, address: `${c.host}:${l.port}`, port: l.port, close: () => l.close() })
-  }
-  if (c['p001-port'] !== undefined) tcp('p001', await startP001(broker, { host: c.host, port: c['p001-port'] }))
-  if (c['p002-port'] !== undefined)
-    tcp(
-      'p002',
-      await startP002(broker, {
-        host: c.host,
-        port: c['p002-port'],
-        maxUsername: c['p002-max-username'],
-        maxMessage: c['p002-max-message'],
-      }),
-    )
-  if (c['p004-port'] !== undefined) tcp('p004', await startP004(broker, { host: c.host, port: c['p004-port'], files }))
-  if (c['zmq-pub-port'] !== undefined || c['zmq-rep-port'] !== undefined) {
-    const z = await startP003(broker, {
-      host: c.host,
-      pubPort: c['zmq-pub-port'] ?? 5556,
-      repPort: c['zmq-rep-port'] ?? 5557,
-      endpointPorts: parsePortRange(c['zmq-endpoint-ports']),
-    })
-    listeners.push({ name: 'p003-pub', address: `tcp://${c.host}:${z.pubPort}`, port: z.pubPort, close: async () => {} })
-    listeners.push({ name: 'p003-rep', address: `tcp://${c.host}:${z.repPort}`, port: z.repPort, close: () => z.close() })
-  }
-}
-
 export async function startServer(c: Config, log: Logger): Promise<RunningServer> {
-  const store = await makeStore(c)
-  const bus = await makeBus(c, log)
+  // Both checked before either is opened: a mistyped --bus does not leave a store half open.
+  const storeBackend = pickBackend('store', STORES, c.store)
+  const busBackend = pickBackend('bus', BUSES, c.bus)
+  const storeOpts: StoreOpenOptions = { dataDir: c['data-dir'], clusterName: c['cluster-name'], logger: log }
+  const store = await storeBackend.open(c.store, storeOpts)
+  const bus = await busBackend.open(c.bus, {
+    nodeId: c['node-id'] ?? `${c.host}:${c.port}:${process.pid}`,
+    clusterName: c['cluster-name'],
+    logger: log,
+  })
   const broker = new Broker({
     store,
     bus,
@@ -166,68 +109,41 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
     },
   })
   await broker.start()
-  const listeners: Listener[] = []
-  const files = await startFiles(c, broker, log)
-  const nativeOpts: NativeOptions = {
-    maxFrameBytes: c['max-frame-bytes'],
-    heartbeatMs: c.heartbeat,
-    highWaterMark: 1024 * 1024,
-    loginTimeoutMs: c['login-timeout'],
-    serverName: `switchboard/${VERSION}`,
-    files: files && new NativeFileHandler(files),
-  }
+  const gateways: RunningGateway[] = []
+  const files = await startFiles(storeBackend, store, c, storeOpts, broker, log)
+  const shared = { host: c.host, heartbeatMs: c.heartbeat, loginTimeoutMs: c['login-timeout'], version: VERSION }
   try {
-    const tls =
-      c['tls-key'] !== undefined && c['tls-cert'] !== undefined
-        ? { key: readFileSync(c['tls-key']), cert: readFileSync(c['tls-cert']) }
-        : undefined
-    const native = await listenNative(broker, { ...nativeOpts, host: c.host, port: c.port, tls })
-    listeners.push({
-      name: tls ? 'native+tls' : 'native',
-      address: `${c.host}:${native.port}`,
-      port: native.port,
-      close: native.close,
-    })
-    if (c['http-port'] >= 0) {
-      const cors = c.cors === '' ? false : c.cors === '*' ? '*' : c.cors.split(',').map((o) => o.trim())
-      const http = await startHttp(broker, {
-        host: c.host,
-        port: c['http-port'],
-        cors,
-        nativeOptions: nativeOpts,
-        webRoot: c['web-root'] ?? WEB_DIST,
-        files,
-        version: VERSION,
-      })
-      listeners.push({
-        name: 'http',
-        address: `http://${c.host}:${http.address.port}`,
-        port: http.address.port,
-        close: () => http.close(),
-      })
+    for (const g of GATEWAYS as readonly GatewayPlugin[]) {
+      const options = optionsOf(c, g.options)
+      if (!g.enabled(options)) continue
+      gateways.push({ name: g.name, handle: await g.start({ options, shared, broker, files, logger: log }) })
     }
-    await startGateways(c, broker, files, listeners)
   } catch (err) {
-    await Promise.all(listeners.map((l) => l.close()))
+    await Promise.all(gateways.map((g) => g.handle.close()))
     await files?.close()
     await broker.close()
     throw err
   }
+  const listeners = gateways.flatMap((g) => g.handle.listeners)
 
   let closing: Promise<void> | undefined
   return {
     broker,
     files,
+    gateways,
     listeners,
     port(name) {
       const l = listeners.find((x) => x.name === name || x.name.startsWith(name + '+'))
       if (l === undefined) throw new Error(`no listener named ${name}`)
       return l.port
     },
+    connections() {
+      return Object.fromEntries(gateways.map((g) => [g.name, g.handle.connections()]))
+    },
     close() {
       closing ??= (async () => {
         // Stop accepting first, then end the sessions with a reason, then flush and close the store.
-        const stopped = Promise.all(listeners.map((l) => l.close()))
+        const stopped = Promise.all(gateways.map((g) => g.handle.close()))
         await files?.close()
         await broker.close()
         await stopped

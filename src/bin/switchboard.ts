@@ -3,7 +3,7 @@
  * (src/cli). This file and src/server.ts are the only places that read the environment and open ports.
  */
 import { Command, Option } from 'commander'
-import { OPTIONS, envName, resolveConfig } from '../config.js'
+import { OPTION_GROUPS, envName, resolveConfig } from '../config.js'
 import { startServer, VERSION } from '../server.js'
 import { makeLogger } from '../log.js'
 import { registerClientCommands } from '../cli/commands.js'
@@ -14,11 +14,13 @@ program.name('switchboard').description('A message broker and chat server').vers
 const serve = program
   .command('serve', { isDefault: true })
   .description('run the server (embedded SQLite under --data-dir unless told otherwise)')
-for (const o of OPTIONS) {
-  const flag = o.kind === 'bool' ? `--${o.name}` : `--${o.name} <${o.kind === 'int' ? 'n' : 'value'}>`
-  const def = o.default === undefined ? '' : ` (default: ${String(o.default)})`
-  serve.addOption(new Option(flag, `${o.help}${def}  [env ${envName(o.name)}]`))
-}
+// One --help section per plugin, each option with its default and its environment variable.
+for (const group of OPTION_GROUPS)
+  for (const o of group.options) {
+    const flag = o.kind === 'bool' ? `--${o.name}` : `--${o.name} <${o.kind === 'int' ? 'n' : 'value'}>`
+    const def = o.default === undefined ? '' : ` (default: ${String(o.default)})`
+    serve.addOption(new Option(flag, `${o.help}${def}  [env ${envName(o.name)}]`).helpGroup(`${group.title}:`))
+  }
 serve.action(async (flags: Record<string, unknown>) => {
   let config
   try {

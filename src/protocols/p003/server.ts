@@ -30,16 +30,9 @@ export interface P003Server {
   pubPort: number
   repPort: number
   gateway: P003Gateway
+  /** Names registered now (ZeroMQ shows no connections). */
+  connections(): number
   close(): Promise<void>
-}
-
-/** Parse "5558-5599" (the --zmq-endpoint-ports form) into [lo, hi]. */
-export function parsePortRange(s: string): [number, number] {
-  const m = /^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$/.exec(s)
-  const lo = Number(m?.[1])
-  const hi = Number(m?.[2])
-  if (!m || lo < 1 || hi > 65535 || lo > hi) throw new Error(`--zmq-endpoint-ports must look like 5558-5599, not "${s}"`)
-  return [lo, hi]
 }
 
 export async function startP003(broker: Broker, opts: P003StartOptions): Promise<P003Server> {
@@ -61,5 +54,11 @@ export async function startP003(broker: Broker, opts: P003StartOptions): Promise
     throw err
   }
   broker.log.info({ host: opts.host, pub: gw.pubPort, rep: gw.repPort, endpoints: opts.endpointPorts }, 'p003 gateway listening')
-  return { pubPort: gw.pubPort, repPort: gw.repPort, gateway: gw, close: () => gw.close() }
+  return {
+    pubPort: gw.pubPort,
+    repPort: gw.repPort,
+    gateway: gw,
+    connections: () => gw.registered,
+    close: () => gw.close(),
+  }
 }

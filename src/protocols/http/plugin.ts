@@ -1,0 +1,49 @@
+/**
+ * The HTTP gateway: REST, long polling, SSE, the native protocol over WebSocket, the web page and /metrics on
+ * one port. On unless --http-port is -1.
+ */
+import { fileURLToPath } from 'node:url'
+import { defineGateway } from '../../plugin.js'
+
+const WEB_DIST = fileURLToPath(new URL('../../../web/dist', import.meta.url))
+
+export const httpGateway = defineGateway({
+  name: 'http',
+  title: 'HTTP (REST, SSE, WebSocket, web page, /metrics)',
+  options: [
+    { name: 'http-port', kind: 'int', default: 7080, help: 'HTTP port: REST, SSE, WebSocket, web page, /metrics (-1 = off)' },
+    {
+      name: 'cors',
+      kind: 'string',
+      default: '',
+      help: "HTTP: origins allowed to call the API from a browser ('*' or a comma-separated list; empty = none)",
+    },
+    {
+      name: 'web-root',
+      kind: 'string',
+      default: undefined,
+      help: 'HTTP: folder served at / (default: the built web page, web/dist)',
+    },
+  ],
+  enabled: (o) => o['http-port'] >= 0,
+  async start(ctx) {
+    const o = ctx.options
+    const cors = o.cors === '' ? false : o.cors === '*' ? '*' : o.cors.split(',').map((x) => x.trim())
+    const [{ startHttp }, { nativeOptionsFor }] = await Promise.all([import('./index.js'), import('../native/options.js')])
+    const http = await startHttp(ctx.broker, {
+      host: ctx.shared.host,
+      port: o['http-port'],
+      cors,
+      nativeOptions: nativeOptionsFor(ctx),
+      webRoot: o['web-root'] ?? WEB_DIST,
+      files: ctx.files,
+      version: ctx.shared.version,
+    })
+    const port = http.address.port
+    return {
+      listeners: [{ name: 'http', address: `http://${ctx.shared.host}:${port}`, port }],
+      connections: http.connections,
+      close: http.close,
+    }
+  },
+})
