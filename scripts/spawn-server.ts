@@ -25,6 +25,10 @@ export interface SpawnOptions {
   /** Every chunk of the child's output, for logs of its own (the start error quotes the first 64 KiB anyway). */
   onStdout?: (chunk: Buffer) => void
   onStderr?: (chunk: Buffer) => void
+  /** Options for node itself, before the script (e.g. `--import` of a preload). */
+  nodeArgs?: readonly string[]
+  /** The child's environment (default: this process's). */
+  env?: NodeJS.ProcessEnv
 }
 
 /** `args` follow `switchboard serve`. Rejects if the server exits, or does not listen within the timeout. */
@@ -32,8 +36,9 @@ export function spawnServer(args: readonly string[], opts: SpawnOptions = {}): P
   const label = opts.label ?? 'switchboard'
   const timeoutMs = opts.timeoutMs ?? 20_000
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/switchboard.js', 'serve', ...args], {
+    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), 'bin/switchboard.js', 'serve', ...args], {
       cwd: ROOT,
+      env: opts.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     const exited = new Promise<void>((r) => child.once('exit', () => r()))
