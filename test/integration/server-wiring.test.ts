@@ -44,6 +44,12 @@ test('one config starts native, HTTP and every gateway; a 002 user and a native 
   assert.ok(d.ok, 'the 002 user got a delivery')
   assert.equal(d.frame.name, 'nat')
   assert.equal(d.frame.text, 'hello room')
+  // Every gateway reports its connections the same way: here one native client and one 002 socket.
+  const open = server.connections()
+  assert.equal(open.native, 1)
+  assert.equal(open.p002, 1)
+  assert.equal(open.p001, 0)
+  assert.equal(open.p003, 0, 'no ZeroMQ name registered')
 
   sock.write(encodeString('hi from 002'))
   const got = await native.next('DELIVER')
