@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { OPTIONS, envName, resolveConfig } from '../../src/config.js'
+import { OPTIONS, OPTION_GROUPS, envName, resolveConfig } from '../../src/config.js'
 
 test('precedence: flag over environment over config file over default', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sb-cfg-'))
@@ -52,4 +52,7 @@ test('serve --help lists every option with its default and its environment varia
     if (o.default !== undefined && o.default !== '')
       assert.ok(out.includes(`default: ${String(o.default)}`), `default of --${o.name}`)
   }
+  // Each plugin's options under its own heading (src/protocols/registry.ts): native, HTTP, the gateways.
+  for (const g of OPTION_GROUPS) assert.ok(out.includes(`${g.title}:`), `the "${g.title}" section`)
+  assert.ok(OPTION_GROUPS.length > 6, 'the server and every gateway')
 })
