@@ -23,6 +23,7 @@ import type {
 import { GATEWAYS } from './protocols/registry.js'
 import { STORES } from './store/registry.js'
 import { BUSES } from './bus/registry.js'
+import { FsBlobStore } from './store/blob/fs-blob-store.js'
 
 export type { Listener } from './plugin.js'
 
@@ -65,7 +66,12 @@ async function startFiles(
 ): Promise<FileService | undefined> {
   if (backend.fileMeta === undefined) return undefined
   const files = new FileService({
-    dir: resolve(c['files-dir'] ?? join(c['data-dir'], 'files')),
+    // An embedded SQLite store means one process owns the data directory; any other store means a cluster
+    // whose nodes share --files-dir, and no node may take another's upload in progress for a dead one.
+    blobs: new FsBlobStore({
+      dir: resolve(c['files-dir'] ?? join(c['data-dir'], 'files')),
+      shared: !backend.schemes.includes('sqlite'),
+    }),
     meta: await backend.fileMeta(store, c.store, storeOpts),
     broker,
     logger: log,

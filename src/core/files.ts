@@ -1,15 +1,19 @@
 /**
- * Files (DESIGN §1 "Files (004)"): the core's file service, independent of any protocol. Native TCP,
- * HTTP and the 004 gateway all call it; each adapter only moves chunks between its wire and these calls.
+ * Files (DESIGN §1 "Files (004)"): the core's file service, independent of any protocol and of where the
+ * bytes live. It owns the policy: what may be uploaded (size, name, text, recipient, uploads at once), who
+ * may download (the readers recorded in FileMeta), the file message that announces an upload, and when
+ * content is collected. The bytes go to a BlobStore (src/store/blob/: a temporary file, fsync, rename)
+ * under the content's SHA-256, so the same bytes are stored once whatever the uploads and recipients.
+ * Native TCP, HTTP and the 004 gateway all call it; each adapter only moves chunks between its wire and
+ * these calls.
  *
- * Upload: beginUpload() checks everything that can be checked before the first byte (size limit, name,
- * recipient, text) and opens a temp file under `<dir>/tmp`; Upload.write() streams chunks to it with
- * backpressure while hashing them (the file is never held in memory); Upload.finish() checks the size and
- * the SHA-256, fsyncs, moves the content to `<dir>/<sha256>` — content-addressed, so the same bytes are
- * stored once whatever the number of uploads and recipients — records who may download it, then sends a
- * file message through Broker.send(), so recipients get it through their queue with the usual receipts.
- * Upload.abort(), an error, or an upload idle for `uploadIdleMs` removes the temp file: an interrupted
- * upload leaves nothing behind and is retried by starting again.
+ * Upload: beginUpload() refuses whatever it can before the first byte and opens a blob writer;
+ * Upload.write() streams chunks to it with backpressure while hashing them (never held in memory);
+ * Upload.finish() checks the size and the SHA-256, seals the blob (durable), records who may download it
+ * and commits the blob under its hash (in that order, so content never exists without a record), then
+ * sends a file message through Broker.send(): recipients get it through their queue with the usual
+ * receipts. Upload.abort(), an error, or an upload idle for `uploadIdleMs` drops the blob writer: an
+ * interrupted upload leaves nothing behind and is retried by starting again.
  *
  * Who may download (besides the sender):
  * - to a user: that user;
@@ -18,39 +22,37 @@
  * - to ALL: every user online (anywhere in the cluster, per the bus) just before the room message goes out.
  *   ALL is not stored, so latecomers get neither the message nor the right to download.
  *
- * Garbage collection, gc(now), called periodically by the broker's owner: a file is referenced while any
- * stored message (queued or held for later) carries its id. A record is marked "unreferenced since" at
- * upload and again by the first gc pass that finds no message carrying it (acknowledged, expired, its
- * recipient deleted — or never stored, as for ALL); a pass that finds it referenced clears the mark. A
- * record marked for `retentionMs` (default 24 h) is deleted, and the content with it once no record points
- * to it. So a recipient who acknowledged a file message can still download it for at least the retention
- * period, counted from the first gc pass after the acknowledgement.
+ * Collection, gc(now), called periodically by the broker's owner: a file is referenced while any stored
+ * message (queued or held for later) carries its id. A record is marked "unreferenced since" at upload and
+ * again by the first gc pass that finds no message carrying it (acknowledged, expired, its recipient
+ * deleted — or never stored, as for ALL); a pass that finds it referenced clears the mark. A record marked
+ * for `retentionMs` (default 24 h) is deleted, and the content with it once no record points to it. So a
+ * recipient who acknowledged a file message can still download it for at least the retention period,
+ * counted from the first gc pass after the acknowledgement.
  *
- * One process owns a files folder: start() removes every temp file it finds (none can be live).
+ * start() removes leftovers of a previous run: temporary blobs (all of them when this process owns the
+ * store; in a shared store only those idle for uploadIdleMs) and content no record points to.
  */
-import { createHash, randomBytes, type Hash } from 'node:crypto'
-import { createWriteStream, type WriteStream } from 'node:fs'
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
-import { once } from 'node:events'
-import { join } from 'node:path'
-import { Readable } from 'node:stream'
+import { randomBytes } from 'node:crypto'
+import type { Readable } from 'node:stream'
 import { BrokerError, asBrokerError } from './errors.js'
 import { normalizeName, type Broker, type SendResult } from './broker.js'
 import type { Session } from './session.js'
 import { silentLogger, type Address, type Logger } from './types.js'
 import type { FileMeta, FileRecord } from '../store/file-meta.js'
+import type { BlobStore, BlobWriter } from '../store/blob/blob-store.js'
+import { Upload } from './upload.js'
+
+export { Upload }
 
 /** A file name may have at most this many UTF-8 bytes (the common file-system limit). */
 export const MAX_FILE_NAME_BYTES = 255
 
 const SHA256_HEX = /^[0-9a-f]{64}$/
-const TMP = 'tmp'
-const TMP_SUFFIX = '.part'
-const CHUNK = 64 * 1024
 
 export interface FileServiceOptions {
-  /** The data directory's files folder; content goes to `<dir>/<sha256>`, uploads in progress to `<dir>/tmp`. */
-  dir: string
+  /** Where the bytes live (keys: hex SHA-256); e.g. an FsBlobStore on the data directory's files folder. */
+  blobs: BlobStore
   meta: FileMeta
   broker: Broker
   /** Largest file accepted; defaults to the broker's limits.maxFileBytes (100 MiB). */
@@ -116,7 +118,7 @@ export interface GcResult {
   /** Content files deleted (no record pointed to them any more). */
   blobs: number
   bytes: number
-  /** Stale temp files removed. */
+  /** Stale temporary blobs removed. */
   temps: number
 }
 
@@ -157,26 +159,25 @@ export function normalizeFileName(raw: string): string {
 export type Target = { kind: 'user'; id: number } | { kind: 'topic'; topic: string } | { kind: 'all' }
 
 export class FileService {
-  readonly dir: string
   readonly maxFileBytes: number
   readonly retentionMs: number
   readonly uploadIdleMs: number
   readonly maxUploads: number
-  private readonly tmpDir: string
+  private readonly blobs: BlobStore
   private readonly meta: FileMeta
   private readonly broker: Broker
   private readonly log: Logger
   private readonly now: () => number
-  /** Uploads in progress, by temp file name. */
-  private readonly uploads = new Map<string, Upload>()
+  /** Uploads in progress, and how many are opening their blob writer. */
+  private readonly uploads = new Set<Upload>()
+  private opening = 0
   /** File ids recorded whose message is not stored yet: gc must not take them. */
   private readonly finishing = new Set<string>()
   /** Per-content lock: recording a new upload and deleting unreferenced content never interleave. */
   private readonly locks = new Map<string, Promise<void>>()
 
   constructor(opts: FileServiceOptions) {
-    this.dir = opts.dir
-    this.tmpDir = join(opts.dir, TMP)
+    this.blobs = opts.blobs
     this.meta = opts.meta
     this.broker = opts.broker
     this.maxFileBytes = opts.maxFileBytes ?? opts.broker.limits.maxFileBytes
@@ -188,18 +189,18 @@ export class FileService {
   }
 
   /**
-   * Create the folders, open the metadata (after the broker's store: it reads the store's queue), remove
-   * temp files left by a previous run and content no record points to (a crash between deleting a record
-   * and its content).
+   * Open the blob store and the metadata (after the broker's store: it reads the store's queue), remove
+   * temporary blobs left by a previous run and content no record points to (a crash between deleting a
+   * record and its content).
    */
   async start(): Promise<void> {
-    await mkdir(this.tmpDir, { recursive: true })
+    await this.blobs.open()
     await this.meta.open()
-    const temps = await this.sweepTemps(0)
+    const temps = await this.blobs.sweepTemps(this.blobs.shared ? this.uploadIdleMs : 0)
     let orphans = 0
-    for (const name of await readdir(this.dir)) {
-      if (!SHA256_HEX.test(name) || (await this.meta.shaInUse(name))) continue
-      await unlinkQuiet(join(this.dir, name))
+    for await (const key of this.blobs.list()) {
+      if (!SHA256_HEX.test(key) || (await this.meta.shaInUse(key))) continue
+      await this.blobs.delete(key)
       orphans++
     }
     if (temps + orphans > 0) this.log.info({ temps, orphans }, 'files: removed leftovers of a previous run')
@@ -207,13 +208,13 @@ export class FileService {
 
   /** Abort uploads in progress (their temp files go) and close the metadata. */
   async close(): Promise<void> {
-    await Promise.all([...this.uploads.values()].map((u) => u.abort('the server is shutting down')))
+    await Promise.all([...this.uploads].map((u) => u.abort('the server is shutting down')))
     await this.meta.close()
   }
 
   /** Uploads in progress (for metrics). */
   get uploadsInProgress(): number {
-    return this.uploads.size
+    return this.uploads.size + this.opening
   }
 
   /**
@@ -243,22 +244,24 @@ export class FileService {
     if (req.text !== undefined && Buffer.byteLength(req.text) > maxText)
       throw new BrokerError('SB_ERR_TOO_LARGE', `the text is longer than maxTextBytes (${maxText} bytes)`, 'maxTextBytes')
     const target = await this.resolveTarget(session, req.to)
-    if (this.uploads.size >= this.maxUploads)
+    if (this.uploadsInProgress >= this.maxUploads)
       throw new BrokerError(
         'SB_ERR_LIMIT',
         `maxUploads (${this.maxUploads}) uploads are in progress; try again later`,
         'maxUploads',
       )
 
-    const tmpName = randomBytes(16).toString('hex') + TMP_SUFFIX
-    const up = new Upload(this, session, tmpName, join(this.tmpDir, tmpName), { ...req, name, sha256 }, target)
-    this.uploads.set(tmpName, up)
+    let blob: BlobWriter
+    this.opening++
     try {
-      await up.opened()
+      blob = await this.blobs.create()
     } catch (err) {
-      await up.abort('the temp file could not be created')
       throw this.internal(err, 'could not create the temp file')
+    } finally {
+      this.opening--
     }
+    const up = new Upload(this, session, blob, { ...req, name, sha256 }, target)
+    this.uploads.add(up)
     return up
   }
 
@@ -297,8 +300,8 @@ export class FileService {
     }
   }
 
-  /** @internal Upload.finish() after the bytes are checked and fsynced: store, record, announce. */
-  async commitUpload(up: Upload, sha256: string): Promise<FinishedUpload> {
+  /** @internal Upload.finish() after the bytes are checked and sealed: record, store, announce. */
+  async commitUpload(up: Upload, blob: BlobWriter, sha256: string): Promise<FinishedUpload> {
     const fileId = randomBytes(16).toString('hex')
     const rec: FileRecord = {
       id: fileId,
@@ -313,13 +316,7 @@ export class FileService {
     try {
       await this.withLock(sha256, async () => {
         await this.meta.record(rec, [...readers])
-        const blob = join(this.dir, sha256)
-        if (await exists(blob))
-          await unlinkQuiet(up.path) // the same bytes are stored already
-        else {
-          await rename(up.path, blob)
-          await fsyncDir(this.dir)
-        }
+        await blob.commit(sha256) // false when the same bytes are stored already
       })
       const body: FileMessage = { fileId, name: up.name, size: up.size, sha256 }
       if (up.req.text !== undefined) body.text = up.req.text
@@ -377,22 +374,15 @@ export class FileService {
     const end = Math.min(range?.end ?? meta.size - 1, meta.size - 1)
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start > meta.size || end < start - 1)
       throw new BrokerError('SB_ERR_MALFORMED', `range ${start}-${range?.end ?? ''} is outside the file (${meta.size} bytes)`)
-    let fh
+    let stream: Readable | undefined
     try {
-      fh = await open(join(this.dir, meta.sha256), 'r')
+      // Once open, the read completes even if gc deletes the content meanwhile.
+      stream = await this.blobs.read(meta.sha256, { start, end })
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-        throw new BrokerError('SB_ERR_UNKNOWN_FILE', `no such file: ${fileId}`)
       throw this.internal(err, 'could not open a stored file')
     }
-    const size = end - start + 1
-    if (size === 0) {
-      await fh.close()
-      return { meta, size, start, end, stream: Readable.from([]) }
-    }
-    // The handle is open: gc may unlink the content meanwhile and this download still completes.
-    const stream = fh.createReadStream({ start, end, highWaterMark: CHUNK })
-    return { meta, size, start, end, stream }
+    if (stream === undefined) throw new BrokerError('SB_ERR_UNKNOWN_FILE', `no such file: ${fileId}`)
+    return { meta, size: end - start + 1, start, end, stream }
   }
 
   /** Metadata of a file the session may download (for HEAD requests and resumptions). */
@@ -420,7 +410,7 @@ export class FileService {
         out.bytes += size
       }
     }
-    out.temps = await this.sweepTemps(this.uploadIdleMs)
+    out.temps = await this.blobs.sweepTemps(this.uploadIdleMs)
     if (out.files + out.temps > 0) this.log.info({ ...out }, 'files: garbage collected')
     return out
   }
@@ -437,22 +427,8 @@ export class FileService {
   private deleteContentIfUnused(sha256: string): Promise<boolean> {
     return this.withLock(sha256, async () => {
       if (await this.meta.shaInUse(sha256)) return false
-      return unlinkQuiet(join(this.dir, sha256))
+      return this.blobs.delete(sha256)
     })
-  }
-
-  /** Remove temp files that belong to no upload in progress and are older than `olderThanMs`. */
-  private async sweepTemps(olderThanMs: number): Promise<number> {
-    let n = 0
-    const cutoff = Date.now() - olderThanMs // file mtimes are wall-clock, whatever `now` the tests inject
-    for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
-      if (this.uploads.has(name)) continue
-      const path = join(this.tmpDir, name)
-      const st = await stat(path).catch(() => undefined)
-      if (st === undefined || !st.isFile() || st.mtimeMs > cutoff) continue
-      if (await unlinkQuiet(path)) n++
-    }
-    return n
   }
 
   private async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
@@ -477,7 +453,7 @@ export class FileService {
 
   /** @internal Called by Upload. */
   forget(up: Upload): void {
-    this.uploads.delete(up.tmpName)
+    this.uploads.delete(up)
   }
 
   /** @internal */
@@ -490,216 +466,5 @@ export class FileService {
   /** @internal */
   get logger(): Logger {
     return this.log
-  }
-}
-
-type UploadState = 'open' | 'finishing' | 'done' | 'aborted'
-
-/**
- * One upload in progress, returned by FileService.beginUpload(). Calls are meant to be sequential
- * (await each write); after any error the upload is aborted and every later call throws.
- */
-export class Upload {
-  readonly name: string
-  readonly size: number
-  /** The SHA-256 the client declared, if it did. */
-  readonly sha256: string | undefined
-  private state: UploadState = 'open'
-  private bytes = 0
-  private readonly hash: Hash = createHash('sha256')
-  private readonly ws: WriteStream
-  private error: Error | undefined
-  private idle: NodeJS.Timeout | undefined
-
-  /** @internal Use FileService.beginUpload(). */
-  constructor(
-    private readonly svc: FileService,
-    readonly session: Session,
-    readonly tmpName: string,
-    readonly path: string,
-    readonly req: UploadRequest & { name: string; sha256: string | undefined },
-    readonly target: Target,
-  ) {
-    this.name = req.name
-    this.size = req.size
-    this.sha256 = req.sha256
-    // 'wx': a random name that somehow exists is an error, never someone else's file overwritten.
-    this.ws = createWriteStream(path, { flags: 'wx', highWaterMark: CHUNK })
-    this.ws.on('error', (err) => (this.error ??= err))
-    this.armIdle()
-  }
-
-  /** @internal Resolves once the temp file exists. */
-  async opened(): Promise<void> {
-    if (this.ws.pending) await once(this.ws, 'ready')
-  }
-
-  /** Bytes written so far (for progress). */
-  get received(): number {
-    return this.bytes
-  }
-
-  get done(): boolean {
-    return this.state === 'done' || this.state === 'aborted'
-  }
-
-  /**
-   * Append a chunk. Resolves when the stream can take more (backpressure: it waits for 'drain'), so an
-   * adapter that pauses its socket until this resolves never buffers more than a chunk or two. The
-   * chunk is written later: do not modify it afterwards. More bytes than declared abort the upload
-   * with SB_ERR_FILE_CHECK.
-   */
-  async write(chunk: Buffer): Promise<void> {
-    this.assertOpen()
-    if (this.session.closed) {
-      await this.abort('the session ended')
-      throw new BrokerError('SB_ERR_NOT_LOGGED_IN', 'the session has ended')
-    }
-    if (this.bytes + chunk.length > this.size) {
-      await this.abort('more bytes than declared')
-      throw new BrokerError('SB_ERR_FILE_CHECK', `the upload sent more than the declared ${this.size} bytes`)
-    }
-    if (chunk.length === 0) return
-    this.bytes += chunk.length
-    this.hash.update(chunk)
-    this.armIdle()
-    if (!this.ws.write(chunk)) await drainOrClose(this.ws)
-    if (this.error !== undefined) throw await this.failed()
-    // aborted while waiting (idle timer, abort() from the adapter, shutdown)
-    this.assertOpen()
-  }
-
-  /**
-   * All bytes are in: check the size and the SHA-256 (SB_ERR_FILE_CHECK, and the upload is gone), make
-   * the content durable, store it once, record who may download it and send the file message.
-   */
-  async finish(): Promise<FinishedUpload> {
-    this.assertOpen()
-    this.state = 'finishing'
-    clearTimeout(this.idle)
-    try {
-      if (this.bytes !== this.size) {
-        await this.discard('short')
-        throw new BrokerError('SB_ERR_FILE_CHECK', `the upload has ${this.bytes} of the declared ${this.size} bytes`)
-      }
-      try {
-        this.ws.end()
-        await once(this.ws, 'close')
-      } catch (err) {
-        this.error ??= err as Error
-      }
-      if (this.error !== undefined) throw await this.failed()
-      const sha256 = this.hash.digest('hex')
-      if (this.sha256 !== undefined && sha256 !== this.sha256) {
-        await this.discard('hash mismatch')
-        throw new BrokerError('SB_ERR_FILE_CHECK', `the upload's SHA-256 is ${sha256}, not the declared ${this.sha256}`)
-      }
-      try {
-        const fh = await open(this.path, 'r+')
-        try {
-          await fh.sync() // the content is on disk before a durable message announces it
-        } finally {
-          await fh.close()
-        }
-      } catch (err) {
-        this.error = err as Error
-        throw await this.failed()
-      }
-      const out = await this.svc.commitUpload(this, sha256)
-      this.state = 'done'
-      return out
-    } catch (err) {
-      if ((this.state as UploadState) !== 'aborted') await this.discard('finish failed')
-      throw this.svc.internal(err, 'finishing an upload failed')
-    } finally {
-      this.svc.forget(this)
-    }
-  }
-
-  /**
-   * Give up: the temp file is removed; nothing is left behind. Safe to call at any time, more than once.
-   * Once finish() has begun it runs to its end (it cleans up itself if it fails), so abort() is a no-op.
-   */
-  async abort(reason = 'aborted'): Promise<void> {
-    if (this.state !== 'open') return
-    await this.discard(reason)
-  }
-
-  private async discard(reason: string): Promise<void> {
-    this.state = 'aborted'
-    clearTimeout(this.idle)
-    this.svc.forget(this)
-    if (!this.ws.destroyed) {
-      this.ws.destroy()
-      await once(this.ws, 'close').catch(() => undefined)
-    }
-    await unlinkQuiet(this.path)
-    this.svc.logger.debug({ file: this.name, received: this.bytes, size: this.size, reason }, 'upload discarded')
-  }
-
-  private async failed(): Promise<BrokerError> {
-    const err = this.svc.internal(this.error, 'writing an upload failed')
-    await this.discard('write error')
-    return err
-  }
-
-  private assertOpen(): void {
-    if (this.state === 'open') return
-    throw new BrokerError(
-      'SB_ERR_CONFLICT',
-      this.state === 'aborted' ? 'the upload was aborted; start again' : 'the upload is finished',
-    )
-  }
-
-  private armIdle(): void {
-    clearTimeout(this.idle)
-    this.idle = setTimeout(() => {
-      void this.abort('idle').catch((err) => this.svc.logger.warn({ err }, 'aborting an idle upload failed'))
-    }, this.svc.uploadIdleMs)
-    this.idle.unref()
-  }
-}
-
-/** Resolves on 'drain', or on 'close' when the stream was destroyed meanwhile (an error is kept by its listener). */
-function drainOrClose(ws: WriteStream): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      ws.off('drain', done)
-      ws.off('close', done)
-      resolve()
-    }
-    ws.on('drain', done)
-    ws.on('close', done)
-  })
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  )
-}
-
-async function unlinkQuiet(path: string): Promise<boolean> {
-  try {
-    await unlink(path)
-    return true
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
-    throw err
-  }
-}
-
-/** A rename is durable once its directory is synced (Linux; elsewhere opening a directory may fail: harmless). */
-async function fsyncDir(dir: string): Promise<void> {
-  try {
-    const fh = await open(dir, 'r')
-    try {
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-  } catch {
-    // not supported on this platform
   }
 }

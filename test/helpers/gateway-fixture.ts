@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Broker } from '../../src/core/broker.js'
 import { FileService } from '../../src/core/files.js'
+import { FsBlobStore } from '../../src/store/blob/fs-blob-store.js'
 import type { Logger } from '../../src/core/types.js'
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js'
 import { SqliteFileMeta } from '../../src/store/sqlite/sqlite-file-meta.js'
@@ -45,7 +46,7 @@ export async function brokerFixture(t: TestContext, opts: { ackTimeoutMs?: numbe
   const broker = new Broker({ store: new SqliteStore({ path: dbPath }), ackTimeoutMs: opts.ackTimeoutMs ?? 300, logger: log })
   await broker.start()
   const files = new FileService({
-    dir: join(root, 'files'),
+    blobs: new FsBlobStore({ dir: join(root, 'files') }),
     meta: new SqliteFileMeta({ path: dbPath }),
     broker,
     ...(opts.maxFileBytes !== undefined && { maxFileBytes: opts.maxFileBytes }),

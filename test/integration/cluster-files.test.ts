@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FileService, decodeFileMessage } from '../../src/core/files.js'
+import { FsBlobStore } from '../../src/store/blob/fs-blob-store.js'
 import { PostgresFileMeta } from '../../src/store/postgres/postgres-file-meta.js'
 import type { Outbound } from '../../src/core/types.js'
 import { Cluster, FakeSink, clusterServicesUnavailable } from './cluster-fixture.js'
@@ -22,7 +23,11 @@ describe('cluster: files shared through PostgreSQL and one folder', { skip: unav
   before(async () => {
     cluster = await new Cluster({ nodes: 2 }).start()
     for (const n of cluster.nodes) {
-      const fs = new FileService({ dir, meta: new PostgresFileMeta(n.store), broker: n.broker })
+      const fs = new FileService({
+        blobs: new FsBlobStore({ dir, shared: true }),
+        meta: new PostgresFileMeta(n.store),
+        broker: n.broker,
+      })
       await fs.start()
       services.push(fs)
     }

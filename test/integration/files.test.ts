@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { Broker } from '../../src/core/broker.js'
 import { BrokerError } from '../../src/core/errors.js'
+import { FsBlobStore } from '../../src/store/blob/fs-blob-store.js'
 import { FileService, decodeFileMessage, type FileServiceOptions, type Upload } from '../../src/core/files.js'
 import type { Session } from '../../src/core/session.js'
 import type { Address, Message, Outbound, SessionSink } from '../../src/core/types.js'
@@ -34,7 +35,12 @@ async function fixture(t: TestContext, opts: Partial<FileServiceOptions> = {}) {
   const dir = join(root, 'files')
   const broker = new Broker({ store: new SqliteStore({ path: dbPath }) })
   await broker.start()
-  const files = new FileService({ dir, meta: new SqliteFileMeta({ path: dbPath }), broker, ...opts })
+  const files = new FileService({
+    blobs: new FsBlobStore({ dir }),
+    meta: new SqliteFileMeta({ path: dbPath }),
+    broker,
+    ...opts,
+  })
   await files.start()
   t.after(async () => {
     await files.close()
@@ -468,7 +474,11 @@ test('start() removes temp files and content left by a previous run', async (t) 
   writeFileSync(join(f.dir, 'tmp', 'deadbeef.part'), 'half an upload')
   const orphan = createHash('sha256').update('orphan').digest('hex')
   writeFileSync(join(f.dir, orphan), 'orphan')
-  const again = new FileService({ dir: f.dir, meta: new SqliteFileMeta({ path: f.dbPath }), broker: f.broker })
+  const again = new FileService({
+    blobs: new FsBlobStore({ dir: f.dir }),
+    meta: new SqliteFileMeta({ path: f.dbPath }),
+    broker: f.broker,
+  })
   await again.start()
   t.after(() => again.close())
   assert.deepEqual(f.onDisk(), { blobs: [kept.sha256], temps: [] })

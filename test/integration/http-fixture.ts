@@ -8,6 +8,7 @@ import path from 'node:path'
 import type { TestContext } from 'node:test'
 import { Broker, type BrokerOptions } from '../../src/core/broker.js'
 import { FileService } from '../../src/core/files.js'
+import { FsBlobStore } from '../../src/store/blob/fs-blob-store.js'
 import { SqliteFileMeta } from '../../src/store/sqlite/sqlite-file-meta.js'
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js'
 import type { Limits } from '../../src/core/types.js'
@@ -54,7 +55,7 @@ export async function startFixture(t: TestContext, o: FixtureOptions = {}): Prom
   let files: FileService | undefined
   if (o.files) {
     const meta = new SqliteFileMeta({ path: path.join(dir, 'db.sqlite') })
-    files = new FileService({ dir: path.join(dir, 'files'), meta, broker })
+    files = new FileService({ blobs: new FsBlobStore({ dir: path.join(dir, 'files') }), meta, broker })
     await files.start()
   }
   const http = await startHttp(broker, {
