@@ -1,11 +1,12 @@
 #!/bin/sh
-# Installs what the tests need: tmux drives the terminal client (test/integration/cli.test.ts), redis-server is
+# Installs what the tests need: strace watches the blob store fsync (test/unit/store/fs-blob-store.test.ts), tmux
+# drives the terminal client (test/integration/cli.test.ts), redis-server is
 # started privately by the cluster test to restart it; and for the clients (test/interop/*.test.ts): g++ and cmake (and make) for clients/cpp, Mono
 # for clients/csharp, lighttpd for clients/cgi, python3 for clients/python and clients/cgi. Idempotent: a second
 # run installs nothing. Debian/Ubuntu (apt-get); needs root or sudo. Called by .ci/run.
 set -eu
 
-PACKAGES="g++ cmake make mono-mcs mono-runtime lighttpd python3 tmux redis-server"
+PACKAGES="g++ cmake make mono-mcs mono-runtime lighttpd python3 tmux redis-server strace"
 
 missing=""
 for p in $PACKAGES; do

@@ -93,4 +93,30 @@ describe('cluster: files shared through PostgreSQL and one folder', { skip: unav
       (e: Error & { code?: string }) => e.code === 'SB_ERR_UNKNOWN_FILE',
     )
   })
+
+  it("a node that starts on the shared folder leaves another node's upload in progress alone", async () => {
+    const A = cluster.node(0).broker
+    const dave = await A.register('dave', 'test', new FakeSink())
+    await A.register('erin', 'test', new FakeSink())
+    const data = Buffer.alloc(200_000, 9)
+    const up = await services[0]!.beginUpload(dave.session, {
+      name: 'slow.bin',
+      size: data.length,
+      to: { kind: 'name', name: 'erin' },
+    })
+    await up.write(data.subarray(0, 100_000))
+    assert.equal(readdirSync(join(dir, 'tmp')).length, 1)
+    // A third node (re)starts: in a folder it owned alone, every temporary file would be a dead one.
+    const late = new FileService({
+      blobs: new FsBlobStore({ dir, shared: true }),
+      meta: new PostgresFileMeta(cluster.node(1).store),
+      broker: cluster.node(1).broker,
+    })
+    await late.start()
+    services.push(late)
+    assert.equal(readdirSync(join(dir, 'tmp')).length, 1, "dave's upload is still there")
+    await up.write(data.subarray(100_000))
+    const done = await up.finish()
+    assert.equal(done.sha256, createHash('sha256').update(data).digest('hex'))
+  })
 })

@@ -105,7 +105,7 @@ export class FsBlobStore implements BlobStore {
 
   /** @internal The final path of a key (the key checked first: it becomes a file name). */
   path(key: string): string {
-    if (!BLOB_KEY.test(key)) throw new BlobKeyError(key)
+    if (!BLOB_KEY.test(key) || key === TMP) throw new BlobKeyError(key)
     return join(this.dir, key)
   }
 
