@@ -1,8 +1,8 @@
 /**
  * The persistence the file service (src/core/files.ts) needs: which files exist, what content each one
- * points to, and who may download it. The bytes themselves are not here: they live in the data
- * directory's files folder, content-addressed by SHA-256 (`<dir>/<sha256>`), stored once whatever the
- * number of uploads and recipients. Several records (one per upload, each with its own name, sender and
+ * points to, and who may download it. The bytes themselves are not here: they live in a BlobStore
+ * (src/store/blob/), content-addressed by SHA-256, stored once whatever the number of uploads and
+ * recipients. Several records (one per upload, each with its own name, sender and
  * readers) may point to the same content; the service deletes the content when the last record goes.
  *
  * "Referenced" (DESIGN §1, Files): a file is referenced while any stored message — queued in a
@@ -18,7 +18,7 @@
 export interface FileRecord {
   /** The file's id as announced in file messages (random, unguessable; not the hash). */
   id: string
-  /** Hex SHA-256 of the content; also the content's file name under the files folder. */
+  /** Hex SHA-256 of the content; also the content's key in the BlobStore. */
   sha256: string
   /** The name the sender gave (NFC, no path separators). */
   name: string
@@ -59,7 +59,7 @@ export interface FileMeta {
   get(fileId: string): Promise<FileRecord | undefined>
   /** Delete one record and its readers now (e.g. its message could not be stored); returns it. */
   remove(fileId: string): Promise<FileRecord | undefined>
-  /** Does any record still point to this content? The service deletes `<dir>/<sha256>` only when not. */
+  /** Does any record still point to this content? The service deletes the blob `sha256` only when not. */
   shaInUse(sha256: string): Promise<boolean>
   /**
    * One garbage-collection pass over the records: clear the mark of records that a stored message
