@@ -206,7 +206,7 @@ export class FileService {
     if (temps + orphans > 0) this.log.info({ temps, orphans }, 'files: removed leftovers of a previous run')
   }
 
-  /** Abort uploads in progress (their temp files go) and close the metadata. */
+  /** Abort uploads in progress (what they wrote is dropped) and close the metadata. */
   async close(): Promise<void> {
     await Promise.all([...this.uploads].map((u) => u.abort('the server is shutting down')))
     await this.meta.close()
@@ -259,6 +259,12 @@ export class FileService {
       throw this.internal(err, 'could not create the temp file')
     } finally {
       this.opening--
+    }
+    try {
+      this.usable(session) // the session or the server may have ended meanwhile (close() did not see it)
+    } catch (err) {
+      await blob.abort()
+      throw err
     }
     const up = new Upload(this, session, blob, { ...req, name, sha256 }, target)
     this.uploads.add(up)
@@ -397,7 +403,7 @@ export class FileService {
 
   /**
    * One garbage-collection pass (see the top of this file). The broker's owner calls it periodically
-   * (e.g. every minute); the retention's precision is that period. Also removes temp files of uploads
+   * (e.g. every minute); the retention's precision is that period. Also removes temporary blobs of uploads
    * that no longer exist and have not been written for uploadIdleMs.
    */
   async gc(now = this.now(), limit = 1000): Promise<GcResult> {
