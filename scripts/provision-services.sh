@@ -56,6 +56,7 @@ wait_for() {
 re='^postgres(ql)?://([A-Za-z0-9_]+)(:([^@]*))?@([^:/?]+)(:([0-9]+))?/([A-Za-z0-9_]+)([?].*)?$'
 [[ $PG_URL =~ $re ]] || die "PG_URL=$PG_URL: expected postgres://ROLE[:PASSWORD]@HOST[:PORT]/DATABASE (letters, digits, _)"
 pg_user=${BASH_REMATCH[2]} pg_pass=${BASH_REMATCH[4]} pg_host=${BASH_REMATCH[5]} pg_port=${BASH_REMATCH[7]:-5432} pg_db=${BASH_REMATCH[8]}
+pg_pass=$(printf '%b' "${pg_pass//%/\\x}") # the URL's percent-encoding, as the clients decode it
 re='^rediss?://([^@/]*@)?([^:/]+)(:([0-9]+))?/?[0-9]*$'
 [[ $REDIS_URL =~ $re ]] || die "REDIS_URL=$REDIS_URL: expected redis://HOST[:PORT]"
 redis_host=${BASH_REMATCH[2]} redis_port=${BASH_REMATCH[4]:-6379}
