@@ -1,0 +1,279 @@
+/**
+ * The SDK's public types: options, events, results and the error class. No logic here beyond the msgId
+ * generator; every other SDK module imports this one, and it imports none of them.
+ */
+import type { ErrorCode } from '../core/errors.js'
+import type { Address } from '../core/types.js'
+import type { ConvEventCode, KIND_CODES, SendStatusCode } from '../protocols/native/frames.js'
+import type { Connector } from './connection.js'
+import type { WebSocketConstructor } from './ws-transport.js'
+import type { TcpOptions } from './tcp.js'
+
+/** Codes the client itself raises, beside the server's registry (src/core/errors.ts). */
+export type ClientErrorCode =
+  | 'SB_ERR_DISCONNECTED' // the connection dropped before the server answered
+  | 'SB_ERR_CLOSED' // the client was closed
+  | 'SB_ERR_TIMEOUT' // no answer in time
+  | 'SB_ERR_CONNECT' // the server could not be reached
+
+export class SwitchboardError extends Error {
+  override readonly name = 'SwitchboardError'
+  constructor(
+    /** A stable code: one of src/core/errors.ts, or a ClientErrorCode. */
+    readonly code: ErrorCode | ClientErrorCode,
+    message: string,
+    /** The limit that was broken, when the server named one (e.g. 'maxTextBytes'). */
+    readonly limit?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
+  }
+}
+
+export interface Credentials {
+  id: number
+  name: string
+  token: string
+}
+
+/** Where tokens are remembered between runs (FileCredentialStore in Node; anything in a browser). */
+export interface CredentialStore {
+  get(server: string, name: string): Credentials | undefined | Promise<Credentials | undefined>
+  set(server: string, creds: Credentials, previousName?: string): void | Promise<void>
+  delete(server: string, name: string): void | Promise<void>
+}
+
+export interface ReconnectOptions {
+  /** First delay; doubles per attempt, with jitter. Default 100 ms. */
+  initialDelayMs?: number
+  /** Largest delay. Default 5 s. */
+  maxDelayMs?: number
+  /** Give up after this many attempts in a row. Default: never. */
+  maxAttempts?: number
+}
+
+export interface ConnectOptions {
+  /** Native TCP/TLS server (Node). Default 127.0.0.1:7070. */
+  host?: string
+  port?: number
+  tls?: TcpOptions['tls']
+  /** Or a WebSocket endpoint, ws://host:httpPort/v1/ws (browsers, Node). */
+  url?: string
+  /** WebSocket class for `url` where there is no global one (Node 20: the `ws` package). */
+  WebSocket?: WebSocketConstructor
+  /** Or any transport. */
+  connector?: Connector
+  /** The name to register or log in as. */
+  name: string
+  /** Log in with this id and token (else from `credentials`, else register). */
+  id?: number
+  token?: string
+  /** true: always register `name`; false: never register (log in only); default: register when no token is known. */
+  register?: boolean
+  /** 'push' (default): messages are pushed; 'poll': take() them. */
+  mode?: 'push' | 'poll'
+  /** Acknowledge each pushed message once it was handed to the listeners. Default true. */
+  autoAck?: boolean
+  /** Mark pushed messages read (for senders that asked for read receipts) before acknowledging them. Default false. */
+  autoRead?: boolean
+  /** PING interval; default: what the server asks for in WELCOME. */
+  heartbeatMs?: number
+  /** Reconnect automatically (default true), resuming the session with the token. */
+  reconnect?: boolean | ReconnectOptions
+  credentials?: CredentialStore
+  /** A direct send with a receipt wanted settles without one after this long (the 200 may still come as an event). Default 15 s. */
+  receiptTimeoutMs?: number
+  /** Requests that get no answer within this fail with SB_ERR_TIMEOUT. Default 30 s. */
+  requestTimeoutMs?: number
+  connectTimeoutMs?: number
+  /** Largest frame accepted from the server. Default 64 MiB. */
+  maxFrameBytes?: number
+}
+
+export type MessageKind = (typeof KIND_CODES)[number]
+
+export interface FileDescriptor {
+  fileId: string
+  name: string
+  size: number
+  sha256: string
+  text?: string
+}
+
+export interface IncomingMessage {
+  /** Position in this user's queue (0 for room messages and live notices, which are not stored). */
+  seq: number
+  /** The sender's own id for it. */
+  msgId: number
+  from: number
+  fromName: string
+  /** This user's id, or ALL_ID for the room. */
+  to: number
+  /** Set for a topic copy. */
+  topic?: string
+  kind: MessageKind | 'unknown'
+  /** The body as UTF-8 text (for a file message: its text, if any). */
+  text: string
+  body: Uint8Array
+  /** Accepted at, ms since the epoch. */
+  ts: number
+  flags: number
+  expiresAt?: number
+  /** For a file message. */
+  file?: FileDescriptor
+  /** True when the sender asked for a read receipt. */
+  wantsReadReceipt: boolean
+}
+
+export const ReceiptNames: Record<number, string> = {
+  200: 'delivered',
+  210: 'read',
+  202: 'stored',
+  300: 'not-yet',
+  404: 'deleted',
+  410: 'expired',
+  507: 'dropped',
+}
+
+export interface ReceiptEvent {
+  msgId: number
+  /** 200 delivered, 210 read, 202 stored, 300 not yet, 404 recipient deleted, 410 expired, 507 dropped. */
+  status: number
+  statusName: string
+  recipient: number
+  recipientName: string
+  seq: number
+  at: number
+  topic?: string
+}
+
+export type AcceptedStatus = keyof typeof SendStatusCode
+
+export interface SendResult {
+  msgId: number
+  /** What the server said when it took the message; undefined when a receipt came first. */
+  accepted?: AcceptedStatus
+  seq: number
+  recipients: number
+  /** The first receipt, when one was wanted and came. */
+  receipt?: ReceiptEvent
+  /** The receipt's status (200/202/300/…), if any. */
+  status?: number
+  fileId?: string
+}
+
+export interface SendOptions {
+  /** Ask for 200/300/202 receipts (default true). */
+  receipt?: boolean
+  readReceipt?: boolean
+  ttlMs?: number
+  /** ms since the epoch: hold the message until then. */
+  notBefore?: number
+  /** Send with the IDEMPOTENT flag so a resend is delivered once (default true). */
+  idempotent?: boolean
+  /** Use this msgId instead of the next generated one. */
+  msgId?: number
+}
+
+/** Whom to send to: a user name (string), or an explicit address. */
+export type Target = string | Address
+
+export interface UserEntry {
+  id: number
+  name: string
+  protocol: string
+  since: number
+  lastSeen: number
+}
+
+export interface NoticeEvent {
+  code: string
+  text: string
+}
+export interface PresenceEvent {
+  id: number
+  name: string
+  online: boolean
+  protocol: string
+  at: number
+}
+export interface RenameEvent {
+  id: number
+  oldName: string
+  newName: string
+}
+export interface ConversationEventInfo {
+  event: keyof typeof ConvEventCode | 'unknown'
+  convId: string
+  peer: { id: number; name: string }
+  expiresAt?: number
+  reason?: string
+  text?: string
+}
+export interface ClosedEvent {
+  reason: string
+  text: string
+}
+export interface ReconnectingEvent {
+  attempt: number
+  delayMs: number
+  error?: Error
+}
+export interface ReconnectedEvent {
+  attempts: number
+  /** Sends written again because the server had not accepted them. */
+  resent: number
+}
+export interface ErrorEvent {
+  error: SwitchboardError
+  /** The operation the error answers (e.g. 'ACK', 'CONV'). */
+  op: string
+}
+
+export interface ClientEvents {
+  message: IncomingMessage
+  receipt: ReceiptEvent
+  notice: NoticeEvent
+  presence: PresenceEvent
+  rename: RenameEvent
+  conversation: ConversationEventInfo
+  /** The client is closed for good (by close(), or the server ended the session, or reconnect gave up). */
+  closed: ClosedEvent
+  reconnecting: ReconnectingEvent
+  reconnected: ReconnectedEvent
+  /** An error answering a request that has no reply of its own (ACK, READ, CONV …). */
+  error: ErrorEvent
+}
+
+export interface UploadSource {
+  name: string
+  size: number
+  /** Hex SHA-256 of the content; the server checks it. */
+  sha256?: string
+  chunks: AsyncIterable<Uint8Array>
+}
+
+export interface TransferProgress {
+  bytes: number
+  total: number
+}
+
+// ------------------------------------------------------------------ msgIds
+
+/**
+ * msgIds: unique per client instance and across restarts. An id is max(previous + 1, now_ms × 1024), and
+ * the first one adds a random 0…1023: a new instance starts above every id an earlier instance of the same
+ * user issued (unless that one sent more than a million messages a second, or the clock went back), and
+ * ids stay below 2^53 until the year 2248. The server remembers (sender, msgId) for its dedupe retention
+ * (7 days), so a fresh random prefix alone would collide too often over many restarts.
+ */
+export class MsgIdGenerator {
+  private last: number
+  constructor(private readonly now: () => number = Date.now) {
+    this.last = now() * 1024 + Math.floor(Math.random() * 1024) - 1
+  }
+  next(): number {
+    this.last = Math.max(this.last + 1, this.now() * 1024)
+    return this.last
+  }
+}
