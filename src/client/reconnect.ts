@@ -7,7 +7,7 @@ import { PROTOCOL_VERSION, SessionFlag, type Frame, type FrameOf } from '../prot
 import type { Connection, Connector } from './connection.js'
 import { Heartbeat } from './heartbeats.js'
 import type { Protocol } from './protocol.js'
-import { SwitchboardError, type ClientEvents, type ConnectOptions } from './types.js'
+import { SwitchboardError, type ClientEvents, type ConnectOptions, type ReconnectingEvent } from './types.js'
 import type { Emitter } from './util.js'
 
 /** Close reasons after which reconnecting would be wrong: someone meant it. */
@@ -24,6 +24,8 @@ export class Reconnector {
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined
   private finished = false
   private resentOnOpen = 0
+  /** What the server said when it ended the session this reconnect cycle is repairing. */
+  private cause: { reason: string; text: string } | undefined
   private resolveClosed!: () => void
   /** Resolves when the client is closed for good. */
   readonly closed: Promise<void>
@@ -133,6 +135,7 @@ export class Reconnector {
       return
     }
     p.state = 'reconnecting'
+    this.cause = why
     this.schedule(1, err)
   }
 
@@ -148,12 +151,21 @@ export class Reconnector {
       return
     }
     const delayMs = backoffDelay(attempt, rc.initialDelayMs, rc.maxDelayMs)
-    this.events.emit('reconnecting', err ? { attempt, delayMs, error: err } : { attempt, delayMs })
+    const ev: ReconnectingEvent = { attempt, delayMs }
+    if (err !== undefined) ev.error = err
+    if (this.cause !== undefined) {
+      ev.reason = this.cause.reason
+      ev.text = this.cause.text
+    }
+    this.events.emit('reconnecting', ev)
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined
       if (p.state === 'closed') return
       this.open().then(
-        () => this.events.emit('reconnected', { attempts: attempt, resent: this.resentOnOpen }),
+        () => {
+          this.cause = undefined
+          this.events.emit('reconnected', { attempts: attempt, resent: this.resentOnOpen })
+        },
         (e: unknown) => {
           if (p.state === 'closed') return
           const se = e instanceof SwitchboardError ? e : new SwitchboardError('SB_ERR_CONNECT', String(e))

@@ -217,7 +217,14 @@ export interface ClosedEvent {
 export interface ReconnectingEvent {
   attempt: number
   delayMs: number
+  /** Why the last attempt failed (or the connection dropped). */
   error?: Error
+  /**
+   * Why the server ended the session, when it said so (its CLOSING frame) before the connection dropped:
+   * e.g. reason 'shutdown', text 'the server is shutting down'. Kept on every attempt until reconnected.
+   */
+  reason?: string
+  text?: string
 }
 export interface ReconnectedEvent {
   attempts: number

@@ -19,6 +19,7 @@ import {
   type ConnectOptions,
   type IncomingMessage,
   type ReceiptEvent,
+  type ReconnectingEvent,
   type WebSocketConstructor,
 } from '../../src/client/index.js'
 
@@ -111,7 +112,11 @@ test('reconnect after a server restart: resumes, gets queued messages, resends u
   const bob = await client(t, { port, name: 'bob', autoAck: false })
   const bobGot = inbox(bob)
   const events: string[] = []
-  alice.on('reconnecting', () => events.push('reconnecting'))
+  const reconnecting: ReconnectingEvent[] = []
+  alice.on('reconnecting', (e) => {
+    events.push('reconnecting')
+    reconnecting.push(e)
+  })
   alice.on('reconnected', (e) => events.push(`reconnected resent=${e.resent}`))
 
   // bob gets m1 and does not acknowledge it: it stays queued across the restart.
@@ -123,8 +128,14 @@ test('reconnect after a server restart: resumes, gets queued messages, resends u
   bob.ack(bobGot.find((m) => m.text === 'm2')!.seq)
 
   await first.stop()
-  await until('alice reconnecting', () => events.includes('reconnecting') || undefined)
+  // The server said why (CLOSING 'shutdown'), and every attempt while it is down still carries that reason.
+  await until('alice tried twice', () => reconnecting.length >= 2 || undefined)
   assert.equal(alice.connected, false)
+  for (const e of reconnecting) {
+    assert.equal(e.reason, 'shutdown', `attempt ${e.attempt}`)
+    assert.match(e.text ?? '', /shutting down/)
+  }
+  assert.ok(reconnecting[1]!.error instanceof SwitchboardError, 'a failed attempt says why it failed')
   // Sent while the server is down: waits in the client, goes out after the login.
   const m3 = alice.send('bob', 'm3', { receipt: false })
 
