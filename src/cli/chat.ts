@@ -11,7 +11,7 @@ import { resolve } from 'node:path'
 import { SwitchboardClient, SwitchboardError, type IncomingMessage, type SendResult, type Target } from '../client/client.js'
 import { downloadToFile, fileSource } from '../client/node-files.js'
 import type { ServerFlags } from './commands.js'
-import { connectOptions, loginError } from './oneshot.js'
+import { connectOptions, loginError, refusalText } from './oneshot.js'
 import { bytes, hhmmss, progressBar, receiptText } from './format.js'
 
 export const HELP = `Commands (plain text goes to the room, or to the open conversation):
@@ -39,14 +39,64 @@ interface Sent {
   to: string
 }
 
-export async function runChat(name: string, flags: ServerFlags): Promise<number> {
+/** Exit statuses of `switchboard chat`. */
+export const ChatExit = { QUIT: 0, LOGIN_FAILED: 1, ENDED_BY_SERVER: 2 } as const
+
+/** Ask a yes/no question on the terminal before the chat starts. */
+async function confirm(question: string): Promise<boolean> {
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdout })
+  try {
+    const answer = await new Promise<string>((res) => rl.question(question, res))
+    return /^y(es)?$/i.test(answer.trim())
+  } finally {
+    rl.close()
+  }
+}
+
+/** Log in as `name`; a name with no remembered account is registered only when the person says so. */
+async function logIn(name: string, flags: ServerFlags & { register?: boolean }, server: string): Promise<SwitchboardClient> {
+  const opts = { ...connectOptions(flags, name), autoRead: true }
+  if (flags.register === true) return SwitchboardClient.connect(opts)
+  try {
+    return await SwitchboardClient.connect({ ...opts, register: false })
+  } catch (err) {
+    if (!(err instanceof SwitchboardError) || err.code !== 'SB_ERR_NOT_LOGGED_IN') throw err
+    if (process.stdin.isTTY !== true) throw err
+    const yes = await confirm(`No account "${name}" is remembered here for ${server}. Register "${name}" now? [y/N] `)
+    if (!yes) throw err
+    return SwitchboardClient.connect({ ...opts, register: true })
+  }
+}
+
+/** What the server's reason for ending the session means, for a person. */
+function endedText(name: string, reason: string, text: string): string {
+  switch (reason) {
+    case 'replaced':
+      return (
+        `* this chat was ended: "${name}" logged in again elsewhere (another chat, the web page, or a ` +
+        `"switchboard send --as ${name}"), and a user has one session at a time. Run "switchboard chat ${name}" to come back.`
+      )
+    case 'deleted':
+      return `* this chat was ended: the account "${name}" was deleted`
+    case 'auth':
+      return `* this chat was ended: the server no longer accepts the token for "${name}" (${text})`
+    case 'unreachable':
+      return `* this chat was ended: the server could not be reached again${text ? ` (${text})` : ''}`
+    default:
+      return `* disconnected by the server: ${reason}${text ? ` (${text})` : ''}`
+  }
+}
+
+export async function runChat(name: string, flags: ServerFlags & { register?: boolean }): Promise<number> {
   const server = flags.url ?? `${flags.host}:${flags.port}`
   let client: SwitchboardClient
   try {
-    client = await SwitchboardClient.connect({ ...connectOptions(flags, name), autoRead: true })
+    client = await logIn(name, flags, server)
   } catch (err) {
-    process.stderr.write(`switchboard chat: ${loginError(err, name, server)}\n`)
-    return 1
+    process.stderr.write(
+      `switchboard chat: ${loginError(err, name, server, `answer y when asked, or add --register to register it`)}\n`,
+    )
+    return ChatExit.LOGIN_FAILED
   }
 
   const out = process.stdout
@@ -64,17 +114,20 @@ export async function runChat(name: string, flags: ServerFlags): Promise<number>
   let request: { id: string; peer: string } | undefined
   let waitingFor: { kind: 'mail'; target: string } | undefined
   let quitting = false
+  /** Set when the server ended the session (not the person): the chat exits non-zero. */
+  let endedByServer = false
+  /** While reconnecting: the one status line, shown in place of the prompt and updated per attempt. */
+  let reconnectStatus: string | undefined
 
   const setPrompt = (): void => {
-    rl.setPrompt(
-      waitingFor
-        ? `text for ${waitingFor.target}> `
-        : request
-          ? `accept ${request.peer}? [y/n]> `
-          : conversation
-            ? `${client.name} ⇄ ${conversation.peer}> `
-            : `${client.name}> `,
-    )
+    const prompt = waitingFor
+      ? `text for ${waitingFor.target}> `
+      : request
+        ? `accept ${request.peer}? [y/n]> `
+        : conversation
+          ? `${client.name} ⇄ ${conversation.peer}> `
+          : `${client.name}> `
+    rl.setPrompt(reconnectStatus !== undefined ? `[${reconnectStatus}] ${prompt}` : prompt)
   }
   /** Print above the input line without eating what the person is typing. */
   const print = (line: string, keep = true): void => {
@@ -143,19 +196,40 @@ export async function runChat(name: string, flags: ServerFlags): Promise<number>
         break
     }
   })
-  client.on('reconnecting', (e) =>
+  // One line says why the connection was lost (the server's reason when it gave one); the attempts after it
+  // update one status line in place of the prompt instead of printing a line each.
+  client.on('reconnecting', (e) => {
+    const next = `reconnecting: attempt ${e.attempt}, next in ${(e.delayMs / 1000).toFixed(1)} s`
+    if (e.attempt === 1) {
+      reconnectStatus = next
+      const why =
+        e.text !== undefined && e.text !== ''
+          ? `the server said: ${e.text} (${e.reason ?? ''})`
+          : e.error
+            ? e.error.message
+            : 'the connection closed'
+      print(`* connection lost — ${why}; reconnecting (messages you send wait until it is back)`, false)
+      return
+    }
+    reconnectStatus = `${next}${e.error ? ` — ${e.error.message}` : ''}`
+    if (!quitting) {
+      setPrompt()
+      rl.prompt(true)
+    }
+  })
+  client.on('reconnected', (e) => {
+    reconnectStatus = undefined
     print(
-      `* connection lost${e.error ? ` (${e.error.message})` : ''}; reconnecting in ${(e.delayMs / 1000).toFixed(1)} s (attempt ${e.attempt})`,
+      `* reconnected as ${client.name} after ${e.attempts} attempt(s)${e.resent > 0 ? `; ${e.resent} unconfirmed message(s) sent again` : ''}`,
       false,
-    ),
-  )
-  client.on('reconnected', (e) =>
-    print(`* reconnected as ${client.name}${e.resent > 0 ? `; ${e.resent} unconfirmed message(s) sent again` : ''}`, false),
-  )
+    )
+  })
   client.on('closed', (e) => {
     if (quitting) return
-    print(`* disconnected: ${e.reason}${e.text ? ` (${e.text})` : ''}`, false)
+    reconnectStatus = undefined
+    endedByServer = true
     quitting = true
+    print(endedText(client.name, e.reason, e.text), false)
     rl.close()
   })
 
@@ -198,7 +272,7 @@ export async function runChat(name: string, flags: ServerFlags): Promise<number>
           send({ kind: 'topic', topic: to }, text)
           return
         }
-        print(`  #${short} ✗ ${(err as Error).message}${err instanceof SwitchboardError ? ` (${err.code})` : ''}`)
+        print(`  #${short} ✗ ${refusalText(err)}`)
       },
     )
   }
@@ -460,5 +534,5 @@ export async function runChat(name: string, flags: ServerFlags): Promise<number>
   quitting = true
   await chain.catch(() => undefined)
   await client.close(1000)
-  return 0
+  return endedByServer ? ChatExit.ENDED_BY_SERVER : ChatExit.QUIT
 }

@@ -25,12 +25,14 @@ export function registerClientCommands(program: Command): void {
   serverOptions(
     program
       .command('chat')
-      .argument('<name>', 'your name: registered on first use, resumed later with the remembered token')
+      .argument('<name>', 'your name: resumed with the remembered token; a name not known here is registered if you say so')
+      .option('--register', 'register NAME without asking when no account of that name is remembered here')
       .description(
         'interactive chat: /help lists the commands; plain text goes to the room (ALL), or to the open direct conversation. ' +
-          'Credentials are kept in $SWITCHBOARD_HOME/credentials.json (default ~/.switchboard)',
+          'Credentials are kept in $SWITCHBOARD_HOME/credentials.json (default ~/.switchboard). ' +
+          'Exit status: 0 you quit, 1 could not log in, 2 the server ended the session (NAME logged in elsewhere, the account was deleted, the server was unreachable)',
       ),
-  ).action(async (name: string, flags: ServerFlags) => {
+  ).action(async (name: string, flags: ServerFlags & { register?: boolean }) => {
     process.exitCode = await runChat(name, flags)
   })
 
@@ -38,16 +40,23 @@ export function registerClientCommands(program: Command): void {
     program
       .command('send')
       .description(
-        'send one message, wait for its receipt and print it. Exit status: 0 delivered, 3 stored (recipient offline), 4 not delivered yet, 1 refused or failed',
+        'send one message, wait for its receipt and print it. Exit status: 0 delivered, 3 stored (recipient offline), 4 not delivered yet, 1 refused or failed ' +
+          '(an unknown recipient and one who blocks you look the same: "not delivered")',
       )
-      .requiredOption('--as <name>', 'sender name (registered on first use)')
+      .requiredOption('--as <name>', 'sender name: one registered here before (with chat NAME, or --register)')
+      .option('--register', 'register the sender name if no account of that name is remembered here')
       .requiredOption('--to <name>', 'recipient: a user name, ALL for the room, or topic:NAME')
       .option('--no-receipt', 'do not wait for a receipt: exit once the server accepted the message')
       .option('--timeout <ms>', 'wait this long for a receipt', '15000')
       .argument('<text...>', 'the message'),
-  ).action(async (text: string[], flags: ServerFlags & { as: string; to: string; receipt: boolean; timeout: string }) => {
-    process.exitCode = await runSend(flags, text.join(' '))
-  })
+  ).action(
+    async (
+      text: string[],
+      flags: ServerFlags & { as: string; to: string; receipt: boolean; timeout: string; register?: boolean },
+    ) => {
+      process.exitCode = await runSend(flags, text.join(' '))
+    },
+  )
 
   serverOptions(
     program

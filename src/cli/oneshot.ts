@@ -29,9 +29,19 @@ export function connectOptions(flags: ServerFlags, name: string): ConnectOptions
   return o
 }
 
-/** A readable explanation of a failure to log in. */
-export function loginError(err: unknown, name: string, server: string): string {
+/**
+ * A readable explanation of a failure to log in. `register` says how this command registers a name that is
+ * not known here (the SDK refuses with SB_ERR_NOT_LOGGED_IN when asked never to register).
+ */
+export function loginError(
+  err: unknown,
+  name: string,
+  server: string,
+  register = `switchboard chat ${name} registers it`,
+): string {
   if (err instanceof SwitchboardError) {
+    if (err.code === 'SB_ERR_NOT_LOGGED_IN')
+      return `unknown name "${name}": no account of that name is remembered in ${new FileCredentialStore().path} for ${server}. Names are registered only on purpose: ${register}.`
     if (err.code === 'SB_ERR_NAME_TAKEN')
       return `the name "${name}" is registered by someone else, and there is no token for it in ${new FileCredentialStore().path}. Choose another name.`
     if (err.code === 'SB_ERR_AUTH')
@@ -48,16 +58,36 @@ export function targetOf(to: string): Target {
   return to
 }
 
+/**
+ * Why a send was refused, in words. SB_ERR_UNKNOWN_RECIPIENT is also what a sender the recipient blocks is
+ * told (the server lets a blocked sender learn nothing, docs/errors.md), so it reads "not delivered".
+ */
+export function refusalText(err: unknown): string {
+  if (!(err instanceof SwitchboardError)) return (err as Error).message
+  const code = ` (${err.code}${err.limit ? `, limit ${err.limit}` : ''})`
+  if (err.code === 'SB_ERR_UNKNOWN_RECIPIENT')
+    return `not delivered: ${err.message} — or a user who does not accept messages from you (the server does not say which)${code}`
+  return `${err.message}${code}`
+}
+
 export async function runSend(
-  flags: ServerFlags & { as: string; to: string; receipt: boolean; timeout: string },
+  flags: ServerFlags & { as: string; to: string; receipt: boolean; timeout: string; register?: boolean },
   text: string,
 ): Promise<number> {
   let client: SwitchboardClient
   const opts = connectOptions(flags, flags.as)
   try {
-    client = await SwitchboardClient.connect({ ...opts, reconnect: false, receiptTimeoutMs: Number(flags.timeout) || 15_000 })
+    client = await SwitchboardClient.connect({
+      ...opts,
+      // Only on purpose: a mistyped or renamed --as must not create a new user.
+      register: flags.register === true ? undefined : false,
+      reconnect: false,
+      receiptTimeoutMs: Number(flags.timeout) || 15_000,
+    })
   } catch (err) {
-    process.stderr.write(`switchboard send: ${loginError(err, flags.as, `${flags.host}:${flags.port}`)}\n`)
+    process.stderr.write(
+      `switchboard send: ${loginError(err, flags.as, `${flags.host}:${flags.port}`, 'add --register to register it')}\n`,
+    )
     return SendExit.FAILED
   }
   try {
@@ -85,10 +115,7 @@ export async function runSend(
         return flags.receipt ? SendExit.NOT_YET : SendExit.DELIVERED
     }
   } catch (err) {
-    const e = err as SwitchboardError
-    process.stderr.write(
-      `switchboard send: refused: ${e.message}${e.code ? ` (${e.code}${e.limit ? `, limit ${e.limit}` : ''})` : ''}\n`,
-    )
+    process.stderr.write(`switchboard send: refused: ${refusalText(err)}\n`)
     return SendExit.FAILED
   } finally {
     await client.close(500)
@@ -100,7 +127,9 @@ export async function runInbox(name: string, flags: ServerFlags & { keep?: boole
   try {
     client = await SwitchboardClient.connect({ ...connectOptions(flags, name), mode: 'poll', reconnect: false, register: false })
   } catch (err) {
-    process.stderr.write(`switchboard inbox: ${loginError(err, name, `${flags.host}:${flags.port}`)}\n`)
+    process.stderr.write(
+      `switchboard inbox: ${loginError(err, name, `${flags.host}:${flags.port}`, `switchboard chat ${name} registers it`)}\n`,
+    )
     return 1
   }
   let n = 0

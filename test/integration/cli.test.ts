@@ -6,7 +6,7 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { startTestServer } from '../helpers/server.js'
@@ -46,14 +46,20 @@ test('switchboard send and inbox: exit codes and output', async (t) => {
   const h = home(t)
   const p = ['--port', String(port)]
 
-  // bob registers (via inbox? no: inbox never registers) — a first send registers the sender.
-  const refused = await sb(h, ['send', '--as', 'bob', '--to', 'nobody', ...p, 'hello?'])
+  // A name is registered only on purpose: --as alone with an unknown name is an error that says so.
+  const unknown = await sb(h, ['send', '--as', 'bob', '--to', 'nobody', ...p, 'hello?'])
+  assert.equal(unknown.code, 1)
+  assert.match(unknown.stderr, /unknown name "bob".*--register/)
+  assert.equal(existsSync(join(h, 'credentials.json')), false, 'nothing was registered')
+
+  // --register registers bob; the unknown recipient is "not delivered", not a crash.
+  const refused = await sb(h, ['send', '--as', 'bob', '--register', '--to', 'nobody', ...p, 'hello?'])
   assert.equal(refused.code, 1)
-  assert.match(refused.stderr, /no such user: nobody.*SB_ERR_UNKNOWN_RECIPIENT/)
+  assert.match(refused.stderr, /not delivered: no such user: nobody.*SB_ERR_UNKNOWN_RECIPIENT/)
   assert.equal(statSync(join(h, 'credentials.json')).mode & 0o777, 0o600, 'bob was registered and remembered')
 
   // bob is offline: stored, exit 3
-  const stored = await sb(h, ['send', '--as', 'alice', '--to', 'bob', ...p, 'are', 'you', 'there?'])
+  const stored = await sb(h, ['send', '--as', 'alice', '--register', '--to', 'bob', ...p, 'are', 'you', 'there?'])
   assert.equal(stored.code, 3, stored.stderr)
   assert.match(stored.stdout, /stored for bob.*\(202\)/)
 
@@ -75,6 +81,13 @@ test('switchboard send and inbox: exit codes and output', async (t) => {
   assert.equal(notYet.code, 4, notYet.stdout + notYet.stderr)
   assert.match(notYet.stdout, /not delivered yet.*\(300\)/)
 
+  // A sender the recipient blocks learns nothing (the same answer as for no such user), and the CLI says
+  // "not delivered" rather than claiming the user does not exist.
+  await mute.block('alice')
+  const blocked = await sb(h, ['send', '--as', 'alice', '--to', 'mute', ...p, 'let me in'])
+  assert.equal(blocked.code, 1)
+  assert.match(blocked.stderr, /not delivered: no such user: mute — or a user who does not accept messages from you/)
+
   // too large: refused with the limit named
   const big = await sb(h, ['send', '--as', 'alice', '--to', 'carl', ...p, 'x'.repeat(70_000)])
   assert.equal(big.code, 1)
@@ -91,8 +104,49 @@ test('switchboard send and inbox: exit codes and output', async (t) => {
   // alice's queued 200 for bob's message arrived when bob took it; an unknown name has no inbox
   const stranger = await sb(h, ['inbox', 'stranger', ...p])
   assert.equal(stranger.code, 1)
-  assert.match(stranger.stderr, /no token known for "stranger"/)
+  assert.match(stranger.stderr, /unknown name "stranger"/)
 })
+
+/**
+ * A terminal driven through tmux on a private socket (-L), so a person's own tmux on this machine never
+ * receives the test's keystrokes. One session per test; each start() replaces the program it runs.
+ */
+function terminal(t: TestContext, name: string) {
+  const socket = `sbtest-${process.pid}-${name}`
+  const session = 'chat'
+  const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' })
+  let started = false
+  t.after(() => {
+    try {
+      tmux('kill-server')
+    } catch {
+      // already gone
+    }
+  })
+  const screen = (): string => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', session)
+  return {
+    /** Run a shell command line in a fresh 160×50 terminal; it prints EXIT-<status> when it ends. */
+    start(cmd: string): void {
+      if (started) tmux('kill-session', '-t', session)
+      started = true
+      tmux('new-session', '-d', '-s', session, '-x', '160', '-y', '50', `${cmd}; echo EXIT-$?; sleep 60`)
+    },
+    screen,
+    async waitFor(re: RegExp, ms = 15_000): Promise<string> {
+      const start = Date.now()
+      for (;;) {
+        const s = screen()
+        if (re.test(s)) return s
+        if (Date.now() - start > ms) throw new Error(`timed out waiting for ${re} on the screen:\n${s}`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    },
+    type(line: string): void {
+      tmux('send-keys', '-t', session, '-l', line)
+      tmux('send-keys', '-t', session, 'Enter')
+    },
+  }
+}
 
 function hasTmux(): boolean {
   try {
@@ -109,22 +163,8 @@ test(
   async (t) => {
     const { port } = await startTestServer(t)
     const h = home(t)
-    const session = `sbchat-${process.pid}`
-    const tmux = (...args: string[]): string => execFileSync('tmux', args, { encoding: 'utf8' })
-    const screen = (): string => tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', session)
-    const waitFor = async (re: RegExp, ms = 15_000): Promise<string> => {
-      const start = Date.now()
-      for (;;) {
-        const s = screen()
-        if (re.test(s)) return s
-        if (Date.now() - start > ms) throw new Error(`timed out waiting for ${re} on the screen:\n${s}`)
-        await new Promise((r) => setTimeout(r, 100))
-      }
-    }
-    const type = (line: string): void => {
-      tmux('send-keys', '-t', session, '-l', line)
-      tmux('send-keys', '-t', session, 'Enter')
-    }
+    const term = terminal(t, 'main')
+    const { waitFor, type } = term
 
     const bob = await SwitchboardClient.connect({ port, name: 'bob' })
     t.after(() => bob.close(200))
@@ -136,24 +176,10 @@ test(
       if (e.event === 'request') bob.accept(e.convId)
     })
 
-    tmux(
-      'new-session',
-      '-d',
-      '-s',
-      session,
-      '-x',
-      '160',
-      '-y',
-      '50',
-      `SWITCHBOARD_HOME=${h} ${process.execPath} ${BIN} chat alice --port ${port}; echo CHAT-EXIT-$?; sleep 60`,
-    )
-    t.after(() => {
-      try {
-        tmux('kill-session', '-t', session)
-      } catch {
-        // already gone
-      }
-    })
+    term.start(`SWITCHBOARD_HOME=${h} ${process.execPath} ${BIN} chat alice --port ${port}`)
+    // alice is not known here: the chat asks before registering her.
+    await waitFor(/Register "alice" now\? \[y\/N\]/)
+    type('y')
     await waitFor(/connected to .* as alice/)
     await waitFor(/alice> $/m)
 
@@ -208,10 +234,64 @@ test(
 
     // 004: >>exit<< quits
     type('>>exit<<')
-    await waitFor(/CHAT-EXIT-0/)
+    await waitFor(/EXIT-0/)
 
     // The credentials followed the rename: `chat alicia` resumes the same user.
     const creds = (await import('node:fs')).readFileSync(join(h, 'credentials.json'), 'utf8')
     assert.match(creds, /"alicia"/)
+  },
+)
+
+test(
+  'switchboard chat (tmux): a name is registered only on purpose; a replaced chat says so and exits 2; a server stop shows its reason on one status line',
+  { skip: !hasTmux() && 'tmux is not installed' },
+  async (t) => {
+    const first = await startTestServer(t)
+    const port = first.port
+    const h = home(t)
+    const term = terminal(t, 'ended')
+    const chat = (name: string, ...more: string[]): void =>
+      term.start(`SWITCHBOARD_HOME=${h} ${process.execPath} ${BIN} chat ${name} --port ${port} ${more.join(' ')}`)
+
+    // Asked, and the answer is no: nothing is registered, the chat says the name is unknown and exits 1.
+    chat('dave')
+    await term.waitFor(/Register "dave" now\? \[y\/N\]/)
+    term.type('n')
+    const refused = await term.waitFor(/EXIT-1/)
+    assert.match(refused, /unknown name "dave"/)
+    assert.equal(existsSync(join(h, 'credentials.json')), false)
+
+    // --register registers without asking.
+    const alice = await SwitchboardClient.connect({ port, name: 'alice', reconnect: false })
+    t.after(() => alice.close(200))
+    alice.on('message', () => undefined) // a listener, so alice acknowledges what she gets
+    chat('bob', '--register')
+    await term.waitFor(/connected to .* as bob/)
+
+    // The README's own example while bob's chat is open: the script's login replaces the chat's session.
+    const script = await sb(h, ['send', '--as', 'bob', '--to', 'alice', '--port', String(port), 'from a script'])
+    assert.equal(script.code, 0, script.stderr)
+    const ended = await term.waitFor(/EXIT-\d/)
+    assert.match(ended, /this chat was ended: "bob" logged in again elsewhere/)
+    assert.match(ended, /EXIT-2/, 'a replaced chat exits non-zero')
+
+    // The server stops (what SIGTERM does): the chat shows the server's reason once, then one status line
+    // that is updated per attempt, not a line per attempt.
+    chat('bob')
+    await term.waitFor(/connected to .* as bob/)
+    await first.stop()
+    await term.waitFor(/reconnecting: attempt [4-9]/)
+    const screen = term.screen()
+    const lines = screen.split('\n')
+    assert.equal(lines.filter((l) => /connection lost/.test(l)).length, 1, screen)
+    assert.match(screen, /connection lost — the server said: the server is shutting down \(shutdown\)/)
+    assert.equal(lines.filter((l) => /attempt \d/.test(l)).length, 1, `one status line:\n${screen}`)
+
+    // It comes back: the status line goes, one line says so.
+    await startTestServer(t, { port }, { dataDir: first.dataDir })
+    const back = await term.waitFor(/reconnected as bob after \d+ attempt/, 20_000)
+    assert.doesNotMatch(back.split('\n').at(-1) ?? '', /attempt/)
+    term.type('/quit')
+    await term.waitFor(/EXIT-0/)
   },
 )
