@@ -210,8 +210,9 @@ test(
     // ------------------------------------------------------------------ the network drops: nothing is lost
     await desk.setOffline(true)
     // Offline emulation stops new connections; the open WebSocket is cut the way a dead link would be.
-    // (window.switchboard is the page's ChatModel; its client's connection is private to the SDK, reached here on purpose.)
-    await alice.evaluate('window.switchboard.client.conn.destroy()')
+    // (window.switchboard is the page's ChatModel; its client's connection is private to the SDK's protocol
+    // handler, reached here on purpose.)
+    await alice.evaluate('window.switchboard.client.protocol.conn.destroy()')
     await alice.getByTestId('conn').and(alice.locator('[data-state="reconnecting"]')).waitFor()
     await alice.getByTestId('compose').fill('written while offline')
     await alice.getByTestId('send').click()
@@ -287,6 +288,23 @@ test(
     // the history survived the reload
     await bob.getByTestId('person-alice').click()
     await bob.getByTestId('msg-in').filter({ hasText: 'hello bob' }).waitFor()
+
+    // ------------------------------------------------------------------ the server stops: the page says why, on one line
+    await server.close()
+    await alice.getByTestId('conn').and(alice.locator('[data-state="reconnecting"]')).waitFor()
+    // A few attempts later (the page's SDK counts them in data-attempt), the words are still the same one line.
+    await alice.waitForFunction(
+      'Number(document.querySelector(\'[data-testid="conn"]\')?.dataset.attempt ?? 0) >= 3',
+      undefined,
+      {
+        timeout: 15_000,
+      },
+    )
+    assert.equal(await alice.getByTestId('banner').count(), 1, 'one status line')
+    const banner = (await alice.getByTestId('banner').textContent()) ?? ''
+    assert.match(banner, /The server said: the server is shutting down\. Reconnecting…/)
+    assert.doesNotMatch(banner, /attempt/)
+    await alice.screenshot({ path: join(ARTIFACTS, 'web-alice-server-stopped.png') })
 
     assert.deepEqual(pageErrors, [], 'no uncaught errors in the pages')
   },

@@ -454,7 +454,7 @@ export function App({ model }: { model: ChatModel }): JSX.Element {
           </span>{' '}
           Switchboard
         </span>
-        <span class={`conn ${model.state}`} data-testid="conn" data-state={model.state}>
+        <span class={`conn ${model.state}`} data-testid="conn" data-state={model.state} data-attempt={model.reconnectAttempt}>
           <span class="dot on" /> {STATE_LABEL[model.state]}
         </span>
         <span class="me" data-testid="me" title={totalUnread > 0 ? `${totalUnread} unread` : undefined}>

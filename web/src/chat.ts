@@ -123,6 +123,8 @@ export class ChatModel {
   live: Record<string, string> = {}
   pending: Record<string, string> = {}
   banner: { text: string; tone: 'info' | 'warn' | 'error' } | undefined
+  /** While reconnecting: the SDK's attempt number (shown as data-attempt, not in the words). */
+  reconnectAttempt = 0
   loginError: string | undefined
 
   readonly server = wsUrl()
@@ -194,16 +196,20 @@ export class ChatModel {
     })
     c.on('conversation', (ev) => this.onConversation(ev))
     c.on('notice', (n) => this.say(`${n.text}`, n.code === 'shutdown' ? 'warn' : 'info'))
+    // One status line for the whole outage: why (the server's reason when it gave one), not a count of attempts.
     c.on('reconnecting', (ev) => {
       this.state = 'reconnecting'
+      this.reconnectAttempt = ev.attempt
+      const why = ev.text ? `The server said: ${ev.text}.` : 'Connection lost.'
       this.banner = {
-        text: `Connection lost — reconnecting (attempt ${ev.attempt})… Messages you send now go out once it is back.`,
+        text: `${why} Reconnecting… messages you send now go out once it is back.`,
         tone: 'warn',
       }
       this.changed()
     })
     c.on('reconnected', (ev) => {
       this.state = 'online'
+      this.reconnectAttempt = 0
       this.banner = { text: ev.resent > 0 ? `Reconnected; ${ev.resent} waiting message(s) sent.` : 'Reconnected.', tone: 'info' }
       setTimeout(() => {
         if (this.banner?.text.startsWith('Reconnected')) {

@@ -19,7 +19,7 @@ import websocket from '@fastify/websocket'
 import type { WebSocket } from 'ws'
 import type { Broker } from '../../core/broker.js'
 import type { FileService } from '../../core/files.js'
-import type { NativeOptions } from '../native/adapter.js'
+import type { NativeConnection, NativeOptions } from '../native/adapter.js'
 import { HttpMetrics } from './metrics.js'
 import { buildOpenApi, docsPage } from './openapi.js'
 import { HttpError, PROBLEM_TYPE, toWire } from './problem.js'
@@ -126,7 +126,7 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
     authRatePerSecond: opts.authRatePerSecond ?? 20,
   })
   const streams = new Set<{ hs: HttpSession; outlet: SseOutlet }>()
-  const sockets = new Set<WebSocket>()
+  const sockets = new Map<WebSocket, NativeConnection>()
   const tcp = new Set<Socket>()
   let closing = false
 
@@ -235,7 +235,12 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
       outlet.close('shutdown', 'the HTTP listener is closing')
       sessions.detach(hs)
     }
-    for (const ws of [...sockets]) ws.close(1001, 'the HTTP listener is closing')
+    for (const [ws, conn] of [...sockets]) {
+      // A native session over a WebSocket is told why, as over TCP: a CLOSING frame, then the close frame.
+      if (conn.session !== undefined && !conn.session.closed) broker.end(conn.session, 'shutdown', 'the server is shutting down')
+      else conn.shutdown()
+      if (ws.readyState === ws.OPEN) ws.close(1001, 'the HTTP listener is closing')
+    }
     // A connection that never sent a request (a client's spare, pre-opened one) has nothing in flight, but
     // server.close() would wait for it until the client gives up on it.
     for (const socket of tcp) if (socket.bytesRead === 0) socket.destroy()

@@ -91,12 +91,12 @@ export class WsTransport implements Transport {
 export interface WsDeps {
   broker: Broker
   nativeOptions: NativeOptions
-  sockets: Set<WebSocket>
+  /** Open WebSockets and the native connection each carries, so the listener can end them with a reason. */
+  sockets: Map<WebSocket, NativeConnection>
 }
 
 export function registerWs(app: FastifyInstance, deps: WsDeps): void {
   app.get('/v1/ws', { websocket: true }, (socket, req) => {
-    deps.sockets.add(socket)
     const transport = new WsTransport(socket, deps.nativeOptions.highWaterMark)
     const conn = new NativeConnection(
       deps.broker,
@@ -104,6 +104,7 @@ export function registerWs(app: FastifyInstance, deps: WsDeps): void {
       { ...deps.nativeOptions, protocol: 'ws' },
       `ws:${req.ip}:${req.socket.remotePort ?? 0}`,
     )
+    deps.sockets.set(socket, conn)
     transport.onDrain = () => conn.drained()
     socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
       if (!isBinary) {
