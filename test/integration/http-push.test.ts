@@ -42,6 +42,48 @@ class Frames {
   }
 }
 
+test('SSE with ?ack=auto: the server acknowledges what it writes to the stream; the sender gets 200, nothing comes again', async (t) => {
+  const f = await startFixture(t)
+  const a = await f.register('alice')
+  const b = await f.register('bob')
+  await f.api('POST', '/v1/messages', { to: 'bob', text: 'queued before the stream', msgId: 1, receipt: true }, a.token)
+
+  const first = await SseReader.open(`${f.base}/v1/stream?ack=auto&token=${encodeURIComponent(b.token)}`)
+  t.after(() => first.reader.close())
+  assert.equal(first.status, 200)
+  await first.reader.waitFor((e) => e.event === 'message' && e.data.text === 'queued before the stream')
+  await f.api('POST', '/v1/messages', { to: 'bob', text: 'live', msgId: 2, receipt: true }, a.token)
+  await first.reader.waitFor((e) => e.event === 'message' && e.data.text === 'live')
+
+  // No POST /v1/ack: alice still gets 200 for both (not 300 "not yet").
+  const got = new Map<number, number>()
+  for (let i = 0; i < 20 && got.size < 2; i++) {
+    const ev = await f.api('GET', '/v1/events?wait=1', undefined, a.token)
+    for (const e of ev.body.events as { type: string; data: { msgId: number; status: number } }[])
+      if (e.type === 'receipt' && e.data.status === 200) got.set(e.data.msgId, e.data.status)
+  }
+  assert.deepEqual([...got.keys()].sort(), [1, 2])
+
+  // A new stream does not get them again: the first thing on it is what is sent after it opened.
+  first.reader.close()
+  for (let i = 0; i < 50 && f.broker.sessionOf(b.id) !== undefined; i++) await new Promise((r) => setTimeout(r, 20))
+  const second = await SseReader.open(`${f.base}/v1/stream?ack=auto`, b.token)
+  t.after(() => second.reader.close())
+  await second.reader.waitFor((e) => e.event === 'ready')
+  await f.api('POST', '/v1/messages', { to: 'bob', text: 'marker', msgId: 3 }, a.token)
+  await second.reader.waitFor((e) => e.event === 'message' && e.data.text === 'marker')
+  assert.deepEqual(
+    second.reader.events.filter((e) => e.event === 'message').map((e) => e.data.text),
+    ['marker'],
+    'acknowledged messages are not pushed again',
+  )
+
+  // An unknown value is refused, not taken for manual.
+  const bad = await SseReader.open(`${f.base}/v1/stream?ack=sometimes`, b.token)
+  assert.equal(bad.status, 400)
+  bad.reader.close()
+})
+
 test('SSE: a push session gets messages (id = seq), receipts and room messages; ack by REST with the same token', async (t) => {
   const f = await startFixture(t)
   const a = await f.register('alice')

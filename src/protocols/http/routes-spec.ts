@@ -488,11 +488,19 @@ export const routes: RouteSpec[] = [
     tag: 'events',
     summary: 'Server-sent events: messages pushed as they arrive',
     description:
-      'Starts a push session (replacing the polling one). Events: ready, message (id: = seq; acknowledge with POST /v1/ack using the same token), receipt, notice, presence, rename, conversation, closing. A comment line every 15 s keeps proxies from closing it. Unacknowledged messages are pushed again on the next stream.',
+      'Starts a push session (replacing the polling one). Events: ready, message (id: = seq), receipt, notice, presence, rename, conversation, closing. Every message with an id (and every queued receipt) must be acknowledged with POST /v1/ack using the same token: until then its sender gets 300 "not yet" after the ack timeout, and it is pushed again on the next stream. With ack=auto the server acknowledges each one as it writes it to the stream (at most once: what is in flight when the connection drops is not pushed again). A comment line every 15 s keeps proxies from closing it.',
     auth: 'bearer-or-query',
     querystring: {
       type: 'object',
-      properties: { token: { type: 'string', description: 'For EventSource, which cannot set headers.' } },
+      properties: {
+        token: { type: 'string', description: 'For EventSource, which cannot set headers.' },
+        ack: {
+          type: 'string',
+          enum: ['manual', 'auto'],
+          default: 'manual',
+          description: 'manual: acknowledge with POST /v1/ack; auto: the server acknowledges what it writes to the stream.',
+        },
+      },
     },
     responses: { 200: { description: 'An event stream.', contentType: 'text/event-stream', schema: { type: 'string' } } },
     custom: true,

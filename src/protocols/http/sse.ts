@@ -1,8 +1,10 @@
 /**
  * Server-sent events: GET /v1/stream is a push session whose sink writes SSE events. Messages carry
  * `id: <seq>`; the client acknowledges them with POST /v1/ack under the same token (which finds this
- * session). Backpressure: push() reports false above the high-water mark and the broker pauses the
- * session until the response drains.
+ * session) — or asks for `?ack=auto`, and the server acknowledges each stored message (and queued receipt)
+ * as it writes it to the stream: simpler for a reader such as curl, but at most once (what is in flight
+ * when the connection drops is not pushed again). Backpressure: push() reports false above the high-water
+ * mark and the broker pauses the session until the response drains.
  */
 import type { ServerResponse } from 'node:http'
 import type { FastifyInstance } from 'fastify'
@@ -29,10 +31,15 @@ export class SseOutlet implements PushOutlet {
   private corked = false
   private ended = false
   private endAfterStart = false
+  /** ?ack=auto: seqs written before the session could acknowledge them (the messages that came with the login). */
+  private toAck: number[] = []
+  /** ?ack=auto: acknowledges one seq; set once the session exists, before start(). */
+  acker: ((seq: number) => void) | undefined
 
   constructor(
     private readonly res: ServerResponse,
     private readonly highWaterMark: number,
+    private readonly autoAck = false,
   ) {}
 
   /** The head is written: flush what came before it. */
@@ -41,7 +48,14 @@ export class SseOutlet implements PushOutlet {
     this.held = undefined
     this.write(first)
     for (const s of held) this.write(s)
+    for (const seq of this.toAck.splice(0)) this.acker?.(seq)
     if (this.endAfterStart) this.end()
+  }
+
+  private written(seq: number): void {
+    if (!this.autoAck || seq === 0 || this.ended) return
+    if (this.held !== undefined || this.acker === undefined) this.toAck.push(seq)
+    else this.acker(seq)
   }
 
   write(s: string | Buffer): void {
@@ -79,7 +93,9 @@ export class SseOutlet implements PushOutlet {
       this.write(buf)
     } else {
       const { type, data } = eventJson(ev)
-      this.write(frame(type, data, ev.type === 'message' ? ev.msg.seq : ev.type === 'receipt' ? ev.seq : undefined))
+      const seq = ev.type === 'message' ? ev.msg.seq : ev.type === 'receipt' ? ev.seq : 0
+      this.write(frame(type, data, seq))
+      this.written(seq)
     }
     return this.backlog() < this.highWaterMark
   }
@@ -134,7 +150,8 @@ export function registerSse(app: FastifyInstance, deps: SseDeps): void {
     const token = bearerToken(req, true)
     if (token === undefined) throw new BrokerError('SB_ERR_NOT_LOGGED_IN', 'send Authorization: Bearer <token> or ?token=<token>')
     const res = reply.raw
-    const outlet = new SseOutlet(res, opts.highWaterMark)
+    const autoAck = (req.query as { ack?: string }).ack === 'auto'
+    const outlet = new SseOutlet(res, opts.highWaterMark, autoAck)
     // The client may go away while the login runs (a store round trip): 'close' fires only once, so watch for it now.
     let gone = false
     const early = (): void => {
@@ -159,7 +176,15 @@ export function registerSse(app: FastifyInstance, deps: SseDeps): void {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     })
-    const u = hs.session.user
+    const session = hs.session
+    if (autoAck)
+      // Deferred: push() runs inside the broker's delivery loop, which an ACK must not re-enter. A refused
+      // ACK (the session ended, a rate limit) leaves the message queued, pushed again on the next stream.
+      outlet.acker = (seq) =>
+        queueMicrotask(() => {
+          if (!session.closed) broker.ack(session, seq).catch(() => undefined)
+        })
+    const u = session.user
     outlet.start(
       `retry: 2000\n${frame('ready', { id: u.id, name: u.name, protocol: PROTOCOL_SSE, heartbeatMs: opts.heartbeatMs })}`,
     )
