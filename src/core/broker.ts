@@ -12,6 +12,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
 import { BrokerError } from './errors.js'
 import { Committer } from './committer.js'
+import { guardStore, refusedCopy, refusedTopic } from './store-errors.js'
 import { Session, type DeliveryMode } from './session.js'
 import { decodeReceiptBody, encodeReceiptBody } from './receipt-body.js'
 import {
@@ -191,7 +192,7 @@ export class Broker {
   }
 
   constructor(opts: BrokerOptions) {
-    this.store = opts.store
+    this.store = guardStore(opts.store)
     this.bus = opts.bus ?? new LocalBus()
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits }
     this.log = opts.logger ?? silentLogger
@@ -456,12 +457,7 @@ export class Broker {
       const seq = result.seqs[i]!
       const r = recipients[i]!
       if (seq === 0) {
-        if (topic === undefined)
-          throw new BrokerError(
-            'SB_ERR_QUEUE_FULL',
-            `the queue of ${r.name} is full (maxQueueLength ${this.limits.maxQueueLength} / maxQueueBytes ${this.limits.maxQueueBytes})`,
-            'maxQueueLength',
-          )
+        if (topic === undefined) throw refusedCopy(r.name, result.refused?.[i], this.limits)
         if (flags & Flag.RECEIPT)
           this.receipt(s.user.id, {
             msgId,
@@ -495,7 +491,7 @@ export class Broker {
       }
     }
     if (topic !== undefined && delivered === 0 && recipients.length > 0)
-      throw new BrokerError('SB_ERR_QUEUE_FULL', `every subscriber's queue of "${topic}" is full`, 'maxQueueLength')
+      throw refusedTopic(topic, result.refused)
     // A scheduled copy has no seq until it is released (the store answers -1): report 0, as for the room.
     return { msgId, status, seq: topic === undefined ? Math.max(0, result.seqs[0]!) : 0, recipients: delivered }
   }

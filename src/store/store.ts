@@ -4,8 +4,12 @@
  * in the store. The store owns what must be right under concurrency in a cluster: id allocation, name
  * uniqueness, per-recipient sequence numbers, queue limits and the dedupe of retried sends.
  *
- * Implementations: sqlite/ (embedded default) and postgres/ (shared, cluster mode). Both pass
- * test/contract/store.contract.ts.
+ * What a commit does to the queues (seqs, limits, held copies, dedupe) is decided by one pure planner,
+ * plan.ts, for every backend; a backend reads the counters, runs the plan and writes it. A store raises its own
+ * errors (errors.ts: StoreError with a code), which the core maps to its BrokerError.
+ *
+ * Implementations: memory/ (tests, and a store that needs no file), sqlite/ (embedded default) and postgres/
+ * (shared, cluster mode). All pass test/contract/store.contract.ts.
  */
 import type { MessageKind } from '../core/types.js'
 
@@ -48,12 +52,16 @@ export type StoreOp =
   /** Remove a message from a queue (acknowledged). */
   | { type: 'ack'; user: number; seq: number }
 
+/** Why a copy was not stored: its queue is at the length or the bytes limit, or the recipient does not exist. */
+export type QueueRefusal = 'queue-length' | 'queue-bytes' | 'no-such-user'
+
 export type StoreResult =
   /**
-   * seqs[i] answers copies[i]: the seq it was given; 0 when that recipient's queue was full or the user is
-   * gone (nothing stored); -1 when it is held until its notBefore (it gets a seq when released).
+   * seqs[i] answers copies[i]: the seq it was given; 0 when it was refused (nothing stored), and then
+   * refused[i] says why (`refused` is there only when some copy was refused); -1 when it is held until its
+   * notBefore (it gets a seq when released).
    */
-  | { type: 'send'; duplicate: false; seqs: number[] }
+  | { type: 'send'; duplicate: false; seqs: number[]; refused?: (QueueRefusal | null)[] }
   | { type: 'send'; duplicate: true }
   /** The removed message, or null if it was not (or no longer) queued. */
   | { type: 'ack'; removed: StoredMessage | null }
@@ -71,11 +79,11 @@ export interface Store {
   ping(): Promise<void>
 
   // Users. Each of these is its own durable transaction.
-  /** Throws BrokerError SB_ERR_NAME_TAKEN when the (NFC) name is in use. */
+  /** Throws StoreError NAME_TAKEN when the (NFC) name is in use. */
   createUser(name: string, tokenHash: string | null, now: number): Promise<UserRecord>
   userById(id: number): Promise<UserRecord | undefined>
   userByName(name: string): Promise<UserRecord | undefined>
-  /** Throws SB_ERR_NAME_TAKEN. */
+  /** Throws StoreError NAME_TAKEN. */
   renameUser(id: number, name: string): Promise<void>
   setTokenHash(id: number, tokenHash: string | null): Promise<void>
   /** Deletes the user, its queue and its subscriptions; returns the messages that were still queued for it. */

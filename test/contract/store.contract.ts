@@ -10,7 +10,7 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { BrokerError } from '../../src/core/errors.js'
+import { StoreError } from '../../src/store/errors.js'
 import type { NewCopy, QueueLimits, Store, StoredMessage, StoreOp, StoreResult } from '../../src/store/store.js'
 
 export interface StoreContractOptions {
@@ -66,8 +66,8 @@ async function sendOne(store: Store, c: NewCopy, limits: QueueLimits = NO_LIMIT)
 
 async function rejectsNameTaken(p: Promise<unknown>): Promise<void> {
   await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof BrokerError, `expected a BrokerError, got ${String(err)}`)
-    assert.equal(err.code, 'SB_ERR_NAME_TAKEN')
+    assert.ok(err instanceof StoreError, `expected a StoreError, got ${String(err)}`)
+    assert.equal(err.code, 'NAME_TAKEN')
     return true
   })
 }
@@ -189,7 +189,7 @@ export function runStoreContract(
       const results = await Promise.allSettled(Array.from({ length: 8 }, () => store.createUser('race', null, T0)))
       const won = results.filter((r) => r.status === 'fulfilled')
       assert.equal(won.length, 1)
-      for (const r of results) if (r.status === 'rejected') assert.equal((r.reason as BrokerError).code, 'SB_ERR_NAME_TAKEN')
+      for (const r of results) if (r.status === 'rejected') assert.equal((r.reason as StoreError).code, 'NAME_TAKEN')
       assert.equal(await store.countUsers(), 1)
     })
 
@@ -212,7 +212,7 @@ export function runStoreContract(
       const users = await Promise.all(['u1', 'u2', 'u3', 'u4'].map((n) => store.createUser(n, null, T0)))
       const results = await Promise.allSettled(users.map((u) => store.renameUser(u.id, 'prize')))
       assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1)
-      for (const r of results) if (r.status === 'rejected') assert.equal((r.reason as BrokerError).code, 'SB_ERR_NAME_TAKEN')
+      for (const r of results) if (r.status === 'rejected') assert.equal((r.reason as StoreError).code, 'NAME_TAKEN')
       const winner = await store.userByName('prize')
       assert.ok(winner !== undefined)
       for (const [i, u] of users.entries())
@@ -493,6 +493,42 @@ export function runStoreContract(
         [1, 0, 2, 0],
       )
       assert.deepEqual(await store.queueStats(a.id), { count: 2, bytes: 10 })
+    })
+
+    test('queue limits: a refused copy says why (length, bytes, no such user); a stored send says nothing', async (store) => {
+      const a = await store.createUser('a', null, T0)
+      const b = await store.createUser('b', null, T0)
+      const limits = { maxCount: 2, maxBytes: 10 }
+      const res = await store.commit([
+        send([copy(a.id, { body: Buffer.alloc(1) }), copy(b.id, { body: Buffer.alloc(9) })], limits),
+        send([copy(a.id, { body: Buffer.alloc(1) }), copy(b.id, { body: Buffer.alloc(2) }), copy(987654)], limits),
+        send([copy(a.id, { body: Buffer.alloc(1) })], limits),
+      ])
+      assert.deepEqual(res[0], { type: 'send', duplicate: false, seqs: [1, 1] })
+      assert.deepEqual(res[1], {
+        type: 'send',
+        duplicate: false,
+        seqs: [2, 0, 0],
+        refused: [null, 'queue-bytes', 'no-such-user'],
+      })
+      assert.deepEqual(res[2], { type: 'send', duplicate: false, seqs: [0], refused: ['queue-length'] })
+    })
+
+    test('dedupe: a key given back by a send that stored nothing may be claimed again later in the batch', async (store) => {
+      const a = await store.createUser('a', null, T0)
+      const limits = { maxCount: 1, maxBytes: 1 << 20 }
+      assert.equal(await sendOne(store, copy(a.id), limits), 1)
+      const key = { sender: 4, msgId: 4 }
+      const res = await store.commit([
+        send([copy(a.id)], limits, key),
+        { type: 'ack', user: a.id, seq: 1 },
+        send([copy(a.id)], limits, key),
+        send([copy(a.id)], limits, key),
+      ])
+      assert.deepEqual(seqsOf(res[0]), [0], 'refused: the queue is full')
+      assert.deepEqual(seqsOf(res[2]), [2], 'the retry after the ack is stored, not a duplicate')
+      assert.deepEqual(res[3], { type: 'send', duplicate: true })
+      assert.deepEqual(await store.commit([send([copy(a.id)], NO_LIMIT, key)]), [{ type: 'send', duplicate: true }])
     })
 
     test('queue limits: an ack earlier in the batch frees room for a later send; a later ack does not', async (store) => {

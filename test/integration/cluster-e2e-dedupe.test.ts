@@ -29,13 +29,17 @@ describe('PostgresStore: idempotent sends that store nothing', { skip: unavailab
     })
     const u = await store.createUser('full', null, Date.now())
     const [refused] = await store.commit([send(u.id, 1, 0)])
-    assert.deepEqual(refused, { type: 'send', duplicate: false, seqs: [0] }, 'the queue is full: nothing stored')
+    assert.deepEqual(
+      refused,
+      { type: 'send', duplicate: false, seqs: [0], refused: ['queue-length'] },
+      'the queue is full: nothing stored',
+    )
     const [retry] = await store.commit([send(u.id, 1, 10)])
     assert.deepEqual(retry, { type: 'send', duplicate: false, seqs: [1] }, 'the retry is stored, not a duplicate')
     const [again] = await store.commit([send(u.id, 1, 10)])
     assert.deepEqual(again, { type: 'send', duplicate: true }, 'and a second retry is the duplicate')
     const [gone] = await store.commit([send(123_456, 2, 10)])
-    assert.deepEqual(gone, { type: 'send', duplicate: false, seqs: [0] }, 'no such user')
+    assert.deepEqual(gone, { type: 'send', duplicate: false, seqs: [0], refused: ['no-such-user'] }, 'no such user')
     const [gone2] = await store.commit([send(u.id, 2, 10)])
     assert.deepEqual(gone2, { type: 'send', duplicate: false, seqs: [2] })
     assert.equal((await store.readQueue(u.id, 0, 10, Date.now())).length, 2)

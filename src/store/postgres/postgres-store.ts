@@ -8,10 +8,12 @@
  * and with synchronous_commit on it is durable when it resolves: group commit across all of a node's senders.
  *
  * Row locks are always taken in user id order, so concurrent batches from several nodes do not deadlock;
- * the rare deadlock that remains possible against the reaper's statements is retried.
+ * the rare deadlock that remains possible against the reaper's statements is retried. What a batch does (seqs,
+ * limits, held copies, dedupe) is planned by ../plan.ts, as for SQLite; this file reads, deletes and writes.
  */
 import pg from 'pg'
-import { BrokerError } from '../../core/errors.js'
+import { nameTaken, StoreError } from '../errors.js'
+import { dedupeKeys, planCommit, planRelease, rowKey, usersOf, type QueueCounters } from '../plan.js'
 import { kindNumber, messageFromRow, userFromRow, type MessageColumns, type UserColumns } from '../rows.js'
 import type { NewCopy, QueueStats, Store, StoredMessage, StoreOp, StoreResult, UserRecord } from '../store.js'
 
@@ -158,15 +160,14 @@ function isUnavailable(err: unknown): boolean {
 }
 
 /**
- * A store outage as an error the client can read (the adapters pass a BrokerError's text on) instead of a bare
- * "internal error"; other errors are left as they are.
+ * A store outage as StoreError UNAVAILABLE, with a text the client can be shown (the core passes it on) instead
+ * of a bare "internal error"; other errors are left as they are.
  */
 function storeError(err: unknown): unknown {
-  if (err instanceof BrokerError || !isUnavailable(err)) return err
-  return new BrokerError(
-    'SB_ERR_INTERNAL',
+  if (err instanceof StoreError || !isUnavailable(err)) return err
+  return new StoreError(
+    'UNAVAILABLE',
     'the message store (PostgreSQL) is unavailable: the request may not have been carried out; retry later (messages with IDEMPOTENT)',
-    undefined,
     { cause: err },
   )
 }
@@ -227,13 +228,6 @@ class HeldColumns {
   }
 }
 
-interface Counters {
-  next: number
-  count: number
-  bytes: number
-  changed: boolean
-}
-
 export class PostgresStore implements Store {
   readonly kind = 'postgres'
   readonly schema: string
@@ -270,7 +264,7 @@ export class PostgresStore implements Store {
         const { rows } = await client.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_version')
         const current = rows[0]?.v ?? 0
         if (current > MIGRATIONS.length)
-          throw new Error(`database schema ${current} is newer than this program (${MIGRATIONS.length})`)
+          throw new StoreError('SCHEMA_TOO_NEW', `database schema ${current} is newer than this program (${MIGRATIONS.length})`)
         for (let v = current + 1; v <= MIGRATIONS.length; v++) {
           await client.query('BEGIN')
           try {
@@ -358,7 +352,7 @@ export class PostgresStore implements Store {
       )
       return { id: rows[0]!.id, name, tokenHash, createdAt: now }
     } catch (err) {
-      if (pgCode(err) === UNIQUE_VIOLATION) throw new BrokerError('SB_ERR_NAME_TAKEN', `the name "${name}" is already in use`)
+      if (pgCode(err) === UNIQUE_VIOLATION) throw nameTaken(name)
       throw err
     }
   }
@@ -377,7 +371,7 @@ export class PostgresStore implements Store {
     try {
       await this.query('UPDATE users SET name = $1 WHERE id = $2', [name, id])
     } catch (err) {
-      if (pgCode(err) === UNIQUE_VIOLATION) throw new BrokerError('SB_ERR_NAME_TAKEN', `the name "${name}" is already in use`)
+      if (pgCode(err) === UNIQUE_VIOLATION) throw nameTaken(name)
       throw err
     }
   }
@@ -421,68 +415,33 @@ export class PostgresStore implements Store {
   }
 
   private async commitIn(c: pg.PoolClient, ops: StoreOp[]): Promise<StoreResult[]> {
-    // 1. Dedupe keys: the first op of a key in this batch claims it; ON CONFLICT DO NOTHING leaves out keys
-    //    already recorded (or being recorded by a concurrent transaction, which we wait for). Sorted, so two
-    //    batches claiming overlapping keys lock them in the same order.
-    const claim = new Map<string, number>() // key → index of the op that claims it
-    const dupSenders: number[] = []
-    const dupIds: number[] = []
-    const dupAt: number[] = []
-    ops.forEach((op, i) => {
-      if (op.type !== 'send' || op.dedupe === undefined) return
-      const k = `${op.dedupe.sender}:${op.dedupe.msgId}`
-      if (claim.has(k)) return
-      claim.set(k, i)
-    })
+    // 1. Record the dedupe keys: ON CONFLICT DO NOTHING leaves out keys already recorded (or being recorded by a
+    //    concurrent transaction, which we wait for); the ones RETURNING gives are this batch's. Sorted, so two
+    //    batches recording overlapping keys lock them in the same order.
     const fresh = new Set<string>()
-    if (claim.size > 0) {
-      const keys = [...claim.keys()].map((k) => k.split(':').map(Number) as [number, number])
-      keys.sort((a, b) => a[0] - b[0] || a[1] - b[1])
-      for (const [sender, msgId] of keys) {
-        const op = ops[claim.get(`${sender}:${msgId}`)!] as Extract<StoreOp, { type: 'send' }>
-        dupSenders.push(sender)
-        dupIds.push(msgId)
-        dupAt.push(op.copies[0]?.ts ?? Date.now())
-      }
+    const keys = dedupeKeys(ops)
+    if (keys.length > 0) {
       const { rows } = await c.query<{ sender: number; msg_id: number }>(
         `INSERT INTO dedupe (sender, msg_id, at)
          SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) ORDER BY 1, 2
          ON CONFLICT DO NOTHING RETURNING sender, msg_id`,
-        [dupSenders, dupIds, dupAt],
+        [keys.map((k) => k.sender), keys.map((k) => k.msgId), keys.map((k) => k.at)],
       )
       for (const r of rows) fresh.add(`${r.sender}:${r.msg_id}`)
     }
-    const isDuplicate = (op: Extract<StoreOp, { type: 'send' }>, i: number): boolean => {
-      if (op.dedupe === undefined) return false
-      const k = `${op.dedupe.sender}:${op.dedupe.msgId}`
-      return claim.get(k) !== i || !fresh.has(k)
-    }
 
     // 2. Lock every user this batch touches, in id order, and read its counters.
-    const users = new Set<number>()
+    const counters = await this.lockCounters(c, usersOf(ops))
+
+    // 3. Delete the rows that acks name and that exist already; the planner applies their effects in op order.
     const ackUsers: number[] = []
     const ackSeqs: number[] = []
-    ops.forEach((op, i) => {
-      if (op.type === 'send') {
-        if (!isDuplicate(op, i)) for (const cp of op.copies) users.add(cp.to)
-      } else {
-        users.add(op.user)
+    for (const op of ops)
+      if (op.type === 'ack') {
         ackUsers.push(op.user)
         ackSeqs.push(op.seq)
       }
-    })
-    const counters = new Map<number, Counters>()
-    if (users.size > 0) {
-      const { rows } = await c.query<{ id: number; next_seq: number; q_count: number; q_bytes: number }>(
-        'SELECT id, next_seq, q_count, q_bytes FROM users WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE',
-        [[...users]],
-      )
-      for (const r of rows) counters.set(r.id, { next: r.next_seq, count: r.q_count, bytes: r.q_bytes, changed: false })
-    }
-
-    // 3. Rows that acks remove and that exist already (seq < next_seq). Deleting them all up front is safe:
-    //    counter effects are still applied below in op order, and rows inserted by this batch are handled there.
-    const acked = new Map<string, QueueRow>()
+    const removed = new Map<string, StoredMessage>()
     if (ackUsers.length > 0) {
       const { rows } = await c.query<QueueRow>(
         `DELETE FROM queue q USING unnest($1::bigint[], $2::bigint[]) AS a(u, s)
@@ -491,95 +450,49 @@ export class PostgresStore implements Store {
            .join(', ')}`,
         [ackUsers, ackSeqs],
       )
-      for (const r of rows) acked.set(`${r.user_id}:${r.seq}`, r)
+      for (const r of rows) removed.set(rowKey(r.user_id, r.seq), rowToMessage(r))
     }
 
-    // 4. Walk the ops in order: seqs, limits, held copies, acks of rows inserted earlier in the batch.
-    const inserts = new Map<string, StoredMessage>() // rows this batch will insert, by user:seq
-    const held = new HeldColumns()
-    const results: StoreResult[] = []
-    const undoSenders: number[] = []
-    const undoIds: number[] = []
-    ops.forEach((op, i) => {
-      if (op.type === 'send') {
-        if (isDuplicate(op, i)) {
-          results.push({ type: 'send', duplicate: true })
-          return
-        }
-        const seqs: number[] = []
-        for (const cp of op.copies) {
-          const u = counters.get(cp.to)
-          if (u === undefined || u.count + 1 > op.limits.maxCount || u.bytes + cp.body.length > op.limits.maxBytes) {
-            seqs.push(0)
-            continue
-          }
-          if (cp.notBefore !== undefined && cp.notBefore > cp.ts) {
-            held.push(cp)
-            seqs.push(-1)
-            continue
-          }
-          const seq = u.next++
-          u.count++
-          u.bytes += cp.body.length
-          u.changed = true
-          inserts.set(`${cp.to}:${seq}`, { ...cp, seq })
-          seqs.push(seq)
-        }
-        // Nothing stored (every queue full, or the user gone): the sender is refused and will retry, so the key
-        // must not make that retry a "duplicate" of a message that was never kept.
-        if (op.dedupe !== undefined && seqs.every((q) => q === 0)) {
-          undoSenders.push(op.dedupe.sender)
-          undoIds.push(op.dedupe.msgId)
-        }
-        results.push({ type: 'send', duplicate: false, seqs })
-        return
-      }
-      const k = `${op.user}:${op.seq}`
-      let removed: StoredMessage | null = null
-      const row = acked.get(k)
-      if (row !== undefined) {
-        acked.delete(k)
-        removed = rowToMessage(row)
-      } else {
-        const ins = inserts.get(k)
-        if (ins !== undefined) {
-          inserts.delete(k)
-          removed = ins
-        }
-      }
-      const u = counters.get(op.user)
-      if (removed !== null && u !== undefined) {
-        u.count--
-        u.bytes -= removed.body.length
-        u.changed = true
-      }
-      results.push({ type: 'ack', removed })
-    })
-
-    // 5. Write: dedupe keys of sends that stored nothing removed, queued rows, held rows, counters.
-    if (undoSenders.length > 0)
+    // 4. Plan (../plan.ts), 5. write it: keys given back, queued rows, held rows, counters.
+    const plan = planCommit({ ops, counters, fresh: (s, m) => fresh.has(`${s}:${m}`), removed })
+    if (plan.released.length > 0)
       await c.query(
         'DELETE FROM dedupe d USING unnest($1::bigint[], $2::bigint[]) AS k(s, m) WHERE d.sender = k.s AND d.msg_id = k.m',
-        [undoSenders, undoIds],
+        [plan.released.map((k) => k.sender), plan.released.map((k) => k.msgId)],
       )
-    if (inserts.size > 0) {
+    if (plan.queued.length > 0) {
       const q = new QueueColumns()
-      for (const m of inserts.values()) q.push(m)
+      for (const m of plan.queued) q.push(m)
       await c.query(`INSERT INTO queue (${QUEUE_COLS}) SELECT * FROM unnest(${placeholders(QUEUE_TYPES)})`, q.cols)
     }
-    if (held.length > 0)
-      await c.query(`INSERT INTO held (${HELD_COLS}) SELECT * FROM unnest(${placeholders(HELD_TYPES)})`, held.cols)
-    await this.writeCounters(c, counters)
-    return results
+    if (plan.held.length > 0) {
+      const h = new HeldColumns()
+      for (const cp of plan.held) h.push(cp)
+      await c.query(`INSERT INTO held (${HELD_COLS}) SELECT * FROM unnest(${placeholders(HELD_TYPES)})`, h.cols)
+    }
+    await this.writeCounters(c, plan.counters)
+    return plan.results
   }
 
-  private async writeCounters(c: pg.PoolClient, counters: Map<number, Counters>): Promise<void> {
+  /** Lock the users' rows (in id order, so concurrent batches do not deadlock) and read their counters. */
+  private async lockCounters(c: pg.PoolClient, users: number[]): Promise<Map<number, QueueCounters>> {
+    const counters = new Map<number, QueueCounters>()
+    if (users.length === 0) return counters
+    const { rows } = await c.query<{ id: number; next_seq: number; q_count: number; q_bytes: number }>(
+      'SELECT id, next_seq, q_count, q_bytes FROM users WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE',
+      [users],
+    )
+    for (const r of rows) counters.set(r.id, { next: r.next_seq, count: r.q_count, bytes: r.q_bytes })
+    return counters
+  }
+
+  /** Write the counters that changed. */
+  private async writeCounters(c: pg.PoolClient, counters: Map<number, QueueCounters>): Promise<void> {
     const ids: number[] = []
     const next: number[] = []
     const count: number[] = []
     const bytes: number[] = []
     for (const [id, u] of counters) {
-      if (!u.changed) continue
       ids.push(id)
       next.push(u.next)
       count.push(u.count)
@@ -635,29 +548,18 @@ export class PostgresStore implements Store {
       )
       if (rows.length === 0) return []
       rows.sort((a, b) => a.not_before! - b.not_before! || a.id - b.id)
-      const ids = [...new Set(rows.map((r) => r.user_id))]
-      const { rows: us } = await c.query<{ id: number; next_seq: number; q_count: number; q_bytes: number }>(
-        'SELECT id, next_seq, q_count, q_bytes FROM users WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE',
-        [ids],
+      const counters = await this.lockCounters(c, [...new Set(rows.map((r) => r.user_id))].sort((a, b) => a - b))
+      const plan = planRelease(
+        rows.map((r) => rowToMessage({ ...r, seq: 0 })),
+        counters,
       )
-      const counters = new Map<number, Counters>()
-      for (const u of us) counters.set(u.id, { next: u.next_seq, count: u.q_count, bytes: u.q_bytes, changed: false })
-      const q = new QueueColumns()
-      const out: StoredMessage[] = []
-      for (const r of rows) {
-        const u = counters.get(r.user_id)
-        if (u === undefined) continue // the user was deleted
-        const m = rowToMessage({ ...r, seq: u.next++ })
-        u.count++
-        u.bytes += r.body.length
-        u.changed = true
-        q.push(m)
-        out.push(m)
-      }
-      if (q.length > 0)
+      if (plan.queued.length > 0) {
+        const q = new QueueColumns()
+        for (const m of plan.queued) q.push(m)
         await c.query(`INSERT INTO queue (${QUEUE_COLS}) SELECT * FROM unnest(${placeholders(QUEUE_TYPES)})`, q.cols)
-      await this.writeCounters(c, counters)
-      return out
+      }
+      await this.writeCounters(c, plan.counters)
+      return plan.queued
     })
   }
 

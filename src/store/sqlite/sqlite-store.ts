@@ -3,13 +3,15 @@
  * The broker calls commit() once per batch (group commit), which makes one transaction and one fsync
  * carry many messages. better-sqlite3 is synchronous; this process is the only writer, so the per-user
  * counters (next seq, queue length and bytes) are cached here and changed only after a commit succeeds.
+ * What a batch does is planned by ../plan.ts; this file reads, deletes and writes.
  */
 import Database from './driver.js'
 import { kindNumber, messageFromRow, userFromRow, type MessageColumns, type UserColumns } from '../rows.js'
 import type { BetterSqlite3 } from './driver.js'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { BrokerError } from '../../core/errors.js'
+import { nameTaken, StoreError } from '../errors.js'
+import { dedupeKeys, planCommit, planRelease, rowKey, usersOf, type CommitPlan, type QueueCounters } from '../plan.js'
 import type { NewCopy, QueueStats, Store, StoredMessage, StoreOp, StoreResult, UserRecord } from '../store.js'
 
 const SCHEMA_VERSION = 2
@@ -134,7 +136,7 @@ export class SqliteStore implements Store {
     db.exec(SCHEMA)
     const version = db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string } | undefined
     if (version !== undefined && Number(version.value) > SCHEMA_VERSION)
-      throw new Error(`database schema ${version.value} is newer than this program (${SCHEMA_VERSION})`)
+      throw new StoreError('SCHEMA_TOO_NEW', `database schema ${version.value} is newer than this program (${SCHEMA_VERSION})`)
     // Version 2: users.last_seen. A new file gets it from SCHEMA; a version-1 file gets it here.
     const columns = db.prepare(`PRAGMA table_info(users)`).all() as { name: string }[]
     if (!columns.some((c) => c.name === 'last_seen')) db.exec(`ALTER TABLE users ADD COLUMN last_seen INTEGER`)
@@ -213,7 +215,7 @@ export class SqliteStore implements Store {
       this.stats.set(id, { count: 0, bytes: 0 })
       return { id, name, tokenHash, createdAt: now }
     } catch (err) {
-      if (isUniqueViolation(err)) throw new BrokerError('SB_ERR_NAME_TAKEN', `the name "${name}" is already in use`)
+      if (isUniqueViolation(err)) throw nameTaken(name)
       throw err
     }
   }
@@ -232,7 +234,7 @@ export class SqliteStore implements Store {
     try {
       this.stmts.rename.run(name, id)
     } catch (err) {
-      if (isUniqueViolation(err)) throw new BrokerError('SB_ERR_NAME_TAKEN', `the name "${name}" is already in use`)
+      if (isUniqueViolation(err)) throw nameTaken(name)
       throw err
     }
   }
@@ -290,80 +292,59 @@ export class SqliteStore implements Store {
     return s
   }
 
+  /** The counters of `user` as cached (loaded on first use), or undefined if it does not exist. */
+  private counters(user: number): QueueCounters | undefined {
+    const next = this.loadNextSeq(user)
+    if (next === undefined) return undefined
+    const s = this.loadStats(user)
+    return { next, count: s.count, bytes: s.bytes }
+  }
+
   async commit(ops: StoreOp[]): Promise<StoreResult[]> {
-    // Counter changes are staged and applied only once the transaction has committed.
-    const seqs = new Map<number, number>()
-    const stats = new Map<number, QueueStats>()
-    const staged = (user: number): QueueStats | undefined => {
-      let s = stats.get(user)
-      if (s === undefined) {
-        if (this.loadNextSeq(user) === undefined) return undefined
-        const base = this.loadStats(user)
-        s = { count: base.count, bytes: base.bytes }
-        stats.set(user, s)
-        seqs.set(user, this.nextSeq.get(user)!)
-      }
-      return s
+    if (ops.length === 0) return []
+    // The counters before anything is deleted (loaded after an ack's DELETE they would already exclude its row).
+    const before = new Map<number, QueueCounters>()
+    for (const user of usersOf(ops)) {
+      const c = this.counters(user)
+      if (c !== undefined) before.set(user, c)
     }
-    const added: StoredMessage[] = []
-    const run = this.db.transaction((): StoreResult[] => {
-      const results: StoreResult[] = []
+    const plan = this.db.transaction((): CommitPlan => {
+      const fresh = new Set<string>()
+      for (const k of dedupeKeys(ops))
+        if (this.stmts.dedupe.run(k.sender, k.msgId, k.at).changes > 0) fresh.add(`${k.sender}:${k.msgId}`)
+      const removed = new Map<string, StoredMessage>()
       for (const op of ops) {
-        if (op.type === 'send') {
-          if (op.dedupe !== undefined) {
-            const info = this.stmts.dedupe.run(op.dedupe.sender, op.dedupe.msgId, op.copies[0]?.ts ?? Date.now())
-            if (info.changes === 0) {
-              results.push({ type: 'send', duplicate: true })
-              continue
-            }
-          }
-          const out: number[] = []
-          for (const c of op.copies) {
-            const seq = this.insertCopy(c, op.limits, staged, seqs)
-            if (seq > 0) added.push({ ...c, seq })
-            out.push(seq)
-          }
-          // Nothing stored (every queue full, or the user gone): the sender is refused and will retry, so the
-          // key must not make that retry a "duplicate" of a message that was never kept.
-          if (op.dedupe !== undefined && out.every((seq) => seq === 0)) this.stmts.undedupe.run(op.dedupe.sender, op.dedupe.msgId)
-          results.push({ type: 'send', duplicate: false, seqs: out })
-        } else {
-          // Stage the counters before the delete: loaded after it they would already exclude the row, subtracted again below.
-          const s = staged(op.user)
-          const known = this.recent.get(op.user)?.get(op.seq)
-          if (known !== undefined) {
-            this.forgetRecent(op.user, op.seq, known)
-            if (this.stmts.deleteKnown.run(op.user, op.seq).changes === 0) {
-              results.push({ type: 'ack', removed: null })
-              continue
-            }
-            if (s !== undefined) {
-              s.count -= 1
-              s.bytes -= known.body.length
-            }
-            results.push({ type: 'ack', removed: known })
-            continue
-          }
-          const row = this.stmts.deleteMsg.get(op.user, op.seq) as QueueRow | undefined
-          if (row === undefined) {
-            results.push({ type: 'ack', removed: null })
-            continue
-          }
-          if (s !== undefined) {
-            s.count -= 1
-            s.bytes -= row.body.length
-          }
-          results.push({ type: 'ack', removed: rowToMessage(row) })
+        if (op.type !== 'ack') continue
+        const k = rowKey(op.user, op.seq)
+        if (removed.has(k)) continue
+        // A row this process stored lately is deleted without RETURNING (see `recent`).
+        const known = this.recent.get(op.user)?.get(op.seq)
+        if (known !== undefined) {
+          this.forgetRecent(op.user, op.seq, known)
+          if (this.stmts.deleteKnown.run(op.user, op.seq).changes > 0) removed.set(k, known)
+          continue
         }
+        const row = this.stmts.deleteMsg.get(op.user, op.seq) as QueueRow | undefined
+        if (row !== undefined) removed.set(k, rowToMessage(row))
       }
-      for (const [user, next] of seqs) if (next !== this.nextSeq.get(user)) this.stmts.setNextSeq.run(next, user)
-      return results
-    })
-    const results = run()
-    for (const [user, next] of seqs) this.nextSeq.set(user, next)
-    for (const [user, s] of stats) this.stats.set(user, s)
-    for (const m of added) this.remember(m)
-    return results
+      const plan = planCommit({ ops, counters: before, fresh: (s, m) => fresh.has(`${s}:${m}`), removed })
+      for (const k of plan.released) this.stmts.undedupe.run(k.sender, k.msgId)
+      for (const m of plan.queued) this.insertQueued(m)
+      for (const c of plan.held) this.insertHeld(c)
+      for (const [user, c] of plan.counters) if (c.next !== before.get(user)!.next) this.stmts.setNextSeq.run(c.next, user)
+      return plan
+    })()
+    this.applyCounters(plan.counters)
+    for (const m of plan.queued) this.remember(m)
+    return plan.results
+  }
+
+  /** Once committed: the cached counters follow. */
+  private applyCounters(counters: Map<number, QueueCounters>): void {
+    for (const [user, c] of counters) {
+      this.nextSeq.set(user, c.next)
+      this.stats.set(user, { count: c.count, bytes: c.bytes })
+    }
   }
 
   private remember(m: StoredMessage): void {
@@ -387,39 +368,28 @@ export class SqliteStore implements Store {
     this.recentBytes -= m.body.length
   }
 
-  private insertCopy(
-    c: NewCopy,
-    limits: { maxCount: number; maxBytes: number },
-    staged: (user: number) => QueueStats | undefined,
-    seqs: Map<number, number>,
-  ): number {
-    const s = staged(c.to)
-    if (s === undefined) return 0 // the user does not exist (any more)
-    if (s.count + 1 > limits.maxCount || s.bytes + c.body.length > limits.maxBytes) return 0
-    if (c.notBefore !== undefined && c.notBefore > c.ts) {
-      this.stmts.insertHeld.run(
-        c.to,
-        c.notBefore,
-        c.from,
-        c.fromName,
-        c.msgId,
-        kindNumber(c.kind),
-        c.ts,
-        c.flags,
-        c.topic ?? null,
-        c.expiresAt ?? null,
-        c.fileId ?? null,
-        c.body,
-      )
-      return -1
-    }
-    const seq = seqs.get(c.to)!
-    seqs.set(c.to, seq + 1)
-    s.count += 1
-    s.bytes += c.body.length
+  private insertQueued(m: StoredMessage): void {
     this.stmts.insertMsg.run(
+      m.to,
+      m.seq,
+      m.from,
+      m.fromName,
+      m.msgId,
+      kindNumber(m.kind),
+      m.ts,
+      m.flags,
+      m.topic ?? null,
+      m.expiresAt ?? null,
+      m.notBefore ?? null,
+      m.fileId ?? null,
+      m.body,
+    )
+  }
+
+  private insertHeld(c: NewCopy): void {
+    this.stmts.insertHeld.run(
       c.to,
-      seq,
+      c.notBefore,
       c.from,
       c.fromName,
       c.msgId,
@@ -428,11 +398,9 @@ export class SqliteStore implements Store {
       c.flags,
       c.topic ?? null,
       c.expiresAt ?? null,
-      c.notBefore ?? null,
       c.fileId ?? null,
       c.body,
     )
-    return seq
   }
 
   async readQueue(user: number, afterSeq: number, limit: number, now: number): Promise<StoredMessage[]> {
@@ -454,47 +422,25 @@ export class SqliteStore implements Store {
   }
 
   async releaseDue(now: number, limit: number): Promise<StoredMessage[]> {
-    const out: StoredMessage[] = []
-    const seqs = new Map<number, number>()
-    const stats = new Map<number, QueueStats>()
-    this.db.transaction(() => {
+    const plan = this.db.transaction(() => {
       const rows = this.stmts.dueHeld.all(now, limit) as (QueueRow & { id: number })[]
       rows.sort((a, b) => a.not_before! - b.not_before! || a.id - b.id)
-      for (const r of rows) {
-        if (!seqs.has(r.user)) {
-          const next = this.loadNextSeq(r.user)
-          if (next === undefined) continue
-          seqs.set(r.user, next)
-          const base = this.loadStats(r.user)
-          stats.set(r.user, { count: base.count, bytes: base.bytes })
+      const before = new Map<number, QueueCounters>()
+      for (const r of rows)
+        if (!before.has(r.user)) {
+          const c = this.counters(r.user)
+          if (c !== undefined) before.set(r.user, c)
         }
-        const seq = seqs.get(r.user)!
-        seqs.set(r.user, seq + 1)
-        const st = stats.get(r.user)!
-        st.count += 1
-        st.bytes += r.body.length
-        this.stmts.insertMsg.run(
-          r.user,
-          seq,
-          r.sender,
-          r.sender_name,
-          r.msg_id,
-          r.kind,
-          r.ts,
-          r.flags,
-          r.topic,
-          r.expires_at,
-          r.not_before,
-          r.file_id,
-          r.body,
-        )
-        out.push(rowToMessage({ ...r, seq }))
-      }
-      for (const [user, next] of seqs) this.stmts.setNextSeq.run(next, user)
+      const plan = planRelease(
+        rows.map((r) => rowToMessage({ ...r, seq: 0 })),
+        before,
+      )
+      for (const m of plan.queued) this.insertQueued(m)
+      for (const [user, c] of plan.counters) this.stmts.setNextSeq.run(c.next, user)
+      return plan
     })()
-    for (const [user, next] of seqs) this.nextSeq.set(user, next)
-    for (const [user, st] of stats) this.stats.set(user, st)
-    return out
+    this.applyCounters(plan.counters)
+    return plan.queued
   }
 
   async pruneDedupe(before: number): Promise<number> {

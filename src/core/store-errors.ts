@@ -1,0 +1,87 @@
+/**
+ * Where the core meets the store's errors. A Store raises StoreError with its own codes (src/store/errors.ts) and
+ * refuses queue copies with a reason (QueueRefusal); here each becomes the BrokerError an adapter can put on its
+ * wire. The Broker wraps its store with `guardStore`, so every store call the core (or an adapter reaching
+ * through `broker.store`) makes fails with a BrokerError or an internal fault, never with a StoreError.
+ */
+import { BrokerError } from './errors.js'
+import { isStoreError, type StoreError } from '../store/errors.js'
+import type { QueueRefusal, Store } from '../store/store.js'
+import type { Limits } from './types.js'
+
+/** A StoreError as the BrokerError it means; anything else is returned as it is (an internal fault). */
+export function fromStoreError(err: unknown): unknown {
+  if (!isStoreError(err)) return err
+  return new BrokerError(CODES[err.code], err.message, undefined, { cause: err })
+}
+
+const CODES: Record<StoreError['code'], BrokerError['code']> = {
+  NAME_TAKEN: 'SB_ERR_NAME_TAKEN',
+  // The text says what happened and that a retry is safe with IDEMPOTENT: the adapters pass it on.
+  UNAVAILABLE: 'SB_ERR_INTERNAL',
+  SCHEMA_TOO_NEW: 'SB_ERR_INTERNAL',
+}
+
+/**
+ * The store, with every method's StoreError mapped by fromStoreError. Other properties (a backend's own, such
+ * as PostgresStore's `query` used by its file metadata) pass through, their errors mapped the same way.
+ */
+export function guardStore<S extends Store>(store: S): S {
+  const wrapped = new Map<PropertyKey, unknown>()
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver)
+      if (typeof value !== 'function') return value
+      let fn = wrapped.get(prop)
+      if (fn === undefined) {
+        const method = value as (...args: unknown[]) => unknown
+        fn = (...args: unknown[]): unknown => {
+          let out: unknown
+          try {
+            out = method.apply(target, args)
+          } catch (err) {
+            throw fromStoreError(err)
+          }
+          if (out instanceof Promise)
+            return out.catch((err: unknown) => {
+              throw fromStoreError(err)
+            })
+          return out
+        }
+        wrapped.set(prop, fn)
+      }
+      return fn
+    },
+  })
+}
+
+/**
+ * The error for a direct send whose one copy the store refused, naming the limit the queue is at (a queue full by
+ * bytes names maxQueueBytes, by length maxQueueLength); a recipient deleted since it was resolved is unknown.
+ */
+export function refusedCopy(recipient: string, why: QueueRefusal | null | undefined, limits: Limits): BrokerError {
+  switch (why) {
+    case 'no-such-user':
+      return new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', `no such user: ${recipient}`)
+    case 'queue-bytes':
+      return new BrokerError(
+        'SB_ERR_QUEUE_FULL',
+        `the queue of ${recipient} is full: it holds maxQueueBytes (${limits.maxQueueBytes} bytes)`,
+        'maxQueueBytes',
+      )
+    default:
+      return new BrokerError(
+        'SB_ERR_QUEUE_FULL',
+        `the queue of ${recipient} is full: it holds maxQueueLength (${limits.maxQueueLength} messages)`,
+        'maxQueueLength',
+      )
+  }
+}
+
+/** The error for a topic send every subscriber's queue refused: the limit named is the one most of them hit. */
+export function refusedTopic(topic: string, why: readonly (QueueRefusal | null)[] | undefined): BrokerError {
+  const bytes = why?.filter((w) => w === 'queue-bytes').length ?? 0
+  const length = why?.filter((w) => w === 'queue-length').length ?? 0
+  const limit = bytes > length ? 'maxQueueBytes' : 'maxQueueLength'
+  return new BrokerError('SB_ERR_QUEUE_FULL', `every subscriber's queue of "${topic}" is full (${limit})`, limit)
+}
