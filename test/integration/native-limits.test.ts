@@ -35,6 +35,29 @@ test('unknown recipients are refused with SB_ERR_UNKNOWN_RECIPIENT and nothing i
   await stillServes(alice)
 })
 
+test('a queue full by bytes is refused naming maxQueueBytes, one full by length naming maxQueueLength', async (t) => {
+  // A queue full by bytes was refused naming maxQueueLength: the store said only "0", and the broker guessed.
+  const { port, server } = await startTestServer(t, { maxQueueBytes: 10, maxQueueLength: 3 })
+  const alice = await registered(t, port, 'alice')
+  const bob = await registered(t, port, 'bob', 1 /* poll: nothing is pushed or acked by itself */)
+  assert.equal((await alice.say(to('bob'), '12345678')).type, 'ACCEPTED')
+  const byBytes = errorOf(await alice.say(to('bob'), '123'), 'SB_ERR_QUEUE_FULL')
+  assert.equal(byBytes.limit, 'maxQueueBytes')
+  assert.match(byBytes.message, /maxQueueBytes \(10 bytes\)/)
+  assert.doesNotMatch(byBytes.message, /maxQueueLength/)
+  assert.equal((await alice.say(to('bob'), 'ab')).type, 'ACCEPTED', 'exactly at maxQueueBytes is allowed')
+  assert.deepEqual(await server.broker.queueStats(bob.id), { count: 2, bytes: 10 })
+  // Room in bytes, none in length.
+  const batch = await bob.expect({ type: 'TAKE', max: 10, mode: 0, waitMs: 0 }, 'BATCH')
+  assert.equal(batch.msgs.length, 2)
+  for (const body of ['a', 'b', 'c']) assert.equal((await alice.say(to('bob'), body)).type, 'ACCEPTED')
+  const byLength = errorOf(await alice.say(to('bob'), 'd'), 'SB_ERR_QUEUE_FULL')
+  assert.equal(byLength.limit, 'maxQueueLength')
+  assert.match(byLength.message, /maxQueueLength \(3 messages\)/)
+  assert.deepEqual(await server.broker.queueStats(bob.id), { count: 3, bytes: 3 })
+  await stillServes(alice)
+})
+
 test('oversize text gets ERROR naming maxTextBytes; the connection stays', async (t) => {
   const { port } = await startTestServer(t, { maxTextBytes: 100 })
   const alice = await registered(t, port, 'alice')
