@@ -83,6 +83,13 @@ export class NativeClient {
     })
   }
 
+  /** A client on any byte stream with a socket's events (the in-memory pair of test/helpers/memory-transport.ts). */
+  static over(socket: net.Socket, t?: TestContext): NativeClient {
+    const c = new NativeClient(socket)
+    if (t !== undefined) t.after(() => c.destroy())
+    return c
+  }
+
   static connect(port: number, t?: TestContext): Promise<NativeClient> {
     return new Promise((resolve, reject) => {
       const socket = net.connect({ port, host: '127.0.0.1' }, () => {

@@ -1,0 +1,65 @@
+/**
+ * A real Broker on the in-memory store, with the test's clock: no socket, no file. Sessions attach with a
+ * MemorySink (test/helpers/memory-transport.ts).
+ */
+import type { TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { Broker, type BrokerOptions } from '../../../src/core/broker.js'
+import { BrokerError, type ErrorCode } from '../../../src/core/errors.js'
+import type { Session } from '../../../src/core/session.js'
+import type { DeliveryMode } from '../../../src/core/session.js'
+import type { UserInfo } from '../../../src/core/types.js'
+import { MemoryStore } from '../../../src/store/memory/memory-store.js'
+import { MemorySink, TestClock } from '../../helpers/memory-transport.js'
+
+export interface Fixture {
+  broker: Broker
+  clock: TestClock
+  store: MemoryStore
+}
+
+export async function startBroker(t: TestContext, opts: Partial<BrokerOptions> = {}): Promise<Fixture> {
+  const clock = new TestClock(t)
+  const store = new MemoryStore()
+  const broker = new Broker({ store, now: clock.now, ...opts })
+  await broker.start()
+  t.after(() => broker.close())
+  return { broker, clock, store }
+}
+
+export interface TestUser {
+  session: Session
+  sink: MemorySink
+  user: UserInfo
+  token: string
+}
+
+export async function registerUser(broker: Broker, name: string, mode: DeliveryMode = 'push'): Promise<TestUser> {
+  const sink = new MemorySink()
+  const r = await broker.register(name, 'test', sink, mode)
+  return { session: r.session, sink, user: r.user, token: r.token }
+}
+
+/** A new session of an existing user, logged in with its token. */
+export async function loginUser(broker: Broker, u: TestUser, mode: DeliveryMode = 'push'): Promise<TestUser> {
+  const sink = new MemorySink()
+  const session = await broker.login({ id: u.user.id }, u.token, 'test', sink, mode)
+  return { ...u, session, sink }
+}
+
+export const to = (name: string) => ({ kind: 'name' as const, name })
+export const text = (s: string) => Buffer.from(s)
+
+/** Assert that `p` fails with a BrokerError of `code` (and `limit`, when given); returns it. */
+export async function refused(p: Promise<unknown> | (() => unknown), code: ErrorCode, limit?: string): Promise<BrokerError> {
+  let caught: unknown
+  try {
+    await (typeof p === 'function' ? p() : p)
+  } catch (err) {
+    caught = err
+  }
+  assert.ok(caught instanceof BrokerError, `expected BrokerError ${code}, got ${String(caught)}`)
+  assert.equal(caught.code, code, caught.message)
+  if (limit !== undefined) assert.equal(caught.limit, limit, caught.message)
+  return caught
+}
