@@ -490,8 +490,7 @@ export class Broker {
         })
       }
     }
-    if (topic !== undefined && delivered === 0 && recipients.length > 0)
-      throw refusedTopic(topic, result.refused)
+    if (topic !== undefined && delivered === 0 && recipients.length > 0) throw refusedTopic(topic, result.refused)
     // A scheduled copy has no seq until it is released (the store answers -1): report 0, as for the room.
     return { msgId, status, seq: topic === undefined ? Math.max(0, result.seqs[0]!) : 0, recipients: delivered }
   }

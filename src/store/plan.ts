@@ -168,9 +168,7 @@ export function planCommit(input: CommitInput): CommitPlan {
     // Nothing stored: the sender is refused and will retry, and that retry must not be a "duplicate" of a
     // message that was never kept.
     if (key !== undefined && seqs.every((s) => s === 0)) claimed.delete(key)
-    return refused === undefined
-      ? { type: 'send', duplicate: false, seqs }
-      : { type: 'send', duplicate: false, seqs, refused }
+    return refused === undefined ? { type: 'send', duplicate: false, seqs } : { type: 'send', duplicate: false, seqs, refused }
   }
 
   const released: { sender: number; msgId: number }[] = []

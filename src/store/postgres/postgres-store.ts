@@ -548,7 +548,10 @@ export class PostgresStore implements Store {
       )
       if (rows.length === 0) return []
       rows.sort((a, b) => a.not_before! - b.not_before! || a.id - b.id)
-      const counters = await this.lockCounters(c, [...new Set(rows.map((r) => r.user_id))].sort((a, b) => a - b))
+      const counters = await this.lockCounters(
+        c,
+        [...new Set(rows.map((r) => r.user_id))].sort((a, b) => a - b),
+      )
       const plan = planRelease(
         rows.map((r) => rowToMessage({ ...r, seq: 0 })),
         counters,

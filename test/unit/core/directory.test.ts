@@ -83,7 +83,11 @@ test('queue limits on a topic: a full subscriber is dropped with a 507 receipt; 
     [dropped.receipt.status, dropped.receipt.recipientName, dropped.receipt.topic],
     [ReceiptStatus.DROPPED, 'bob', 'news'],
   )
-  await refused(broker.send(alice.session, { to: { kind: 'topic', topic: 'news' }, body: text('n') }), 'SB_ERR_QUEUE_FULL', 'maxQueueLength')
+  await refused(
+    broker.send(alice.session, { to: { kind: 'topic', topic: 'news' }, body: text('n') }),
+    'SB_ERR_QUEUE_FULL',
+    'maxQueueLength',
+  )
 })
 
 test('rate limit on the test clock: a burst of twice ratePerSecond, then refused, then one token per 1/rate s', async (t) => {
