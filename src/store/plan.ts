@@ -9,9 +9,9 @@
  * - dedupe: the first send of a key in the batch claims it, later ones are duplicates; a send that stored
  *   nothing (every copy refused) gives its key back, so the sender's retry is not called a duplicate.
  *
- * A backend then only does I/O (see sqlite/ and postgres/): read the counters of `usersOf(ops)`, record the
- * `dedupeKeys(ops)` it can (those it recorded are `fresh`), delete the rows the acks name (`removed`), call
- * planCommit, and write `queued`, `held`, `released` keys and `counters`.
+ * A backend then only does I/O (see memory/, sqlite/ and postgres/): read the counters of `usersOf(ops)`, record
+ * the `dedupeKeys(ops)` it can (those it recorded are `fresh`), delete the rows the acks name (`removed`, by op),
+ * call planCommit, and write `queued`, `held`, `released` keys and `counters`.
  */
 import type { NewCopy, QueueRefusal, StoredMessage, StoreOp, StoreResult } from './store.js'
 
@@ -30,14 +30,10 @@ export interface DedupeKey {
 }
 
 type SendOp = Extract<StoreOp, { type: 'send' }>
+type AckOp = Extract<StoreOp, { type: 'ack' }>
 
 function keyOf(sender: number, msgId: number): string {
   return `${sender}:${msgId}`
-}
-
-/** `user:seq`, the key of a queued row in `removed`. */
-export function rowKey(user: number, seq: number): string {
-  return `${user}:${seq}`
 }
 
 /** Every user whose counters the batch may read or change, ascending (the order in which to lock them). */
@@ -66,8 +62,11 @@ export interface CommitInput {
   counters: ReadonlyMap<number, QueueCounters>
   /** Did the backend record this dedupe key for this batch (it was not known before)? */
   fresh: (sender: number, msgId: number) => boolean
-  /** Rows that existed before the batch and that its acks deleted, by rowKey(user, seq). */
-  removed: ReadonlyMap<string, StoredMessage>
+  /**
+   * removed[i], for an ack ops[i]: the row it deleted that existed before the batch; undefined when there was none
+   * (never queued, already gone, taken by an earlier ack of the batch, or inserted by this batch).
+   */
+  removed: readonly (StoredMessage | undefined)[]
 }
 
 export interface CommitPlan {
@@ -83,105 +82,126 @@ export interface CommitPlan {
   counters: Map<number, QueueCounters>
 }
 
-/** Plan one batch. Pure: the inputs are not changed. */
-export function planCommit(input: CommitInput): CommitPlan {
-  const counters = new Map<number, QueueCounters>()
-  const counter = (user: number): QueueCounters | undefined => {
-    let c = counters.get(user)
-    if (c === undefined) {
-      const before = input.counters.get(user)
-      if (before === undefined) return undefined
-      c = { next: before.next, count: before.count, bytes: before.bytes }
-      counters.set(user, c)
-    }
-    return c
-  }
-  const claimed = new Set<string>()
-  const freshKeys = new Set<string>()
-  const queued: (StoredMessage | null)[] = []
-  const held: NewCopy[] = []
-  const results: StoreResult[] = []
-  const removed = new Set<string>() // keys of `input.removed` already answered (an ack answers once)
+/** What planCommit keeps while it walks a batch. */
+interface PlanState {
+  readonly input: CommitInput
+  /** Working copies of the counters the batch touched. */
+  readonly counters: Map<number, QueueCounters>
+  /** Dedupe keys held by a send of this batch (a later send with one is a duplicate). */
+  readonly claimed: Set<string>
+  /** Every fresh key some send claimed (those not in `claimed` at the end are released). */
+  readonly freshKeys: Set<string>
+  /** Rows to insert; null where an ack later in the batch removed it. */
+  readonly queued: (StoredMessage | null)[]
+  readonly held: NewCopy[]
+}
 
-  for (const op of input.ops) {
-    if (op.type === 'send') {
-      results.push(planSend(op))
-      continue
-    }
-    const k = rowKey(op.user, op.seq)
-    let gone: StoredMessage | null = null
-    const before = input.removed.get(k)
-    if (before !== undefined && !removed.has(k)) {
-      removed.add(k)
-      gone = before
-    } else {
-      // A row this batch inserted earlier: it is never written.
-      for (let i = queued.length - 1; i >= 0; i--) {
-        const m = queued[i]
-        if (m != null && m.to === op.user && m.seq === op.seq) {
-          gone = m
-          queued[i] = null
-          break
-        }
-      }
-    }
-    const c = counter(op.user)
-    if (gone !== null && c !== undefined) {
-      c.count -= 1
-      c.bytes -= gone.body.length
-    }
-    results.push({ type: 'ack', removed: gone })
+function counterOf(st: PlanState, user: number): QueueCounters | undefined {
+  let c = st.counters.get(user)
+  if (c === undefined) {
+    const before = st.input.counters.get(user)
+    if (before === undefined) return undefined
+    c = { next: before.next, count: before.count, bytes: before.bytes }
+    st.counters.set(user, c)
   }
+  return c
+}
 
-  function planSend(op: SendOp): StoreResult {
-    let key: string | undefined
-    if (op.dedupe !== undefined) {
-      key = keyOf(op.dedupe.sender, op.dedupe.msgId)
-      if (claimed.has(key) || !input.fresh(op.dedupe.sender, op.dedupe.msgId)) return { type: 'send', duplicate: true }
-      claimed.add(key)
-      freshKeys.add(key)
-    }
-    const seqs: number[] = []
-    let refused: (QueueRefusal | null)[] | undefined
-    const refuse = (i: number, why: QueueRefusal): void => {
+function planSend(st: PlanState, op: SendOp): StoreResult {
+  let key: string | undefined
+  if (op.dedupe !== undefined) {
+    key = keyOf(op.dedupe.sender, op.dedupe.msgId)
+    if (st.claimed.has(key) || !st.input.fresh(op.dedupe.sender, op.dedupe.msgId)) return { type: 'send', duplicate: true }
+    st.claimed.add(key)
+    st.freshKeys.add(key)
+  }
+  const seqs: number[] = []
+  let refused: (QueueRefusal | null)[] | undefined
+  let stored = false
+  for (let i = 0; i < op.copies.length; i++) {
+    const cp = op.copies[i]!
+    const c = counterOf(st, cp.to)
+    const why: QueueRefusal | undefined =
+      c === undefined
+        ? 'no-such-user'
+        : c.count + 1 > op.limits.maxCount
+          ? 'queue-length'
+          : c.bytes + cp.body.length > op.limits.maxBytes
+            ? 'queue-bytes'
+            : undefined
+    if (why !== undefined) {
       refused ??= new Array<QueueRefusal | null>(op.copies.length).fill(null)
       refused[i] = why
       seqs.push(0)
+      continue
     }
-    for (let i = 0; i < op.copies.length; i++) {
-      const cp = op.copies[i]!
-      const c = counter(cp.to)
-      if (c === undefined) refuse(i, 'no-such-user')
-      else if (c.count + 1 > op.limits.maxCount) refuse(i, 'queue-length')
-      else if (c.bytes + cp.body.length > op.limits.maxBytes) refuse(i, 'queue-bytes')
-      else if (cp.notBefore !== undefined && cp.notBefore > cp.ts) {
-        held.push(cp)
-        seqs.push(-1)
-      } else {
-        const seq = c.next++
-        c.count += 1
-        c.bytes += cp.body.length
-        queued.push({ ...cp, seq })
-        seqs.push(seq)
+    stored = true
+    if (cp.notBefore !== undefined && cp.notBefore > cp.ts) {
+      st.held.push(cp)
+      seqs.push(-1)
+      continue
+    }
+    const seq = c!.next++
+    c!.count += 1
+    c!.bytes += cp.body.length
+    st.queued.push({ ...cp, seq })
+    seqs.push(seq)
+  }
+  // Nothing stored: the sender is refused and will retry, and that retry must not be a "duplicate" of a message
+  // that was never kept.
+  if (key !== undefined && !stored) st.claimed.delete(key)
+  return refused === undefined ? { type: 'send', duplicate: false, seqs } : { type: 'send', duplicate: false, seqs, refused }
+}
+
+function planAck(st: PlanState, op: AckOp, before: StoredMessage | undefined): StoreResult {
+  let gone: StoredMessage | null = before ?? null
+  if (gone === null)
+    // A row this batch inserted earlier (rare: a message is pushed only once committed): it is never written.
+    for (let i = st.queued.length - 1; i >= 0; i--) {
+      const m = st.queued[i]
+      if (m != null && m.to === op.user && m.seq === op.seq) {
+        gone = m
+        st.queued[i] = null
+        break
       }
     }
-    // Nothing stored: the sender is refused and will retry, and that retry must not be a "duplicate" of a
-    // message that was never kept.
-    if (key !== undefined && seqs.every((s) => s === 0)) claimed.delete(key)
-    return refused === undefined ? { type: 'send', duplicate: false, seqs } : { type: 'send', duplicate: false, seqs, refused }
+  const c = counterOf(st, op.user)
+  if (gone !== null && c !== undefined) {
+    c.count -= 1
+    c.bytes -= gone.body.length
   }
+  return { type: 'ack', removed: gone }
+}
 
+/** Plan one batch. Pure: the inputs are not changed. */
+export function planCommit(input: CommitInput): CommitPlan {
+  const st: PlanState = {
+    input,
+    counters: new Map(),
+    claimed: new Set(),
+    freshKeys: new Set(),
+    queued: [],
+    held: [],
+  }
+  const results: StoreResult[] = new Array<StoreResult>(input.ops.length)
+  for (let i = 0; i < input.ops.length; i++) {
+    const op = input.ops[i]!
+    results[i] = op.type === 'send' ? planSend(st, op) : planAck(st, op, input.removed[i])
+  }
   const released: { sender: number; msgId: number }[] = []
-  for (const k of freshKeys)
-    if (!claimed.has(k)) {
+  for (const k of st.freshKeys)
+    if (!st.claimed.has(k)) {
       const [sender, msgId] = k.split(':').map(Number) as [number, number]
       released.push({ sender, msgId })
     }
-  for (const [user, c] of counters) {
+  for (const [user, c] of st.counters) {
     const before = input.counters.get(user)!
-    if (c.next === before.next && c.count === before.count && c.bytes === before.bytes) counters.delete(user)
+    if (c.next === before.next && c.count === before.count && c.bytes === before.bytes) st.counters.delete(user)
   }
-  return { results, queued: queued.filter((m): m is StoredMessage => m !== null), held, released, counters }
+  const queued = st.queued.includes(null)
+    ? st.queued.filter((m): m is StoredMessage => m !== null)
+    : (st.queued as StoredMessage[])
+  return { results, queued, held: st.held, released, counters: st.counters }
 }
 
 /**

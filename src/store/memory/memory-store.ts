@@ -8,7 +8,7 @@
  * store (`memory:` or `memory://`) has data of its own, dropped at close.
  */
 import { nameTaken } from '../errors.js'
-import { dedupeKeys, planCommit, planRelease, rowKey, usersOf, type QueueCounters } from '../plan.js'
+import { dedupeKeys, planCommit, planRelease, usersOf, type QueueCounters } from '../plan.js'
 import type { NewCopy, QueueStats, Store, StoredMessage, StoreOp, StoreResult, UserRecord } from '../store.js'
 
 interface UserState extends QueueCounters {
@@ -185,14 +185,12 @@ export class MemoryStore implements Store {
       d.dedupe.set(key, k.at)
       fresh.add(key)
     }
-    const removed = new Map<string, StoredMessage>()
+    const removed: (StoredMessage | undefined)[] = []
     for (const op of ops) {
-      if (op.type !== 'ack') continue
-      const queue = d.users.get(op.user)?.queue
-      const m = queue?.get(op.seq)
-      if (m === undefined) continue
-      queue!.delete(op.seq)
-      removed.set(rowKey(op.user, op.seq), m)
+      const queue = op.type === 'ack' ? d.users.get(op.user)?.queue : undefined
+      const m = op.type === 'ack' ? queue?.get(op.seq) : undefined
+      if (m !== undefined) queue!.delete(m.seq)
+      removed.push(m)
     }
     const plan = planCommit({ ops, counters, fresh: (s, m) => fresh.has(`${s}:${m}`), removed })
     for (const k of plan.released) d.dedupe.delete(`${k.sender}:${k.msgId}`)

@@ -13,7 +13,7 @@
  */
 import pg from 'pg'
 import { nameTaken, StoreError } from '../errors.js'
-import { dedupeKeys, planCommit, planRelease, rowKey, usersOf, type QueueCounters } from '../plan.js'
+import { dedupeKeys, planCommit, planRelease, usersOf, type QueueCounters } from '../plan.js'
 import { kindNumber, messageFromRow, userFromRow, type MessageColumns, type UserColumns } from '../rows.js'
 import type { NewCopy, QueueStats, Store, StoredMessage, StoreOp, StoreResult, UserRecord } from '../store.js'
 
@@ -441,7 +441,7 @@ export class PostgresStore implements Store {
         ackUsers.push(op.user)
         ackSeqs.push(op.seq)
       }
-    const removed = new Map<string, StoredMessage>()
+    const removed: (StoredMessage | undefined)[] = new Array<StoredMessage | undefined>(ops.length)
     if (ackUsers.length > 0) {
       const { rows } = await c.query<QueueRow>(
         `DELETE FROM queue q USING unnest($1::bigint[], $2::bigint[]) AS a(u, s)
@@ -450,7 +450,12 @@ export class PostgresStore implements Store {
            .join(', ')}`,
         [ackUsers, ackSeqs],
       )
-      for (const r of rows) removed.set(rowKey(r.user_id, r.seq), rowToMessage(r))
+      // Each deleted row answers the first ack that names it; a repeated ack in the batch finds it gone.
+      const firstAck = new Map<string, number>()
+      ops.forEach((op, i) => {
+        if (op.type === 'ack' && !firstAck.has(`${op.user}:${op.seq}`)) firstAck.set(`${op.user}:${op.seq}`, i)
+      })
+      for (const r of rows) removed[firstAck.get(`${r.user_id}:${r.seq}`)!] = rowToMessage(r)
     }
 
     // 4. Plan (../plan.ts), 5. write it: keys given back, queued rows, held rows, counters.

@@ -11,7 +11,7 @@ import type { BetterSqlite3 } from './driver.js'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { nameTaken, StoreError } from '../errors.js'
-import { dedupeKeys, planCommit, planRelease, rowKey, usersOf, type CommitPlan, type QueueCounters } from '../plan.js'
+import { dedupeKeys, planCommit, planRelease, usersOf, type CommitPlan, type QueueCounters } from '../plan.js'
 import type { NewCopy, QueueStats, Store, StoredMessage, StoreOp, StoreResult, UserRecord } from '../store.js'
 
 const SCHEMA_VERSION = 2
@@ -312,20 +312,20 @@ export class SqliteStore implements Store {
       const fresh = new Set<string>()
       for (const k of dedupeKeys(ops))
         if (this.stmts.dedupe.run(k.sender, k.msgId, k.at).changes > 0) fresh.add(`${k.sender}:${k.msgId}`)
-      const removed = new Map<string, StoredMessage>()
-      for (const op of ops) {
+      // The rows the acks delete, by op. A second ack of one row in the batch finds it gone, as it should.
+      const removed: (StoredMessage | undefined)[] = new Array<StoredMessage | undefined>(ops.length)
+      for (let i = 0; i < ops.length; i++) {
+        const op = ops[i]!
         if (op.type !== 'ack') continue
-        const k = rowKey(op.user, op.seq)
-        if (removed.has(k)) continue
         // A row this process stored lately is deleted without RETURNING (see `recent`).
         const known = this.recent.get(op.user)?.get(op.seq)
         if (known !== undefined) {
           this.forgetRecent(op.user, op.seq, known)
-          if (this.stmts.deleteKnown.run(op.user, op.seq).changes > 0) removed.set(k, known)
+          if (this.stmts.deleteKnown.run(op.user, op.seq).changes > 0) removed[i] = known
           continue
         }
         const row = this.stmts.deleteMsg.get(op.user, op.seq) as QueueRow | undefined
-        if (row !== undefined) removed.set(k, rowToMessage(row))
+        if (row !== undefined) removed[i] = rowToMessage(row)
       }
       const plan = planCommit({ ops, counters: before, fresh: (s, m) => fresh.has(`${s}:${m}`), removed })
       for (const k of plan.released) this.stmts.undedupe.run(k.sender, k.msgId)
