@@ -1,8 +1,10 @@
 /**
  * The one registry of error codes. Every adapter maps a code to its own wire form (an ERROR frame,
  * an HTTP status, a WebSocket close code, a legacy refusal) through its `toWire`; docs/errors.md lists
- * every code, and a test checks the two agree.
+ * every code, and a test checks the two agree. A store's own errors (StoreError) are mapped here too.
  */
+import { isStoreError, type StoreErrorCode } from '../store/errors.js'
+
 export const ErrorCodes = {
   SB_ERR_MALFORMED: { status: 400, text: 'malformed frame or request' },
   SB_ERR_TOO_LARGE: { status: 413, text: 'a field or frame is larger than its limit' },
@@ -72,8 +74,23 @@ export function isBrokerError(err: unknown): err is BrokerError {
   return err instanceof BrokerError
 }
 
-/** Any thrown value as a BrokerError: internal faults keep their cause but never leak their text. */
+/** What each StoreError code (src/store/errors.ts) means to a client. */
+const STORE_CODES: Record<StoreErrorCode, ErrorCode> = {
+  NAME_TAKEN: 'SB_ERR_NAME_TAKEN',
+  // Its text says what happened and that a retry is safe with IDEMPOTENT: the adapters pass it on.
+  UNAVAILABLE: 'SB_ERR_INTERNAL',
+  SCHEMA_TOO_NEW: 'SB_ERR_INTERNAL',
+}
+
+/** A StoreError as the BrokerError it means; anything else is returned as it is. */
+export function fromStoreError(err: unknown): unknown {
+  if (!isStoreError(err)) return err
+  return new BrokerError(STORE_CODES[err.code], err.message, undefined, { cause: err })
+}
+
+/** Any thrown value as a BrokerError: a store's error as what it means; internal faults keep their cause but never leak their text. */
 export function asBrokerError(err: unknown): BrokerError {
   if (err instanceof BrokerError) return err
+  if (isStoreError(err)) return fromStoreError(err) as BrokerError
   return new BrokerError('SB_ERR_INTERNAL', 'internal error', undefined, { cause: err })
 }

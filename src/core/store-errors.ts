@@ -1,26 +1,12 @@
 /**
  * Where the core meets the store's errors. A Store raises StoreError with its own codes (src/store/errors.ts) and
- * refuses queue copies with a reason (QueueRefusal); here each becomes the BrokerError an adapter can put on its
- * wire. The Broker wraps its store with `guardStore`, so every store call the core (or an adapter reaching
+ * refuses queue copies with a reason (QueueRefusal); each becomes the BrokerError an adapter can put on its wire
+ * (the code table is fromStoreError in errors.ts, so asBrokerError knows it too). The Broker wraps its store with `guardStore`, so every store call the core (or an adapter reaching
  * through `broker.store`) makes fails with a BrokerError or an internal fault, never with a StoreError.
  */
-import { BrokerError } from './errors.js'
-import { isStoreError, type StoreError } from '../store/errors.js'
+import { BrokerError, fromStoreError } from './errors.js'
 import type { QueueRefusal, Store } from '../store/store.js'
 import type { Limits } from './types.js'
-
-/** A StoreError as the BrokerError it means; anything else is returned as it is (an internal fault). */
-export function fromStoreError(err: unknown): unknown {
-  if (!isStoreError(err)) return err
-  return new BrokerError(CODES[err.code], err.message, undefined, { cause: err })
-}
-
-const CODES: Record<StoreError['code'], BrokerError['code']> = {
-  NAME_TAKEN: 'SB_ERR_NAME_TAKEN',
-  // The text says what happened and that a retry is safe with IDEMPOTENT: the adapters pass it on.
-  UNAVAILABLE: 'SB_ERR_INTERNAL',
-  SCHEMA_TOO_NEW: 'SB_ERR_INTERNAL',
-}
 
 /**
  * The store, with every method's StoreError mapped by fromStoreError. Other properties (a backend's own, such

@@ -5,5 +5,6 @@
 import type { StoreBackend } from '../plugin.js'
 import { sqliteBackend } from './sqlite/plugin.js'
 import { postgresBackend } from './postgres/plugin.js'
+import { memoryBackend } from './memory/plugin.js'
 
-export const STORES: readonly StoreBackend[] = [sqliteBackend, postgresBackend]
+export const STORES: readonly StoreBackend[] = [sqliteBackend, postgresBackend, memoryBackend]

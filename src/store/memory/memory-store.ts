@@ -333,11 +333,8 @@ export class MemoryStore implements Store {
  * @example createMemoryStore('memory://test-1')
  */
 export function createMemoryStore(url = 'memory:'): MemoryStore {
-  const m = /^memory:(?:\/\/(.*))?$/.exec(url)
+  const m = /^memory(?::(?:\/\/(.*))?)?$/i.exec(url)
   if (m === null) throw new Error(`a memory store URL is memory: or memory://NAME, not "${url}"`)
   const name = m[1]
   return new MemoryStore(name === undefined || name === '' ? {} : { name })
 }
-
-/** The memory backend for the store registry: `--store memory:` or `memory://NAME`. */
-export const memoryBackend = { scheme: 'memory', open: createMemoryStore } as const
