@@ -68,7 +68,7 @@ test('--store and --bus name their backend by scheme; an unknown one is refused 
   assert.equal(r.code, 1)
   assert.match(
     r.stderr,
-    /--store must be 'sqlite' or sqlite:<file> .*, or a postgres:\/\/ URL \(cluster\); not "mysql:\/\/127.0.0.1\/x"/,
+    /--store must be 'sqlite' or sqlite:<file> .*, or a postgres:\/\/ URL \(cluster\), or memory: .*; not "mysql:\/\/127.0.0.1\/x"/,
   )
   const b = await serveHidden(['--bus', 'nats://127.0.0.1', '--data-dir', tempDir(t)])
   assert.equal(b.code, 1)
