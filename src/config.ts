@@ -40,6 +40,12 @@ export const CORE_OPTIONS = [
   { name: 'login-timeout', kind: 'int', default: 30_000, help: 'ms a new connection has to log in before it is closed' },
   { name: 'heartbeat', kind: 'int', default: 30_000, help: 'ms between the heartbeats clients are asked to send' },
   { name: 'conversation-timeout', kind: 'int', default: 60_000, help: 'ms a conversation request waits for an answer' },
+  {
+    name: 'shutdown-timeout',
+    kind: 'int',
+    default: 10_000,
+    help: 'ms each shutdown step may take (flush the store, close a listener) before it is abandoned',
+  },
   { name: 'max-name-bytes', kind: 'int', default: DEFAULT_LIMITS.maxNameBytes, help: 'longest user name, UTF-8 bytes' },
   { name: 'max-topic-bytes', kind: 'int', default: DEFAULT_LIMITS.maxTopicBytes, help: 'longest topic name, UTF-8 bytes' },
   { name: 'max-text-bytes', kind: 'int', default: DEFAULT_LIMITS.maxTextBytes, help: 'largest text message, bytes' },

@@ -24,10 +24,12 @@ import { GATEWAYS } from './protocols/registry.js'
 import { STORES } from './store/registry.js'
 import { BUSES } from './bus/registry.js'
 import { FsBlobStore } from './store/blob/fs-blob-store.js'
+import { runSteps, ShutdownIncomplete } from './shutdown.js'
 
 export type { Listener } from './plugin.js'
 
 export const VERSION = '0.1.0'
+export { ShutdownIncomplete, type ShutdownReport, type StepOutcome } from './shutdown.js'
 
 export interface RunningGateway {
   /** The plugin's name ('native', 'http', 'p003', …). */
@@ -148,11 +150,18 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
     },
     close() {
       closing ??= (async () => {
-        // Stop accepting first, then end the sessions with a reason, then flush and close the store.
-        const stopped = Promise.all(gateways.map((g) => g.handle.close()))
-        await files?.close()
-        await broker.close()
-        await stopped
+        // Stop accepting first, then end the sessions with a reason, then flush and close the store. Each
+        // step is bounded (--shutdown-timeout): one that cannot finish is abandoned and named (src/shutdown.ts).
+        const stopped = gateways.map((g) => ({ name: g.name, closed: g.handle.close() }))
+        const report = await runSteps(
+          [
+            { name: 'close files', run: () => files?.close() },
+            { name: 'close sessions and flush the store', run: () => broker.close() },
+            ...stopped.map((g) => ({ name: `close the ${g.name} gateway (its connections to end)`, run: () => g.closed })),
+          ],
+          { timeoutMs: c['shutdown-timeout'] },
+        )
+        if (!report.ok) throw new ShutdownIncomplete(report)
       })()
       return closing
     },

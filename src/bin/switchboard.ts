@@ -6,6 +6,7 @@ import { Command, Option } from 'commander'
 import { OPTION_GROUPS, envName, resolveConfig } from '../config.js'
 import { startServer, VERSION } from '../server.js'
 import { makeLogger } from '../log.js'
+import { runSteps, ShutdownIncomplete } from '../shutdown.js'
 import { registerClientCommands } from '../cli/commands.js'
 
 const program = new Command()
@@ -29,7 +30,9 @@ serve.action(async (flags: Record<string, unknown>) => {
     process.stderr.write(`switchboard: ${(err as Error).message}\n`)
     process.exit(2)
   }
-  const log = makeLogger(config['log-level'], config['log-format'])
+  const { log, output } = makeLogger(config['log-level'], config['log-format'])
+  // The listening lines are a courtesy to whoever started us: a reader that has gone must not end the server.
+  process.stdout.on('error', () => {})
   let server
   try {
     server = await startServer(config, log)
@@ -50,16 +53,23 @@ serve.action(async (flags: Record<string, unknown>) => {
     }
     stopping = true
     log.info({ signal }, 'shutting down: closing sessions and flushing the store')
-    server
-      .close()
-      .then(() => {
+    const exit = async (code: number): Promise<never> => {
+      // What still waits for a slow reader of the log gets a moment, never more (src/log.ts).
+      await runSteps([{ name: 'write the last log lines', run: () => output.drained() }], { timeoutMs: 1000 })
+      process.exit(code)
+    }
+    void server.close().then(
+      () => {
         log.info({}, 'stopped')
-        process.exit(0)
-      })
-      .catch((err: unknown) => {
-        log.error({ err }, 'shutdown failed')
-        process.exit(1)
-      })
+        return exit(0)
+      },
+      (err: unknown) => {
+        if (err instanceof ShutdownIncomplete)
+          log.error({ steps: err.unfinished.map(({ name, status, ms }) => ({ name, status, ms })) }, err.message)
+        else log.error({ err }, 'shutdown failed')
+        return exit(1)
+      },
+    )
   }
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))

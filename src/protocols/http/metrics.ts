@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Broker } from '../../core/broker.js'
+import { logStats } from '../../log.js'
 
 export interface HttpCounters {
   /** Open HTTP connections (TCP sockets of this listener), SSE streams, WebSockets. */
@@ -124,6 +125,12 @@ export class HttpMetrics {
         this.set(broker.commitStats.maxBatch)
       },
     })
+    follow(
+      'switchboard_log_lines_dropped_total',
+      'Log lines dropped because the log output could not take them (closed, full, or a reader that does not read)',
+      [],
+      () => ({ all: logStats.dropped }),
+    )
     this.requests = new Counter({
       name: 'switchboard_http_requests_total',
       help: 'HTTP requests by route and status',
