@@ -6,14 +6,17 @@
  */
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, watch } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { spawnServer, type SpawnedServer } from '../../scripts/spawn-server.js'
 import { SwitchboardClient } from '../../src/client/index.js'
 import { NativeClient } from '../helpers/native-client.js'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 function tempDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'sb-shutdown-'))
@@ -197,3 +200,59 @@ test('a shutdown step that cannot finish is abandoned after --shutdown-timeout, 
     [['close the native gateway (its connections to end)', 'abandoned']],
   )
 })
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  test(`${signal} to \`npm start\` stops the server gracefully (issue 15's second reproduction, issue 14 item 5)`, async (t) => {
+    const dir = tempDir(t)
+    const logFile = join(dir, 'start.log')
+    const out = openSync(logFile, 'w')
+    t.after(() => closeSync(out))
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SWITCHBOARD_')))
+    // As a person or a supervisor does: `npm start > start.log 2>&1 &`, then a signal to npm's pid.
+    const npm = spawn('npm', ['start'], {
+      cwd: ROOT,
+      env: { ...env, SWITCHBOARD_PORT: '0', SWITCHBOARD_HTTP_PORT: '0', SWITCHBOARD_DATA_DIR: join(dir, 'data') },
+      stdio: ['ignore', out, out],
+    })
+    reap(t, npm)
+    const npmExited = exitWithin(npm, 600_000)
+    // prestart may build first (dist/ and web/dist/ missing or stale): wait for the server's first log line.
+    const started = await new Promise<{ pid: number }>((resolve, reject) => {
+      const watcher = watch(logFile)
+      const check = (): void => {
+        const line = readFileSync(logFile, 'utf8')
+          .split('\n')
+          .find((l) => l.includes('"msg":"switchboard started"'))
+        if (line === undefined) return
+        watcher.close()
+        resolve(JSON.parse(line) as { pid: number })
+      }
+      watcher.on('change', check)
+      void npmExited.then(() => {
+        watcher.close()
+        reject(new Error(`npm start exited before the server started:\n${readFileSync(logFile, 'utf8')}`))
+      })
+      check()
+    })
+    t.after(() => {
+      if (alive(started.pid)) process.kill(started.pid, 'SIGKILL')
+    })
+    assert.notEqual(started.pid, npm.pid, 'the server is a process of its own')
+    npm.kill(signal)
+    // npm forwards the signal to its script and exits when the script has: the server, exec'd by the script's shell.
+    await exitWithin(npm, 10_000)
+    const log = readFileSync(logFile, 'utf8')
+    assert.match(log, new RegExp(`"signal":"${signal}","msg":"shutting down`))
+    assert.match(log, /"msg":"stopped"/)
+    assert.equal(alive(started.pid), false, `the server (pid ${started.pid}) has exited`)
+  })
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
