@@ -13,7 +13,21 @@ const major = Number(process.versions.node.split('.')[0])
 
 export const driverName = major >= 22 ? 'better-sqlite3-napi' : 'better-sqlite3'
 
-const Database = require(driverName) as typeof BetterSqlite3
+function load(): typeof BetterSqlite3 {
+  try {
+    return require(driverName) as typeof BetterSqlite3
+  } catch (err) {
+    // better-sqlite3-napi is an optional dependency (npm skips it on Node 20, whose engine it does not support).
+    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && driverName === 'better-sqlite3-napi')
+      throw new Error(
+        `SQLite on Node ${process.versions.node} needs better-sqlite3 13 (the optional dependency better-sqlite3-napi), which is not installed: npm install better-sqlite3-napi@npm:better-sqlite3@^13.2.0`,
+        { cause: err },
+      )
+    throw err
+  }
+}
+
+const Database = load()
 
 export default Database
 export type { BetterSqlite3 }
