@@ -27,7 +27,7 @@ function load(): typeof BetterSqlite3 {
   }
 }
 
-const Database = load()
+const Database: typeof BetterSqlite3 = load()
 
 export default Database
 export type { BetterSqlite3 }
