@@ -45,13 +45,16 @@ serve.action(async (flags: Record<string, unknown>) => {
   for (const l of server.listeners) process.stdout.write(`${l.name.padEnd(12)} listening on ${l.address}\n`)
   process.stdout.write(`data         ${config.store === 'sqlite' ? config['data-dir'] : config.store}\n`)
   log.info({ listeners: server.listeners.map((l) => ({ name: l.name, address: l.address })) }, 'switchboard started')
-  let stopping = false
+  let stopping = 0
   const stop = (signal: string): void => {
-    if (stopping) {
+    if (stopping !== 0) {
+      // Ctrl-C under `npm start` delivers SIGINT twice at once: from the terminal to the process group, and
+      // forwarded by npm. Only a signal sent later (a person who insists) means "now".
+      if (Date.now() - stopping < 1000) return
       log.warn({ signal }, 'second signal: exiting now')
       process.exit(1)
     }
-    stopping = true
+    stopping = Date.now()
     log.info({ signal }, 'shutting down: closing sessions and flushing the store')
     const exit = async (code: number): Promise<never> => {
       // What still waits for a slow reader of the log gets a moment, never more (src/log.ts).

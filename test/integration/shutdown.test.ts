@@ -201,8 +201,14 @@ test('a shutdown step that cannot finish is abandoned after --shutdown-timeout, 
   )
 })
 
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  test(`${signal} to \`npm start\` stops the server gracefully (issue 15's second reproduction, issue 14 item 5)`, async (t) => {
+const SENDS = [
+  { signal: 'SIGTERM', group: false, what: 'SIGTERM to `npm start`' },
+  { signal: 'SIGINT', group: false, what: 'SIGINT to `npm start`' },
+  { signal: 'SIGINT', group: true, what: "Ctrl-C (SIGINT to npm start's process group, so the server gets it twice)" },
+] as const
+
+for (const { signal, group, what } of SENDS) {
+  test(`${what} stops the server gracefully (issue 15's second reproduction, issue 14 item 5)`, async (t) => {
     const dir = tempDir(t)
     const logFile = join(dir, 'start.log')
     const out = openSync(logFile, 'w')
@@ -213,6 +219,8 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       cwd: ROOT,
       env: { ...env, SWITCHBOARD_PORT: '0', SWITCHBOARD_HTTP_PORT: '0', SWITCHBOARD_DATA_DIR: join(dir, 'data') },
       stdio: ['ignore', out, out],
+      // A process group of its own, as a terminal gives a foreground job.
+      detached: group,
     })
     reap(t, npm)
     const npmExited = exitWithin(npm, 600_000)
@@ -238,12 +246,14 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       if (alive(started.pid)) process.kill(started.pid, 'SIGKILL')
     })
     assert.notEqual(started.pid, npm.pid, 'the server is a process of its own')
-    npm.kill(signal)
+    if (group) process.kill(-npm.pid!, signal)
+    else npm.kill(signal)
     // npm forwards the signal to its script and exits when the script has: the server, exec'd by the script's shell.
     await exitWithin(npm, 10_000)
     const log = readFileSync(logFile, 'utf8')
     assert.match(log, new RegExp(`"signal":"${signal}","msg":"shutting down`))
     assert.match(log, /"msg":"stopped"/)
+    assert.doesNotMatch(log, /second signal/)
     assert.equal(alive(started.pid), false, `the server (pid ${started.pid}) has exited`)
   })
 }
