@@ -4,10 +4,15 @@
  */
 import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { RedisBus, type RedisBusOptions } from '../../src/bus/redis/redis-bus.js'
 import type { BusMessage } from '../../src/bus/bus.js'
 import type { PresenceInfo } from '../../src/core/types.js'
+import { until } from '../helpers/wait.js'
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
@@ -56,12 +61,18 @@ async function node(t: TestContext, prefix: string, nodeId: string, more: Partia
   return { bus, got }
 }
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
+/** A node in a child process (test/helpers/redis-bus-node.ts), with `user` online on it; killed when the test ends. */
+async function childNode(t: TestContext, prefix: string, nodeId: string, user: number): Promise<ChildProcess> {
+  const script = fileURLToPath(new URL('../helpers/redis-bus-node.ts', import.meta.url))
+  const child = spawn(process.execPath, ['--import', 'tsx', script, REDIS_URL, prefix, nodeId, String(user), '100', '400'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  t.after(() => {
+    child.kill('SIGKILL')
+  })
+  const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string]
+  assert.equal(line, 'ready')
+  return child
 }
 
 function presence(id: number, name = `u${id}`): PresenceInfo {
@@ -91,17 +102,24 @@ if (unreachable !== undefined) {
       await until('b and c to receive both', () => b.got.length === 2 && c.got.length === 2)
       assert.deepEqual(b.got[0], m)
       assert.deepEqual(c.got[1], { type: 'wake', user: 9 })
-      await new Promise((r) => setTimeout(r, 50))
-      assert.equal(a.got.length, 0, 'a node does not hear itself')
+      // Redis delivers a channel's messages in the order it ran the PUBLISHes, and b published after a's two were
+      // delivered: had a heard itself, its own messages would be in a.got before b's.
+      b.bus.publish({ type: 'wake', user: 10 })
+      await until('a to receive b', () => a.got.length > 0)
+      assert.deepEqual(a.got, [{ type: 'wake', user: 10 }], 'a node does not hear itself')
     })
 
     it('different prefixes are different clusters', async (t) => {
       const a = await node(t, prefixFor(t), 'a')
-      const b = await node(t, prefixFor(t), 'b')
-      await a.bus.setOnline(presence(1))
+      const prefixB = prefixFor(t)
+      const b = await node(t, prefixB, 'b')
+      const b2 = await node(t, prefixB, 'b2')
       a.bus.publish({ type: 'wake', user: 1 })
-      await new Promise((r) => setTimeout(r, 100))
-      assert.equal(b.got.length, 0)
+      // One connection runs its commands in order: once setOnline has resolved, Redis has run a's PUBLISH.
+      await a.bus.setOnline(presence(1))
+      b2.bus.publish({ type: 'wake', user: 2 })
+      await until("b to receive b2's message", () => b.got.length > 0)
+      assert.deepEqual(b.got, [{ type: 'wake', user: 2 }], "a's message, published earlier, did not reach b")
       assert.equal(await b.bus.isOnline(1), false)
     })
 
@@ -155,15 +173,21 @@ if (unreachable !== undefined) {
       await until('both survivors to hear of both users', () =>
         [7, 8].every((u) => offlineEvents(a.got, u) >= 1 && offlineEvents(b.got, u) >= 1),
       )
-      await new Promise((r) => setTimeout(r, 300)) // more heartbeats: nobody reaps it again
+      // Two more heartbeats of each survivor (each beat writes the time into the node's key, and a beat starts
+      // only after the previous one, reaping included, has finished): nobody reaps it again.
+      const r = new Redis(REDIS_URL)
+      t.after(() => r.quit())
+      const beats = { a: new Set<string | null>(), b: new Set<string | null>() }
+      await until('two more heartbeats of a and b', async () => {
+        for (const id of ['a', 'b'] as const) beats[id].add(await r.get(`${prefix}:node:${id}`))
+        return beats.a.size >= 3 && beats.b.size >= 3
+      })
       for (const u of [7, 8]) {
         assert.equal(offlineEvents(a.got, u), 1)
         assert.equal(offlineEvents(b.got, u), 1)
       }
       assert.equal(a.bus.counters.reaped + b.bus.counters.reaped, 2, 'one survivor did the work')
       assert.equal(await b.bus.isOnline(1), true, "the survivors' own users stay online")
-      const r = new Redis(REDIS_URL)
-      t.after(() => r.quit())
       assert.deepEqual((await r.smembers(`${prefix}:nodes`)).sort(), ['a', 'b'])
     })
 
@@ -181,15 +205,19 @@ if (unreachable !== undefined) {
     it('a node paused past its TTL re-registers its sessions when it beats again', async (t) => {
       const prefix = prefixFor(t)
       const a = await node(t, prefix, 'a')
-      const b = await node(t, prefix, 'b')
-      await b.bus.setOnline(presence(3))
-      // Simulate b missing its heartbeats: its key expires and a reaps it.
+      // b runs in a process of its own so that it can really be paused (SIGSTOP): no heartbeat of b can put its key
+      // back before a looks, which is what made deleting the key from here flaky.
+      const b = await childNode(t, prefix, 'b', 3)
+      assert.equal(await a.bus.isOnline(3), true)
+      b.kill('SIGSTOP')
+      await until('a to reap b once its key expired', () => offlineEvents(a.got, 3) === 1, 5000)
+      assert.equal(await a.bus.isOnline(3), false)
+      b.kill('SIGCONT')
+      await until('b to re-register', () => a.bus.isOnline(3), 5000)
+      assert.equal(await a.bus.nodeOf(3), 'b')
       const r = new Redis(REDIS_URL)
       t.after(() => r.quit())
-      await r.del(`${prefix}:node:b`)
-      await until('a to reap b', async () => offlineEvents(a.got, 3) === 1, 2000)
-      await until('b to re-register', () => a.bus.isOnline(3), 2000)
-      assert.equal(await a.bus.nodeOf(3), 'b')
+      assert.deepEqual((await r.smembers(`${prefix}:nodes`)).sort(), ['a', 'b'])
     })
 
     it('after losing its connections and the registry (a Redis restart), a node re-registers and hears again', async (t) => {
