@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { startTestServer } from '../helpers/server.js'
+import { until } from '../helpers/wait.js'
 import { SwitchboardClient, type IncomingMessage } from '../../src/client/index.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
@@ -114,7 +115,9 @@ test('switchboard send and inbox: exit codes and output', async (t) => {
 function terminal(t: TestContext, name: string) {
   const socket = `sbtest-${process.pid}-${name}`
   const session = 'chat'
-  const tmux = (...args: string[]): string => execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' })
+  // -f /dev/null: the person's ~/.tmux.conf (key bindings, a default shell) does not apply to the test's server.
+  const tmux = (...args: string[]): string =>
+    execFileSync('tmux', ['-L', socket, '-f', '/dev/null', ...args], { encoding: 'utf8' })
   let started = false
   t.after(() => {
     try {
@@ -133,12 +136,11 @@ function terminal(t: TestContext, name: string) {
     },
     screen,
     async waitFor(re: RegExp, ms = 15_000): Promise<string> {
-      const start = Date.now()
-      for (;;) {
-        const s = screen()
-        if (re.test(s)) return s
-        if (Date.now() - start > ms) throw new Error(`timed out waiting for ${re} on the screen:\n${s}`)
-        await new Promise((r) => setTimeout(r, 100))
+      let last = ''
+      try {
+        return await until(`${re} on the screen`, () => re.test((last = screen())) && last, ms, 50)
+      } catch (err) {
+        throw new Error(`${(err as Error).message}:\n${last}`)
       }
     },
     type(line: string): void {
