@@ -3,11 +3,13 @@
  * that tests wait on by type (or predicate) with a timeout. It does nothing by itself — no automatic ACK, no
  * heartbeat — so a test sees exactly what the server sends and decides every byte it sends back.
  */
+import assert from 'node:assert/strict'
 import net from 'node:net'
 import type { TestContext } from 'node:test'
 import { encode, FrameReader } from '../../src/protocols/native/codec.js'
 import { PROTOCOL_VERSION, SessionFlag, type Frame, type FrameName, type FrameOf } from '../../src/protocols/native/frames.js'
 import type { Address } from '../../src/core/types.js'
+import { ErrorNumbers } from '../../src/core/errors.js'
 
 /** A frame without its corr: the client numbers requests itself. */
 export type Outgoing = Frame extends infer F ? (F extends Frame ? Omit<F, 'corr'> & { corr?: number } : never) : never
@@ -181,10 +183,19 @@ export class NativeClient {
     return out
   }
 
-  /** Wait `ms` and return the frames of a type that arrived meanwhile (to assert that nothing came). */
-  async collect<N extends FrameName>(type: N, ms: number): Promise<FrameOf<N>[]> {
-    await sleep(ms)
-    return this.take(type)
+  /**
+   * Wait for the first frame matching `marker`, then return (and take) the frames of `type` that arrived before
+   * it. To assert that something did not come, make the server send a marker after it on the same ordered path
+   * (a later message to this user, a PONG) and expect `[]`: unlike a quiet window, this cannot pass by timing.
+   * @example alice.sendText(to('bob'), 'marker'); assert.deepEqual(await bob.before('DELIVER', isText('marker')), [])
+   */
+  async before<N extends FrameName>(type: N, marker: Pred, timeoutMs = DEFAULT_TIMEOUT): Promise<FrameOf<N>[]> {
+    const m = await this.next(marker, timeoutMs, 'the marker')
+    const at = this.received.indexOf(m)
+    const earlier = new Set(this.received.slice(0, at))
+    const out = this.inbox.filter((f) => f.type === type && earlier.has(f)) as FrameOf<N>[]
+    this.inbox = this.inbox.filter((f) => !(out as Frame[]).includes(f))
+    return out
   }
 
   // ------------------------------------------------------------ conveniences
@@ -263,7 +274,19 @@ export class NativeClient {
   }
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+/** A DELIVER whose text is `text` (a marker for before()). */
+export const isText =
+  (text: string): Pred =>
+  (f) =>
+    f.type === 'DELIVER' && f.msg.body.toString() === text
+
+/** Assert that `f` is an ERROR with the given code; returns it. */
+export function errorOf(f: { type: string }, code: keyof typeof ErrorNumbers): FrameOf<'ERROR'> {
+  assert.equal(f.type, 'ERROR', `expected ERROR ${code}, got ${JSON.stringify(f)}`)
+  const e = f as FrameOf<'ERROR'>
+  assert.equal(e.code, ErrorNumbers[code], `${code}: ${e.message}`)
+  return e
+}
 
 /** A connected, registered client, destroyed when the test ends. */
 export async function registered(t: TestContext, port: number, name: string, flags = 0): Promise<NativeClient> {

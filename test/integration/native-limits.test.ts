@@ -6,19 +6,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestServer } from '../helpers/server.js'
-import { NativeClient, registered, sleep } from '../helpers/native-client.js'
+import { NativeClient, SessionFlag, errorOf, registered } from '../helpers/native-client.js'
+import { elapse, until } from '../helpers/wait.js'
 import { encode } from '../../src/protocols/native/codec.js'
-import type { FrameOf } from '../../src/protocols/native/frames.js'
-import { ErrorNumbers } from '../../src/core/errors.js'
+import { SendFlag, SendStatusCode, type FrameOf } from '../../src/protocols/native/frames.js'
 
 const to = (name: string) => ({ kind: 'name' as const, name })
-
-function errorOf(f: { type: string }, code: keyof typeof ErrorNumbers): FrameOf<'ERROR'> {
-  assert.equal(f.type, 'ERROR', `expected ERROR ${code}, got ${JSON.stringify(f)}`)
-  const e = f as FrameOf<'ERROR'>
-  assert.equal(e.code, ErrorNumbers[code], `${code}: ${e.message}`)
-  return e
-}
 
 async function stillServes(c: NativeClient): Promise<void> {
   assert.equal((await c.expect({ type: 'PING' }, 'PONG')).type, 'PONG')
@@ -95,7 +88,7 @@ test('an oversize frame gets ERROR naming maxFrameBytes with its corr; the conne
   })
   for (let off = 0; off < big.length; off += 7000) {
     alice.writeRaw(big.subarray(off, off + 7000))
-    await sleep(5)
+    await elapse(5) // pacing, not waiting: the frame should reach the server in pieces
   }
   assert.equal((await alice.next('ERROR')).corr, 500)
   assert.equal((await alice.say(to('bob'), 'small')).type, 'ACCEPTED')
@@ -127,8 +120,7 @@ for (const m of malformed) {
       assert.equal((await c.next('CLOSING')).reason, 'error')
       await c.closed
     }
-    await sleep(20)
-    assert.equal(server.broker.sessionOf(bob.id), undefined, "the bad connection's session ended")
+    await until("the bad connection's session to end", () => server.broker.sessionOf(bob.id) === undefined)
     // The server keeps serving: alice works, bob's queue takes messages, a new connection logs in.
     await stillServes(alice)
     assert.equal((await alice.say(to('bob'), 'are you there?')).type, 'ACCEPTED')
@@ -163,8 +155,9 @@ test('a flood beyond the rate limit gets SB_ERR_RATE_LIMITED naming ratePerSecon
   assert.equal(e.limit, 'ratePerSecond')
   assert.match(e.message, /ratePerSecond \(5\)/)
   assert.equal(alice.isClosed, false, 'rate limiting does not close the connection')
-  await sleep(500) // refills 2.5 tokens
-  await stillServes(alice)
+  // The bucket refills with time (5 a second): a PING is answered again within a second or so. Polling keeps the
+  // test from betting on how long the burst took.
+  await until('a PING to be answered again', async () => (await alice.request({ type: 'PING' })).type === 'PONG', 5000, 100)
 })
 
 test('a room receiver that never reads is cut off as a slow consumer while the others keep receiving', async (t) => {
@@ -197,4 +190,41 @@ test('a room receiver that never reads is cut off as a slow consumer while the o
   assert.match(closing.text, /maxSessionBuffer/)
   await slow.closed
   assert.ok(slow.received.filter((f) => f.type === 'DELIVER').length < sent)
+})
+
+test('a SEND to a 65 000-byte unknown name gets an ERROR, and the server lives on', async (t) => {
+  // The error text quoted the whole name; past 65 535 bytes the ERROR frame could not be encoded and the
+  // RangeError escaped dispatch's catch as an unhandled rejection, which ends the Node process.
+  const { port } = await startTestServer(t)
+  const alice = await registered(t, port, 'alice')
+  const e = errorOf(await alice.say(to('x'.repeat(65_530)), 'hi'), 'SB_ERR_UNKNOWN_RECIPIENT')
+  assert.ok(Buffer.byteLength(e.message) <= 1024, 'the message does not echo an unbounded name')
+  await stillServes(alice)
+})
+
+test('an idempotent send refused for a full queue can be retried with the same msgId once there is room', async (t) => {
+  // The dedupe key was recorded even when no copy was stored, so the retry was answered "duplicate" and the
+  // message was never stored: lost, with the sender told it had already been accepted.
+  const { port } = await startTestServer(t, { maxQueueLength: 1 })
+  const alice = await registered(t, port, 'alice')
+  const bob = await registered(t, port, 'bob', SessionFlag.POLL) // nothing is pushed or acked by itself
+  const idem = SendFlag.IDEMPOTENT
+  const first = await alice.say(to('bob'), 'one', { msgId: 1, flags: idem })
+  assert.equal(first.type, 'ACCEPTED')
+  errorOf(await alice.say(to('bob'), 'two', { msgId: 2, flags: idem }), 'SB_ERR_QUEUE_FULL')
+  // bob takes (and so removes) the first message: the queue has room again
+  const batch = await bob.expect({ type: 'TAKE', max: 10, mode: 0, waitMs: 0 }, 'BATCH')
+  assert.deepEqual(
+    batch.msgs.map((m) => m.body.toString()),
+    ['one'],
+  )
+  const retry = await alice.say(to('bob'), 'two', { msgId: 2, flags: idem })
+  assert.equal(retry.type, 'ACCEPTED')
+  assert.notEqual((retry as FrameOf<'ACCEPTED'>).status, SendStatusCode.duplicate, 'the retry is stored, not a duplicate')
+  // waitMs: the server answers as soon as the message is there
+  const again = await bob.expect({ type: 'TAKE', max: 10, mode: 0, waitMs: 2000 }, 'BATCH')
+  assert.deepEqual(
+    again.msgs.map((m) => m.body.toString()),
+    ['two'],
+  )
 })

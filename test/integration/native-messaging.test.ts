@@ -6,9 +6,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startTestServer } from '../helpers/server.js'
-import { NativeClient, loggedIn, registered, sleep } from '../helpers/native-client.js'
+import { NativeClient, errorOf, isText, loggedIn, registered } from '../helpers/native-client.js'
+import { until } from '../helpers/wait.js'
 import { Op, SendFlag, SendStatusCode } from '../../src/protocols/native/frames.js'
-import { ErrorNumbers } from '../../src/core/errors.js'
 import { ALL_ID, ReceiptStatus } from '../../src/core/types.js'
 import type { FrameOf } from '../../src/protocols/native/frames.js'
 
@@ -18,13 +18,6 @@ const to = (name: string) => ({ kind: 'name' as const, name })
 function accepted(f: { type: string }): FrameOf<'ACCEPTED'> {
   assert.equal(f.type, 'ACCEPTED', `expected ACCEPTED, got ${JSON.stringify(f)}`)
   return f as FrameOf<'ACCEPTED'>
-}
-
-function errorOf(f: { type: string }, code: keyof typeof ErrorNumbers): FrameOf<'ERROR'> {
-  assert.equal(f.type, 'ERROR', `expected ERROR ${code}, got ${JSON.stringify(f)}`)
-  const e = f as FrameOf<'ERROR'>
-  assert.equal(e.code, ErrorNumbers[code], `${code}: ${e.message}`)
-  return e
 }
 
 /** End a session politely and wait until the server has ended it (BYE → CLOSING). */
@@ -90,8 +83,10 @@ test('two clients exchange messages both ways, in order, with 200 receipts on ac
     Array.from({ length: n }, (_, i) => i + 2),
   )
   for (const f of got) bob.ack(f.msg.seq)
-  // No receipt was asked for: none comes.
-  assert.deepEqual(await alice.collect('RECEIPT', 200), [])
+  // No receipt was asked for: none comes before the receipt of a later message that asks for one.
+  accepted(await alice.say(to('bob'), 'marker', { msgId: 999, flags: RECEIPT }))
+  bob.ack((await bob.next(isText('marker'))).msg.seq)
+  assert.deepEqual(await alice.before('RECEIPT', (f) => f.type === 'RECEIPT' && f.msgId === 999), [])
 })
 
 test('a message to an offline user is stored (202) and arrives at login, then 200', async (t) => {
@@ -120,7 +115,8 @@ test('a message to an offline user is stored (202) and arrives at login, then 20
   const bob3 = await NativeClient.connect(port, t)
   await bob3.login({ name: 'bob' }, bobCred.token)
   assert.equal(bob3.id, bobCred.id)
-  assert.deepEqual(await bob3.collect('DELIVER', 300), [])
+  accepted(await alice.say(to('bob'), 'marker'))
+  assert.deepEqual(await bob3.before('DELIVER', isText('marker')), [], 'only what was sent after the login')
 })
 
 test('no acknowledgement within the ack timeout gives the sender 300; the message is redelivered after reconnect', async (t) => {
@@ -148,7 +144,8 @@ test('no acknowledgement within the ack timeout gives the sender 300; the messag
 })
 
 test('a receipt for an offline sender is queued, delivered at login with ackSeq, and must be ACKed', async (t) => {
-  const { port } = await startTestServer(t)
+  const { port, server } = await startTestServer(t)
+  const queued = async (): Promise<number> => (await server.broker.queueStats(alice.id)).count
   const alice = await registered(t, port, 'alice')
   const bob = await registered(t, port, 'bob')
   const aliceCred = { id: alice.id, token: alice.token }
@@ -156,7 +153,7 @@ test('a receipt for an offline sender is queued, delivered at login with ackSeq,
   const d = await bob.next('DELIVER')
   await bye(alice)
   bob.ack(d.msg.seq)
-  await sleep(150) // the receipt is committed to alice's queue
+  await until("the receipt in alice's queue", async () => (await queued()) === 1)
 
   const alice2 = await loggedIn(t, port, aliceCred)
   const r = await alice2.next('RECEIPT')
@@ -169,10 +166,11 @@ test('a receipt for an offline sender is queued, delivered at login with ackSeq,
   const r2 = await alice3.next('RECEIPT')
   assert.equal(r2.ackSeq, r.ackSeq)
   alice3.ack(r2.ackSeq)
-  await sleep(150)
+  await until("alice's queue to be empty", async () => (await queued()) === 0)
   await bye(alice3)
   const alice4 = await loggedIn(t, port, aliceCred)
-  assert.deepEqual(await alice4.collect('RECEIPT', 300), [])
+  accepted(await bob.say(to('alice'), 'marker'))
+  assert.deepEqual(await alice4.before('RECEIPT', isText('marker')), [])
 })
 
 test('an idempotent retry (same msgId) is accepted as duplicate and delivered once', async (t) => {
@@ -187,7 +185,8 @@ test('an idempotent retry (same msgId) is accepted as duplicate and delivered on
   assert.equal(second.msgId, 77)
   // Without the flag the same msgId is a new message.
   accepted(await alice.say(to('bob'), 'twice', { msgId: 77 }))
-  const got = await bob.collect('DELIVER', 400)
+  // A duplicate delivered would come between the two.
+  const got = [await bob.next('DELIVER'), await bob.next('DELIVER')]
   assert.deepEqual(
     got.map((f) => f.msg.body.toString()),
     ['once', 'twice'],
@@ -197,7 +196,8 @@ test('an idempotent retry (same msgId) is accepted as duplicate and delivered on
   await alice.next('RECEIPT')
   const third = accepted(await alice.say(to('bob'), 'once', { msgId: 77, flags }))
   assert.equal(third.status, SendStatusCode.duplicate)
-  assert.deepEqual(await bob.collect('DELIVER', 200), [])
+  accepted(await alice.say(to('bob'), 'marker'))
+  assert.deepEqual(await bob.before('DELIVER', isText('marker')), [])
 })
 
 test('topics: subscribers get a durable copy, offline ones at login; unsubscribe stops it', async (t) => {
@@ -241,7 +241,8 @@ test('topics: subscribers get a durable copy, offline ones at login; unsubscribe
   const a2 = accepted(await alice.say({ kind: 'topic', topic: 'news' }, 'more'))
   assert.equal(a2.recipients, 1)
   assert.equal((await carol2.next('DELIVER')).msg.body.toString(), 'more')
-  assert.deepEqual(await bob.collect('DELIVER', 300), [])
+  accepted(await alice.say(to('bob'), 'marker'))
+  assert.deepEqual(await bob.before('DELIVER', isText('marker')), [], 'nothing of the topic after unsubscribing')
 })
 
 test('the room (ALL) reaches every online session but the sender, and is not stored', async (t) => {
@@ -259,9 +260,11 @@ test('the room (ALL) reaches every online session but the sender, and is not sto
     const d = await c.next('DELIVER')
     assert.deepEqual([d.msg.to, d.msg.seq, d.msg.from, d.msg.body.toString()], [ALL_ID, 0, alice.id, 'hello room'])
   }
-  assert.deepEqual(await alice.collect('DELIVER', 200), [], 'the sender does not get its own room message')
+  accepted(await bob.say(to('alice'), 'marker'))
+  assert.deepEqual(await alice.before('DELIVER', isText('marker')), [], 'the sender does not get its own room message')
   const dave2 = await loggedIn(t, port, daveCred)
-  assert.deepEqual(await dave2.collect('DELIVER', 200), [], 'an offline user does not get it later')
+  accepted(await bob.say(to('dave'), 'marker'))
+  assert.deepEqual(await dave2.before('DELIVER', isText('marker')), [], 'an offline user does not get it later')
 })
 
 test('text commands to SERVER are answered with a notice', async (t) => {
@@ -322,7 +325,8 @@ test('a message whose TTL runs out while queued gives the sender 410 and is neve
     [31, ReceiptStatus.EXPIRED, bobCred.id, a.seq],
   )
   const bob2 = await loggedIn(t, port, bobCred)
-  assert.deepEqual(await bob2.collect('DELIVER', 300), [])
+  accepted(await alice.say(to('bob'), 'marker'))
+  assert.deepEqual(await bob2.before('DELIVER', isText('marker')), [], 'the expired message is gone')
 })
 
 test('a message with notBefore is scheduled and delivered no earlier than that', async (t) => {
@@ -338,4 +342,39 @@ test('a message with notBefore is scheduled and delivered no earlier than that',
   const at = Date.now()
   assert.equal(d.msg.body.toString(), 'later')
   assert.ok(at >= notBefore, `delivered ${notBefore - at} ms early`)
+})
+
+test('marking one message read many times gives its sender one 210, not one per request', async (t) => {
+  // Every READ of the same seq sent another 210; for an offline sender each was stored in its queue, so a
+  // recipient could fill the sender's queue (then everyone's messages to it were refused as queue-full).
+  const { port, server } = await startTestServer(t, { maxQueueLength: 5 })
+  const alice = await registered(t, port, 'alice')
+  const bob = await registered(t, port, 'bob')
+  const carol = await registered(t, port, 'carol')
+  const queued = async (): Promise<number> => (await server.broker.queueStats(alice.id)).count
+  accepted(await alice.say(to('bob'), 'read me', { msgId: 7, flags: SendFlag.READ_RECEIPT }))
+  const d = await bob.next('DELIVER')
+  await bye(alice)
+  // read before the ack, then after it (from the recently acknowledged list), then again and again
+  for (let i = 0; i < 3; i++) bob.send({ type: 'READ', seq: d.msg.seq })
+  bob.ack(d.msg.seq)
+  // The ack is done (and the message in bob's recently acknowledged list) once it is gone from bob's queue.
+  await until("the ack to remove the message from bob's queue", async () => (await server.broker.queueStats(bob.id)).count === 0)
+  for (let i = 0; i < 5; i++) bob.send({ type: 'READ', seq: d.msg.seq })
+  // An ERROR for a READ is written as soon as the READ is handled; two PING round trips later it has arrived.
+  await bob.expect({ type: 'PING' }, 'PONG')
+  await bob.expect({ type: 'PING' }, 'PONG')
+  assert.deepEqual(
+    bob.take('ERROR').map((e) => e.message),
+    [],
+    'READ of a delivered message is accepted',
+  )
+  // alice's queue still has room for carol
+  accepted(await carol.say(to('alice'), 'hello'))
+  assert.ok((await queued()) <= 2, "the sender's queue was not filled with receipts")
+  const again = await loggedIn(t, port, alice)
+  // Queued events arrive in queue order: every 210 came before carol's message.
+  const receipts = await again.before('RECEIPT', isText('hello'))
+  const reads = receipts.filter((r) => r.msgId === 7 && r.status === ReceiptStatus.READ)
+  assert.equal(reads.length, 1, 'exactly one read receipt')
 })
