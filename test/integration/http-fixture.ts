@@ -32,6 +32,8 @@ export interface Res {
 
 export interface Fixture {
   broker: Broker
+  /** The broker's store (a test may slow a call down, as a store with a network round trip would be). */
+  store: SqliteStore
   http: HttpServer
   base: string
   dir: string
@@ -101,7 +103,7 @@ export async function startFixture(t: TestContext, o: FixtureOptions = {}): Prom
     if (r.status !== 201) throw new Error(`register ${name}: ${r.status} ${r.text}`)
     return r.body as { id: number; name: string; token: string }
   }
-  return { broker, http, base, dir, files, api, register }
+  return { broker, store, http, base, dir, files, api, register }
 }
 
 /** Reads a text/event-stream response into events, for tests to wait on. */

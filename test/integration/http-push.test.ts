@@ -4,12 +4,14 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import http from 'node:http'
 import net from 'node:net'
 import WebSocket from 'ws'
 import { encode, FrameReader } from '../../src/protocols/native/codec.js'
 import { PROTOCOL_VERSION, type Frame } from '../../src/protocols/native/frames.js'
 import { listenNative } from '../../src/protocols/native/server.js'
 import { nativeOptions, SseReader, startFixture } from './http-fixture.js'
+import { until } from '../helpers/wait.js'
 
 /** Collects decoded frames from chunks of a native byte stream. */
 class Frames {
@@ -137,8 +139,7 @@ test('SSE: a push session gets messages (id = seq), receipts and room messages; 
 
   // Closing the stream ends the session.
   reader.close()
-  for (let i = 0; i < 50 && f.broker.sessionOf(b.id) !== undefined; i++) await new Promise((r) => setTimeout(r, 20))
-  assert.equal(f.broker.sessionOf(b.id), undefined)
+  await until("the stream's session to end", () => f.broker.sessionOf(b.id) === undefined)
 })
 
 test('SSE: no token is 401 problem+json; a replaced stream is told why', async (t) => {
@@ -206,8 +207,7 @@ test('WebSocket carries native frames: register, send to a REST user, receive a 
   const closed = new Promise<number>((r) => ws.once('close', (code: number) => r(code)))
   ws.send('hello')
   assert.equal(await closed, 1003)
-  for (let i = 0; i < 50 && f.broker.sessionOf(welcome.id) !== undefined; i++) await new Promise((r) => setTimeout(r, 20))
-  assert.equal(f.broker.sessionOf(welcome.id), undefined, 'the session ended with the socket')
+  await until('the session to end with the socket', () => f.broker.sessionOf(welcome.id) === undefined)
 
   // Malformed bytes: an ERROR frame, CLOSING, then close 1008.
   const ws2 = new WebSocket(url)
@@ -260,13 +260,12 @@ test('a REST user and a native TCP user talk to each other', async (t) => {
   assert.equal(d.msg.from, rest.id)
   // The 200 receipt comes once the TCP user acknowledges.
   sock.write(encode({ type: 'ACK', corr: 2, seq: d.msg.seq }))
-  let statuses: number[] = []
-  for (let i = 0; i < 40 && !statuses.includes(200); i++) {
-    await new Promise((r) => setTimeout(r, 25))
-    statuses = (await f.api('GET', '/v1/receipts/3', undefined, rest.token)).body.receipts.map(
+  const statuses = await until('the 200 receipt', async () => {
+    const got: number[] = (await f.api('GET', '/v1/receipts/3', undefined, rest.token)).body.receipts.map(
       (r: { status: number }) => r.status,
     )
-  }
+    return got.includes(200) && got
+  })
   assert.deepEqual(statuses, [200])
 
   sock.write(
@@ -293,4 +292,47 @@ test('a REST user and a native TCP user talk to each other', async (t) => {
   const closing = await frames.next('CLOSING')
   assert.equal(closing.reason, 'replaced')
   assert.equal(f.broker.sessionOf(welcome.id)?.protocol, 'http')
+})
+
+test('SSE: a client that goes away while its login is under way leaves no session behind', async (t) => {
+  // The stream's 'close' listener was attached only after the login resolved; a client gone by then was never
+  // detached, and the stream's heartbeat kept refreshing lastSeen, so the user stayed online for good.
+  const f = await startFixture(t)
+  const u = await f.register('ann')
+  const w = await f.register('watcher')
+  const watcher = await SseReader.open(`${f.base}/v1/stream`, w.token)
+  t.after(() => watcher.reader.close())
+  await watcher.reader.waitFor((e) => e.event === 'ready')
+  assert.deepEqual((await f.api('POST', '/v1/presence', { watch: true }, w.token)).body, { watch: true })
+  // A store with a round trip (PostgreSQL): ann's login waits in userById until the test lets it go on.
+  const userById = f.store.userById.bind(f.store)
+  let entered!: () => void
+  const inLogin = new Promise<void>((r) => (entered = r))
+  let release!: () => void
+  const gate = new Promise<void>((r) => (release = r))
+  f.store.userById = async (id: number) => {
+    if (id === u.id) {
+      entered()
+      await gate
+    }
+    return userById(id)
+  }
+  t.after(() => {
+    f.store.userById = userById
+  })
+  const connections = (): Promise<number> =>
+    new Promise((resolve, reject) => f.http.server.server.getConnections((err, n) => (err ? reject(err) : resolve(n))))
+  const before = await connections()
+  const req = http.get(new URL(`${f.base}/v1/stream?token=${encodeURIComponent(u.token)}`))
+  req.on('error', () => {})
+  await inLogin
+  req.destroy()
+  await until('the server to see the client gone', async () => (await connections()) < before + 1)
+  release()
+  // The login completes after the client has gone: ann comes online, and must go offline again at once.
+  const presence = (online: boolean) => (e: { event: string; data: any }) =>
+    e.event === 'presence' && e.data.id === u.id && e.data.online === online
+  await watcher.reader.waitFor(presence(true))
+  await watcher.reader.waitFor(presence(false))
+  assert.equal(f.broker.sessionOf(u.id), undefined, 'the user is offline once its only stream is gone')
 })
