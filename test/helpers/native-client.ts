@@ -156,6 +156,7 @@ export class NativeClient {
 
   /** The next received frame of a type (or matching a predicate), waiting up to timeoutMs. Takes it from the inbox. */
   next<N extends FrameName>(type: N, timeoutMs?: number): Promise<FrameOf<N>>
+  next<F extends Frame>(pred: (f: Frame) => f is F, timeoutMs?: number, what?: string): Promise<F>
   next(pred: Pred, timeoutMs?: number, what?: string): Promise<Frame>
   next(sel: FrameName | Pred, timeoutMs = DEFAULT_TIMEOUT, what?: string): Promise<Frame> {
     const pred: Pred = typeof sel === 'function' ? sel : (f) => f.type === sel
@@ -276,8 +277,8 @@ export class NativeClient {
 
 /** A DELIVER whose text is `text` (a marker for before()). */
 export const isText =
-  (text: string): Pred =>
-  (f) =>
+  (text: string) =>
+  (f: Frame): f is FrameOf<'DELIVER'> =>
     f.type === 'DELIVER' && f.msg.body.toString() === text
 
 /** Assert that `f` is an ERROR with the given code; returns it. */

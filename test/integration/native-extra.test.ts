@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import tls from 'node:tls'
 import { startTestServer } from '../helpers/server.js'
-import { loggedIn, registered, sleep } from '../helpers/native-client.js'
+import { isText, loggedIn, registered } from '../helpers/native-client.js'
+import { until } from '../helpers/wait.js'
 import { Op, SendStatusCode, PROTOCOL_VERSION, type FrameOf } from '../../src/protocols/native/frames.js'
 import { encode, FrameReader } from '../../src/protocols/native/codec.js'
 import type { Frame } from '../../src/protocols/native/frames.js'
@@ -28,7 +29,9 @@ test('a scheduled message is held across a restart and delivered on time after i
 
   const second = await startTestServer(t, {}, { dataDir: first.dataDir })
   const bob2 = await loggedIn(t, second.port, bobCred)
-  assert.deepEqual(await bob2.collect('DELIVER', 500), [], 'not before its time')
+  const carol = await registered(t, second.port, 'carol')
+  assert.equal((await carol.say({ kind: 'name', name: 'bob' }, 'marker')).type, 'ACCEPTED')
+  assert.deepEqual(await bob2.before('DELIVER', isText('marker')), [], 'not before its time')
   const d = await bob2.next('DELIVER', 5000)
   const at = Date.now()
   assert.equal(d.msg.body.toString(), 'see you after the restart')
@@ -126,8 +129,10 @@ test('last seen: online users show their last request, offline users when their 
   const before = Date.now()
   bob.send({ type: 'BYE' })
   await bob.closed
-  await sleep(50)
-  const offline = await seen(alice, 'bob')
+  const offline = await until('bob to be offline', async () => {
+    const r = await seen(alice, 'bob')
+    return r.text === 'offline' && r
+  })
   assert.equal(offline.text, 'offline')
   assert.equal(offline.users[0]!.protocol, '')
   const at = offline.users[0]!.lastSeen

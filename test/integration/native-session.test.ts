@@ -10,22 +10,15 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startTestServer } from '../helpers/server.js'
-import { NativeClient, loggedIn, registered, sleep } from '../helpers/native-client.js'
+import { NativeClient, errorOf, loggedIn, registered } from '../helpers/native-client.js'
+import { elapse } from '../helpers/wait.js'
 import { Op, SendFlag, SendStatusCode, SessionFlag, type FrameOf } from '../../src/protocols/native/frames.js'
-import { ErrorNumbers } from '../../src/core/errors.js'
 import { ReceiptStatus } from '../../src/core/types.js'
 import { Broker } from '../../src/core/broker.js'
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js'
 import { listenNative } from '../../src/protocols/native/server.js'
 
 const to = (name: string) => ({ kind: 'name' as const, name })
-
-function errorOf(f: { type: string }, code: keyof typeof ErrorNumbers): FrameOf<'ERROR'> {
-  assert.equal(f.type, 'ERROR', `expected ERROR ${code}, got ${JSON.stringify(f)}`)
-  const e = f as FrameOf<'ERROR'>
-  assert.equal(e.code, ErrorNumbers[code], `${code}: ${e.message}`)
-  return e
-}
 
 function accepted(f: { type: string }): FrameOf<'ACCEPTED'> {
   assert.equal(f.type, 'ACCEPTED', `expected ACCEPTED, got ${JSON.stringify(f)}`)
@@ -63,7 +56,8 @@ test('the reaper ends an idle session with CLOSING idle; heartbeats keep another
   assert.match(closing.text, /idle/)
   await idle.closed
   assert.equal(server.broker.sessionOf(idle.id), undefined)
-  await sleep(300)
+  // Elapsed time is the subject: well past busy's own idle timeout, with only its heartbeats to keep it.
+  await elapse(300)
   assert.equal(busy.isClosed, false)
   assert.ok(server.broker.sessionOf(busy.id) !== undefined)
   // The idle user is offline, not deleted: a message to it is stored.
@@ -89,8 +83,7 @@ test('a connection that does not log in within the login timeout gets ERROR then
     await broker.close()
   })
   const c = await NativeClient.connect(listener.port, t)
-  const e = await c.next('ERROR', 3000)
-  assert.equal(e.code, ErrorNumbers.SB_ERR_NOT_LOGGED_IN)
+  errorOf(await c.next('ERROR', 3000), 'SB_ERR_NOT_LOGGED_IN')
   assert.equal((await c.next('CLOSING')).reason, 'error')
   await c.closed
 })
@@ -154,7 +147,9 @@ test('a second login replaces the first session, which gets CLOSING replaced and
   assert.equal(closing.reason, 'replaced')
   await first.closed
   // The new session is the live one: it gets the user's messages and the old socket's close does not end it.
-  await sleep(50)
+  // Nothing outside the server tells when it has handled the old socket's close; give it a moment. If it has not,
+  // the DELIVER below still fails should that close end the new session later.
+  await elapse(50)
   assert.ok(server.broker.sessionOf(first.id) !== undefined)
   accepted(await bob.say(to('alice'), 'to the new session'))
   assert.equal((await second.next('DELIVER')).msg.body.toString(), 'to the new session')
@@ -169,7 +164,9 @@ test('polling: TAKE takes (and acknowledges), peek leaves messages queued until 
 
   for (const text of ['one', 'two', 'three'])
     assert.equal(accepted(await alice.say(to('bob'), text, { flags: SendFlag.RECEIPT })).status, SendStatusCode.queued)
-  assert.deepEqual(await bob.collect('DELIVER', 200), [], 'a poll session gets no pushes')
+  // A push would have been written when alice's sends were committed, before their ACCEPTED; bob's PONG comes after.
+  bob.send({ type: 'PING' })
+  assert.deepEqual(await bob.before('DELIVER', (f) => f.type === 'PONG'), [], 'a poll session gets no pushes')
   const b1 = await take(2, 0)
   assert.deepEqual(
     b1.msgs.map((m) => [m.seq, m.body.toString()]),
@@ -217,7 +214,9 @@ test('polling: TAKE takes (and acknowledges), peek leaves messages queued until 
   // Long poll: TAKE waits and returns as soon as a message arrives.
   const t0 = Date.now()
   const corr = bob3.send({ type: 'TAKE', max: 10, mode: 0, waitMs: 10_000 })
-  await sleep(200)
+  // Let the TAKE be waiting when the message comes (nothing tells when it is; arriving earlier, the message would
+  // be answered at once and the test would pass without testing the wake-up).
+  await elapse(200)
   accepted(await alice.say(to('bob'), 'wake'))
   const woke = await bob3.next((f) => f.corr === corr, 5000)
   assert.equal(woke.type, 'BATCH')

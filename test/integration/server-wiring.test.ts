@@ -6,7 +6,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import net from 'node:net'
 import { startTestServer } from '../helpers/server.js'
-import { registered, sleep } from '../helpers/native-client.js'
+import { registered } from '../helpers/native-client.js'
+import { until } from '../helpers/wait.js'
 import { decodeDelivery, encodeString } from '../../src/protocols/p002/codec.js'
 
 test('one config starts native, HTTP and every gateway; a 002 user and a native user share the room', async (t) => {
@@ -34,14 +35,15 @@ test('one config starts native, HTTP and every gateway; a 002 user and a native 
   sock.on('data', (d: Buffer) => (inbound = Buffer.concat([inbound, d])))
   await new Promise((r) => sock.once('connect', r))
   sock.write(encodeString('old'))
-  await sleep(100)
+  await until('the 002 user to be logged in', () => [...server.broker.localSessions()].some((s) => s.user.name === 'old'))
   await native.expect(
     { type: 'SEND', msgId: 1, to: { kind: 'all' }, kind: 0, flags: 0, ttlMs: 0, notBefore: 0, body: Buffer.from('hello room') },
     'ACCEPTED',
   )
-  for (let i = 0; i < 50 && inbound.length === 0; i++) await sleep(20)
-  const d = decodeDelivery(inbound)
-  assert.ok(d.ok, 'the 002 user got a delivery')
+  const d = await until('a whole delivery to the 002 user', () => {
+    const r = decodeDelivery(inbound)
+    return r.ok && r
+  })
   assert.equal(d.frame.name, 'nat')
   assert.equal(d.frame.text, 'hello room')
   // Every gateway reports its connections the same way: here one native client and one 002 socket.
