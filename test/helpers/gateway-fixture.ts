@@ -18,6 +18,7 @@ import { listenNative } from '../../src/protocols/native/server.js'
 import { FrameReader, encode as encodeNative } from '../../src/protocols/native/codec.js'
 import { PROTOCOL_VERSION, SendFlag, type Frame, type FrameOf, type FrameName } from '../../src/protocols/native/frames.js'
 import type { Address } from '../../src/core/types.js'
+import { until as waitFor } from './wait.js'
 
 export interface LogLine {
   level: string
@@ -75,18 +76,6 @@ export async function brokerFixture(t: TestContext, opts: { ackTimeoutMs?: numbe
   return { root, broker, files, log, nativePort, onClose: (f: () => Promise<void> | void) => void closers.push(f) }
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
-
-export async function waitFor<T>(what: string, f: () => T | undefined | false, ms = 5000): Promise<T> {
-  const until = Date.now() + ms
-  for (;;) {
-    const v = f()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await sleep(5)
-  }
-}
-
 /** A raw TCP client: collects every byte, reads exact counts, notices the server closing. */
 export class RawClient {
   buf: Buffer = Buffer.alloc(0)
@@ -142,12 +131,6 @@ export class RawClient {
       ms,
     )
     return got as T
-  }
-  /** Nothing more arrives within ms. */
-  async silent(ms = 200): Promise<boolean> {
-    const n = this.buf.length
-    await sleep(ms)
-    return this.buf.length === n
   }
   async closedByServer(ms = 3000): Promise<boolean> {
     try {

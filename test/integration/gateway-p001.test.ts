@@ -3,7 +3,8 @@
  */
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { brokerFixture, NativeClient, RawClient, sleep } from '../helpers/gateway-fixture.js'
+import { brokerFixture, NativeClient, RawClient } from '../helpers/gateway-fixture.js'
+import { elapse } from '../helpers/wait.js'
 import { startP001 } from '../../src/protocols/p001/server.js'
 import { decode, encode, type Frame } from '../../src/protocols/p001/codec.js'
 
@@ -127,10 +128,13 @@ test('001 bad input: each closes only its own connection and logs why', async (t
     assert.ok(await c.closedByServer(), `${what}: closed`)
     assert.ok(log.has('warn', why), `${what}: logged`)
   }
-  // a truncated frame followed by silence: nothing happens, the connection stays open
+  // a truncated frame: the server waits for the rest, the connection stays open, and the frame is whole later
   const trunc = await RawClient.connect(t, port)
-  trunc.write(encode({ type: 0, messageId: 1, src: 'tr', dst: 'x', text: 'hello' }).subarray(0, 20))
-  await sleep(100)
+  const whole = encode({ type: 0, messageId: 1, src: 'tr', dst: 'x', text: 'hello' })
+  trunc.write(whole.subarray(0, 20))
+  await elapse(100) // pacing, not waiting: the rest comes after a pause
+  trunc.write(whole.subarray(20))
+  assert.equal((await next(trunc)).text, '300')
   assert.equal(trunc.ended, false)
   // the good connection is untouched
   good.write(encode({ type: 0, messageId: 2, src: 'good', dst: 'y', text: 'still here' }))

@@ -4,7 +4,7 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { brokerFixture, NativeClient, RawClient, sleep } from '../helpers/gateway-fixture.js'
+import { brokerFixture, NativeClient, RawClient } from '../helpers/gateway-fixture.js'
 import { startP004 } from '../../src/protocols/p004/server.js'
 import { decodeServer, encodeClient, encodePacket, hhmm, takeRaw, type ServerMessage } from '../../src/protocols/p004/codec.js'
 import { decodeFileMessage } from '../../src/core/files.js'
@@ -64,7 +64,7 @@ test('004 capture replay: welcome, name in use, notices, chat without echo, rena
   a.write(encodeClient({ kind: 'message', text: 'hello everyone' }))
   assert.deepEqual(await probe.read(33), encodePacket(3, `<${now()}> [alice] hello everyone`))
   assert.equal(await text(b), `<${now()}> [alice] hello everyone`)
-  assert.ok(await a.silent(100), 'no echo to the sender')
+  // No echo to the sender: a's next text, below, is the rename notice.
 
   b.write(encodePacket(4, '>>chname<< robert extra'))
   assert.equal(await text(b), 'Username changed to robert')
@@ -168,13 +168,10 @@ test('004 bad input: each refusal closes only its own connection and says why in
     assert.ok(await c.closedByServer(), `${what}: closed`)
     assert.ok(log.has('warn', why), `${what}: logged`)
   }
-  await sleep(50)
-  good.write(encodeClient({ kind: 'rename', name: 'better' }))
   // good saw the flooder come and go; nothing else reached it
-  assert.deepEqual(
-    [await text(good), await text(good), await text(good)],
-    [`<${now()}> fl connected`, `<${now()}> User fl disconnected`, 'Username changed to better'],
-  )
+  assert.deepEqual([await text(good), await text(good)], [`<${now()}> fl connected`, `<${now()}> User fl disconnected`])
+  good.write(encodeClient({ kind: 'rename', name: 'better' }))
+  assert.equal(await text(good), 'Username changed to better')
 })
 
 test('004: takeRaw split check — a file split across many small writes arrives whole', async (t) => {
