@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startTestServer } from '../helpers/server.js'
 import { NativeClient, errorOf, loggedIn, registered } from '../helpers/native-client.js'
-import { elapse } from '../helpers/wait.js'
+import { elapse, until } from '../helpers/wait.js'
 import { Op, SendFlag, SendStatusCode, SessionFlag, type FrameOf } from '../../src/protocols/native/frames.js'
 import { ReceiptStatus } from '../../src/core/types.js'
 import { Broker } from '../../src/core/broker.js'
@@ -147,9 +147,8 @@ test('a second login replaces the first session, which gets CLOSING replaced and
   assert.equal(closing.reason, 'replaced')
   await first.closed
   // The new session is the live one: it gets the user's messages and the old socket's close does not end it.
-  // Nothing outside the server tells when it has handled the old socket's close; give it a moment. If it has not,
-  // the DELIVER below still fails should that close end the new session later.
-  await elapse(50)
+  // The listener counts a connection out after handling its close: then only bob's and the new one are left.
+  await until("the server to handle the old socket's close", () => server.connections().native === 2)
   assert.ok(server.broker.sessionOf(first.id) !== undefined)
   accepted(await bob.say(to('alice'), 'to the new session'))
   assert.equal((await second.next('DELIVER')).msg.body.toString(), 'to the new session')
