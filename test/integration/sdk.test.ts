@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { WebSocket } from 'ws'
 import { startTestServer } from '../helpers/server.js'
+import { elapse, until } from '../helpers/wait.js'
 import {
   FileCredentialStore,
   SwitchboardClient,
@@ -22,19 +23,6 @@ import {
   type ReconnectingEvent,
   type WebSocketConstructor,
 } from '../../src/client/index.js'
-
-function until<T>(what: string, check: () => T | undefined, ms = 5000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const start = Date.now()
-    const tick = (): void => {
-      const v = check()
-      if (v !== undefined && v !== false) return resolve(v)
-      if (Date.now() - start > ms) return reject(new Error(`timed out waiting for ${what}`))
-      setTimeout(tick, 10)
-    }
-    tick()
-  })
-}
 
 async function client(t: TestContext, opts: ConnectOptions): Promise<SwitchboardClient> {
   const c = await SwitchboardClient.connect({ host: '127.0.0.1', reconnect: { initialDelayMs: 50, maxDelayMs: 300 }, ...opts })
@@ -154,9 +142,11 @@ test('reconnect after a server restart: resumes, gets queued messages, resends u
     'm1 redelivered and m3',
     () => (bobGot.filter((m) => m.text === 'm1').length >= 2 && bobGot.find((m) => m.text === 'm3')) || undefined,
   )
-  await new Promise((r) => setTimeout(r, 200))
+  // Nothing more before a message sent after them all: queued behind them, it comes last.
+  await alice.send('bob', 'm4', { receipt: false })
+  await until('m4', () => bobGot.find((m) => m.text === 'm4'))
   const texts = bobGot.map((m) => m.text)
-  assert.deepEqual(texts, ['m1', 'm2', 'm1', 'm3'], 'm1 is redelivered (never acknowledged), m2 once, m3 once')
+  assert.deepEqual(texts, ['m1', 'm2', 'm1', 'm3', 'm4'], 'm1 is redelivered (never acknowledged), m2 once, m3 once')
   assert.equal(bobGot[2]!.msgId, m1.msgId)
   assert.equal(alice.pendingSends, 0)
 })
@@ -178,7 +168,7 @@ test('async iteration over pushed messages', async (t) => {
 })
 
 test('poll mode: peek then ack, take, and a long poll', async (t) => {
-  const { port } = await startTestServer(t)
+  const { port, server } = await startTestServer(t)
   const alice = await client(t, { port, name: 'alice' })
   const dave = await client(t, { port, name: 'dave', mode: 'poll' })
   const receipts: ReceiptEvent[] = []
@@ -192,11 +182,13 @@ test('poll mode: peek then ack, take, and a long poll', async (t) => {
     ['p1', 'p2', 'p3'],
   )
   for (const m of peeked) dave.ack(m.seq)
-  await new Promise((r) => setTimeout(r, 100))
+  await until('the acks to be committed', async () => (await server.broker.queueStats(dave.id)).count === 0)
   assert.deepEqual(await dave.take(10, 'take'), [], 'acknowledged messages are gone')
 
   const longPoll = dave.take(10, 'take', 3000)
-  await new Promise((r) => setTimeout(r, 100))
+  // Let the take be waiting when the message comes (nothing tells when it is; arriving earlier, the message would
+  // be answered at once and the test would pass without testing the wake-up).
+  await elapse(100)
   const r = await alice.send('dave', 'late', { receipt: true })
   const taken = await longPoll
   assert.deepEqual(
