@@ -19,6 +19,7 @@ import type { Session } from '../../src/core/session.js'
 import type { Address, Message, Outbound, SessionSink } from '../../src/core/types.js'
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js'
 import { SqliteFileMeta } from '../../src/store/sqlite/sqlite-file-meta.js'
+import { until } from '../helpers/wait.js'
 
 const MiB = 1024 * 1024
 const HEX64 = /^[0-9a-f]{64}$/
@@ -73,16 +74,6 @@ async function fixture(t: TestContext, opts: Partial<FileServiceOptions> = {}) {
     }
   }
   return { root, dir, dbPath, broker, files, user, relogin, onDisk }
-}
-
-async function waitFor<T>(what: string, f: () => T | undefined, ms = 5000): Promise<T> {
-  const until = Date.now() + ms
-  for (;;) {
-    const v = f()
-    if (v !== undefined) return v
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
-  }
 }
 
 function fileMessage(p: Peer, fileId?: string): Message | undefined {
@@ -185,7 +176,7 @@ test('a 50 MiB file to two users arrives intact, is stored once, and memory stay
   }
 
   async function download(peer: Peer, fileId: string, sha256: string, onChunk: (n: number) => void): Promise<void> {
-    const msg = await waitFor('the file message', () => fileMessage(peer, fileId))
+    const msg = await until('the file message', () => fileMessage(peer, fileId))
     assert.deepEqual(decodeFileMessage(msg.body), { fileId, name: 'big.bin', size: SIZE, sha256, text: 'the big one' })
     assert.equal(msg.from, alice.session.user.id)
     const dl = await f.files.openDownload(peer.session, fileId)
@@ -280,7 +271,7 @@ test('an upload whose client vanished is aborted after uploadIdleMs', async (t) 
   await f.user('bob')
   const up = await f.files.beginUpload(alice.session, { name: 'x', size: 1000, to: { kind: 'name', name: 'bob' } })
   await up.write(Buffer.alloc(500, 1))
-  await waitFor('the idle abort', () => (f.onDisk().temps.length === 0 ? true : undefined))
+  await until('the idle abort', () => (f.onDisk().temps.length === 0 ? true : undefined))
   assert.equal(f.files.uploadsInProgress, 0)
   await rejectsWith(up.finish(), 'SB_ERR_CONFLICT')
 })
@@ -322,7 +313,9 @@ test('refusals: before any byte (too large, unknown recipient, bad name), and at
   await rejectsWith(under.finish(), 'SB_ERR_FILE_CHECK')
 
   assert.deepEqual(f.onDisk(), { blobs: [], temps: [] })
-  await new Promise((r) => setTimeout(r, 20))
+  // A message sent after every refusal is queued behind anything they sent: bob has it and no file message.
+  await f.broker.send(alice.session, { to, body: Buffer.from('marker') })
+  await until('the marker', () => bob.events.some((ev) => ev.type === 'message' && ev.msg.body.toString() === 'marker'))
   assert.equal(fileMessage(bob), undefined, 'bob got no file message for refused uploads')
 })
 
@@ -389,14 +382,14 @@ test('a file to a topic reaches its subscribers, who alone (with the sender) may
   const r = await upload(f.files, alice.session, body, { kind: 'topic', topic: 'news' }, { name: 'n.txt', text: 'read this' })
   assert.equal(r.send.recipients, 3)
   for (const p of [bob, carol]) {
-    const msg = await waitFor('the topic file message', () => fileMessage(p, r.fileId))
+    const msg = await until('the topic file message', () => fileMessage(p, r.fileId))
     assert.equal(msg.topic, 'news')
     assert.equal(decodeFileMessage(msg.body)?.text, 'read this')
     assert.deepEqual(await readAll((await f.files.openDownload(p.session, r.fileId)).stream), body)
   }
   await rejectsWith(f.files.openDownload(dave.session, r.fileId), 'SB_ERR_FORBIDDEN')
   const erin2 = await f.relogin(erin)
-  await waitFor('the queued topic file message', () => fileMessage(erin2, r.fileId))
+  await until('the queued topic file message', () => fileMessage(erin2, r.fileId))
   assert.deepEqual(await readAll((await f.files.openDownload(erin2.session, r.fileId)).stream), body)
 })
 
@@ -413,7 +406,7 @@ test('a file to ALL reaches everyone online, and only they may download it', asy
   assert.equal(r.send.status, 'delivered')
   assert.equal(r.send.recipients, 2)
   for (const p of [bob, carol]) {
-    await waitFor('the room file message', () => fileMessage(p, r.fileId))
+    await until('the room file message', () => fileMessage(p, r.fileId))
     assert.deepEqual(await readAll((await f.files.openDownload(p.session, r.fileId)).stream), body)
   }
   assert.equal(fileMessage(alice), undefined, 'the sender does not get its own room message')
@@ -443,7 +436,7 @@ test('gc removes a file once no message refers to it and the retention has passe
   )
   await rejectsWith(f.files.openDownload(bob.session, other.fileId), 'SB_ERR_UNKNOWN_FILE')
 
-  const msg = await waitFor("bob's file message", () => fileMessage(bob, toBob.fileId))
+  const msg = await until("bob's file message", () => fileMessage(bob, toBob.fileId))
   assert.equal(await f.broker.ack(bob.session, msg.seq), true)
   const t1 = t0 + 20 * RET
   assert.equal((await f.files.gc(t1)).files, 0, 'the first pass after the ack only marks it')
@@ -458,7 +451,7 @@ test('gc removes a file once no message refers to it and the retention has passe
   assert.deepEqual(f.onDisk().blobs, [sha])
   assert.deepEqual(await readAll((await f.files.openDownload(carol.session, toCarol.fileId)).stream), body)
 
-  const cmsg = await waitFor("carol's file message", () => fileMessage(carol, toCarol.fileId))
+  const cmsg = await until("carol's file message", () => fileMessage(carol, toCarol.fileId))
   await f.broker.ack(carol.session, cmsg.seq)
   const t2 = t1 + 5 * RET
   await f.files.gc(t2)

@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { elapse } from '../helpers/wait.js'
 import { startFixture } from './http-fixture.js'
 
 test('register, send, poll (take and peek), ack: status codes and bodies', async (t) => {
@@ -94,7 +95,9 @@ test('a long poll returns as soon as a message arrives, well before its wait', a
   const b = await f.register('bob')
   const started = Date.now()
   const poll = f.api('GET', '/v1/messages?wait=20', undefined, b.token)
-  await new Promise((r) => setTimeout(r, 200))
+  // Let the poll be waiting when the message comes (nothing tells when it is; arriving earlier, the message would
+  // be answered at once and the test would pass without testing the wake-up).
+  await elapse(200)
   await f.api('POST', '/v1/messages', { to: 'bob', text: 'wake up' }, a.token)
   const r = await poll
   const took = Date.now() - started
