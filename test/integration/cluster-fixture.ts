@@ -13,6 +13,7 @@ import { Broker, type BrokerOptions } from '../../src/core/broker.js'
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js'
 import { RedisBus } from '../../src/bus/redis/redis-bus.js'
 import type { CloseReason, Outbound, SessionSink } from '../../src/core/types.js'
+import { until } from '../helpers/wait.js'
 
 export const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -93,13 +94,8 @@ export class FakeSink implements SessionSink {
     }
   }
 
-  async waitClosed(timeoutMs = 5000): Promise<{ reason: CloseReason; text: string }> {
-    const end = Date.now() + timeoutMs
-    while (this.closed === undefined) {
-      if (Date.now() > end) throw new Error('timed out waiting for the session to be closed')
-      await new Promise((r) => setTimeout(r, 10))
-    }
-    return this.closed
+  waitClosed(timeoutMs = 5000): Promise<{ reason: CloseReason; text: string }> {
+    return until('the session to be closed', () => this.closed, timeoutMs)
   }
 
   messages(): string[] {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { BrokerError } from '../../src/core/errors.js'
 import { ReceiptStatus, type Outbound } from '../../src/core/types.js'
 import { Cluster, FakeSink, clusterServicesUnavailable } from './cluster-fixture.js'
+import { until } from '../helpers/wait.js'
 
 const unavailable = await clusterServicesUnavailable()
 
@@ -83,7 +84,7 @@ describe('cluster: three nodes over PostgreSQL and Redis', { skip: unavailable }
     const sender = await A.register('sender3', 'test', sa)
     const carol = await C.register('carol', 'test', new FakeSink())
     C.detach(carol.session)
-    await waitUntil('carol offline everywhere', async () => !(await A.bus.isOnline(carol.user.id)))
+    await until('carol offline everywhere', async () => !(await A.bus.isOnline(carol.user.id)))
     const res = await A.send(sender.session, {
       to: { kind: 'name', name: 'carol' },
       body: Buffer.from('while you were out'),
@@ -107,7 +108,9 @@ describe('cluster: three nodes over PostgreSQL and Redis', { skip: unavailable }
     const closed = await first.waitClosed()
     assert.equal(closed.reason, 'replaced')
     assert.equal(A.sessionOf(dave.user.id), undefined)
-    await new Promise((r) => setTimeout(r, 100)) // A's setOffline after the kick must not take B's presence away
+    // A's setOffline after the kick must not take B's presence away. A called it when it ended the session; a
+    // lookup on A's own Redis connection runs after it.
+    assert.equal(await A.bus.isOnline(dave.user.id), true)
     assert.equal(await C.bus.isOnline(dave.user.id), true)
     assert.deepEqual(
       (await C.bus.online()).filter((p) => p.id === dave.user.id).map((p) => p.node),
@@ -152,8 +155,10 @@ describe('cluster: three nodes over PostgreSQL and Redis', { skip: unavailable }
     const a = await sinks[0]!.waitFor('the room message on A', message('hello room'))
     await sinks[2]!.waitFor('the room message on C', message('hello room'))
     assert.equal(a.msg.from, users[1]!.user.id)
-    await new Promise((r) => setTimeout(r, 50))
-    assert.equal(sinks[1]!.messages().filter((m) => m === 'hello room').length, 0, 'not echoed to the sender')
+    // A room message from A, sent after A had this one, reaches B on the same path: no echo came before it.
+    await cluster.node(0).broker.send(users[0]!.session, { to: { kind: 'all' }, body: Buffer.from('marker') })
+    await sinks[1]!.waitFor('the marker on B', message('marker'))
+    assert.deepEqual(sinks[1]!.messages(), ['marker'], 'not echoed to the sender')
   })
 })
 
@@ -194,11 +199,3 @@ describe('cluster: a node dies', { skip: unavailable }, () => {
     await back.waitFor('the message after reconnecting', message('after the crash'))
   })
 })
-
-async function waitUntil(what: string, cond: () => Promise<boolean>, timeoutMs = 3000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
