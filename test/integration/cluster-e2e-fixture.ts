@@ -17,20 +17,15 @@ import { PROTOCOL_VERSION, type Frame, type FrameOf } from '../../src/protocols/
 import type { ClusterNode } from './cluster-fixture.js'
 import { PG_URL, REDIS_URL } from './cluster-fixture.js'
 import { spawnServer } from '../../scripts/spawn-server.js'
+import { until as waitUntil } from '../helpers/wait.js'
 
 export { PG_URL, REDIS_URL, clusterServicesUnavailable } from './cluster-fixture.js'
 
 const START_TIMEOUT_MS = 30_000
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-
-/** Poll `cond` every 20 ms until it holds, for at most timeoutMs. */
+/** The shared until() (test/helpers/wait.ts) with the longer default a cluster of processes needs. */
 export async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(20)
-  }
+  await waitUntil(what, cond, timeoutMs, 20)
 }
 
 /** A free TCP port on 127.0.0.1 (bound and released; good enough for a test's private service). */

@@ -24,11 +24,11 @@ import {
   clusterServicesUnavailable,
   redisServerMissing,
   describeFrame,
-  sleep,
   until,
   withPg,
   withRedis,
 } from './cluster-e2e-fixture.js'
+import { elapse, until as waitUntil } from '../helpers/wait.js'
 
 const unavailable = await clusterServicesUnavailable()
 
@@ -349,7 +349,7 @@ class Actor {
         break
       } catch (err) {
         if (attempt >= 50) throw err
-        await new Promise((r) => setTimeout(r, 100))
+        await elapse(100) // a retry's back-off: the new node may not listen yet
       }
     }
     this.node = node
@@ -515,7 +515,7 @@ describe('cluster e2e: Redis killed and restarted', { skip: unavailable ?? redis
     assert.equal(local.type, 'ACCEPTED', describeFrame(local))
     await until('the same-node push during the outage', () => d.bodiesFrom(a.id).includes('same node, Redis down'), 10_000)
     const during = a.wire.sendTo(b.id, 'during the outage', 21)
-    await sleep(1500)
+    await elapse(1500) // the outage lasting a while is the point: the send above waits through it
     await redis.start() // same port, empty: the registry is gone
 
     // Every node re-registers itself and its sessions.
@@ -594,12 +594,14 @@ describe('cluster e2e: PostgreSQL unreachable', { skip: unavailable }, () => {
     assert.ok(Date.now() - t0 < 12_000, 'the send fails, it does not hang')
     assert.equal(a.wire.isClosed, false, 'the session stays')
     await relay.open() // the same port: PostgreSQL is back
+    // The pool reconnects on demand: resend (the same msgId, idempotent) until it is accepted.
     let again: Frame | undefined
-    for (let i = 0; i < 50; i++) {
-      again = await a.wire.sendTo(b.id, 'while down', 2, SendFlag.IDEMPOTENT)
-      if (again.type === 'ACCEPTED') break
-      await sleep(200)
-    }
+    await waitUntil(
+      'the resend to be accepted',
+      async () => (again = await a.wire.sendTo(b.id, 'while down', 2, SendFlag.IDEMPOTENT)).type === 'ACCEPTED',
+      10_000,
+      200,
+    ).catch(() => undefined)
     assert.equal(again?.type, 'ACCEPTED', again && describeFrame(again))
     await until('the resent message on n1', () => b.bodiesFrom(a.id).includes('while down'), 10_000)
     assert.deepEqual(b.bodiesFrom(a.id), ['before', 'while down'])

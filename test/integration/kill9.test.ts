@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SwitchboardClient } from '../../src/client/index.js'
 import { spawnServer } from '../../scripts/spawn-server.js'
+import { until } from '../helpers/wait.js'
 
 const TOTAL = 10_000
 const WINDOW = 200
@@ -114,8 +115,10 @@ test(
     assert.ok(reconnects >= 1, 'the sender reconnected')
 
     // Wait for the receiver to have every accepted message (it reconnects too).
-    const deadline = Date.now() + 30_000
-    while (new Set(arrivals.map((a) => a.n)).size < TOTAL && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    // Not there in time: the checker below says what is missing.
+    await until('every message at the receiver', () => new Set(arrivals.map((a) => a.n)).size >= TOTAL, 30_000, 50).catch(
+      () => undefined,
+    )
 
     // The checker.
     const seenMsgIds = new Set<number>()
