@@ -21,6 +21,7 @@ import { resolveConfig } from '../../src/config.js'
 import { startServer } from '../../src/server.js'
 import { silentLogger } from '../../src/core/types.js'
 import { NativeFileHandler } from '../../src/protocols/native/file-handler.js'
+import { until } from '../helpers/wait.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 const WEB = join(ROOT, 'web')
@@ -73,14 +74,17 @@ function lastStatus(page: Page): Promise<string | null> {
 }
 
 async function waitStatus(page: Page, wanted: string[], what: string): Promise<string> {
-  const deadline = Date.now() + 15_000
   let s: string | null = null
-  while (Date.now() < deadline) {
-    s = await lastStatus(page)
-    if (s !== null && wanted.includes(s)) return s
-    await page.waitForTimeout(50)
+  try {
+    return await until(
+      what,
+      async () => ((s = await lastStatus(page)) !== null && wanted.includes(s) ? s : undefined),
+      15_000,
+      50,
+    )
+  } catch {
+    throw new Error(`${what}: status stayed ${s}, wanted ${wanted.join(' or ')}`)
   }
-  throw new Error(`${what}: status stayed ${s}, wanted ${wanted.join(' or ')}`)
 }
 
 test(
