@@ -23,7 +23,8 @@
  */
 import { ALL_ID } from '../core/types.js'
 import { encode } from '../protocols/native/codec.js'
-import { ConvAction, KIND_CODES, Op, SendFlag, type FrameOf } from '../protocols/native/frames.js'
+import { ConvAction, Op, SendFlag, type FrameOf } from '../protocols/native/frames.js'
+import { kindOf } from '../schema/message.js'
 import type { Connector } from './connection.js'
 import { requestConversation, conversationAction } from './conversations.js'
 import { download, sendFile, type SendFileOptions } from './files.js'
@@ -278,7 +279,7 @@ export class SwitchboardClient {
     )) as FrameOf<'BATCH'>
     const out: IncomingMessage[] = []
     for (const w of f.msgs) {
-      if (KIND_CODES[w.kind] === 'receipt') {
+      if (kindOf(w.kind) === 'receipt') {
         if (mode === 'peek') this.protocol.ackSeq(w.seq)
         const r = this.protocol.receiptFromMessage(w)
         if (r !== undefined) this.events.emit('receipt', r)

@@ -7,7 +7,6 @@ import { errorCodeFromNumber } from '../core/errors.js'
 import { encode, FrameReader } from '../protocols/native/codec.js'
 import {
   ConvEventCode,
-  KIND_CODES,
   Op,
   SendFlag,
   SendStatusCode,
@@ -15,6 +14,7 @@ import {
   type FrameOf,
   type WireMessage,
 } from '../protocols/native/frames.js'
+import { kindOf } from '../schema/message.js'
 import type { Connection } from './connection.js'
 import {
   ReceiptNames,
@@ -253,7 +253,7 @@ export class Protocol {
   }
 
   toIncoming(w: WireMessage): IncomingMessage {
-    const kind = KIND_CODES[w.kind] ?? 'unknown'
+    const kind = kindOf(w.kind) ?? 'unknown'
     const m: IncomingMessage = {
       seq: w.seq,
       msgId: w.msgId,
@@ -306,7 +306,7 @@ export class Protocol {
       this.writeFrame({ type: 'ACK', corr: this.corrNext(), seq: w.seq }, 'ACK')
       return
     }
-    if (KIND_CODES[w.kind] === 'receipt') {
+    if (kindOf(w.kind) === 'receipt') {
       const r = this.receiptFromMessage(w)
       if (w.seq !== 0) this.ackSeq(w.seq)
       if (r !== undefined) this.emitReceipt(r)

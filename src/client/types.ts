@@ -4,7 +4,8 @@
  */
 import type { ErrorCode } from '../core/errors.js'
 import type { Address } from '../core/types.js'
-import type { ConvEventCode, KIND_CODES, SendStatusCode } from '../protocols/native/frames.js'
+import type { ConvEventCode, SendStatusCode } from '../protocols/native/frames.js'
+import type { MessageKind as SchemaMessageKind } from '../schema/message.js'
 import type { Connector } from './connection.js'
 import type { WebSocketConstructor } from './ws-transport.js'
 import type { TcpOptions } from './tcp.js'
@@ -90,7 +91,8 @@ export interface ConnectOptions {
   maxFrameBytes?: number
 }
 
-export type MessageKind = (typeof KIND_CODES)[number]
+/** The kinds of src/schema/message.ts (codes there). */
+export type MessageKind = SchemaMessageKind
 
 export interface FileDescriptor {
   fileId: string

@@ -2,6 +2,7 @@
  * The model of DESIGN §1 as types. The core imports no protocol and no socket: adapters hand it calls and
  * receive `Outbound` events through a `SessionSink`.
  */
+import type { MessageRecord } from '../schema/message.js'
 
 /** Reserved ids of the user id space (seed 000: the server's id and the pseudo-id "all clients"). */
 export const SERVER_ID = 0
@@ -16,8 +17,7 @@ export type Address =
   | { kind: 'server' }
   | { kind: 'topic'; topic: string }
 
-export const MessageKinds = ['text', 'file', 'receipt', 'notice', 'control'] as const
-export type MessageKind = (typeof MessageKinds)[number]
+export type { MessageKind } from '../schema/message.js'
 
 /** Bits of Message.flags. */
 export const Flag = {
@@ -26,28 +26,11 @@ export const Flag = {
   IDEMPOTENT: 4, // (sender, msgId) is a dedupe key: a retry is stored and delivered once
 } as const
 
-export interface Message {
-  /** Position in the recipient's queue (gap-free per recipient, from 1); 0 when not stored (ALL, live events). */
-  seq: number
-  /** The sender's own id for the message (001's messageID); 0 when the sender gave none. */
-  msgId: number
-  from: number
-  fromName: string
-  /** The recipient user id, or ALL_ID for the room. */
-  to: number
-  /** Set when this is a topic copy. */
-  topic?: string
-  kind: MessageKind
-  /** Accepted at, ms since the epoch. */
-  ts: number
-  body: Buffer
-  flags: number
-  /** ms since the epoch; the message is dropped (and the sender told) after this. */
-  expiresAt?: number
-  /** ms since the epoch; not delivered before this. */
-  notBefore?: number
-  /** For kind 'file': the id of the stored file the body describes. */
-  fileId?: string
+/**
+ * A message: its fields are declared once, with the kinds and their codes, in src/schema/message.ts (the stores'
+ * columns, the native `msg`, the HTTP JSON and the SDK follow from there).
+ */
+export interface Message extends MessageRecord {
   /**
    * Encoded forms by protocol name, filled lazily by adapters, so that a broadcast is encoded once
    * per protocol and not once per recipient.

@@ -2,24 +2,11 @@
  * Row ⇄ record mapping shared by the SQL stores (SQLite and PostgreSQL use the same column names for
  * messages and users; only the recipient column differs: `user` in SQLite, `user_id` in PostgreSQL).
  */
-import { MessageKinds, type MessageKind } from '../core/types.js'
+import { FIELD_LIST, kindCode, kindOf, type MessageColumns, type MessageKind } from '../schema/message.js'
 import type { StoredMessage, UserRecord } from './store.js'
 
-/** The columns of a queued (or held) message, but its recipient. */
-export interface MessageColumns {
-  seq: number
-  sender: number
-  sender_name: string
-  msg_id: number
-  kind: number
-  ts: number
-  flags: number
-  topic: string | null
-  expires_at: number | null
-  not_before: number | null
-  file_id: string | null
-  body: Buffer
-}
+/** The columns of a queued (or held) message, but its recipient: typed from the message schema. */
+export type { MessageColumns }
 
 export interface UserColumns {
   id: number
@@ -28,27 +15,24 @@ export interface UserColumns {
   created_at: number
 }
 
+/** The stored kind is the kind's explicit code in the schema, never a position in a list. */
 export function kindNumber(kind: MessageKind): number {
-  return MessageKinds.indexOf(kind)
+  return kindCode(kind)
 }
 
+/** [record field, column, optional] for every stored column of the schema but `kind` (mapped by code). */
+const COLUMNS = FIELD_LIST.flatMap(([field, spec]) =>
+  spec.column === null || spec.type === 'kind' ? [] : [[field, spec.column, spec.optional === true] as const],
+)
+
 export function messageFromRow(r: MessageColumns, to: number): StoredMessage {
-  const m: StoredMessage = {
-    seq: r.seq,
-    to,
-    from: r.sender,
-    fromName: r.sender_name,
-    msgId: r.msg_id,
-    kind: MessageKinds[r.kind] ?? 'text',
-    ts: r.ts,
-    flags: r.flags,
-    body: r.body,
+  const row = r as unknown as Record<string, unknown>
+  const m = { to, kind: kindOf(r.kind) ?? 'text' } as Record<string, unknown>
+  for (const [field, column, optional] of COLUMNS) {
+    const v = row[column]
+    if (!optional || (v !== null && v !== undefined)) m[field] = v
   }
-  if (r.topic !== null) m.topic = r.topic
-  if (r.expires_at !== null) m.expiresAt = r.expires_at
-  if (r.not_before !== null) m.notBefore = r.not_before
-  if (r.file_id !== null) m.fileId = r.file_id
-  return m
+  return m as unknown as StoredMessage
 }
 
 export function userFromRow(r: UserColumns): UserRecord {

@@ -11,7 +11,7 @@
  * Implementations: memory/ (tests, and a store that needs no file), sqlite/ (embedded default) and postgres/
  * (shared, cluster mode). All pass test/contract/store.contract.ts.
  */
-import type { MessageKind } from '../core/types.js'
+import type { MessageRecord } from '../schema/message.js'
 
 export interface UserRecord {
   id: number
@@ -21,21 +21,8 @@ export interface UserRecord {
   createdAt: number
 }
 
-/** One copy of a message for one recipient queue, before the store gave it a seq. */
-export interface NewCopy {
-  to: number
-  topic?: string | undefined
-  kind: MessageKind
-  from: number
-  fromName: string
-  msgId: number
-  ts: number
-  body: Buffer
-  flags: number
-  expiresAt?: number | undefined
-  notBefore?: number | undefined
-  fileId?: string | undefined
-}
+/** One copy of a message for one recipient queue, before the store gave it a seq (fields: src/schema/message.ts). */
+export type NewCopy = Omit<MessageRecord, 'seq'>
 
 export interface StoredMessage extends NewCopy {
   seq: number

@@ -4,20 +4,10 @@
  */
 import { decodeReceiptBody } from '../../core/receipt-body.js'
 import { ALL_ID, SERVER_ID, type Address, type Message, type Outbound, type Receipt } from '../../core/types.js'
+import { FIELD_LIST, type MessageJsonFields } from '../../schema/message.js'
 
-export interface MessageJson {
-  seq: number
-  msgId: number
-  from: number
-  fromName: string
-  to: number
-  topic?: string
-  kind: string
-  ts: number
-  flags: number
-  expiresAt?: number
-  notBefore?: number
-  fileId?: string
+/** A message as JSON: the schema's JSON fields (src/schema/message.ts), the kind by name, then the body. */
+export type MessageJson = MessageJsonFields & {
   /** The body as UTF-8 text; absent when the body is not valid UTF-8 (then `base64` carries it). */
   text?: string
   base64?: string
@@ -76,27 +66,23 @@ export function receiptJson(r: Receipt, ackSeq = 0): ReceiptJson {
   return out
 }
 
+/** [field, optional] for every field of the schema's JSON form. */
+const JSON_FIELDS = FIELD_LIST.flatMap(([name, f]) => (f.json ? [[name, f.optional === true] as const] : []))
+
 export function messageJson(m: Message): MessageJson {
-  const out: MessageJson = {
-    seq: m.seq,
-    msgId: m.msgId,
-    from: m.from,
-    fromName: m.fromName,
-    to: m.to,
-    kind: m.kind,
-    ts: m.ts,
-    flags: m.flags,
+  const rec = m as unknown as Record<string, unknown>
+  const out: Record<string, unknown> = {}
+  // An optional field is left out when absent, and when 0 or '' (no expiry, no notBefore, no file).
+  for (const [name, optional] of JSON_FIELDS) {
+    const v = rec[name]
+    if (!optional || (v !== undefined && v !== null && v !== 0 && v !== '')) out[name] = v
   }
-  if (m.topic !== undefined && m.topic !== null) out.topic = m.topic
-  if (m.expiresAt) out.expiresAt = m.expiresAt
-  if (m.notBefore) out.notBefore = m.notBefore
-  if (m.fileId) out.fileId = m.fileId
   Object.assign(out, bodyJson(m.body))
   if (m.kind === 'receipt') {
     const r = decodeReceiptBody(m.body)
     if (r !== undefined) out.receipt = receiptJson(r, m.seq)
   }
-  return out
+  return out as MessageJson
 }
 
 /** One Outbound event as the (type, data) pair the events endpoint and the SSE stream both carry. */

@@ -8,6 +8,7 @@
  * properties, required, additionalProperties, enum, minimum/maximum, minLength/maxLength, pattern, items.
  */
 import { ErrorCodes } from '../../core/errors.js'
+import { FIELD_LIST, KIND_NAMES, MESSAGE_KINDS } from '../../schema/message.js'
 
 export type Schema = Record<string, unknown>
 
@@ -95,6 +96,28 @@ const userRef: Schema = {
 
 // ---------------------------------------------------------------- components
 
+/** The Message component from the message schema (src/schema/message.ts), then the body's JSON forms. */
+function messageSchema(): Schema {
+  const properties: Record<string, Schema> = {}
+  const required: string[] = []
+  for (const [name, f] of FIELD_LIST) {
+    if (!f.json) continue
+    properties[name] =
+      f.type === 'kind'
+        ? {
+            type: 'string',
+            enum: [...KIND_NAMES],
+            description: `${f.doc} ${KIND_NAMES.map((k) => `${k}: ${MESSAGE_KINDS[k].doc}`).join('; ')}.`,
+          }
+        : { type: f.type === 'str' ? 'string' : 'integer', description: f.doc }
+    if (f.optional !== true) required.push(name)
+  }
+  properties.text = { type: 'string', description: 'The body as UTF-8 text.' }
+  properties.base64 = { type: 'string', description: 'The body in base64, when it is not valid UTF-8.' }
+  properties.receipt = ref('Receipt')
+  return { type: 'object', required, additionalProperties: false, properties }
+}
+
 export const components: Record<string, Schema> = {
   Problem: {
     type: 'object',
@@ -170,31 +193,7 @@ export const components: Record<string, Schema> = {
       ackSeq: { type: 'integer', description: 'Present when the receipt waited in your queue: acknowledge this seq.' },
     },
   },
-  Message: {
-    type: 'object',
-    required: ['seq', 'msgId', 'from', 'fromName', 'to', 'kind', 'ts', 'flags'],
-    additionalProperties: false,
-    properties: {
-      seq: {
-        type: 'integer',
-        description: 'Position in your queue; 0 for room (ALL) messages and server replies, which are not stored.',
-      },
-      msgId: { type: 'integer' },
-      from: { type: 'integer' },
-      fromName: { type: 'string' },
-      to: { type: 'integer', description: 'Your id, or 4294967295 (ALL) for a room message.' },
-      topic: { type: 'string' },
-      kind: { type: 'string', enum: ['text', 'file', 'receipt', 'notice', 'control'] },
-      ts: { type: 'integer' },
-      flags: { type: 'integer', description: 'Bits: 1 receipt wanted, 2 read receipt wanted, 4 idempotent.' },
-      expiresAt: { type: 'integer' },
-      notBefore: { type: 'integer' },
-      fileId: { type: 'string' },
-      text: { type: 'string' },
-      base64: { type: 'string' },
-      receipt: ref('Receipt'),
-    },
-  },
+  Message: messageSchema(),
   SendResult: {
     type: 'object',
     required: ['msgId', 'status', 'seq', 'recipients'],

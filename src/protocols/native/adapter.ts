@@ -6,12 +6,13 @@
 import { BrokerError, ErrorNumbers, asBrokerError, type ErrorCode } from '../../core/errors.js'
 import type { Broker, SendResult } from '../../core/broker.js'
 import type { Session } from '../../core/session.js'
-import { ALL_ID, MessageKinds, type CloseReason, type Message, type Outbound, type SessionSink } from '../../core/types.js'
+import { ALL_ID, type CloseReason, type Message, type Outbound, type SessionSink } from '../../core/types.js'
+import { kindCode, kindOf } from '../../schema/message.js'
 import { encode, FrameReader } from './codec.js'
 import {
   ConvAction,
   ConvEventCode,
-  KIND_CODES,
+  MSG_FIELDS,
   Op,
   PROTOCOL_VERSION,
   SendFlag,
@@ -69,21 +70,12 @@ function clip(text: string): string {
   return out + '…'
 }
 
+/** A message as the native `msg`: the schema's native fields, the kind as its code, '' or 0 for what is absent. */
 export function toWireMessage(m: Message): WireMessage {
-  return {
-    seq: m.seq,
-    msgId: m.msgId,
-    from: m.from,
-    fromName: m.fromName,
-    to: m.to,
-    topic: m.topic ?? '',
-    kind: MessageKinds.indexOf(m.kind),
-    flags: m.flags,
-    ts: m.ts,
-    expiresAt: m.expiresAt ?? 0,
-    fileId: m.fileId ?? '',
-    body: m.body,
-  }
+  const rec = m as unknown as Record<string, unknown>
+  const w: Record<string, unknown> = {}
+  for (const [name, t] of MSG_FIELDS) w[name] = (name === 'kind' ? kindCode(m.kind) : rec[name]) ?? (t === 'str' ? '' : 0)
+  return w as WireMessage
 }
 
 export class NativeConnection implements SessionSink {
@@ -317,8 +309,7 @@ export class NativeConnection implements SessionSink {
 
   private async sendMessage(f: FrameOf<'SEND'>): Promise<void> {
     const s = this.need()
-    const kind = KIND_CODES[f.kind]
-    if (kind !== 'text') throw new BrokerError('SB_ERR_UNSUPPORTED', 'SEND carries text; files go by FILE_BEGIN')
+    if (kindOf(f.kind) !== 'text') throw new BrokerError('SB_ERR_UNSUPPORTED', 'SEND carries text; files go by FILE_BEGIN')
     const r = await this.broker.send(s, {
       to: f.to,
       body: f.body,

@@ -8,15 +8,13 @@
  * reply; unsolicited server frames carry corr 0.
  */
 import type { Address } from '../../core/types.js'
+import { FIELD_LIST, type MESSAGE_FIELDS, type NativeField } from '../../schema/message.js'
 
 /** Field types (§2 of docs/protocol/native.md). */
 export type FieldType = 'u8' | 'u16' | 'u32' | 'u53' | 'str' | 'bytes' | 'addr' | 'msg' | 'msgs' | 'users' | 'items'
 
 export const HEADER_BYTES = 9 // u32 length + u8 type + u32 corr
 export const PROTOCOL_VERSION = 1
-
-/** Message kinds on the wire (index = code). */
-export const KIND_CODES = ['text', 'file', 'receipt', 'notice', 'control'] as const
 
 /** Address kinds on the wire. */
 export const AddrKind = { USER: 0, NAME: 1, ALL: 2, SERVER: 3, TOPIC: 4 } as const
@@ -55,20 +53,19 @@ export const SendFlag = { RECEIPT: 1, READ_RECEIPT: 2, IDEMPOTENT: 4 } as const
 /** ACCEPTED status codes. */
 export const SendStatusCode = { delivered: 0, queued: 1, stored: 2, scheduled: 3, duplicate: 4 } as const
 
-export interface WireMessage {
-  seq: number
-  msgId: number
-  from: number
-  fromName: string
-  to: number
-  topic: string
-  kind: number
-  flags: number
-  ts: number
-  expiresAt: number
-  fileId: string
-  body: Buffer
-}
+type ScalarType = 'u8' | 'u32' | 'u53' | 'str' | 'bytes'
+type WireValue<T> = T extends 'str' ? string : T extends 'bytes' ? Buffer : number
+
+/**
+ * A message on the wire (§3.7): the message schema's native fields (src/schema/message.ts), `kind` as its
+ * code, an absent optional field as '' or 0.
+ */
+export type WireMessage = { [K in NativeField]: WireValue<(typeof MESSAGE_FIELDS)[K]['type']> }
+
+/** The `msg` layout from the message schema, in wire order: [field, type]; a kind goes as its u8 code. */
+export const MSG_FIELDS: readonly (readonly [NativeField, ScalarType])[] = FIELD_LIST.flatMap(([name, f]) =>
+  f.native ? [[name as NativeField, f.type === 'kind' ? 'u8' : f.type] as const] : [],
+)
 
 export interface WireUser {
   id: number
