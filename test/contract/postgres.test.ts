@@ -6,9 +6,11 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import pg from 'pg'
+import { MESSAGE_KINDS, type MessageKind } from '../../src/schema/message.js'
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js'
 import type { Store } from '../../src/store/store.js'
-import { runStoreContract } from './store.contract.js'
+import { copy, runStoreContract } from './store.contract.js'
+import { STORED_KIND_CODES } from './stored-kinds.js'
 
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
@@ -93,6 +95,60 @@ if (unreachable !== undefined) {
 
     it('refuses a schema name that is not a plain identifier', () => {
       assert.throws(() => new PostgresStore({ connectionString: PG_URL, schema: 'x; DROP TABLE y' }), /invalid schema/)
+    })
+
+    describe('PostgresStore: the stored kind is the schema code', () => {
+      it('rows written before the schema (kind = index in the old list) read back as the same kinds', async (t) => {
+        const schema = `${prefix}_oldkinds`
+        t.after(() => dropSchema(schema))
+        const s1 = await open(schema)
+        const u = await s1.createUser('u', null, 1)
+        await s1.close()
+        // Rows as an older version wrote them: straight into the table, the kind column holding the old index.
+        const kinds = Object.entries(STORED_KIND_CODES) as [MessageKind, number][]
+        const c = new pg.Client({ connectionString: PG_URL })
+        await c.connect()
+        try {
+          for (const [i, [, code]] of kinds.entries())
+            await c.query(
+              `INSERT INTO ${schema}.queue (user_id, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body)
+             VALUES ($1, $2, 1, 'old', $2, $3, 1, 0, NULL, NULL, NULL, NULL, $4)`,
+              [u.id, i + 1, code, Buffer.from('x')],
+            )
+        } finally {
+          await c.end()
+        }
+        const s2 = await open(schema)
+        t.after(() => s2.close())
+        const q = await s2.readQueue(u.id, 0, 10, 1)
+        assert.deepEqual(
+          q.map((m) => [m.seq, m.kind]),
+          kinds.map(([kind], i) => [i + 1, kind]),
+        )
+      })
+
+      it('each kind committed today lands in the kind column as its code', async (t) => {
+        const schema = `${prefix}_newkinds`
+        t.after(() => dropSchema(schema))
+        const store = await open(schema)
+        t.after(() => store.close())
+        const u = await store.createUser('u', null, 1)
+        const kinds = Object.keys(MESSAGE_KINDS) as MessageKind[]
+        await store.commit([
+          { type: 'send', copies: kinds.map((kind) => copy(u.id, { kind })), limits: { maxCount: 1e9, maxBytes: 1e12 } },
+        ])
+        const c = new pg.Client({ connectionString: PG_URL })
+        await c.connect()
+        try {
+          const { rows } = await c.query(`SELECT kind FROM ${schema}.queue WHERE user_id = $1 ORDER BY seq`, [u.id])
+          assert.deepEqual(
+            rows.map((r: { kind: number }) => r.kind),
+            kinds.map((k) => STORED_KIND_CODES[k]),
+          )
+        } finally {
+          await c.end()
+        }
+      })
     })
   })
 }

@@ -1,10 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after } from 'node:test'
+import { after, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { MESSAGE_KINDS, type MessageKind } from '../../src/schema/message.js'
+import Database from '../../src/store/sqlite/driver.js'
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js'
 import type { Store } from '../../src/store/store.js'
-import { runStoreContract } from './store.contract.js'
+import { copy, runStoreContract } from './store.contract.js'
+import { STORED_KIND_CODES } from './stored-kinds.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'sb-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -35,3 +39,47 @@ runStoreContract(
     // No `twin`: SqliteStore caches per-user counters and is documented as the only writer of its file.
   },
 )
+
+describe('SqliteStore: the stored kind is the schema code', () => {
+  it('rows written before the schema (kind = index in the old list) read back as the same kinds', async (t) => {
+    const path = join(dir, 'old-kinds.db')
+    const s1 = await open(path)
+    const u = await s1.createUser('u', null, 1)
+    await s1.close()
+    // Rows as an older version wrote them: straight into the file, the kind column holding the old index.
+    const db = new Database(path)
+    const insert = db.prepare(
+      `INSERT INTO queue (user, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body)
+       VALUES (?, ?, 1, 'old', ?, ?, 1, 0, NULL, NULL, NULL, NULL, ?)`,
+    )
+    const kinds = Object.entries(STORED_KIND_CODES) as [MessageKind, number][]
+    kinds.forEach(([, code], i) => insert.run(u.id, i + 1, i + 1, code, Buffer.from('x')))
+    db.close()
+
+    const s2 = await open(path)
+    t.after(() => s2.close())
+    const q = await s2.readQueue(u.id, 0, 10, 1)
+    assert.deepEqual(
+      q.map((m) => [m.seq, m.kind]),
+      kinds.map(([kind], i) => [i + 1, kind]),
+    )
+  })
+
+  it('each kind committed today lands in the kind column as its code', async (t) => {
+    const path = join(dir, 'new-kinds.db')
+    const store = await open(path)
+    const u = await store.createUser('u', null, 1)
+    const kinds = Object.keys(MESSAGE_KINDS) as MessageKind[]
+    await store.commit([
+      { type: 'send', copies: kinds.map((kind) => copy(u.id, { kind })), limits: { maxCount: 1e9, maxBytes: 1e12 } },
+    ])
+    await store.close()
+    const db = new Database(path, { readonly: true })
+    t.after(() => db.close())
+    const rows = db.prepare('SELECT kind FROM queue WHERE user = ? ORDER BY seq').all(u.id) as { kind: number }[]
+    assert.deepEqual(
+      rows.map((r) => r.kind),
+      kinds.map((k) => STORED_KIND_CODES[k]),
+    )
+  })
+})
