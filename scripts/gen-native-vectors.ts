@@ -2,6 +2,8 @@
  * Generates the native protocol's golden vectors from hand-written frames:
  *   test/vectors/native/frames.json   every frame type, both directions, with edge cases
  *   test/vectors/native/invalid.json  malformed byte strings and what decode() must say about them
+ *   test/vectors/native/schema.json   the message schema's kind codes and the msg layout (src/schema/message.ts),
+ *                                     which the clients in other languages check their constants against
  *
  * Run: node --import tsx scripts/gen-native-vectors.ts
  * The JSON conventions (Buffers as {"$hex": …}, addresses, u53 as plain numbers) are in test/vectors/README.md.
@@ -11,7 +13,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { isDeepStrictEqual } from 'node:util'
 import { decode, encode } from '../src/protocols/native/codec.js'
-import { FRAMES, type Frame, type FrameName, type WireMessage } from '../src/protocols/native/frames.js'
+import { FRAMES, MSG_FIELDS, type Frame, type FrameName, type WireMessage } from '../src/protocols/native/frames.js'
+import { KIND_NAMES, MESSAGE_KINDS } from '../src/schema/message.js'
 
 const MAX_U53 = Number.MAX_SAFE_INTEGER // 2^53 - 1
 const ALL_ID = 0xffffffff
@@ -721,4 +724,11 @@ const dir = new URL('../test/vectors/native/', import.meta.url)
 mkdirSync(dir, { recursive: true })
 writeFileSync(new URL('frames.json', dir), JSON.stringify(good, null, 2) + '\n')
 writeFileSync(new URL('invalid.json', dir), JSON.stringify(invalid, null, 2) + '\n')
-process.stdout.write(`wrote ${good.length} frame vectors and ${invalid.length} invalid inputs to test/vectors/native/\n`)
+const schema = {
+  kinds: Object.fromEntries(KIND_NAMES.map((k) => [k, MESSAGE_KINDS[k].code])),
+  msg: MSG_FIELDS.map(([name, type]) => [name, type]),
+}
+writeFileSync(new URL('schema.json', dir), JSON.stringify(schema, null, 2) + '\n')
+process.stdout.write(
+  `wrote ${good.length} frame vectors, ${invalid.length} invalid inputs and the schema (${KIND_NAMES.length} kinds) to test/vectors/native/\n`,
+)
