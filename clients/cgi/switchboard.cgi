@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
 
 from switchboard_client import Client, Message, Receipt, SwitchboardError  # noqa: E402
-from switchboard_client.frames import RECEIPT_STATUS  # noqa: E402
+from switchboard_client.frames import RECEIPT_STATUS, Kind  # noqa: E402
 
 COOKIE = "sb_session"
 HISTORY = 50
@@ -137,7 +137,7 @@ def save_history(uid: int, entries: List[Dict[str, object]]) -> None:
 
 
 def entry(m: Message) -> Dict[str, object]:
-    if m.kind == 2:  # a receipt that waited for us: its body is the receipt as JSON
+    if m.kind == Kind.RECEIPT:  # a receipt that waited for us: its body is the receipt as JSON
         try:
             r = json.loads(m.text)
             return {"ts": m.ts, "receipt": True, "text": "your message %s to %s: %s %s" % (

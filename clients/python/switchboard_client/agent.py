@@ -14,6 +14,7 @@ from typing import List, Optional
 
 from .client import Client, Receipt, SwitchboardError
 from .codec import Message
+from .frames import Kind
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -73,7 +74,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     break
                 msgs = [ev] if isinstance(ev, Message) else []
             for m in msgs:
-                if m.kind == 0:
+                if m.kind == Kind.TEXT:
                     out("MSG %s\t%s" % (m.fromName, m.text))
                     got += 1
         if got < a.count:

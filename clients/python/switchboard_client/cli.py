@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from .client import Client, Receipt, SwitchboardError
 from .codec import Frame, Message
-from .frames import RECEIPT_STATUS
+from .frames import RECEIPT_STATUS, Kind
 
 DEFAULT_STATE = os.path.join(os.path.expanduser("~"), ".switchboard-py.json")
 
@@ -46,7 +46,7 @@ def _clock(ms: int) -> str:
 def describe(ev: Any) -> Optional[str]:
     """One line for an event, or None for those not worth showing."""
     if isinstance(ev, Message):
-        if ev.kind == 2:  # a receipt taken by polling: its body is the receipt as JSON
+        if ev.kind == Kind.RECEIPT:  # a receipt taken by polling: its body is the receipt as JSON
             try:
                 r = json.loads(ev.text)
                 return "[receipt] message %s to %s: %s %s" % (r.get("msgId"), r.get("recipientName"), r.get("status"),

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Union
 
 from .codec import Address, Decoded, Frame, FrameReader, Malformed, Message, TooLarge, User, encode, make
-from .frames import (DEFAULT_MAX_FRAME_BYTES, ERROR_NAMES, KINDS, PROTOCOL_VERSION, SEND_STATUS, Op, SendFlag,
-                     SessionFlag)
+from .frames import (DEFAULT_MAX_FRAME_BYTES, ERROR_NAMES, KIND_NAMES, PROTOCOL_VERSION, SEND_STATUS, Kind, Op,
+                     SendFlag, SessionFlag)
 
 
 class SwitchboardError(Exception):
@@ -131,7 +131,7 @@ class Client:
         flags = (SendFlag.RECEIPT if receipt else 0) | (SendFlag.READ_RECEIPT if read_receipt else 0)
         if idempotent:
             flags |= SendFlag.IDEMPOTENT
-        f = self._call("SEND", msgId=msg_id or next(self._msg_ids), to=addr, kind=0, flags=flags, ttlMs=ttl_ms,
+        f = self._call("SEND", msgId=msg_id or next(self._msg_ids), to=addr, kind=Kind.TEXT, flags=flags, ttlMs=ttl_ms,
                        notBefore=0, body=body)
         st = f["status"]
         return Accepted(f["msgId"], SEND_STATUS[st] if st < len(SEND_STATUS) else str(st), f["seq"],
@@ -291,4 +291,4 @@ class Client:
 
 
 def kind_name(kind: int) -> str:
-    return KINDS[kind] if kind < len(KINDS) else str(kind)
+    return KIND_NAMES.get(kind, str(kind))

@@ -12,8 +12,20 @@ PROTOCOL_VERSION = 1
 MAX_U53 = 2 ** 53 - 1
 DEFAULT_MAX_FRAME_BYTES = 1024 * 1024
 
-#: Message kinds on the wire (index = code).
-KINDS = ("text", "file", "receipt", "notice", "control")
+
+class Kind:
+    """Message kinds: the ``kind`` byte of a msg and of SEND. The codes are declared once in the server's
+    src/schema/message.ts; tests/test_codec.py checks these against test/vectors/native/schema.json."""
+
+    TEXT = 0
+    FILE = 1
+    RECEIPT = 2
+    NOTICE = 3
+    CONTROL = 4
+
+
+#: Kind names by code.
+KIND_NAMES: Dict[int, str] = {v: k.lower() for k, v in vars(Kind).items() if k.isupper()}
 
 #: Reserved user ids (SERVER and ALL).
 SERVER_ID = 0

@@ -6,7 +6,7 @@ from typing import Any, Dict, List
 
 from switchboard_client.codec import (Address, Decoded, Frame, FrameReader, Item, Malformed, Message, NeedMore,
                                       TooLarge, User, decode, encode)
-from switchboard_client.frames import DEFAULT_MAX_FRAME_BYTES, FRAMES
+from switchboard_client.frames import DEFAULT_MAX_FRAME_BYTES, FRAMES, KIND_NAMES, Kind
 
 VECTORS = os.environ.get("SB_VECTORS_DIR") or os.path.join(
     os.path.dirname(__file__), "..", "..", "..", "test", "vectors", "native")
@@ -51,6 +51,17 @@ def frame_from_json(j: Dict[str, Any]) -> Frame:
     if extra:
         raise AssertionError("vector has fields the table does not know: %s" % extra)
     return Frame(j["type"], j["corr"], {n: from_json(t, j[n]) for n, t in spec[2]})
+
+
+class SchemaVectors(unittest.TestCase):
+    """The kind codes are declared once, in the server's src/schema/message.ts, and reach this client through
+    test/vectors/native/schema.json (the msg layout there is checked byte for byte by the DELIVER vectors)."""
+
+    def test_kind_codes_are_the_schema_codes(self) -> None:
+        with open(os.path.join(VECTORS, "schema.json"), encoding="utf-8") as f:
+            kinds = json.load(f)["kinds"]
+        self.assertEqual({k.lower(): v for k, v in vars(Kind).items() if k.isupper()}, kinds)
+        self.assertEqual({name: code for code, name in KIND_NAMES.items()}, kinds)
 
 
 class FrameVectors(unittest.TestCase):
