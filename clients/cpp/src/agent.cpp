@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
         if (ev->kind == Event::MessageEvent) msgs.push_back(ev->message);
       }
       for (auto& m : msgs)
-        if (m.kind == 0) {
+        if (m.kind == Kind::Text) {
           out("MSG " + m.fromName + "\t" + m.text());
           got++;
         }

@@ -30,7 +30,7 @@ std::string clock(uint64_t ms) {
 }
 
 std::string describe(const Message& m) {
-  if (m.kind == 2) return "[receipt] " + m.text();  // a receipt taken by polling: its body is JSON
+  if (m.kind == Kind::Receipt) return "[receipt] " + m.text();  // a receipt taken by polling: its body is JSON
   std::string where = !m.topic.empty() ? "#" + m.topic : (m.to == kAllId ? "room" : "private");
   return clock(m.ts) + " [" + where + "] " + m.fromName + ": " + m.text();
 }

@@ -216,7 +216,7 @@ Welcome Client::login(const std::string& token, uint32_t id, const std::string& 
 
 Accepted Client::send(const Address& to, const std::string& text, bool receipt, uint64_t msgId) {
   Frame f("SEND", 0);
-  f.set("msgId", msgId != 0 ? msgId : ++msgIds_).set("to", to).set("kind", uint64_t(0));
+  f.set("msgId", msgId != 0 ? msgId : ++msgIds_).set("to", to).set("kind", uint64_t(Kind::Text));
   f.set("flags", uint64_t(receipt ? send_flag::RECEIPT : 0)).set("ttlMs", uint64_t(0)).set("notBefore", uint64_t(0));
   f.set("body", Bytes(text.begin(), text.end()));
   Frame r = call(std::move(f));

@@ -105,6 +105,13 @@ static json::Value load(const std::string& path) {
 int main(int argc, char** argv) {
   std::string dir = argc > 1 ? argv[1] : SB_VECTORS_DIR;
   json::Value frames = load(dir + "/frames.json"), invalid = load(dir + "/invalid.json");
+  // The kind codes come from the server's message schema, through schema.json.
+  json::Value kinds = load(dir + "/schema.json")["kinds"];
+  CHECK(kinds.o.size() == kindCodes().size(), "as many kinds as schema.json (" << kinds.o.size() << ")");
+  for (auto& [name, code] : kinds.o) {
+    auto it = kindCodes().find(name);
+    CHECK(it != kindCodes().end() && it->second == code.n, "kind " << name << " has code " << code.n);
+  }
   std::set<std::string> seen;
   Bytes all;
   std::vector<Frame> allFrames;

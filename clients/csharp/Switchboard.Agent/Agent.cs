@@ -90,7 +90,7 @@ static class Agent
                         if (ev.Kind == EventKind.Message) msgs.Add(ev.Message);
                     }
                     foreach (var m in msgs)
-                        if (m.Kind == 0) { Out("MSG " + m.FromName + "\t" + m.Text); got++; }
+                        if (m.Kind == (byte)MessageKind.Text) { Out("MSG " + m.FromName + "\t" + m.Text); got++; }
                 }
                 if (got < count) { Out("TIMEOUT"); return 1; }
                 c.Bye();

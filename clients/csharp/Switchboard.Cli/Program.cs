@@ -18,7 +18,7 @@ static class Program
 
     static string Describe(Message m)
     {
-        if (m.Kind == 2) return "[receipt] " + m.Text; // a receipt taken by polling: its body is JSON
+        if (m.Kind == (byte)MessageKind.Receipt) return "[receipt] " + m.Text; // a receipt taken by polling: its body is JSON
         string where = m.Topic.Length > 0 ? "#" + m.Topic : (m.To == Frames.AllId ? "room" : "private");
         var at = DateTimeOffset.FromUnixTimeMilliseconds((long)m.Ts).ToLocalTime();
         return at.ToString("HH:mm") + " [" + where + "] " + m.FromName + ": " + m.Text;

@@ -144,7 +144,7 @@ namespace Switchboard.Client
         public Accepted Send(Address to, string text, bool receipt = false, ulong msgId = 0)
         {
             if (msgId == 0) lock (gate) msgId = ++msgIds;
-            var r = Call(new Frame("SEND").Set("msgId", msgId).Set("to", to).Set("kind", 0UL)
+            var r = Call(new Frame("SEND").Set("msgId", msgId).Set("to", to).Set("kind", (ulong)MessageKind.Text)
                 .Set("flags", receipt ? 1UL : 0UL).Set("ttlMs", 0UL).Set("notBefore", 0UL)
                 .Set("body", Encoding.UTF8.GetBytes(text)));
             return new Accepted

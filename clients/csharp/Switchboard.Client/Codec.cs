@@ -12,6 +12,10 @@ namespace Switchboard.Client
 {
     public enum FieldType { U8, U16, U32, U53, Str, Bytes, Addr, Msg, Msgs, Users, Items }
 
+    /// <summary>Message kinds: the kind byte of a msg and of SEND. The codes are declared once, in the server's
+    /// src/schema/message.ts; the tests check these against test/vectors/native/schema.json.</summary>
+    public enum MessageKind : byte { Text = 0, File = 1, Receipt = 2, Notice = 3, Control = 4 }
+
     public enum AddrKind : byte { User = 0, Name = 1, All = 2, Server = 3, Topic = 4 }
 
     public sealed class Address : IEquatable<Address>

@@ -188,6 +188,16 @@ static class Tests
         try { Codec.Encode(new Frame("ACK", 1).Set("seq", Frames.MaxU53 + 1)); }
         catch (ArgumentException) { threw = true; }
         Check(threw, "encode refuses a u53 of 2^53");
+        // The kind codes come from the server's message schema, through schema.json.
+        var kinds = O(O(Json.Parse(File.ReadAllText(Path.Combine(dir, "schema.json"), Encoding.UTF8)))["kinds"]);
+        var names = Enum.GetNames(typeof(MessageKind));
+        Check(kinds.Count == names.Length, "as many kinds as schema.json (" + kinds.Count + ")");
+        foreach (var name in names)
+        {
+            object code;
+            Check(kinds.TryGetValue(name.ToLowerInvariant(), out code) && (ulong)code == (ulong)(byte)Enum.Parse(typeof(MessageKind), name),
+                "kind " + name + " has its schema.json code");
+        }
         Console.WriteLine("vectors: " + frames.Count + " frames, " + invalid.Count + " invalid inputs");
     }
 

@@ -24,6 +24,22 @@ constexpr uint32_t kAllId = 0xffffffffu;
 
 using Bytes = std::vector<uint8_t>;
 
+/// Message kinds: the `kind` byte of a msg and of SEND. The codes are declared once, in the server's
+/// src/schema/message.ts; tests/test_vectors.cpp checks these against test/vectors/native/schema.json.
+struct Kind {
+  static constexpr uint8_t Text = 0, File = 1, Receipt = 2, Notice = 3, Control = 4;
+};
+
+/// Every kind by its schema name.
+inline const std::map<std::string, uint8_t>& kindCodes() {
+  static const std::map<std::string, uint8_t> codes{{"text", Kind::Text},
+                                                    {"file", Kind::File},
+                                                    {"receipt", Kind::Receipt},
+                                                    {"notice", Kind::Notice},
+                                                    {"control", Kind::Control}};
+  return codes;
+}
+
 enum class FieldType { U8, U16, U32, U53, Str, Bytes, Addr, Msg, Msgs, Users, Items };
 
 struct Address {
