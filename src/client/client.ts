@@ -24,7 +24,7 @@
 import { ALL_ID } from '../core/types.js'
 import { encode } from '../protocols/native/codec.js'
 import { ConvAction, Op, SendFlag, type FrameOf } from '../protocols/native/frames.js'
-import { kindOf } from '../schema/message.js'
+import { kindOf, MESSAGE_KINDS } from '../schema/message.js'
 import type { Connector } from './connection.js'
 import { requestConversation, conversationAction } from './conversations.js'
 import { download, sendFile, type SendFileOptions } from './files.js'
@@ -204,7 +204,7 @@ export class SwitchboardClient {
         fields: {
           msgId,
           to: address,
-          kind: 0,
+          kind: MESSAGE_KINDS.text.code,
           flags,
           ttlMs: opts.ttlMs ?? 0,
           notBefore: opts.notBefore ?? 0,
