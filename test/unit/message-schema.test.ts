@@ -5,12 +5,14 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { FIELD_LIST, KIND_NAMES, MESSAGE_KINDS, kindCode, kindOf } from '../../src/schema/message.js'
-import { MSG_FIELDS } from '../../src/protocols/native/frames.js'
+import { FRAMES, MSG_FIELDS } from '../../src/protocols/native/frames.js'
 import { decode, encode } from '../../src/protocols/native/codec.js'
 import { toWireMessage } from '../../src/protocols/native/adapter.js'
 import { messageJson } from '../../src/protocols/http/json.js'
 import { components } from '../../src/protocols/http/routes-spec.js'
+import { messageFromRow, type MessageColumns } from '../../src/store/rows.js'
 import type { Message } from '../../src/core/types.js'
+import type { WireMessage } from '../../src/protocols/native/frames.js'
 
 const root = new URL('../../', import.meta.url)
 
@@ -68,16 +70,44 @@ const sample: Message = {
   fileId: 'f1',
 }
 
-test('the native msg carries every native field of the schema, the kind as its code, and decodes back', () => {
+/** A msg's bytes written field by field from MSG_FIELDS: the schema's layout, independent of the codec. */
+function schemaBytes(w: WireMessage): Buffer {
+  const parts: Buffer[] = []
+  for (const [name, t] of MSG_FIELDS) {
+    const v = w[name]
+    if (t === 'u8') parts.push(Buffer.from([v as number]))
+    else if (t === 'u32') {
+      const b = Buffer.alloc(4)
+      b.writeUInt32BE(v as number)
+      parts.push(b)
+    } else if (t === 'u53') {
+      const b = Buffer.alloc(8)
+      b.writeBigUInt64BE(BigInt(v as number))
+      parts.push(b)
+    } else {
+      const data = t === 'str' ? Buffer.from(v as string, 'utf8') : (v as Buffer)
+      const len = Buffer.alloc(t === 'str' ? 2 : 4)
+      if (t === 'str') len.writeUInt16BE(data.length)
+      else len.writeUInt32BE(data.length)
+      parts.push(len, data)
+    }
+  }
+  return Buffer.concat(parts)
+}
+
+test('the native msg is the schema layout: toWireMessage takes every native field, the codec writes and reads them in order', () => {
   const w = toWireMessage(sample)
-  assert.deepEqual(
-    Object.keys(w),
-    MSG_FIELDS.map(([n]) => n),
-  )
-  assert.equal(w.kind, MESSAGE_KINDS.file.code)
-  const d = decode(encode({ type: 'DELIVER', corr: 0, msg: w }), 1 << 20)
-  assert.ok(d.ok && d.frame.type === 'DELIVER')
-  assert.deepEqual(d.frame.msg, w)
+  assert.deepEqual(Object.keys(w).sort(), MSG_FIELDS.map(([n]) => n).sort())
+  for (const [name] of MSG_FIELDS)
+    assert.deepEqual(w[name], name === 'kind' ? MESSAGE_KINDS.file.code : sample[name], `${name} carried`)
+  const bytes = schemaBytes(w)
+  assert.deepEqual(encode({ type: 'DELIVER', corr: 0, msg: w }).subarray(9), bytes, 'the codec writes the schema order')
+  const header = Buffer.alloc(9)
+  header.writeUInt32BE(5 + bytes.length)
+  header[4] = FRAMES.DELIVER.code // corr 0
+  const read = decode(Buffer.concat([header, bytes]), 1 << 20)
+  assert.ok(read.ok && read.frame.type === 'DELIVER')
+  assert.deepEqual(read.frame.msg, w, 'the codec reads the schema order')
   const bare = toWireMessage({ ...sample, kind: 'text', topic: undefined, expiresAt: undefined, fileId: undefined })
   assert.deepEqual([bare.topic, bare.expiresAt, bare.fileId, bare.kind], ['', 0, '', 0], 'absent fields are empty')
 })
@@ -101,4 +131,14 @@ test('the HTTP JSON has the schema JSON fields (kind by name), and the OpenAPI M
     FIELD_LIST.filter(([, f]) => f.json && f.optional !== true).map(([n]) => n),
   )
   assert.deepEqual(schema.properties.kind?.enum, [...KIND_NAMES])
+})
+
+test('a row with every column of the schema reads back with every field set', () => {
+  const row: Record<string, unknown> = {}
+  for (const [name, f] of FIELD_LIST) {
+    if (f.column === null) continue
+    row[f.column] = name === 'kind' ? MESSAGE_KINDS.file.code : (sample as unknown as Record<string, unknown>)[name]
+  }
+  const back = messageFromRow(row as MessageColumns, sample.to)
+  assert.deepEqual(back, sample)
 })

@@ -4,7 +4,7 @@
  */
 import { decodeReceiptBody } from '../../core/receipt-body.js'
 import { ALL_ID, SERVER_ID, type Address, type Message, type Outbound, type Receipt } from '../../core/types.js'
-import { FIELD_LIST, type MessageJsonFields } from '../../schema/message.js'
+import type { MessageJsonFields } from '../../schema/message.js'
 
 /** A message as JSON: the schema's JSON fields (src/schema/message.ts), the kind by name, then the body. */
 export type MessageJson = MessageJsonFields & {
@@ -66,23 +66,31 @@ export function receiptJson(r: Receipt, ackSeq = 0): ReceiptJson {
   return out
 }
 
-/** [field, optional] for every field of the schema's JSON form. */
-const JSON_FIELDS = FIELD_LIST.flatMap(([name, f]) => (f.json ? [[name, f.optional === true] as const] : []))
-
+/**
+ * Spelled out for speed: MessageJson comes from the schema, so a required field missing here does not compile,
+ * and test/unit/message-schema.test.ts checks that every JSON field of the schema arrives.
+ */
 export function messageJson(m: Message): MessageJson {
-  const rec = m as unknown as Record<string, unknown>
-  const out: Record<string, unknown> = {}
-  // An optional field is left out when absent, and when 0 or '' (no expiry, no notBefore, no file).
-  for (const [name, optional] of JSON_FIELDS) {
-    const v = rec[name]
-    if (!optional || (v !== undefined && v !== null && v !== 0 && v !== '')) out[name] = v
+  const out: MessageJson = {
+    seq: m.seq,
+    msgId: m.msgId,
+    from: m.from,
+    fromName: m.fromName,
+    to: m.to,
+    kind: m.kind,
+    ts: m.ts,
+    flags: m.flags,
   }
+  if (m.topic !== undefined && m.topic !== null) out.topic = m.topic
+  if (m.expiresAt) out.expiresAt = m.expiresAt
+  if (m.notBefore) out.notBefore = m.notBefore
+  if (m.fileId) out.fileId = m.fileId
   Object.assign(out, bodyJson(m.body))
   if (m.kind === 'receipt') {
     const r = decodeReceiptBody(m.body)
     if (r !== undefined) out.receipt = receiptJson(r, m.seq)
   }
-  return out as MessageJson
+  return out
 }
 
 /** One Outbound event as the (type, data) pair the events endpoint and the SSE stream both carry. */

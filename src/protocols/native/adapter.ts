@@ -12,7 +12,6 @@ import { encode, FrameReader } from './codec.js'
 import {
   ConvAction,
   ConvEventCode,
-  MSG_FIELDS,
   Op,
   PROTOCOL_VERSION,
   SendFlag,
@@ -70,12 +69,26 @@ function clip(text: string): string {
   return out + '…'
 }
 
-/** A message as the native `msg`: the schema's native fields, the kind as its code, '' or 0 for what is absent. */
+/**
+ * A message as the native `msg` (the schema's native fields, the kind as its code, '' or 0 for what is absent).
+ * Spelled out for speed: the WireMessage type comes from the schema, so a native field missing here does not
+ * compile, and test/unit/message-schema.test.ts checks the values.
+ */
 export function toWireMessage(m: Message): WireMessage {
-  const rec = m as unknown as Record<string, unknown>
-  const w: Record<string, unknown> = {}
-  for (const [name, t] of MSG_FIELDS) w[name] = (name === 'kind' ? kindCode(m.kind) : rec[name]) ?? (t === 'str' ? '' : 0)
-  return w as WireMessage
+  return {
+    seq: m.seq,
+    msgId: m.msgId,
+    from: m.from,
+    fromName: m.fromName,
+    to: m.to,
+    topic: m.topic ?? '',
+    kind: kindCode(m.kind),
+    flags: m.flags,
+    ts: m.ts,
+    expiresAt: m.expiresAt ?? 0,
+    fileId: m.fileId ?? '',
+    body: m.body,
+  }
 }
 
 export class NativeConnection implements SessionSink {

@@ -9,7 +9,6 @@ import {
   FRAME_BY_CODE,
   FRAMES,
   HEADER_BYTES,
-  MSG_FIELDS,
   type FieldType,
   type Frame,
   type FrameName,
@@ -103,10 +102,22 @@ class Reader {
         throw new Malformed(`unknown address kind ${k}`)
     }
   }
+  /** In the order of MSG_FIELDS (the message schema); spelled out for speed, checked by test/unit/message-schema.test.ts. */
   msg(): WireMessage {
-    const m: Record<string, unknown> = {}
-    for (const [name, t] of MSG_FIELDS) m[name] = this.field(t)
-    return m as WireMessage
+    return {
+      seq: this.u53(),
+      msgId: this.u53(),
+      from: this.u32(),
+      fromName: this.str(),
+      to: this.u32(),
+      topic: this.str(),
+      kind: this.u8(),
+      flags: this.u8(),
+      ts: this.u53(),
+      expiresAt: this.u53(),
+      fileId: this.str(),
+      body: this.bytes(),
+    }
   }
   list<T>(item: () => T): T[] {
     const n = this.u16()
@@ -185,9 +196,7 @@ function strBytes(s: string): number {
 }
 
 function msgBytes(m: WireMessage): number {
-  let n = 0
-  for (const [name, t] of MSG_FIELDS) n += sizeOf(t, m[name])
-  return n
+  return 8 + 8 + 4 + strBytes(m.fromName) + 4 + strBytes(m.topic) + 1 + 1 + 8 + 8 + strBytes(m.fileId) + 4 + m.body.length
 }
 
 function sizeOf(t: FieldType, v: unknown): number {
@@ -275,8 +284,20 @@ class Writer {
         return
     }
   }
+  /** In the order of MSG_FIELDS (the message schema); spelled out for speed, checked by test/unit/message-schema.test.ts. */
   msg(m: WireMessage): void {
-    for (const [name, t] of MSG_FIELDS) this.field(t, m[name])
+    this.u53(m.seq)
+    this.u53(m.msgId)
+    this.u32(m.from)
+    this.str(m.fromName)
+    this.u32(m.to)
+    this.str(m.topic)
+    this.u8(m.kind)
+    this.u8(m.flags)
+    this.u53(m.ts)
+    this.u53(m.expiresAt)
+    this.str(m.fileId)
+    this.bytes(m.body)
   }
   field(t: FieldType, v: unknown): void {
     switch (t) {
