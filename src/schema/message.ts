@@ -2,12 +2,14 @@
  * The message schema: every message kind with its numeric code, and every field of a message, declared once.
  * Everything else follows from here:
  *   - the core's `Message` type (src/core/types.ts),
- *   - the stores' columns and row mapping (src/store/rows.ts): the stored `kind` is the kind's code,
+ *   - the stores' columns (src/store/rows.ts): the stored `kind` is the kind's code,
  *   - the native wire's `msg` (src/protocols/native/frames.ts): its fields in this order, `kind` as the code,
  *   - the HTTP JSON and its OpenAPI schema (src/protocols/http/json.ts, routes-spec.ts),
  *   - the SDK's kind names (src/client/),
  *   - test/vectors/native/schema.json (scripts/gen-native-vectors.ts), from which the Python, C++, C# and CGI
  *     clients' tests check their own constants.
+ * The per-message mappings on hot paths (the codec's msg, toWireMessage, messageFromRow, messageJson) are spelled
+ * out for speed; their types come from here, and test/unit/message-schema.test.ts checks them field by field.
  *
  * A code is forever: it is in every data directory, PostgreSQL row and client ever written. Add a kind with the
  * next free code; never renumber or reuse one. Pure data and types: imports nothing.
