@@ -6,6 +6,7 @@
  */
 import { join, resolve } from 'node:path'
 import { Broker } from './core/broker.js'
+import { serverCommands } from './services/server-commands.js'
 import type { Logger } from './core/types.js'
 import type { Config } from './config.js'
 import { FileService } from './core/files.js'
@@ -98,6 +99,7 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
   const broker = new Broker({
     store,
     bus,
+    serverRequests: serverCommands,
     logger: log,
     ackTimeoutMs: c['ack-timeout'],
     idleTimeoutMs: c['idle-timeout'],

@@ -21,6 +21,11 @@ export type BusMessage =
 
 export interface Bus {
   readonly nodeId: string
+  /**
+   * True when other nodes share the store: what this node caches of it (users, names, blocks) can change
+   * behind its back and must age out. False for the single-node bus, whose node sees every change.
+   */
+  readonly clustered: boolean
   start(onMessage: (m: BusMessage) => void): Promise<void>
   /** Send to every other node. Fire and forget; a lost message is repaired by the store (wake) or is live-only. */
   publish(m: BusMessage): void

@@ -280,14 +280,14 @@ export class FileService {
         throw new BrokerError('SB_ERR_UNSUPPORTED', 'files cannot be sent to SERVER')
       case 'topic': {
         const topic = normalizeName(to.topic, this.broker.limits.maxTopicBytes, 'topic', 'maxTopicBytes')
-        if ((await this.broker.store.subscribers(topic)).length === 0)
+        if ((await this.broker.topicSubscribers(topic)).length === 0)
           throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', `no one subscribes to the topic "${topic}"`)
         return { kind: 'topic', topic }
       }
       case 'user':
       case 'name': {
         const u = await this.broker.findUser(to.kind === 'user' ? { id: to.id } : { name: to.name })
-        if (u === undefined || (await this.broker.store.isBlocked(u.id, session.user.id)))
+        if (u === undefined || (await this.broker.isBlocked(u.id, session.user.id)))
           throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', `no such user: ${to.kind === 'user' ? `#${to.id}` : to.name}`)
         return { kind: 'user', id: u.id }
       }
@@ -300,9 +300,9 @@ export class FileService {
       case 'user':
         return [target.id]
       case 'topic':
-        return this.broker.store.subscribers(target.topic)
+        return this.broker.topicSubscribers(target.topic)
       case 'all':
-        return (await this.broker.bus.online()).map((p) => p.id)
+        return this.broker.onlineUserIds()
     }
   }
 
@@ -353,7 +353,7 @@ export class FileService {
       }
       if (up.target.kind === 'topic') {
         // Someone who subscribed while the message was being stored got a copy: let them download it.
-        const late = (await this.broker.store.subscribers(up.target.topic)).filter((id) => !readers.has(id))
+        const late = (await this.broker.topicSubscribers(up.target.topic)).filter((id) => !readers.has(id))
         await this.meta.grant(fileId, late)
       }
       this.log.debug({ fileId, sha256, size: up.size, from: rec.sender, to: up.target }, 'file stored')

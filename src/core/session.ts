@@ -1,8 +1,11 @@
-import type { Message, SessionSink, UserInfo } from './types.js'
+import type { Message, Outbound, SessionSink, UserInfo } from './types.js'
 
 export type DeliveryMode = 'push' | 'poll'
 
 let nextSid = 1
+
+/** Live events held for a session whose adapter has not called Broker.ready() yet. */
+export const HELD_MAX = 100_000
 
 /**
  * One live attachment of a user (seed 000's Session): its sink, its lastSeen, and its delivery state.
@@ -14,6 +17,13 @@ export class Session {
   readonly since: number
   lastSeen: number
   closed = false
+  /**
+   * Two-phase attach: a session is registered (it counts as online, it can be kicked) before its adapter has
+   * answered the login. Until the adapter calls Broker.ready() nothing is pushed into its sink: live events are
+   * held here (at most HELD_MAX) and the queue waits.
+   */
+  ready = false
+  held: Outbound[] = []
   /** A gateway's internal session: not in who, no presence events. */
   hidden = false
   /** Receives presence changes (who came, who left). */

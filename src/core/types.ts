@@ -30,13 +30,7 @@ export const Flag = {
  * A message: its fields are declared once, with the kinds and their codes, in src/schema/message.ts (the stores'
  * columns, the native `msg`, the HTTP JSON and the SDK follow from there).
  */
-export interface Message extends MessageRecord {
-  /**
-   * Encoded forms by protocol name, filled lazily by adapters, so that a broadcast is encoded once
-   * per protocol and not once per recipient.
-   */
-  wire?: Map<string, Buffer>
-}
+export type Message = MessageRecord
 
 /** Receipt codes (001's 200/300, extended). */
 export const ReceiptStatus = {

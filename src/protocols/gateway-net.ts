@@ -147,13 +147,6 @@ export function keepSessionAlive(broker: { idleTimeoutMs: number; touch(s: Sessi
   return () => clearInterval(timer)
 }
 
-/**
- * Events held while a claim completes, at most. The session is in the broker before claim() returns (claim
- * still awaits the bus's presence write, a round trip with Redis): room messages, receipts and direct mail
- * can be pushed to it meanwhile. The stored queue itself is pushed only on the next turn (Broker.attach).
- */
-const EARLY_MAX = 100_000
-
 /** Frames waiting for the async half of their handling, at most; above it the socket is paused. */
 const MAX_PENDING = 64
 
@@ -169,8 +162,6 @@ export abstract class GatewayConnection implements SessionSink {
   /** Bytes read and not decoded yet. */
   protected buf: Buffer = Buffer.alloc(0)
   protected closed = false
-  /** Events pushed while broker.claim() was still attaching this connection. */
-  private early: Outbound[] = []
   private readonly flood: FloodGuard
   private stopKeepAlive: (() => void) | undefined
   private chain: Promise<void> = Promise.resolve()
@@ -240,16 +231,15 @@ export abstract class GatewayConnection implements SessionSink {
   }
 
   /**
-   * broker.claim(name) for this connection. When the name is refused, the held events are dropped and
-   * refused(err) says so on the wire. On success the session is kept alive, ready(s) runs (what the client
-   * must see first), then the events pushed during the claim go out. False when there is no session.
+   * broker.claim(name) for this connection. When the name is refused, refused(err) says so on the wire. On
+   * success the session is kept alive, ready(s) runs (what the client must see first), then broker.ready()
+   * lets the broker push: the events held since the claim, then the queue. False when there is no session.
    */
   protected async claim(name: string, refused: (err: unknown) => void, ready?: (s: Session) => void): Promise<boolean> {
     let s: Session
     try {
       s = await this.broker.claim(name, this.protocol, this)
     } catch (err) {
-      this.early = []
       refused(err)
       return false
     }
@@ -260,9 +250,7 @@ export abstract class GatewayConnection implements SessionSink {
     this.session = s
     this.stopKeepAlive = keepSessionAlive(this.broker, s)
     ready?.(s)
-    const evs = this.early
-    this.early = []
-    for (const ev of evs) this.push(ev)
+    this.broker.ready(s)
     return true
   }
 
@@ -277,12 +265,8 @@ export abstract class GatewayConnection implements SessionSink {
   // ------------------------------------------------------------ SessionSink
 
   push(ev: Outbound): boolean {
-    if (this.closed) return false
-    if (this.session === undefined) {
-      // broker.claim() has not returned the session yet: hold them until it has.
-      if (this.early.length < EARLY_MAX) this.early.push(ev)
-      return true
-    }
+    // The broker pushes only after broker.ready(), that is once this.session is set.
+    if (this.closed || this.session === undefined) return false
     return this.pushTo(this.session, ev)
   }
 

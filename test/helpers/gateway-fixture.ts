@@ -13,6 +13,7 @@ import { FileService } from '../../src/core/files.js'
 import { FsBlobStore } from '../../src/store/blob/fs-blob-store.js'
 import type { Logger } from '../../src/core/types.js'
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js'
+import { LocalBus } from '../../src/bus/local/local-bus.js'
 import { SqliteFileMeta } from '../../src/store/sqlite/sqlite-file-meta.js'
 import { listenNative } from '../../src/protocols/native/server.js'
 import { FrameReader, encode as encodeNative } from '../../src/protocols/native/codec.js'
@@ -44,7 +45,12 @@ export async function brokerFixture(t: TestContext, opts: { ackTimeoutMs?: numbe
   const root = mkdtempSync(join(tmpdir(), 'sb-'))
   const dbPath = join(root, 'switchboard.db')
   const log = recordingLogger()
-  const broker = new Broker({ store: new SqliteStore({ path: dbPath }), ackTimeoutMs: opts.ackTimeoutMs ?? 300, logger: log })
+  const broker = new Broker({
+    store: new SqliteStore({ path: dbPath }),
+    bus: new LocalBus(),
+    ackTimeoutMs: opts.ackTimeoutMs ?? 300,
+    logger: log,
+  })
   await broker.start()
   const files = new FileService({
     blobs: new FsBlobStore({ dir: join(root, 'files') }),

@@ -12,7 +12,7 @@ import { FileService, decodeFileMessage } from '../../src/core/files.js'
 import { FsBlobStore } from '../../src/store/blob/fs-blob-store.js'
 import { PostgresFileMeta } from '../../src/store/postgres/postgres-file-meta.js'
 import type { Outbound } from '../../src/core/types.js'
-import { Cluster, FakeSink, clusterServicesUnavailable } from './cluster-fixture.js'
+import { Cluster, FakeSink, clusterServicesUnavailable, ready } from './cluster-fixture.js'
 
 const unavailable = await clusterServicesUnavailable()
 
@@ -41,10 +41,10 @@ describe('cluster: files shared through PostgreSQL and one folder', { skip: unav
   it('uploaded on node A, announced to a user on node B, downloaded on B; a stranger is refused; gc after retention', async () => {
     const [A, B] = [cluster.node(0).broker, cluster.node(1).broker]
     const [fa, fb] = [services[0]!, services[1]!]
-    const alice = await A.register('alice', 'test', new FakeSink())
+    const alice = await ready(A, A.register('alice', 'test', new FakeSink()))
     const bobSink = new FakeSink()
-    const bob = await B.register('bob', 'test', bobSink)
-    const carol = await B.register('carol', 'test', new FakeSink())
+    const bob = await ready(B, B.register('bob', 'test', bobSink))
+    const carol = await ready(B, B.register('carol', 'test', new FakeSink()))
 
     const data = Buffer.alloc(300_000)
     for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff

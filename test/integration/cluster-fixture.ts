@@ -14,6 +14,7 @@ import { PostgresStore } from '../../src/store/postgres/postgres-store.js'
 import { RedisBus } from '../../src/bus/redis/redis-bus.js'
 import type { CloseReason, Outbound, SessionSink } from '../../src/core/types.js'
 import { until } from '../helpers/wait.js'
+import type { Session } from '../../src/core/session.js'
 
 export const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -44,6 +45,13 @@ export async function clusterServicesUnavailable(): Promise<string | undefined> 
   const reason = reasons.join('; ')
   if (process.env.CI === 'true') throw new Error(`${reason}; CI=true requires them`)
   return reason
+}
+
+/** What an adapter does once it has answered the login (two-phase attach): let the broker push into the sink. */
+export async function ready<T extends Session | { session: Session }>(broker: Broker, attaching: Promise<T>): Promise<T> {
+  const r = await attaching
+  broker.ready('session' in r ? r.session : (r as Session))
+  return r
 }
 
 /** A SessionSink that records everything and lets a test wait for an event. */

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { BrokerError } from '../../src/core/errors.js'
 import { ReceiptStatus, type Outbound } from '../../src/core/types.js'
-import { Cluster, FakeSink, clusterServicesUnavailable } from './cluster-fixture.js'
+import { Cluster, FakeSink, clusterServicesUnavailable, ready } from './cluster-fixture.js'
 import { until } from '../helpers/wait.js'
 
 const unavailable = await clusterServicesUnavailable()
@@ -33,8 +33,8 @@ describe('cluster: three nodes over PostgreSQL and Redis', { skip: unavailable }
     const [A, B] = [cluster.node(0).broker, cluster.node(1).broker]
     const sa = new FakeSink()
     const sb = new FakeSink()
-    const alice = await A.register('alice', 'test', sa)
-    const bob = await B.register('bob', 'test', sb)
+    const alice = await ready(A, A.register('alice', 'test', sa))
+    const bob = await ready(B, B.register('bob', 'test', sb))
     const res = await A.send(alice.session, {
       to: { kind: 'name', name: 'bob' },
       body: Buffer.from('hi bob'),
@@ -58,8 +58,8 @@ describe('cluster: three nodes over PostgreSQL and Redis', { skip: unavailable }
     const [A, C] = [cluster.node(0).broker, cluster.node(2).broker]
     const s1 = new FakeSink()
     const s2 = new FakeSink()
-    const from = await A.register('orderfrom', 'test', s1)
-    const to = await C.register('orderto', 'test', s2)
+    const from = await ready(A, A.register('orderfrom', 'test', s1))
+    const to = await ready(C, C.register('orderto', 'test', s2))
     const N = 100
     const results = await Promise.all(
       Array.from({ length: N }, (_, i) =>
@@ -81,10 +81,10 @@ describe('cluster: three nodes over PostgreSQL and Redis', { skip: unavailable }
   it('a message to a user offline everywhere is stored (202); it is pushed when the user logs in on another node', async () => {
     const [A, B, C] = [cluster.node(0).broker, cluster.node(1).broker, cluster.node(2).broker]
     const sa = new FakeSink()
-    const sender = await A.register('sender3', 'test', sa)
-    const carol = await C.register('carol', 'test', new FakeSink())
+    const sender = await ready(A, A.register('sender3', 'test', sa))
+    const carol = await ready(C, C.register('carol', 'test', new FakeSink()))
     C.detach(carol.session)
-    await until('carol offline everywhere', async () => !(await A.bus.isOnline(carol.user.id)))
+    await until('carol offline everywhere', async () => !(await cluster.node(0).bus.isOnline(carol.user.id)))
     const res = await A.send(sender.session, {
       to: { kind: 'name', name: 'carol' },
       body: Buffer.from('while you were out'),
@@ -94,7 +94,7 @@ describe('cluster: three nodes over PostgreSQL and Redis', { skip: unavailable }
     assert.equal(res.status, 'stored')
     await sa.waitFor('the STORED receipt', receipt(7, ReceiptStatus.STORED))
     const sc = new FakeSink()
-    await B.login({ name: 'carol' }, carol.token, 'test', sc)
+    await ready(B, B.login({ name: 'carol' }, carol.token, 'test', sc))
     const got = await sc.waitFor('the stored message on B', message('while you were out'))
     assert.equal(got.msg.seq, 1)
   })
@@ -102,22 +102,22 @@ describe('cluster: three nodes over PostgreSQL and Redis', { skip: unavailable }
   it('one session per user across the cluster: logging in on B ends the session on A', async () => {
     const [A, B, C] = [cluster.node(0).broker, cluster.node(1).broker, cluster.node(2).broker]
     const first = new FakeSink()
-    const dave = await A.register('dave', 'test', first)
+    const dave = await ready(A, A.register('dave', 'test', first))
     const second = new FakeSink()
-    await B.login({ id: dave.user.id }, dave.token, 'test', second)
+    await ready(B, B.login({ id: dave.user.id }, dave.token, 'test', second))
     const closed = await first.waitClosed()
     assert.equal(closed.reason, 'replaced')
     assert.equal(A.sessionOf(dave.user.id), undefined)
     // A's setOffline after the kick must not take B's presence away. A called it when it ended the session; a
     // lookup on A's own Redis connection runs after it.
-    assert.equal(await A.bus.isOnline(dave.user.id), true)
-    assert.equal(await C.bus.isOnline(dave.user.id), true)
+    assert.equal(await cluster.node(0).bus.isOnline(dave.user.id), true)
+    assert.equal(await cluster.node(2).bus.isOnline(dave.user.id), true)
     assert.deepEqual(
-      (await C.bus.online()).filter((p) => p.id === dave.user.id).map((p) => p.node),
+      (await cluster.node(2).bus.online()).filter((p) => p.id === dave.user.id).map((p) => p.node),
       [cluster.node(1).nodeId],
     )
     // Messages now go to the session on B.
-    const s = await C.register('eve', 'test', new FakeSink())
+    const s = await ready(C, C.register('eve', 'test', new FakeSink()))
     await C.send(s.session, { to: { kind: 'name', name: 'dave' }, body: Buffer.from('to the new session') })
     await second.waitFor('the message on B', message('to the new session'))
     assert.equal(first.messages().length, 0)
@@ -141,7 +141,7 @@ describe('cluster: three nodes over PostgreSQL and Redis', { skip: unavailable }
 
   it('a rename races a registration of the same name on another node: one wins', async () => {
     const [A, B] = [cluster.node(0).broker, cluster.node(1).broker]
-    const r = await A.register('renamer', 'test', new FakeSink())
+    const r = await ready(A, A.register('renamer', 'test', new FakeSink()))
     const res = await Promise.allSettled([A.rename(r.session, 'hotname'), B.register('hotname', 'test', new FakeSink())])
     assert.equal(res.filter((x) => x.status === 'fulfilled').length, 1)
     assert.ok(res.some((x) => x.status === 'rejected' && (x.reason as BrokerError).code === 'SB_ERR_NAME_TAKEN'))
@@ -149,7 +149,9 @@ describe('cluster: three nodes over PostgreSQL and Redis', { skip: unavailable }
 
   it('ALL reaches every online session on every node but the sender', async () => {
     const sinks = [new FakeSink(), new FakeSink(), new FakeSink()]
-    const users = await Promise.all(cluster.nodes.map((n, i) => n.broker.register(`room${i}`, 'test', sinks[i]!)))
+    const users = await Promise.all(
+      cluster.nodes.map((n, i) => ready(n.broker, n.broker.register(`room${i}`, 'test', sinks[i]!))),
+    )
     const res = await cluster.node(1).broker.send(users[1]!.session, { to: { kind: 'all' }, body: Buffer.from('hello room') })
     assert.equal(res.status, 'delivered')
     const a = await sinks[0]!.waitFor('the room message on A', message('hello room'))
@@ -172,11 +174,11 @@ describe('cluster: a node dies', { skip: unavailable }, () => {
   it("the survivors clean up the dead node's sessions, tell watchers, and store for its users", async () => {
     const [A, B] = [cluster.node(0).broker, cluster.node(1).broker]
     const watcher = new FakeSink()
-    const w = await A.register('watcher', 'test', watcher)
+    const w = await ready(A, A.register('watcher', 'test', watcher))
     A.watchPresence(w.session, true)
     const victimSink = new FakeSink()
-    const victim = await cluster.node(2).broker.register('victim', 'test', victimSink)
-    assert.equal(await B.bus.isOnline(victim.user.id), true)
+    const victim = await ready(cluster.node(2).broker, cluster.node(2).broker.register('victim', 'test', victimSink))
+    assert.equal(await cluster.node(1).bus.isOnline(victim.user.id), true)
     await cluster.node(2).kill()
     const off = await watcher.waitFor(
       'the offline presence of the victim',
@@ -184,8 +186,8 @@ describe('cluster: a node dies', { skip: unavailable }, () => {
       3000,
     )
     assert.equal(off.type, 'presence')
-    assert.equal(await A.bus.isOnline(victim.user.id), false)
-    assert.equal(await B.bus.isOnline(victim.user.id), false)
+    assert.equal(await cluster.node(0).bus.isOnline(victim.user.id), false)
+    assert.equal(await cluster.node(1).bus.isOnline(victim.user.id), false)
     // Accepted messages for the victim are stored, and delivered when it comes back on a survivor.
     const res = await A.send(w.session, {
       to: { kind: 'name', name: 'victim' },
@@ -195,7 +197,7 @@ describe('cluster: a node dies', { skip: unavailable }, () => {
     })
     assert.equal(res.status, 'stored')
     const back = new FakeSink()
-    await B.login({ name: 'victim' }, victim.token, 'test', back)
+    await ready(B, B.login({ name: 'victim' }, victim.token, 'test', back))
     await back.waitFor('the message after reconnecting', message('after the crash'))
   })
 })

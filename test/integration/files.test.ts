@@ -12,6 +12,7 @@ import { runInNewContext } from 'node:vm'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { Broker } from '../../src/core/broker.js'
+import { LocalBus } from '../../src/bus/local/local-bus.js'
 import { BrokerError } from '../../src/core/errors.js'
 import { FsBlobStore } from '../../src/store/blob/fs-blob-store.js'
 import { FileService, decodeFileMessage, type FileServiceOptions, type Upload } from '../../src/core/files.js'
@@ -34,7 +35,7 @@ async function fixture(t: TestContext, opts: Partial<FileServiceOptions> = {}) {
   const root = mkdtempSync(join(tmpdir(), 'sb-'))
   const dbPath = join(root, 'switchboard.db')
   const dir = join(root, 'files')
-  const broker = new Broker({ store: new SqliteStore({ path: dbPath }) })
+  const broker = new Broker({ store: new SqliteStore({ path: dbPath }), bus: new LocalBus() })
   await broker.start()
   const files = new FileService({
     blobs: new FsBlobStore({ dir }),
@@ -59,11 +60,13 @@ async function fixture(t: TestContext, opts: Partial<FileServiceOptions> = {}) {
   async function user(name: string): Promise<Peer> {
     const events: Outbound[] = []
     const { session, token } = await broker.register(name, 'test', sinkFor(events))
+    broker.ready(session)
     return { session, token, events }
   }
   async function relogin(p: Peer): Promise<Peer> {
     const events: Outbound[] = []
     const session = await broker.login({ id: p.session.user.id }, p.token, 'test', sinkFor(events))
+    broker.ready(session)
     return { session, token: p.token, events }
   }
   /** Stored content files and temp files on disk. */

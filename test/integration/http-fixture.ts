@@ -11,6 +11,7 @@ import { FileService } from '../../src/core/files.js'
 import { FsBlobStore } from '../../src/store/blob/fs-blob-store.js'
 import { SqliteFileMeta } from '../../src/store/sqlite/sqlite-file-meta.js'
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js'
+import { LocalBus } from '../../src/bus/local/local-bus.js'
 import type { Limits } from '../../src/core/types.js'
 import type { NativeOptions } from '../../src/protocols/native/adapter.js'
 import { startHttp, type HttpOptions, type HttpServer } from '../../src/protocols/http/index.js'
@@ -44,7 +45,7 @@ export interface Fixture {
 
 export interface FixtureOptions {
   limits?: Partial<Limits>
-  broker?: Partial<BrokerOptions>
+  broker?: Partial<Omit<BrokerOptions, 'bus'>>
   http?: Partial<HttpOptions>
   files?: boolean
 }
@@ -52,7 +53,7 @@ export interface FixtureOptions {
 export async function startFixture(t: TestContext, o: FixtureOptions = {}): Promise<Fixture> {
   const dir = fs.mkdtempSync(os.tmpdir() + '/sb-')
   const store = new SqliteStore({ path: path.join(dir, 'db.sqlite') })
-  const broker = new Broker({ store, limits: o.limits ?? {}, ...o.broker })
+  const broker = new Broker({ store, bus: new LocalBus(), limits: o.limits ?? {}, ...o.broker })
   await broker.start()
   let files: FileService | undefined
   if (o.files) {

@@ -109,12 +109,12 @@ test('/healthz reports the store, and 503 when it does not answer', async (t) =>
   assert.equal(ok.body.status, 'ok')
   assert.equal(ok.body.store, 'ok')
   assert.equal(ok.body.storeKind, 'sqlite')
-  const ping = f.broker.store.ping
-  f.broker.store.ping = async () => {
+  const ping = f.store.ping
+  f.store.ping = async () => {
     throw new Error('disk on fire')
   }
   t.after(() => {
-    f.broker.store.ping = ping
+    f.store.ping = ping
   })
   const bad = await f.api('GET', '/healthz')
   assert.equal(bad.status, 503)

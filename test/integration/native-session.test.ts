@@ -16,6 +16,7 @@ import { Op, SendFlag, SendStatusCode, SessionFlag, type FrameOf } from '../../s
 import { ReceiptStatus } from '../../src/core/types.js'
 import { Broker } from '../../src/core/broker.js'
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js'
+import { LocalBus } from '../../src/bus/local/local-bus.js'
 import { listenNative } from '../../src/protocols/native/server.js'
 
 const to = (name: string) => ({ kind: 'name' as const, name })
@@ -67,7 +68,7 @@ test('the reaper ends an idle session with CLOSING idle; heartbeats keep another
 
 test('a connection that does not log in within the login timeout gets ERROR then CLOSING and is closed', async (t) => {
   // The login timeout is a listener option (30 s in startServer), so this builds its own listener.
-  const broker = new Broker({ store: new SqliteStore({ path: ':memory:' }) })
+  const broker = new Broker({ store: new SqliteStore({ path: ':memory:' }), bus: new LocalBus() })
   await broker.start()
   const listener = await listenNative(broker, {
     host: '127.0.0.1',

@@ -4,6 +4,7 @@ import type { PresenceInfo } from '../../core/types.js'
 /** The single-node bus: there are no other nodes, so publish goes nowhere and presence is this process's. */
 export class LocalBus implements Bus {
   readonly nodeId = 'local'
+  readonly clustered = false
   private readonly presence = new Map<number, PresenceInfo>()
 
   async start(_onMessage: (m: BusMessage) => void): Promise<void> {}

@@ -5,7 +5,7 @@
  * conversation 'message' event, anything an adapter may add later): every Buffer/Uint8Array becomes
  * `{"$b64": "..."}` wherever it is, and comes back as a Buffer. A plain object that happens to use the marker
  * keys itself (a notice's free-form `data`) is wrapped in `{"$esc": {...}}`, so no user value is mistaken for a
- * Buffer. Message.wire (a Map of per-protocol encodings) is a local cache: it is dropped, and so is undefined.
+ * Buffer. A Map or a function is dropped, and so is undefined.
  */
 import type { BusMessage } from '../bus.js'
 

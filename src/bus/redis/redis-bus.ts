@@ -97,6 +97,7 @@ return out
 
 export class RedisBus implements Bus {
   readonly nodeId: string
+  readonly clustered = true
   readonly prefix: string
   private readonly log: Logger
   private readonly heartbeatMs: number

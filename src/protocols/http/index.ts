@@ -202,15 +202,11 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
   app.get('/docs', async (_req, reply) => reply.type('text/html; charset=utf-8').send(docHtml))
 
   app.get('/healthz', async (_req, reply) => {
-    const base = { storeKind: broker.store.kind, online: broker.onlineCount }
-    if (broker.isClosing || closing)
+    const { store, ...base } = await broker.health()
+    if (store === 'closing' || closing)
       return reply.code(503).send({ status: 'fail', store: 'closing', ...base, detail: 'the server is shutting down' })
-    try {
-      await broker.store.ping()
-    } catch (err) {
-      broker.log.warn({ err }, 'health check: store ping failed')
+    if (store === 'fail')
       return reply.code(503).send({ status: 'fail', store: 'fail', ...base, detail: 'the store does not answer' })
-    }
     return { status: 'ok', store: 'ok', ...base }
   })
 

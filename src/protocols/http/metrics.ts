@@ -48,9 +48,7 @@ export class HttpMetrics {
       registers,
       collect() {
         this.reset()
-        const by: Record<string, number> = {}
-        for (const s of broker.localSessions()) by[s.protocol] = (by[s.protocol] ?? 0) + 1
-        for (const [protocol, n] of Object.entries(by)) this.set({ protocol }, n)
+        for (const [protocol, n] of Object.entries(broker.metrics().sessionsByProtocol)) this.set({ protocol }, n)
       },
     })
     new Gauge({
@@ -67,7 +65,7 @@ export class HttpMetrics {
       help: 'Registered users',
       registers,
       async collect() {
-        this.set(await broker.store.countUsers())
+        this.set(await broker.countUsers())
       },
     })
     new Gauge({
@@ -90,31 +88,34 @@ export class HttpMetrics {
         this.set(n)
       },
     })
-    follow('switchboard_messages_in_total', 'Messages accepted from senders, by kind', ['kind'], () => ({
-      ...broker.counters.messagesIn,
-    }))
-    follow('switchboard_messages_out_total', 'Messages handed to recipients', [], () => ({ all: broker.counters.messagesOut }))
-    follow('switchboard_receipts_total', 'Receipts issued, by status code', ['code'], () => ({ ...broker.counters.receipts }))
+    follow(
+      'switchboard_messages_in_total',
+      'Messages accepted from senders, by kind',
+      ['kind'],
+      () => broker.metrics().messagesIn,
+    )
+    follow('switchboard_messages_out_total', 'Messages handed to recipients', [], () => ({ all: broker.metrics().messagesOut }))
+    follow('switchboard_receipts_total', 'Receipts issued, by status code', ['code'], () => broker.metrics().receipts)
     follow('switchboard_slow_consumers_total', 'Sessions cut off as slow consumers', [], () => ({
-      all: broker.counters.slowConsumers,
+      all: broker.metrics().slowConsumers,
     }))
     // Commit latency as sum and count: the committer keeps totals, not samples ; a per-commit hook in the core would allow a histogram.
     follow(
       'switchboard_store_commit_seconds_total',
       'Time spent in store commits (group commit: one transaction and one fsync per batch); divide by switchboard_store_commits_total for the mean',
       [],
-      () => ({ all: broker.commitStats.msTotal / 1000 }),
+      () => ({ all: broker.metrics().commits.msTotal / 1000 }),
     )
-    follow('switchboard_store_commits_total', 'Store commits (batches)', [], () => ({ all: broker.commitStats.commits }))
+    follow('switchboard_store_commits_total', 'Store commits (batches)', [], () => ({ all: broker.metrics().commits.commits }))
     follow('switchboard_store_commit_ops_total', 'Operations committed (all batches)', [], () => ({
-      all: broker.commitStats.ops,
+      all: broker.metrics().commits.ops,
     }))
     new Gauge({
       name: 'switchboard_store_commit_last_seconds',
       help: 'Duration of the last store commit',
       registers,
       collect() {
-        this.set(broker.commitStats.lastMs / 1000)
+        this.set(broker.metrics().commits.lastMs / 1000)
       },
     })
     new Gauge({
@@ -122,7 +123,7 @@ export class HttpMetrics {
       help: 'Largest batch committed at once',
       registers,
       collect() {
-        this.set(broker.commitStats.maxBatch)
+        this.set(broker.metrics().commits.maxBatch)
       },
     })
     follow(

@@ -329,12 +329,15 @@ export class HttpSessions {
     if (session.closed) return hs
     this.byUser.get(hs.userId)?.close('replaced', 'a new HTTP session started')
     this.byUser.set(hs.userId, hs)
+    // Two-phase attach: the broker pushes into hs from here on (what it held since the login first).
+    this.broker.ready(session)
     return hs
   }
 
   async register(name: string, ip: string): Promise<{ hs: HttpSession; token: string; name: string }> {
     this.guard(ip)
-    // The sink must exist before the broker knows the user id; it learns it from the result.
+    // The sink must exist before the broker knows the user id; it learns it from the result. The broker pushes
+    // nothing into it before keep() says ready.
     let hs: HttpSession | undefined
     const proxy: SessionSink = {
       push: (ev) => hs?.push(ev) ?? true,

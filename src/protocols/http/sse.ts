@@ -10,6 +10,7 @@ import type { ServerResponse } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import { BrokerError } from '../../core/errors.js'
 import type { Broker } from '../../core/broker.js'
+import { encodeOnce } from '../encode-once.js'
 import { ALL_ID, type CloseReason, type Outbound } from '../../core/types.js'
 import { eventJson } from './json.js'
 import { bearerToken } from './rest.js'
@@ -83,13 +84,10 @@ export class SseOutlet implements PushOutlet {
     if (ev.type === 'message' && ev.msg.seq === 0 && ev.msg.to === ALL_ID) {
       // A room message is the same event for every SSE receiver: format it once.
       const m = ev.msg
-      m.wire ??= new Map()
-      let buf = m.wire.get(PROTOCOL_SSE)
-      if (buf === undefined) {
+      const buf = encodeOnce(m, PROTOCOL_SSE, () => {
         const { type, data } = eventJson(ev)
-        buf = Buffer.from(frame(type, data))
-        m.wire.set(PROTOCOL_SSE, buf)
-      }
+        return Buffer.from(frame(type, data))
+      })
       this.write(buf)
     } else {
       const { type, data } = eventJson(ev)

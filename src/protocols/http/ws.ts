@@ -8,8 +8,6 @@ import type { FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { Broker } from '../../core/broker.js'
 import { NativeConnection, type NativeOptions, type Transport } from '../native/adapter.js'
-import { decode } from '../native/codec.js'
-import { FRAMES } from '../native/frames.js'
 
 /** RFC 6455 §7.4.1 close codes for the reasons a native CLOSING frame gives. */
 export function wsCloseCode(reason: string): number {
@@ -28,8 +26,6 @@ export class WsTransport implements Transport {
   private chunks: Buffer[] = []
   private pendingBytes = 0
   private scheduled = false
-  private closeCode = 1000
-  private closeText = ''
   onDrain: () => void = () => {}
 
   constructor(
@@ -39,14 +35,6 @@ export class WsTransport implements Transport {
 
   write(buf: Buffer): void {
     if (this.socket.readyState !== this.socket.OPEN) return
-    // Learn the close code from our own CLOSING frame (the adapter writes it just before end()).
-    if (buf.length > 4 && buf[4] === FRAMES.CLOSING.code) {
-      const d = decode(buf, buf.length)
-      if (d.ok && d.frame.type === 'CLOSING') {
-        this.closeCode = wsCloseCode(d.frame.reason)
-        this.closeText = d.frame.text
-      }
-    }
     this.chunks.push(buf)
     this.pendingBytes += buf.length
     if (!this.scheduled) {
@@ -70,12 +58,13 @@ export class WsTransport implements Transport {
     return this.socket.bufferedAmount + this.pendingBytes
   }
 
-  end(): void {
+  /** The close code and reason say what the CLOSING frame written just before says. */
+  end(reason: string, closeText: string): void {
     this.flush()
     // Close reasons are at most 123 bytes (RFC 6455 §5.5).
-    let text = this.closeText
+    let text = closeText
     while (Buffer.byteLength(text) > 123) text = text.slice(0, -1)
-    if (this.socket.readyState === this.socket.OPEN) this.socket.close(this.closeCode, text)
+    if (this.socket.readyState === this.socket.OPEN) this.socket.close(wsCloseCode(reason), text)
     setTimeout(() => this.socket.terminate(), 5000).unref()
   }
 

@@ -5,6 +5,7 @@
  */
 import { BrokerError, ErrorNumbers, asBrokerError, type ErrorCode } from '../../core/errors.js'
 import type { Broker, SendResult } from '../../core/broker.js'
+import { encodeOnce } from '../encode-once.js'
 import type { Session } from '../../core/session.js'
 import { ALL_ID, type CloseReason, type Message, type Outbound, type SessionSink } from '../../core/types.js'
 import { kindCode, kindOf } from '../../schema/message.js'
@@ -30,8 +31,11 @@ export interface Transport {
   write(buf: Buffer): void
   /** Bytes queued and not yet written. */
   bufferedBytes(): number
-  /** Flush what is queued, then close. */
-  end(): void
+  /**
+   * Flush what is queued, then close. `reason` and `text` are those of the CLOSING frame just written, for a
+   * transport that can say why in its own terms (a WebSocket close code and reason).
+   */
+  end(reason: CloseReason | 'error', text: string): void
   /** Stop reading (inbound backpressure) / start again. */
   pause(): void
   resume(): void
@@ -318,6 +322,8 @@ export class NativeConnection implements SessionSink {
       heartbeatMs: this.opts.heartbeatMs,
       server: this.opts.serverName,
     })
+    // Two-phase attach: events for the session go out only after its WELCOME.
+    this.broker.ready(this.session)
   }
 
   private async sendMessage(f: FrameOf<'SEND'>): Promise<void> {
@@ -462,11 +468,11 @@ export class NativeConnection implements SessionSink {
   fatal(corr: number, code: ErrorCode, message: string): void {
     this.error(corr, code, message)
     this.send({ type: 'CLOSING', corr: 0, reason: 'error', text: message })
-    this.shut()
+    this.shut('error', message)
   }
 
-  private shut(): void {
-    if (this.finish()) this.transport.end()
+  private shut(reason: CloseReason | 'error', text: string): void {
+    if (this.finish()) this.transport.end(reason, text)
   }
 
   // ------------------------------------------------------------ SessionSink
@@ -478,13 +484,7 @@ export class NativeConnection implements SessionSink {
         const m = ev.msg
         if (m.seq === 0 && m.to === ALL_ID) {
           // A room message is the same frame for every receiver: encode it once.
-          m.wire ??= new Map()
-          let buf = m.wire.get(PROTOCOL)
-          if (buf === undefined) {
-            buf = encode({ type: 'DELIVER', corr: 0, msg: toWireMessage(m) })
-            m.wire.set(PROTOCOL, buf)
-          }
-          this.transport.write(buf)
+          this.transport.write(encodeOnce(m, PROTOCOL, () => encode({ type: 'DELIVER', corr: 0, msg: toWireMessage(m) })))
         } else this.send({ type: 'DELIVER', corr: 0, msg: toWireMessage(m) })
         break
       }
@@ -553,6 +553,6 @@ export class NativeConnection implements SessionSink {
   close(reason: CloseReason, text: string): void {
     this.send({ type: 'CLOSING', corr: 0, reason, text })
     this.session = undefined
-    this.shut()
+    this.shut(reason, text)
   }
 }

@@ -11,6 +11,7 @@
  */
 import type { Socket } from 'node:net'
 import type { Broker } from '../../core/broker.js'
+import { encodeOnce } from '../encode-once.js'
 import { isBrokerError } from '../../core/errors.js'
 import type { Session } from '../../core/session.js'
 import { ALL_ID, type Message, type Outbound } from '../../core/types.js'
@@ -90,13 +91,11 @@ export class P002Connection extends GatewayConnection {
     if (m.kind === 'receipt' || m.kind === 'control') return
     if (m.to === ALL_ID && m.seq === 0) {
       // The room: one encoding shared by every 002 receiver.
-      m.wire ??= new Map()
-      let buf = m.wire.get(PROTOCOL)
-      if (buf === undefined) {
-        buf = encodeDelivery({ timestamp: Math.floor(m.ts / 1000), name: m.fromName, text: messageText(m) })
-        m.wire.set(PROTOCOL, buf)
-      }
-      this.write(buf)
+      this.write(
+        encodeOnce(m, PROTOCOL, () =>
+          encodeDelivery({ timestamp: Math.floor(m.ts / 1000), name: m.fromName, text: messageText(m) }),
+        ),
+      )
       return
     }
     // A message to this user alone (from 001, 003, 004 or native), or a topic copy: 002 only knows the room,

@@ -47,20 +47,15 @@ export interface P003GatewayOptions {
 }
 
 /**
- * A 003 session's sink. The session is in the broker before claim() returns it (claim still awaits the bus's
- * presence write), so events can be pushed first: they are held, and sent once claimed() has the session.
+ * A 003 session's sink. The broker pushes nothing into it before claimed() has the session and has told the
+ * broker it is ready (two-phase attach).
  */
 abstract class ClaimedSink implements SessionSink {
   session: Session | undefined
-  private early: Outbound[] = []
 
   push(ev: Outbound): boolean {
     const s = this.session
-    if (s === undefined) {
-      this.early.push(ev)
-      return true
-    }
-    if (s.closed) return false
+    if (s === undefined || s.closed) return false
     this.pushTo(s, ev)
     return true
   }
@@ -68,12 +63,10 @@ abstract class ClaimedSink implements SessionSink {
   /** An event for the live session (published on PUB, never paused: backlog is PUB's). */
   protected abstract pushTo(s: Session, ev: Outbound): void
 
-  /** claim() has returned the session: keep it, then send what was pushed meanwhile. */
-  claimed(s: Session): Session {
+  /** claim() has returned the session: keep it, then let the broker push (what it held first). */
+  claimed(broker: Broker, s: Session): Session {
     this.session = s
-    const evs = this.early
-    this.early = []
-    for (const ev of evs) this.push(ev)
+    broker.ready(s)
     return s
   }
 
@@ -181,7 +174,7 @@ export class P003Gateway {
     this.pubPort = portOf(this.pub.lastEndpoint)
     this.repPort = portOf(this.rep.lastEndpoint)
     try {
-      const s = this.bridge.claimed(await this.broker.claim(BRIDGE_NAME, PROTOCOL, this.bridge, { hidden: true }))
+      const s = this.bridge.claimed(this.broker, await this.broker.claim(BRIDGE_NAME, PROTOCOL, this.bridge, { hidden: true }))
       this.stopBridgeKeepAlive = keepSessionAlive(this.broker, s)
       await this.scanTopics()
       this.scanTimer = setInterval(() => void this.scanTopics(), this.opts.topicScanMs)
@@ -291,7 +284,7 @@ export class P003Gateway {
     u.endpoints = [this.free.shift()!, this.free.shift()!]
     this.users.set(name, u)
     try {
-      u.claimed(await this.broker.claim(name, PROTOCOL, u))
+      u.claimed(this.broker, await this.broker.claim(name, PROTOCOL, u))
     } catch (err) {
       this.released(u)
       const why = isBrokerError(err) ? err.message : 'internal error'
@@ -325,7 +318,7 @@ export class P003Gateway {
     const u = new ZmqUser(this, name, 0, this.opts.floodRate)
     this.users.set(name, u)
     try {
-      u.claimed(await this.broker.claim(name, PROTOCOL, u))
+      u.claimed(this.broker, await this.broker.claim(name, PROTOCOL, u))
       return u
     } catch (err) {
       this.users.delete(name)
@@ -379,7 +372,7 @@ export class P003Gateway {
     const b = this.bridge.session
     if (b === undefined || b.closed || this.closed) return
     try {
-      for (const t of await this.broker.store.topics()) if (isValidName(t.topic)) await this.subscribeBridge(t.topic)
+      for (const t of await this.broker.topicList()) if (isValidName(t.topic)) await this.subscribeBridge(t.topic)
     } catch (err) {
       this.broker.log.warn({ err }, 'p003: topic scan failed')
     }

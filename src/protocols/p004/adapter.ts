@@ -12,6 +12,7 @@
  */
 import type { Socket } from 'node:net'
 import type { Broker } from '../../core/broker.js'
+import { encodeOnce } from '../encode-once.js'
 import { isBrokerError } from '../../core/errors.js'
 import { decodeFileMessage, type FileService, type Upload } from '../../core/files.js'
 import type { Session } from '../../core/session.js'
@@ -282,13 +283,9 @@ export class P004Connection extends GatewayConnection {
     }
     if (m.to === ALL_ID && !stored) {
       // The room: one encoding per UTC offset, shared by every 004 receiver in that offset.
-      m.wire ??= new Map()
-      const key = `${PROTOCOL}@${this.offset ?? 0}`
-      let buf = m.wire.get(key)
-      if (buf === undefined) {
-        buf = encodePacket(PacketType.MESSAGE, clip(notice.chat(time, m.fromName, text)))
-        m.wire.set(key, buf)
-      }
+      const buf = encodeOnce(m, `${PROTOCOL}@${this.offset ?? 0}`, () =>
+        encodePacket(PacketType.MESSAGE, clip(notice.chat(time, m.fromName, text))),
+      )
       this.enqueue({ kind: 'packet', buf })
       return
     }

@@ -66,8 +66,8 @@ test('every kind of bus message round-trips, Buffers included', () => {
   assert.ok(Buffer.isBuffer(d.msg.ev.msg.body), 'the body comes back as a Buffer')
 })
 
-test('the wire cache (Message.wire) and undefined fields are not sent', () => {
-  const withWire: Message = { ...msg, wire: new Map([['native', Buffer.from('xx')]]), notBefore: undefined }
+test('a Map-valued field (a local cache) and undefined fields are not sent', () => {
+  const withWire = { ...msg, wire: new Map([['native', Buffer.from('xx')]]), notBefore: undefined } as Message
   const text = encodeBus('n', { type: 'event', to: 1, ev: { type: 'message', msg: withWire } })
   assert.ok(!text.includes('wire') && !text.includes('notBefore'))
   const d = decodeBus(text)

@@ -1,0 +1,169 @@
+/**
+ * The directory: users by id and by name, topics and their subscribers, block lists, and the caches on the send
+ * path (id → user, name → id, recipient → whom it blocks). Name rules (normalizeName) live here too.
+ *
+ * The caches are kept exact by this node's renames, deletes and blocks; when other nodes share the store
+ * (`bus.clustered`), their changes arrive by the bus (renames) or age out after CLUSTER_CACHE_TTL_MS.
+ */
+import { BrokerError } from './errors.js'
+import { guard, type Core } from './context.js'
+import type { Session } from './session.js'
+import { ALL_ID, SERVER_ID, type Address, type UserInfo } from './types.js'
+import type { UserRecord } from '../store/store.js'
+
+const CLUSTER_CACHE_TTL_MS = 2000
+const RESERVED_NAMES = new Set(['all', 'server'])
+
+/** NFC, one word, no control characters, at most `maxBytes` UTF-8 bytes. */
+export function normalizeName(raw: string, maxBytes: number, what = 'name', limit = 'maxNameBytes'): string {
+  const name = raw.normalize('NFC')
+  if (name.length === 0) throw new BrokerError('SB_ERR_NAME_INVALID', `the ${what} is empty`)
+  if (Buffer.byteLength(name) > maxBytes)
+    throw new BrokerError('SB_ERR_TOO_LARGE', `the ${what} is longer than ${limit} (${maxBytes} bytes)`, limit)
+  if (/[\s\p{C}]/u.test(name))
+    throw new BrokerError('SB_ERR_NAME_INVALID', `the ${what} "${name}" has spaces or control characters`)
+  if (what === 'name' && (RESERVED_NAMES.has(name.toLowerCase()) || /^[#@!]/.test(name)))
+    throw new BrokerError('SB_ERR_NAME_INVALID', `the name "${name}" is reserved`)
+  return name
+}
+
+export class Directory {
+  private readonly userCache = new Map<number, { info: UserInfo; at: number }>()
+  private readonly nameCache = new Map<string, number>()
+  private readonly blockCache = new Map<number, { set: Set<number>; at: number }>()
+  private readonly cacheTtlMs: number
+
+  constructor(private readonly core: Core) {
+    this.cacheTtlMs = core.bus.clustered ? CLUSTER_CACHE_TTL_MS : Number.POSITIVE_INFINITY
+  }
+
+  normalizeTopic(raw: string): string {
+    return normalizeName(raw, this.core.limits.maxTopicBytes, 'topic', 'maxTopicBytes')
+  }
+
+  // ---------------------------------------------------------------- users
+
+  async resolveUser(to: Address): Promise<UserInfo | undefined> {
+    const now = this.core.now()
+    let id: number | undefined
+    if (to.kind === 'user') {
+      if (to.id === SERVER_ID || to.id === ALL_ID) return undefined
+      id = to.id
+    } else if (to.kind === 'name') {
+      const name = to.name.normalize('NFC')
+      const cached = this.nameCache.get(name)
+      const hit = cached === undefined ? undefined : this.userCache.get(cached)
+      if (hit !== undefined && hit.info.name === name && now - hit.at < this.cacheTtlMs) return hit.info
+      const rec = await this.core.store.userByName(name)
+      if (rec === undefined) {
+        this.nameCache.delete(name)
+        return undefined
+      }
+      return this.cacheUser(rec, now)
+    } else return undefined
+    const hit = this.userCache.get(id)
+    if (hit !== undefined && now - hit.at < this.cacheTtlMs) return hit.info
+    const rec = await this.core.store.userById(id)
+    if (rec === undefined) {
+      this.forgetUser(id)
+      return undefined
+    }
+    return this.cacheUser(rec, now)
+  }
+
+  private cacheUser(rec: UserRecord, now: number): UserInfo {
+    const old = this.userCache.get(rec.id)
+    if (old !== undefined && old.info.name !== rec.name) this.nameCache.delete(old.info.name)
+    const info = { id: rec.id, name: rec.name }
+    this.userCache.set(rec.id, { info, at: now })
+    this.nameCache.set(rec.name, rec.id)
+    return info
+  }
+
+  /** A user was renamed or deleted (here, or on another node: the bus said so). */
+  forgetUser(id: number, name?: string): void {
+    const old = this.userCache.get(id)
+    if (old !== undefined) this.nameCache.delete(old.info.name)
+    if (name !== undefined && this.nameCache.get(name) === id) this.nameCache.delete(name)
+    this.userCache.delete(id)
+    this.blockCache.delete(id)
+  }
+
+  /** Look a user up by id or name (adapters use this to render and resolve addresses). */
+  findUser(who: { id: number } | { name: string }): Promise<UserInfo | undefined> {
+    return this.resolveUser('id' in who ? { kind: 'user', id: who.id } : { kind: 'name', name: who.name })
+  }
+
+  // ---------------------------------------------------------------- blocks
+
+  /** Is `sender` blocked by `recipient`? */
+  async isBlocked(recipient: number, sender: number): Promise<boolean> {
+    const now = this.core.now()
+    let hit = this.blockCache.get(recipient)
+    if (hit === undefined || now - hit.at >= this.cacheTtlMs) {
+      hit = { set: new Set(await this.core.store.blocked(recipient)), at: now }
+      this.blockCache.set(recipient, hit)
+    }
+    return hit.set.has(sender)
+  }
+
+  async block(s: Session, who: Address): Promise<UserInfo> {
+    guard(this.core, s)
+    const u = await this.resolveUser(who)
+    if (u === undefined) throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', 'no such user')
+    await this.core.store.block(s.user.id, u.id)
+    this.blockCache.delete(s.user.id)
+    return u
+  }
+
+  async unblock(s: Session, who: Address): Promise<UserInfo> {
+    guard(this.core, s)
+    const u = await this.resolveUser(who)
+    if (u === undefined) throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', 'no such user')
+    await this.core.store.unblock(s.user.id, u.id)
+    this.blockCache.delete(s.user.id)
+    return u
+  }
+
+  async blocked(s: Session): Promise<UserInfo[]> {
+    guard(this.core, s)
+    const out: UserInfo[] = []
+    for (const id of await this.core.store.blocked(s.user.id)) {
+      const u = await this.core.store.userById(id)
+      if (u !== undefined) out.push({ id: u.id, name: u.name })
+    }
+    return out
+  }
+
+  // ---------------------------------------------------------------- topics
+
+  async subscribe(s: Session, rawTopic: string): Promise<boolean> {
+    guard(this.core, s)
+    return this.core.store.subscribe(s.user.id, this.normalizeTopic(rawTopic))
+  }
+
+  async unsubscribe(s: Session, rawTopic: string): Promise<boolean> {
+    guard(this.core, s)
+    return this.core.store.unsubscribe(s.user.id, rawTopic.normalize('NFC'))
+  }
+
+  async subscriptions(s: Session): Promise<string[]> {
+    guard(this.core, s)
+    return this.core.store.subscriptions(s.user.id)
+  }
+
+  async topics(s: Session): Promise<{ topic: string; subscribers: number }[]> {
+    guard(this.core, s)
+    return this.core.store.topics()
+  }
+
+  /** Every topic with its subscriber count, asked by a gateway rather than a session (p003's bridge). */
+  topicList(): Promise<{ topic: string; subscribers: number }[]> {
+    return this.core.store.topics()
+  }
+
+  /** The ids subscribed to a topic (already normalised). */
+  subscribers(topic: string): Promise<number[]> {
+    return this.core.store.subscribers(topic)
+  }
+}

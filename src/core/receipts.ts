@@ -1,0 +1,94 @@
+/**
+ * Receipts: the one builder of a Receipt, and telling a sender what became of its message — pushed live if the
+ * sender has a session on this node, else queued for it (kind 'receipt'), durable and delivered when it comes
+ * back, whichever node it comes back to.
+ */
+import { SERVER_ID, type Message, type Receipt, type ReceiptStatusCode, type UserInfo } from './types.js'
+import type { Core } from './context.js'
+import type { SessionRegistry } from './sessions.js'
+import { encodeReceiptBody } from './receipt-body.js'
+
+/** The receipt about one message (`about`: its msgId and topic) for its recipient and its seq there. */
+export function receiptOf(
+  status: ReceiptStatusCode,
+  about: { msgId: number; topic?: string | undefined },
+  recipient: UserInfo,
+  seq: number,
+  at: number,
+): Receipt {
+  const r: Receipt = { msgId: about.msgId, status, recipient: recipient.id, recipientName: recipient.name, seq, at }
+  if (about.topic !== undefined) r.topic = about.topic
+  return r
+}
+
+export class Receipts {
+  constructor(
+    private readonly core: Core,
+    private readonly sessions: SessionRegistry,
+    /** Delivery's hand-off of a committed message (a queued receipt) to its recipient's session. */
+    private readonly committed: (msg: Message) => Promise<boolean>,
+  ) {}
+
+  /** Tell `to` (the sender) what became of its message. */
+  tell(
+    to: number,
+    status: ReceiptStatusCode,
+    about: { msgId: number; topic?: string | undefined },
+    recipient: UserInfo,
+    seq: number,
+    at: number,
+  ): void {
+    this.send(to, receiptOf(status, about, recipient, seq, at))
+  }
+
+  send(to: number, receipt: Receipt): void {
+    const counts = this.core.counters.receipts
+    counts[receipt.status] = (counts[receipt.status] ?? 0) + 1
+    void this.deliver(to, receipt).catch((err) => this.core.log.warn({ err, to }, 'receipt could not be delivered'))
+  }
+
+  /**
+   * Live to a session of this node; otherwise through the user's queue: durable, and delivered even if that
+   * user's node died before the cluster noticed.
+   */
+  async deliver(to: number, receipt: Receipt): Promise<void> {
+    const s = this.sessions.get(to)
+    if (s !== undefined) {
+      this.sessions.emit(s, { type: 'receipt', receipt, seq: 0 })
+      return
+    }
+    const { limits } = this.core
+    const r = await this.core.committer.submit({
+      type: 'send',
+      copies: [
+        {
+          to,
+          kind: 'receipt',
+          from: SERVER_ID,
+          fromName: 'SERVER',
+          msgId: receipt.msgId,
+          ts: this.core.now(),
+          body: encodeReceiptBody(receipt),
+          flags: 0,
+        },
+      ],
+      limits: { maxCount: limits.maxQueueLength, maxBytes: limits.maxQueueBytes },
+    })
+    if (r.type === 'send' && !r.duplicate && r.seqs[0]! > 0)
+      await this.committed({ ...this.receiptMessage(to, receipt), seq: r.seqs[0]! })
+  }
+
+  private receiptMessage(to: number, receipt: Receipt): Message {
+    return {
+      seq: 0,
+      msgId: receipt.msgId,
+      from: SERVER_ID,
+      fromName: 'SERVER',
+      to,
+      kind: 'receipt',
+      ts: this.core.now(),
+      body: encodeReceiptBody(receipt),
+      flags: 0,
+    }
+  }
+}
