@@ -1,9 +1,9 @@
-import type { Receipt } from './types.js'
-
 /**
  * A receipt that waits in an offline sender's queue is stored as a message of kind 'receipt' whose body
  * is this JSON; the broker turns it back into a receipt event when it delivers it.
  */
+import type { Receipt } from './types.js'
+
 export function encodeReceiptBody(r: Receipt): Buffer {
   return Buffer.from(JSON.stringify(r))
 }

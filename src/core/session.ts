@@ -1,3 +1,4 @@
+/** One session's state (seed 000's Session): its sink, its lastSeen and rate tokens, and its delivery state. */
 import type { Message, Outbound, SessionSink, UserInfo } from './types.js'
 
 export type DeliveryMode = 'push' | 'poll'
