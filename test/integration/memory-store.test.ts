@@ -11,6 +11,6 @@ test('a server on --store memory: registers, stores and delivers', async (t) => 
   assert.equal((await alice.say({ kind: 'name', name: 'bob' }, 'in memory')).type, 'ACCEPTED')
   const d = await bob.next('DELIVER')
   assert.equal(d.msg.body.toString(), 'in memory')
-  assert.equal(server.broker.store.kind, 'memory')
+  assert.equal((await server.broker.health()).storeKind, 'memory')
   assert.equal((await server.broker.stats()).users, 2)
 })

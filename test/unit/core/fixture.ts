@@ -10,6 +10,7 @@ import type { Session } from '../../../src/core/session.js'
 import type { DeliveryMode } from '../../../src/core/session.js'
 import type { UserInfo } from '../../../src/core/types.js'
 import { MemoryStore } from '../../../src/store/memory/memory-store.js'
+import { LocalBus } from '../../../src/bus/local/local-bus.js'
 import { MemorySink, TestClock } from '../../helpers/memory-transport.js'
 
 export interface Fixture {
@@ -18,10 +19,10 @@ export interface Fixture {
   store: MemoryStore
 }
 
-export async function startBroker(t: TestContext, opts: Partial<BrokerOptions> = {}): Promise<Fixture> {
+export async function startBroker(t: TestContext, opts: Partial<Omit<BrokerOptions, 'bus'>> = {}): Promise<Fixture> {
   const clock = new TestClock(t)
   const store = new MemoryStore()
-  const broker = new Broker({ store, now: clock.now, ...opts })
+  const broker = new Broker({ store, bus: new LocalBus(), now: clock.now, ...opts })
   await broker.start()
   t.after(() => broker.close())
   return { broker, clock, store }
@@ -37,6 +38,7 @@ export interface TestUser {
 export async function registerUser(broker: Broker, name: string, mode: DeliveryMode = 'push'): Promise<TestUser> {
   const sink = new MemorySink()
   const r = await broker.register(name, 'test', sink, mode)
+  broker.ready(r.session) // as an adapter does once it has answered the login (two-phase attach)
   return { session: r.session, sink, user: r.user, token: r.token }
 }
 
@@ -44,6 +46,7 @@ export async function registerUser(broker: Broker, name: string, mode: DeliveryM
 export async function loginUser(broker: Broker, u: TestUser, mode: DeliveryMode = 'push'): Promise<TestUser> {
   const sink = new MemorySink()
   const session = await broker.login({ id: u.user.id }, u.token, 'test', sink, mode)
+  broker.ready(session)
   return { ...u, session, sink }
 }
 
