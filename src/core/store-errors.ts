@@ -13,12 +13,13 @@ import type { Limits } from './types.js'
  * as PostgresStore's `query` used by its file metadata) pass through, their errors mapped the same way.
  */
 export function guardStore<S extends Store>(store: S): S {
-  const wrapped = new Map<PropertyKey, unknown>()
+  // Keyed by the method itself, so a method replaced on the store later (a test's failing ping) is seen.
+  const wrapped = new WeakMap<object, unknown>()
   return new Proxy(store, {
     get(target, prop, receiver) {
       const value: unknown = Reflect.get(target, prop, receiver)
       if (typeof value !== 'function') return value
-      let fn = wrapped.get(prop)
+      let fn = wrapped.get(value)
       if (fn === undefined) {
         const method = value as (...args: unknown[]) => unknown
         fn = (...args: unknown[]): unknown => {
@@ -34,7 +35,7 @@ export function guardStore<S extends Store>(store: S): S {
             })
           return out
         }
-        wrapped.set(prop, fn)
+        wrapped.set(value, fn)
       }
       return fn
     },
