@@ -257,8 +257,11 @@ if (unreachable !== undefined) {
 
     it('isOnline cost, measured (a Redis round trip for remote users, none for local ones)', async (t) => {
       const prefix = prefixFor(t)
-      const a = await node(t, prefix, 'a')
-      const b = await node(t, prefix, 'b')
+      // What is measured here is the cost of a lookup, not liveness: a TTL far above any stall of a loaded
+      // machine, so that no node is reaped while 2,000 round trips run (with 400 ms, a busy CI host reaped b).
+      const slow = { heartbeatMs: 1000, nodeTtlMs: 60_000 }
+      const a = await node(t, prefix, 'a', slow)
+      const b = await node(t, prefix, 'b', slow)
       await b.bus.setOnline(presence(1))
       await a.bus.setOnline(presence(2))
       const N = 2000
