@@ -80,6 +80,8 @@ export interface GatewayContext<O extends readonly OptionSpec[]> {
   /** The file service, or undefined when the store has no file metadata. */
   files: FileService | undefined
   logger: Logger
+  /** Connections open now per gateway of this server, the ones started after this one included (for dashboards). */
+  gatewayConnections?: () => Record<string, number>
 }
 
 export interface GatewayPlugin<O extends readonly OptionSpec[] = readonly OptionSpec[]> {

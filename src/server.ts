@@ -126,7 +126,12 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
     for (const g of GATEWAYS as readonly GatewayPlugin[]) {
       const options = optionsOf(c, g.options)
       if (!g.enabled(options)) continue
-      gateways.push({ name: g.name, handle: await g.start({ options, shared, broker, files, logger: log }) })
+      const gatewayConnections = (): Record<string, number> =>
+        Object.fromEntries(gateways.map((x) => [x.name, x.handle.connections()]))
+      gateways.push({
+        name: g.name,
+        handle: await g.start({ options, shared, broker, files, logger: log, gatewayConnections }),
+      })
     }
   } catch (err) {
     await Promise.all(gateways.map((g) => g.handle.close()))

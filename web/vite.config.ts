@@ -1,5 +1,6 @@
 /**
- * Builds the browser client into web/dist, which the HTTP listener serves at `/`.
+ * Builds the browser client into web/dist, which the HTTP listener serves at `/`, and the operator's
+ * dashboard into web/dist/admin/, which it serves at `/admin` behind --admin-token (never as a static file).
  *   npx vite build --config web/vite.config.ts
  * Everything is bundled (no CDN): Preact, the SDK (src/client) and the native codec with a Buffer polyfill.
  */
@@ -27,6 +28,13 @@ export default defineConfig({
     sourcemap: true,
     // One small app: a single chunk is simpler to serve and cache than a split one.
     chunkSizeWarningLimit: 300,
+    // Two pages: the chat (index.html) and the dashboard (admin/index.html, with uPlot).
+    rolldownOptions: {
+      input: {
+        chat: fileURLToPath(new URL('index.html', import.meta.url)),
+        admin: fileURLToPath(new URL('admin/index.html', import.meta.url)),
+      },
+    },
   },
   logLevel: 'warn',
 })

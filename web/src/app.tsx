@@ -4,7 +4,8 @@
  */
 import { useEffect, useReducer, useRef, useState } from 'preact/hooks'
 import type { JSX } from 'preact'
-import { ChatModel, describeKey, ROOM, STATUS_LABEL, topicKey, userKey, type ChatMessage } from './chat.js'
+import { ChatModel, describeKey, ROOM, STATUS_LABEL, TICKS, topicKey, userKey, type ChatMessage } from './chat.js'
+import { pieces } from './format.js'
 import { lastLogin } from './storage.js'
 
 function useModel(model: ChatModel): void {
@@ -61,14 +62,31 @@ function ClipIcon(): JSX.Element {
 
 // ------------------------------------------------------------------ login
 
+const utf8 = new TextEncoder()
+
+/** UTF-8 bytes of a name as the server counts them (NFC, trimmed). */
+function nameBytes(name: string): number {
+  return utf8.encode(name.trim().normalize('NFC')).length
+}
+
 function Login({ model }: { model: ChatModel }): JSX.Element {
   const remembered = lastLogin(model.server)
   const [name, setName] = useState('')
   const [other, setOther] = useState(remembered === undefined)
+  useEffect(() => void model.loadLimits(), [model])
   const busy = model.state === 'connecting'
+  const max = model.limits.maxNameBytes
+  const bytes = nameBytes(name)
+  const tooLong = bytes > max
+  const spaces = /\s/.test(name.trim())
+  const problem = tooLong
+    ? `Too long: a name is at most ${max} bytes (letters outside A–Z take 2–4 each); this one is ${bytes}.`
+    : spaces
+      ? 'A name is one word: no spaces.'
+      : undefined
   const submit = (e: Event): void => {
     e.preventDefault()
-    if (name.trim() !== '') void model.login(name)
+    if (name.trim() !== '' && problem === undefined) void model.login(name)
   }
   return (
     <main class="login">
@@ -97,12 +115,21 @@ function Login({ model }: { model: ChatModel }): JSX.Element {
               data-testid="name"
               autoComplete="username"
               autoFocus
-              maxLength={64}
               placeholder="e.g. alice"
               value={name}
+              aria-invalid={problem !== undefined}
+              aria-describedby="name-rule"
               onInput={(e) => setName(e.currentTarget.value)}
             />
-            <button class="primary" type="submit" data-testid="login" disabled={busy || name.trim() === ''}>
+            <p id="name-rule" class={`hint${problem ? ' bad' : ''}`} data-testid="name-rule" data-max={max}>
+              {problem ?? `One word, at most ${max} bytes · ${bytes}/${max}`}
+            </p>
+            <button
+              class="primary"
+              type="submit"
+              data-testid="login"
+              disabled={busy || name.trim() === '' || problem !== undefined}
+            >
               {busy ? 'Connecting…' : 'Enter'}
             </button>
             <p class="hint">A new name is registered; a name you used here before logs in with its remembered token.</p>
@@ -130,6 +157,8 @@ function Badge({ n }: { n: number | undefined }): JSX.Element | null {
 
 function Sidebar({ model, onPick }: { model: ChatModel; onPick: () => void }): JSX.Element {
   const [to, setTo] = useState('')
+  const [toError, setToError] = useState<string | undefined>(undefined)
+  const [looking, setLooking] = useState(false)
   const [topic, setTopic] = useState('')
   const pick = (key: string): void => {
     model.open(key)
@@ -215,16 +244,35 @@ function Sidebar({ model, onPick }: { model: ChatModel; onPick: () => void }): J
           class="inline"
           onSubmit={(e) => {
             e.preventDefault()
-            if (to.trim() !== '') pick(userKey(to.trim()))
-            setTo('')
+            if (to.trim() === '' || looking) return
+            // The name is checked with the server first: no conversation opens for a name that does not exist.
+            setLooking(true)
+            void model.openPerson(to).then((err) => {
+              setLooking(false)
+              setToError(err)
+              if (err === undefined) {
+                setTo('')
+                onPick()
+              }
+            })
           }}
         >
           <input
             placeholder="Message someone by name"
+            data-testid="to-input"
             value={to}
-            onInput={(e) => setTo(e.currentTarget.value)}
+            onInput={(e) => {
+              setTo(e.currentTarget.value)
+              setToError(undefined)
+            }}
             aria-label="Message someone by name"
+            aria-invalid={toError !== undefined}
           />
+          {toError !== undefined && (
+            <p class="field-error" role="alert" data-testid="to-error">
+              {toError}
+            </p>
+          )}
         </form>
       </section>
       <section>
@@ -289,6 +337,66 @@ function Progress({ p }: { p: NonNullable<ChatMessage['progress']> }): JSX.Eleme
   )
 }
 
+/** A message's text with its links and emphasis; every piece is text that Preact escapes, never HTML. */
+function RichText({ text }: { text: string }): JSX.Element {
+  return (
+    <div class="text">
+      {pieces(text).map((p, i) => {
+        switch (p.kind) {
+          case 'link':
+            return (
+              <a key={i} href={p.href} target="_blank" rel="noopener noreferrer nofollow ugc">
+                {p.text}
+              </a>
+            )
+          case 'bold':
+            return <strong key={i}>{p.text}</strong>
+          case 'italic':
+            return <em key={i}>{p.text}</em>
+          case 'code':
+            return <code key={i}>{p.text}</code>
+          default:
+            return p.text
+        }
+      })}
+    </div>
+  )
+}
+
+/** ✓ accepted or stored, ✓✓ delivered, ✓✓ coloured when read; a clock while sending; the words on hover. */
+function Ticks({ m }: { m: ChatMessage }): JSX.Element {
+  const status = m.status ?? 'sending'
+  const n = TICKS[status]
+  const words = STATUS_LABEL[status] + (m.detail && status !== 'failed' ? ` · ${m.detail}` : '')
+  return (
+    <span class={`status ${status}`} data-testid="status" data-status={status} title={words} aria-label={words} role="img">
+      {status === 'failed' ? (
+        <span class="failed-text">{STATUS_LABEL.failed}</span>
+      ) : n === 0 ? (
+        <svg viewBox="0 0 16 16" width="14" height="14" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="1.6">
+          <circle cx="8" cy="8" r="6" />
+          <path d="M8 4.6V8l2.4 1.6" stroke-linecap="round" />
+        </svg>
+      ) : (
+        <svg
+          viewBox={n === 2 ? '0 0 22 16' : '0 0 16 16'}
+          width={n === 2 ? 20 : 14}
+          height="14"
+          aria-hidden="true"
+          fill="none"
+          stroke="currentColor"
+          stroke-width="1.9"
+          stroke-linecap="round"
+          stroke-linejoin="round"
+        >
+          <path d="M2 8.5l3.6 3.6L13.5 4" />
+          {n === 2 && <path d="M9.4 11.6l0.5 0.5L19.8 4" />}
+        </svg>
+      )}
+    </span>
+  )
+}
+
 function Message({ m, model }: { m: ChatMessage; model: ChatModel }): JSX.Element {
   if (m.dir === 'system')
     return (
@@ -297,7 +405,10 @@ function Message({ m, model }: { m: ChatMessage; model: ChatModel }): JSX.Elemen
       </li>
     )
   return (
-    <li class={`msg ${m.dir}${m.live ? ' live' : ''}`} data-testid={m.dir === 'in' ? 'msg-in' : 'msg-out'}>
+    <li
+      class={`msg ${m.dir}${m.live ? ' live' : ''}${m.status === 'failed' ? ' failed' : ''}`}
+      data-testid={m.dir === 'in' ? 'msg-in' : 'msg-out'}
+    >
       {m.dir === 'in' && <div class="from">{m.from}</div>}
       {m.file && (
         <div class="file" data-testid="file">
@@ -314,20 +425,35 @@ function Message({ m, model }: { m: ChatMessage; model: ChatModel }): JSX.Elemen
         </div>
       )}
       {m.progress && <Progress p={m.progress} />}
-      {m.text !== '' && <div class="text">{m.text}</div>}
+      {m.text !== '' && <RichText text={m.text} />}
       <div class="meta">
         {m.live && <span class="tag">live</span>}
         <time>{formatTime(m.ts)}</time>
-        {m.status && (
-          <span class={`status ${m.status}`} data-testid="status" data-status={m.status} title={m.detail}>
-            {STATUS_LABEL[m.status]}
-            {m.detail && m.status !== 'failed' ? ` · ${m.detail}` : ''}
-          </span>
-        )}
-        {m.status === 'failed' && m.detail && <span class="status failed">: {m.detail}</span>}
+        {m.status && <Ticks m={m} />}
       </div>
+      {m.status === 'failed' && (
+        <div class="failure" role="alert" data-testid="failure">
+          <span>{m.detail ?? 'The server did not take it.'}</span>
+          {m.file === undefined && (
+            <button class="small" data-testid="retry" onClick={() => model.retry(m)}>
+              Retry
+            </button>
+          )}
+        </div>
+      )}
     </li>
   )
+}
+
+/** The line under a person's name: online, or when last seen (their messages wait for them either way). */
+function presenceLine(online: boolean, lastSeen: number | undefined): string {
+  if (online) return 'online'
+  if (lastSeen === undefined) return 'offline — messages wait for them'
+  if (lastSeen === 0) return 'offline, not seen yet — messages wait for them'
+  const d = new Date(lastSeen)
+  const when =
+    Date.now() - lastSeen < 20 * 3600 * 1000 ? formatTime(lastSeen) : d.toLocaleDateString([], { day: 'numeric', month: 'short' })
+  return `offline, last seen ${when} — messages wait for them`
 }
 
 function Conversation({ model, onBack }: { model: ChatModel; onBack: () => void }): JSX.Element {
@@ -357,7 +483,7 @@ function Conversation({ model, onBack }: { model: ChatModel; onBack: () => void 
           <small class="muted">
             {d.kind === 'room' && 'Everyone online hears it; not stored for those away.'}
             {d.kind === 'topic' && `${subscribers ?? 0} subscriber(s)`}
-            {d.kind === 'user' && (online ? 'online' : 'offline — messages wait for them')}
+            {d.kind === 'user' && <span data-testid="conv-presence">{presenceLine(online, model.people[d.name]?.lastSeen)}</span>}
           </small>
         </div>
         <div class="actions">

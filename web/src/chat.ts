@@ -22,14 +22,41 @@ import { forgetLast, LocalCredentialStore, loadHistory, saveHistory } from './st
 export const STATUS_RANK = { failed: -1, sending: 0, sent: 1, 'not-yet': 2, stored: 2, delivered: 3, read: 4 } as const
 export type SendStatus = keyof typeof STATUS_RANK
 
+/** The words for each state: shown on hover over the ticks, and as text when a message failed. */
 export const STATUS_LABEL: Record<SendStatus, string> = {
   failed: 'not sent',
   sending: 'sending…',
-  sent: 'sent',
-  'not-yet': 'not delivered yet',
-  stored: 'stored',
+  sent: 'sent: the server accepted it',
+  'not-yet': 'accepted, not delivered yet',
+  stored: 'stored: it waits for them',
   delivered: 'delivered',
   read: 'read',
+}
+
+/** How many ticks a state shows: none while sending, ✓ accepted or stored, ✓✓ delivered (coloured when read). */
+export const TICKS: Record<SendStatus, 0 | 1 | 2> = {
+  failed: 0,
+  sending: 0,
+  sent: 1,
+  'not-yet': 1,
+  stored: 1,
+  delivered: 2,
+  read: 2,
+}
+
+/** The server's limits the page checks input against (GET /v1/limits), until it answers the defaults. */
+export interface ServerLimits {
+  maxNameBytes: number
+  maxTopicBytes: number
+  maxTextBytes: number
+  maxFileBytes: number
+}
+
+/** What the page knows of a person it has looked up: online now, or when last seen (0: never). */
+export interface PersonInfo {
+  name: string
+  online: boolean
+  lastSeen: number
 }
 
 export interface FileRef {
@@ -81,6 +108,15 @@ export function describeKey(key: string): { kind: 'room' | 'user' | 'topic'; nam
   return { kind: 'user', name: key.slice(2) }
 }
 
+/** The HTTP base of the server the page talks to (the page's own origin, or the one ?server= names). */
+export function httpBase(ws = wsUrl()): string {
+  const u = new URL(ws)
+  u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:'
+  u.pathname = u.pathname.replace(/\/v1\/ws\/?$/, '/')
+  u.search = ''
+  return u.toString().replace(/\/$/, '')
+}
+
 export function wsUrl(): string {
   // ?server=ws://host:port/v1/ws lets a page served elsewhere (vite dev) talk to a running server.
   const q = new URLSearchParams(location.search).get('server')
@@ -103,7 +139,8 @@ export function explain(err: unknown): string {
       case 'SB_ERR_UNKNOWN_RECIPIENT':
         return `${err.message}. They need to register first.`
       default:
-        return err.limit ? `${err.message} (limit: ${err.limit})` : err.message
+        // The server's message names the limit already ("longer than maxNameBytes (25 bytes)"): say it once.
+        return err.limit && !err.message.includes(err.limit) ? `${err.message} (limit: ${err.limit})` : err.message
     }
   }
   return err instanceof Error ? err.message : String(err)
@@ -126,6 +163,11 @@ export class ChatModel {
   /** While reconnecting: the SDK's attempt number (shown as data-attempt, not in the words). */
   reconnectAttempt = 0
   loginError: string | undefined
+  /** The server's limits (from GET /v1/limits once it answers). */
+  limits: ServerLimits = { maxNameBytes: 25, maxTopicBytes: 64, maxTextBytes: 64 * 1024, maxFileBytes: 100 * 1024 * 1024 }
+  limitsLoaded = false
+  /** People looked up before their conversation opened, by name. */
+  people: Record<string, PersonInfo> = {}
 
   readonly server = wsUrl()
   private client: SwitchboardClient | undefined
@@ -148,6 +190,23 @@ export class ChatModel {
       this.saveTimer = undefined
       if (this.me) saveHistory(this.server, this.me.id, this.convs)
     }, 300)
+  }
+
+  /** Ask the server for its limits (no login needed); the login form checks the name against them. */
+  async loadLimits(): Promise<void> {
+    try {
+      const r = await fetch(`${httpBase(this.server)}/v1/limits`)
+      if (!r.ok) return
+      const l = (await r.json()) as Partial<ServerLimits>
+      for (const k of ['maxNameBytes', 'maxTopicBytes', 'maxTextBytes', 'maxFileBytes'] as const) {
+        const v = l[k]
+        if (typeof v === 'number' && v > 0) this.limits[k] = v
+      }
+      this.limitsLoaded = true
+      this.changed()
+    } catch {
+      // An older server, or none yet: the defaults stand and the server still has the last word.
+    }
   }
 
   // ------------------------------------------------------------------ session
@@ -186,6 +245,8 @@ export class ChatModel {
     c.on('presence', (p) => {
       if (p.online) this.online.set(p.id, { id: p.id, name: p.name, protocol: p.protocol })
       else this.online.delete(p.id)
+      const known = this.people[p.name]
+      if (known) Object.assign(known, { online: p.online, lastSeen: p.online ? known.lastSeen : Date.now() })
       this.changed()
     })
     c.on('rename', (r) => {
@@ -289,6 +350,27 @@ export class ChatModel {
   }
 
   // ------------------------------------------------------------------ conversations
+
+  /**
+   * Open a conversation with a person by name, after asking the server whether that name exists (and when
+   * it was last seen). Resolves to an error to show instead when it does not; the conversation stays closed.
+   */
+  async openPerson(rawName: string): Promise<string | undefined> {
+    const c = this.client
+    const name = rawName.trim()
+    if (!c || name === '') return undefined
+    if (name === this.me?.name) return 'That is you.'
+    try {
+      const r = await c.lastSeen(name)
+      this.people[r.user.name] = { name: r.user.name, online: r.online, lastSeen: r.user.lastSeen }
+      this.open(userKey(r.user.name))
+      return undefined
+    } catch (err) {
+      if (err instanceof SwitchboardError && (err.code === 'SB_ERR_UNKNOWN_RECIPIENT' || err.code === 'SB_ERR_NAME_INVALID'))
+        return `There is no user named ${name}.`
+      return explain(err)
+    }
+  }
 
   open(key: string): void {
     this.active = key
@@ -420,6 +502,28 @@ export class ChatModel {
     this.changed()
     const direct = d.kind === 'user'
     c.send(this.target(key), text, { msgId, readReceipt: direct }).then(
+      (r) => this.applyResult(msg, r, direct),
+      (err: unknown) => {
+        this.setStatus(msg, 'failed', explain(err))
+        this.changed()
+      },
+    )
+  }
+
+  /** Send a failed text message again, in its own conversation, as a new message (a new msgId). */
+  retry(msg: ChatMessage): void {
+    const c = this.client
+    if (!c || msg.status !== 'failed' || msg.file !== undefined) return
+    const key = Object.keys(this.convs).find((k) => this.convs[k]!.includes(msg))
+    if (key === undefined) return
+    const direct = describeKey(key).kind === 'user'
+    msg.msgId = this.ids.next()
+    msg.status = 'sending'
+    delete msg.detail
+    msg.ts = Date.now()
+    this.persistSoon()
+    this.changed()
+    c.send(this.target(key), msg.text, { msgId: msg.msgId, readReceipt: direct }).then(
       (r) => this.applyResult(msg, r, direct),
       (err: unknown) => {
         this.setStatus(msg, 'failed', explain(err))

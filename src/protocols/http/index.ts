@@ -20,6 +20,7 @@ import type { WebSocket } from 'ws'
 import type { Broker } from '../../core/broker.js'
 import type { FileService } from '../../core/files.js'
 import type { NativeConnection, NativeOptions } from '../native/adapter.js'
+import { registerAdmin } from './admin.js'
 import { HttpMetrics } from './metrics.js'
 import { buildOpenApi, docsPage } from './openapi.js'
 import { HttpError, PROBLEM_TYPE, toWire } from './problem.js'
@@ -67,6 +68,10 @@ export interface HttpOptions {
   version?: string
   /** The core's file service for /v1/files; without it those routes answer 501. */
   files?: FileService | undefined
+  /** The operator's token for the dashboard at /admin; without it (or empty) /admin answers 404. */
+  adminToken?: string | undefined
+  /** Connections per gateway of the whole server, for /metrics and the dashboard (default: this listener's). */
+  gatewayConnections?: () => Record<string, number>
 }
 
 export interface HttpServer {
@@ -135,9 +140,10 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
     socket.once('close', () => tcp.delete(socket))
   })
 
+  const gatewayConnections = opts.gatewayConnections ?? (() => ({ http: tcp.size }))
   const metrics = new HttpMetrics(
     broker,
-    { connections: () => ({ http: tcp.size, sse: streams.size, ws: sockets.size }) },
+    { connections: () => ({ http: tcp.size, sse: streams.size, ws: sockets.size }), gateways: gatewayConnections },
     { processMetrics: opts.processMetrics ?? true },
   )
 
@@ -215,10 +221,18 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
     return reply.type(metrics.registry.contentType).send(text)
   })
 
-  // ------------------------------------------------------------ the web page
+  // ------------------------------------------------------------ the web page and the operator's dashboard
   const root = webRootOf(opts)
+  registerAdmin(app, { broker, metrics, token: opts.adminToken, webRoot: root, gateways: gatewayConnections })
   if (fs.existsSync(path.join(root, 'index.html'))) {
-    await app.register(fastifyStatic, { root, prefix: '/', index: ['index.html'], wildcard: false })
+    // The dashboard's page (admin/) is served by registerAdmin, behind the token, never as a static file.
+    await app.register(fastifyStatic, {
+      root,
+      prefix: '/',
+      index: ['index.html'],
+      wildcard: false,
+      globIgnore: ['admin/**'],
+    })
   } else {
     app.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(PLACEHOLDER))
   }

@@ -9,6 +9,8 @@ import { logStats } from '../../log.js'
 export interface HttpCounters {
   /** Open HTTP connections (TCP sockets of this listener), SSE streams, WebSockets. */
   connections: () => { http: number; sse: number; ws: number }
+  /** Connections per gateway of the whole server (native, http, p001, …), as server.connections() gives them. */
+  gateways: () => Record<string, number>
 }
 
 export class HttpMetrics {
@@ -58,6 +60,16 @@ export class HttpMetrics {
       registers,
       collect() {
         for (const [kind, n] of Object.entries(counters.connections())) this.set({ kind }, n)
+      },
+    })
+    new Gauge({
+      name: 'switchboard_gateway_connections',
+      help: 'Connections open now per gateway of this server (for ZeroMQ: registered names)',
+      labelNames: ['gateway'],
+      registers,
+      collect() {
+        this.reset()
+        for (const [gateway, n] of Object.entries(counters.gateways())) this.set({ gateway }, n)
       },
     })
     new Gauge({

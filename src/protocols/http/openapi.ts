@@ -78,7 +78,8 @@ function parameters(r: RouteSpec): Parameter[] {
 function operation(r: RouteSpec): Operation {
   const op: Operation = { operationId: r.operationId, summary: r.summary, tags: [r.tag], responses: {} }
   if (r.description !== undefined) op.description = r.description
-  if (r.auth !== 'none') op.security = [{ bearer: [] }]
+  if (r.auth === 'admin') op.security = [{ adminBearer: [] }, { adminBasic: [] }]
+  else if (r.auth !== 'none') op.security = [{ bearer: [] }]
   const params = parameters(r)
   if (params.length > 0) op.parameters = params
   if (r.body !== undefined) op.requestBody = { required: true, content: { 'application/json': { schema: r.body } } }
@@ -89,7 +90,7 @@ function operation(r: RouteSpec): Operation {
   }
   const errs = new Set<number>([
     ...(r.body || r.params || r.querystring ? [400] : []),
-    ...(r.auth !== 'none' ? [401, 429] : []),
+    ...(r.auth === 'admin' ? [401] : r.auth !== 'none' ? [401, 429] : []),
     ...(r.errors ?? []),
   ])
   for (const status of [...errs].sort()) {
@@ -119,6 +120,12 @@ export function buildOpenApi(opts: { version: string; serverUrl?: string }): Ope
       schemas: components,
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'The token from /v1/register or /v1/login: "<id>.<secret>".' },
+        adminBearer: { type: 'http', scheme: 'bearer', description: "The operator's token (the server's --admin-token)." },
+        adminBasic: {
+          type: 'http',
+          scheme: 'basic',
+          description: "The operator's token as the password (any user name), so a browser can ask for it.",
+        },
       },
     },
   }
@@ -147,7 +154,9 @@ export function docsPage(doc: OpenApiDocument): string {
         parts.push(
           `<section id="${esc(op.operationId)}"><h3><span class="m m-${method}">${method.toUpperCase()}</span> <code>${esc(path)}</code></h3>`,
         )
-        parts.push(`<p><b>${esc(op.summary)}</b>${op.security ? ' <span class="auth">bearer token</span>' : ''}</p>`)
+        parts.push(
+          `<p><b>${esc(op.summary)}</b>${op.security ? ` <span class="auth">${op.security[0]?.adminBearer ? 'admin token' : 'bearer token'}</span>` : ''}</p>`,
+        )
         if (op.description) parts.push(`<p>${esc(op.description)}</p>`)
         if (op.parameters?.length) {
           parts.push('<table><tr><th>parameter</th><th>in</th><th>schema</th><th></th></tr>')

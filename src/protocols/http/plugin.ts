@@ -24,6 +24,12 @@ export const httpGateway = defineGateway({
       default: undefined,
       help: 'HTTP: folder served at / (default: the built web page, web/dist)',
     },
+    {
+      name: 'admin-token',
+      kind: 'string',
+      default: '',
+      help: "HTTP: the operator's token for the dashboard at /admin (empty = no dashboard); keep it secret, e.g. in SWITCHBOARD_ADMIN_TOKEN",
+    },
   ],
   enabled: (o) => o['http-port'] >= 0,
   async start(ctx) {
@@ -38,6 +44,8 @@ export const httpGateway = defineGateway({
       webRoot: o['web-root'] ?? WEB_DIST,
       files: ctx.files,
       version: ctx.shared.version,
+      adminToken: o['admin-token'],
+      ...(ctx.gatewayConnections !== undefined ? { gatewayConnections: ctx.gatewayConnections } : {}),
     })
     const port = http.address.port
     return {

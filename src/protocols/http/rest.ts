@@ -228,6 +228,16 @@ export function registerRest(app: FastifyInstance, deps: RestDeps): void {
       broker.touch(hs!.session)
       return broker.stats()
     },
+    async limits() {
+      const l = broker.limits
+      return {
+        maxNameBytes: l.maxNameBytes,
+        maxTopicBytes: l.maxTopicBytes,
+        maxTextBytes: l.maxTextBytes,
+        maxFileBytes: l.maxFileBytes,
+        maxFrameBytes: l.maxFrameBytes,
+      }
+    },
 
     // Topics -------------------------------------------------------------
     async topics(hs) {

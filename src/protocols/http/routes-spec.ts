@@ -31,8 +31,11 @@ export interface RouteSpec {
   tag: string
   summary: string
   description?: string
-  /** 'bearer': Authorization: Bearer <token>; 'bearer-or-query': also ?token= (for EventSource, <a href>, WebSocket). */
-  auth: 'none' | 'bearer' | 'bearer-or-query'
+  /**
+   * 'bearer': Authorization: Bearer <token>; 'bearer-or-query': also ?token= (for EventSource, <a href>, WebSocket);
+   * 'admin': the operator's --admin-token, as a bearer token or the password of HTTP Basic authentication.
+   */
+  auth: 'none' | 'bearer' | 'bearer-or-query' | 'admin'
   params?: Schema
   querystring?: Schema
   body?: Schema
@@ -242,6 +245,57 @@ export const components: Record<string, Schema> = {
     required: ['topic', 'subscribers'],
     additionalProperties: false,
     properties: { topic: { type: 'string' }, subscribers: { type: 'integer' } },
+  },
+  Limits: {
+    type: 'object',
+    required: ['maxNameBytes', 'maxTopicBytes', 'maxTextBytes', 'maxFileBytes', 'maxFrameBytes'],
+    properties: {
+      maxNameBytes: { type: 'integer', description: 'Longest user name, in UTF-8 bytes (after NFC).' },
+      maxTopicBytes: { type: 'integer', description: 'Longest topic name, in UTF-8 bytes.' },
+      maxTextBytes: { type: 'integer', description: 'Longest text message, in UTF-8 bytes.' },
+      maxFileBytes: { type: 'integer', description: 'Largest file.' },
+      maxFrameBytes: { type: 'integer', description: 'Largest native-protocol frame (WebSocket message).' },
+    },
+  },
+  AdminSnapshot: {
+    type: 'object',
+    required: ['at', 'metrics', 'online', 'queues', 'gateways'],
+    properties: {
+      at: { type: 'integer', description: 'When the snapshot was taken (ms since the epoch).' },
+      metrics: {
+        type: 'array',
+        description: "prom-client's JSON form of the /metrics registry: name, help, type, values (each with labels and value).",
+        items: { type: 'object' },
+      },
+      online: {
+        type: 'array',
+        description: 'Sessions on this node.',
+        items: {
+          type: 'object',
+          properties: {
+            id: { type: 'integer' },
+            name: { type: 'string' },
+            protocol: { type: 'string' },
+            since: { type: 'integer' },
+            queued: { type: 'integer' },
+            queuedBytes: { type: 'integer' },
+          },
+        },
+      },
+      queues: {
+        type: 'array',
+        description: 'The largest queues of the users online on this node, largest first (at most 10).',
+        items: {
+          type: 'object',
+          properties: { name: { type: 'string' }, count: { type: 'integer' }, bytes: { type: 'integer' } },
+        },
+      },
+      gateways: {
+        type: 'array',
+        description: 'Every gateway of this server and the connections it has open.',
+        items: { type: 'object', properties: { name: { type: 'string' }, connections: { type: 'integer' } } },
+      },
+    },
   },
   Health: {
     type: 'object',
@@ -546,6 +600,15 @@ export const routes: RouteSpec[] = [
     auth: 'bearer',
     responses: { 200: json('Counters.', { type: 'object' }) },
   },
+  {
+    operationId: 'limits',
+    method: 'GET',
+    url: '/v1/limits',
+    tag: 'presence',
+    summary: "The server's limits (longest name, topic and text, largest file), for a client to check input before sending it",
+    auth: 'none',
+    responses: { 200: json('The limits, in UTF-8 bytes.', ref('Limits')) },
+  },
 
   // Topics -------------------------------------------------------------
   {
@@ -823,6 +886,28 @@ export const routes: RouteSpec[] = [
     summary: 'The API reference as a web page',
     auth: 'none',
     responses: { 200: { description: 'HTML.', contentType: 'text/html', schema: { type: 'string' } } },
+    custom: true,
+  },
+  {
+    operationId: 'adminPage',
+    method: 'GET',
+    url: '/admin',
+    tag: 'operations',
+    summary: "The operator's dashboard (a web page; on when the server has --admin-token)",
+    auth: 'admin',
+    responses: { 200: { description: 'HTML.', contentType: 'text/html', schema: { type: 'string' } } },
+    errors: [404],
+    custom: true,
+  },
+  {
+    operationId: 'adminMetrics',
+    method: 'GET',
+    url: '/admin/metrics.json',
+    tag: 'operations',
+    summary: "The dashboard's data: every /metrics figure as JSON, who is online, the largest queues, each gateway's connections",
+    auth: 'admin',
+    responses: { 200: json('A snapshot; rates are for the client to compute from two snapshots.', ref('AdminSnapshot')) },
+    errors: [404],
     custom: true,
   },
 ]
