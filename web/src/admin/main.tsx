@@ -101,7 +101,12 @@ function Chart(props: {
   }, [])
   useEffect(() => plot.current?.setData(data()), [props.history])
   return (
-    <section class="card chart" data-testid={`chart-${props.id}`} data-points={props.history.t.length}>
+    <section
+      class="card chart"
+      data-testid={`chart-${props.id}`}
+      data-points={props.history.t.length}
+      data-values={props.series[0]!.values(props.history).filter((v) => v !== null).length}
+    >
       <h2>{props.title}</h2>
       <div ref={box} class="plot" />
     </section>
@@ -199,13 +204,13 @@ function Dashboard(): JSX.Element {
             <Tile
               id="commit"
               label="Store commit"
-              value={fig.commitMs === undefined ? '–' : `${fmt(fig.commitMs, 2)} ms`}
-              sub={`last ${fmt(fig.lastCommitMs, 2)} ms`}
+              value={`${fmt(fig.commitMs ?? fig.lastCommitMs, 2)} ms`}
+              sub={fig.commitMs === undefined ? 'idle: the last commit' : 'mean of this second'}
             />
             <Tile
               id="batch"
               label="Commit batch"
-              value={fig.batch === undefined ? '–' : `${fmt(fig.batch)} ops`}
+              value={fig.batch === undefined ? 'idle' : `${fmt(fig.batch)} ops`}
               sub={`largest ${fmt(fig.maxBatch)}`}
             />
           </div>
