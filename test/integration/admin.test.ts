@@ -14,6 +14,13 @@ import { startTestServer } from '../helpers/server.js'
 
 const TOKEN = 'op-7f3a9c1e-secret'
 
+/**
+ * A number on the page, as an expression Chromium evaluates (a string: the root tsconfig has no DOM types):
+ * an element's attribute, or its text.
+ */
+const num = (selector: string, attr?: string): string =>
+  `Number(document.querySelector(${JSON.stringify(selector)})?.${attr ? `getAttribute(${JSON.stringify(attr)})` : 'textContent'})`
+
 test('admin: without --admin-token there is no dashboard (404)', async (t) => {
   const { server } = await startTestServer(t, { httpPort: 0 })
   const base = `http://127.0.0.1:${server.port('http')}`
@@ -26,6 +33,7 @@ test('admin: without --admin-token there is no dashboard (404)', async (t) => {
 })
 
 test('admin: the dashboard and its data need the token', async (t) => {
+  ensureWebBuilt()
   const { server } = await startTestServer(t, { httpPort: 0, adminToken: TOKEN })
   const base = `http://127.0.0.1:${server.port('http')}`
   const basic = (user: string, pass: string): string => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`
@@ -108,9 +116,7 @@ test(
     const res = await page.goto(`${base}/admin?interval=300`)
     assert.equal(res?.status(), 200)
     await page.getByTestId('dashboard').waitFor()
-    await page.waitForFunction(
-      () => Number(document.querySelector('[data-testid="dashboard"]')?.getAttribute('data-updates')) >= 2,
-    )
+    await page.waitForFunction(`${num('[data-testid="dashboard"]', 'data-updates')} >= 2`)
 
     // who is online, over which protocol
     const row = (name: string) => page.locator(`[data-testid="online-row"][data-name="${name}"]`)
@@ -122,38 +128,27 @@ test(
 
     // gateways and their connections
     const gw = (name: string) => page.locator(`[data-testid="gateway-row"][data-name="${name}"] td.num`)
-    await page.waitForFunction(
-      () => Number(document.querySelector('[data-testid="gateway-row"][data-name="native"] td.num')?.textContent) >= 2,
-    )
+    await page.waitForFunction(`${num('[data-testid="gateway-row"][data-name="native"] td.num')} >= 2`)
     assert.ok(Number(await gw('http').textContent()) >= 1, 'the dashboard itself is on the HTTP gateway')
 
     // traffic: twenty messages to gina, who does not acknowledge them; the rate and her queue show up
     const sends = Array.from({ length: 20 }, (_, i) => carol.send({ kind: 'name', name: 'gina' }, `message ${i}`))
-    await page.waitForFunction(() => Number(document.querySelector('[data-testid="value-in"]')?.textContent) > 0, undefined, {
+    await page.waitForFunction(`${num('[data-testid="value-in"]')} > 0`, undefined, {
       timeout: 15_000,
     })
     await page.locator('[data-testid="queue-row"][data-name="gina"]').waitFor()
-    await page.waitForFunction(
-      () => Number(document.querySelector('[data-testid="queue-row"][data-name="gina"] td.num')?.textContent) === 20,
-      undefined,
-      { timeout: 15_000 },
-    )
+    await page.waitForFunction(`${num('[data-testid="queue-row"][data-name="gina"] td.num')} === 20`, undefined, {
+      timeout: 15_000,
+    })
     assert.equal(await page.getByTestId('value-depth').textContent(), '20')
     // store commits: a mean latency and batch size were charted for an interval with commits
-    await page.waitForFunction(
-      () => Number(document.querySelector('[data-testid="chart-commit"]')?.getAttribute('data-values')) >= 1,
-      undefined,
-      { timeout: 15_000 },
-    )
+    await page.waitForFunction(`${num('[data-testid="chart-commit"]', 'data-values')} >= 1`, undefined, { timeout: 15_000 })
     assert.match((await page.getByTestId('value-commit').textContent()) ?? '', /^\d+(\.\d+)? ms$/)
 
     // the charts fill as the page refreshes: uPlot draws into a canvas and the point count grows
     const points = async (): Promise<number> => Number(await page.getByTestId('chart-rates').getAttribute('data-points'))
     const before = await points()
-    await page.waitForFunction(
-      (n) => Number(document.querySelector('[data-testid="chart-rates"]')?.getAttribute('data-points')) >= n + 3,
-      before,
-    )
+    await page.waitForFunction(`${num('[data-testid="chart-rates"]', 'data-points')} >= ${before + 3}`)
     for (const id of ['rates', 'depth', 'commit'])
       assert.equal(await page.getByTestId(`chart-${id}`).locator('canvas').count(), 1, id)
     await page.screenshot({ path: join(ARTIFACTS, 'admin-dashboard.png'), fullPage: true })

@@ -9,9 +9,17 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import type { Page } from 'playwright-core'
+import type { Locator, Page } from 'playwright-core'
 import { ARTIFACTS, ensureWebBuilt, launchChromium, skipWithoutChromium } from '../helpers/browser.js'
 import { startTestServer } from '../helpers/server.js'
+
+/** The page's getComputedStyle, reached through globalThis: the root tsconfig has no DOM types. */
+type StyleOf = { getComputedStyle(el: unknown): Record<string, string> }
+
+/** A computed style of an element. */
+async function style(l: Locator, prop: string): Promise<string> {
+  return l.evaluate((el, p) => (globalThis as unknown as StyleOf).getComputedStyle(el)[p]!, prop)
+}
 
 async function login(page: Page, url: string, name: string): Promise<void> {
   await page.goto(url)
@@ -23,13 +31,14 @@ async function login(page: Page, url: string, name: string): Promise<void> {
 /** Waits until the last message this page sent in the open conversation has one of these states. */
 async function lastStatus(page: Page, wanted: string[]): Promise<string> {
   const status = page.getByTestId('msg-out').last().getByTestId('status')
+  // (A string, evaluated in the page: the root tsconfig has no DOM types.)
   await page.waitForFunction(
-    (w) => {
+    `(() => {
       const all = document.querySelectorAll('[data-testid="msg-out"]')
       const s = all[all.length - 1]?.querySelector('[data-testid="status"]')?.getAttribute('data-status')
-      return s != null && w.includes(s)
-    },
-    wanted,
+      return s != null && ${JSON.stringify(wanted)}.includes(s)
+    })()`,
+    undefined,
     { timeout: 15_000 },
   )
   return (await status.getAttribute('data-status'))!
@@ -133,10 +142,11 @@ test(
 
     // The offline dot beside dave in the list is plainly visible: a 2px ring in the muted colour.
     const dot = alice.getByTestId('person-dave').locator('.dot')
-    const ring = await dot.evaluate((el) => {
-      const s = getComputedStyle(el)
-      return { width: s.borderTopWidth, color: s.borderTopColor, title: el.getAttribute('title') }
-    })
+    const ring = {
+      width: await style(dot, 'borderTopWidth'),
+      color: await style(dot, 'borderTopColor'),
+      title: await dot.getAttribute('title'),
+    }
     assert.equal(ring.title, 'offline')
     assert.equal(ring.width, '2px')
     assert.notEqual(ring.color, 'rgba(0, 0, 0, 0)')
@@ -159,10 +169,10 @@ test(
     const failed = alice.getByTestId('msg-out').last()
     assert.match((await failed.getAttribute('class')) ?? '', /\bfailed\b/)
     assert.match((await failed.getByTestId('failure').textContent()) ?? '', /no such user/i)
-    const bg = await failed.evaluate((el) => getComputedStyle(el).backgroundColor)
+    const bg = await style(failed, 'backgroundColor')
     const [r, g, b] = (bg.match(/\d*\.?\d+/g) ?? []).map(Number)
     assert.ok(r! > g! && r! > b!, `a failed message is red, not blue: ${bg}`)
-  assert.equal(await failed.evaluate((el) => getComputedStyle(el).borderTopColor), 'rgb(214, 69, 69)', 'with a red border')
+    assert.equal(await style(failed, 'borderTopColor'), 'rgb(214, 69, 69)', 'with a red border')
     await alice.screenshot({ path: join(ARTIFACTS, 'web-details-failed.png') })
 
     // dave registers again; Retry sends it, and it is stored for him.
@@ -189,7 +199,7 @@ test(
     const delivered = alice.getByTestId('msg-out').last().getByTestId('status')
     assert.equal(await delivered.getAttribute('title'), 'delivered')
     assert.equal(await delivered.locator('svg path').count(), 2, 'two ticks: delivered')
-    const deliveredColour = await delivered.evaluate((el) => getComputedStyle(el).color)
+    const deliveredColour = await style(delivered, 'color')
     // A message that arrives while bob looks at the conversation is read at once (210).
     await bob.getByTestId('person-alice').click()
     await alice.getByTestId('compose').fill('and now you are looking')
@@ -198,7 +208,7 @@ test(
     const read = alice.getByTestId('msg-out').last().getByTestId('status')
     assert.equal(await read.getAttribute('title'), 'read')
     assert.equal(await read.locator('svg path').count(), 2)
-    assert.notEqual(await read.evaluate((el) => getComputedStyle(el).color), deliveredColour, 'read ticks are coloured')
+    assert.notEqual(await style(read, 'color'), deliveredColour, 'read ticks are coloured')
     await alice.getByTestId('msg-out').last().getByTestId('status').hover()
     await alice.screenshot({ path: join(ARTIFACTS, 'web-details-ticks.png') })
 
@@ -223,7 +233,9 @@ test(
     assert.equal(await evil.locator('.text').innerText(), hostile.replace('*<b>bold</b>*', '<b>bold</b>'))
     // every link on either page points to http(s) or mailto
     for (const p of [alice, bob]) {
-      const hrefs = await p.locator('.messages a').evaluateAll((as) => as.map((a) => a.getAttribute('href') ?? ''))
+      const hrefs = await Promise.all(
+        (await p.locator('.messages a').all()).map(async (a) => (await a.getAttribute('href')) ?? ''),
+      )
       for (const h of hrefs) assert.match(h, /^(https?:|mailto:)/, `a safe link: ${h}`)
     }
     await evil.locator('.text').click()
