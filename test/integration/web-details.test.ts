@@ -173,10 +173,21 @@ test(
     const [r, g, b] = (bg.match(/\d*\.?\d+/g) ?? []).map(Number)
     assert.ok(r! > g! && r! > b!, `a failed message is red, not blue: ${bg}`)
     assert.equal(await style(failed, 'borderTopColor'), 'rgb(214, 69, 69)', 'with a red border')
+
+    // Coming back to the conversation, the page looks dave up again and says he is gone.
+    await alice.getByTestId('room').click()
+    await alice.getByTestId('person-dave').click()
+    await alice.getByTestId('conv-presence').filter({ hasText: 'no user by this name now' }).waitFor()
     await alice.screenshot({ path: join(ARTIFACTS, 'web-details-failed.png') })
 
     // dave registers again; Retry sends it, and it is stored for him.
     daveToken = await reg()
+    await alice.getByTestId('room').click()
+    await alice.getByTestId('person-dave').click()
+    await alice
+      .getByTestId('conv-presence')
+      .filter({ hasText: /^offline, last seen/ })
+      .waitFor()
     await failed.getByTestId('retry').click()
     assert.equal(await lastStatus(alice, ['stored']), 'stored')
     assert.equal(await alice.getByTestId('msg-out').last().getByTestId('failure').count(), 0)

@@ -4,7 +4,17 @@
  */
 import { useEffect, useReducer, useRef, useState } from 'preact/hooks'
 import type { JSX } from 'preact'
-import { ChatModel, describeKey, ROOM, STATUS_LABEL, TICKS, topicKey, userKey, type ChatMessage } from './chat.js'
+import {
+  ChatModel,
+  describeKey,
+  ROOM,
+  STATUS_LABEL,
+  TICKS,
+  topicKey,
+  userKey,
+  type ChatMessage,
+  type PersonInfo,
+} from './chat.js'
 import { pieces } from './format.js'
 import { lastLogin } from './storage.js'
 
@@ -380,17 +390,17 @@ function Ticks({ m }: { m: ChatMessage }): JSX.Element {
       ) : (
         <svg
           viewBox={n === 2 ? '0 0 22 16' : '0 0 16 16'}
-          width={n === 2 ? 20 : 14}
-          height="14"
+          width={n === 2 ? 21 : 15}
+          height="15"
           aria-hidden="true"
           fill="none"
           stroke="currentColor"
-          stroke-width="1.9"
+          stroke-width="2"
           stroke-linecap="round"
           stroke-linejoin="round"
         >
-          <path d="M2 8.5l3.6 3.6L13.5 4" />
-          {n === 2 && <path d="M9.4 11.6l0.5 0.5L19.8 4" />}
+          <path d="M1.8 8.6l3.7 3.7L13.4 4.2" />
+          {n === 2 && <path d="M10.2 12.3L18.3 4.2" />}
         </svg>
       )}
     </span>
@@ -446,8 +456,10 @@ function Message({ m, model }: { m: ChatMessage; model: ChatModel }): JSX.Elemen
 }
 
 /** The line under a person's name: online, or when last seen (their messages wait for them either way). */
-function presenceLine(online: boolean, lastSeen: number | undefined): string {
+function presenceLine(online: boolean, person: PersonInfo | undefined): string {
   if (online) return 'online'
+  if (person?.exists === false) return 'no user by this name now (deleted or renamed): messages to it fail'
+  const lastSeen = person?.lastSeen
   if (lastSeen === undefined) return 'offline — messages wait for them'
   if (lastSeen === 0) return 'offline, not seen yet — messages wait for them'
   const d = new Date(lastSeen)
@@ -483,7 +495,7 @@ function Conversation({ model, onBack }: { model: ChatModel; onBack: () => void 
           <small class="muted">
             {d.kind === 'room' && 'Everyone online hears it; not stored for those away.'}
             {d.kind === 'topic' && `${subscribers ?? 0} subscriber(s)`}
-            {d.kind === 'user' && <span data-testid="conv-presence">{presenceLine(online, model.people[d.name]?.lastSeen)}</span>}
+            {d.kind === 'user' && <span data-testid="conv-presence">{presenceLine(online, model.people[d.name])}</span>}
           </small>
         </div>
         <div class="actions">

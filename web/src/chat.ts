@@ -55,6 +55,8 @@ export interface ServerLimits {
 /** What the page knows of a person it has looked up: online now, or when last seen (0: never). */
 export interface PersonInfo {
   name: string
+  /** false: the server knows no user by this name (any more: deleted, or renamed). */
+  exists: boolean
   online: boolean
   lastSeen: number
 }
@@ -246,7 +248,7 @@ export class ChatModel {
       if (p.online) this.online.set(p.id, { id: p.id, name: p.name, protocol: p.protocol })
       else this.online.delete(p.id)
       const known = this.people[p.name]
-      if (known) Object.assign(known, { online: p.online, lastSeen: p.online ? known.lastSeen : Date.now() })
+      if (known) Object.assign(known, { exists: true, online: p.online, lastSeen: p.online ? known.lastSeen : Date.now() })
       this.changed()
     })
     c.on('rename', (r) => {
@@ -362,8 +364,8 @@ export class ChatModel {
     if (name === this.me?.name) return 'That is you.'
     try {
       const r = await c.lastSeen(name)
-      this.people[r.user.name] = { name: r.user.name, online: r.online, lastSeen: r.user.lastSeen }
-      this.open(userKey(r.user.name))
+      this.people[r.user.name] = { name: r.user.name, exists: true, online: r.online, lastSeen: r.user.lastSeen }
+      this.open(userKey(r.user.name), false)
       return undefined
     } catch (err) {
       if (err instanceof SwitchboardError && (err.code === 'SB_ERR_UNKNOWN_RECIPIENT' || err.code === 'SB_ERR_NAME_INVALID'))
@@ -372,10 +374,26 @@ export class ChatModel {
     }
   }
 
-  open(key: string): void {
+  /** Open a conversation; a person's is looked up again (online, last seen, or gone) unless just done. */
+  open(key: string, lookUp = true): void {
     this.active = key
     this.convs[key] ??= []
     this.unread[key] = 0
+    this.changed()
+    const d = describeKey(key)
+    if (lookUp && d.kind === 'user') void this.lookUp(d.name)
+  }
+
+  private async lookUp(name: string): Promise<void> {
+    const c = this.client
+    if (!c) return
+    try {
+      const r = await c.lastSeen(name)
+      this.people[name] = { name, exists: true, online: r.online, lastSeen: r.user.lastSeen }
+    } catch (err) {
+      if (!(err instanceof SwitchboardError && err.code === 'SB_ERR_UNKNOWN_RECIPIENT')) return
+      this.people[name] = { name, exists: false, online: false, lastSeen: 0 }
+    }
     this.changed()
   }
 
