@@ -41,7 +41,10 @@ export function recordingLogger(): Logger & { lines: LogLine[]; has(level: strin
   }
 }
 
-export async function brokerFixture(t: TestContext, opts: { ackTimeoutMs?: number; maxFileBytes?: number } = {}) {
+export async function brokerFixture(
+  t: TestContext,
+  opts: { ackTimeoutMs?: number; maxFileBytes?: number; idleTimeoutMs?: number; reapIntervalMs?: number } = {},
+) {
   const root = mkdtempSync(join(tmpdir(), 'sb-'))
   const dbPath = join(root, 'switchboard.db')
   const log = recordingLogger()
@@ -50,6 +53,8 @@ export async function brokerFixture(t: TestContext, opts: { ackTimeoutMs?: numbe
     bus: new LocalBus(),
     ackTimeoutMs: opts.ackTimeoutMs ?? 300,
     logger: log,
+    ...(opts.idleTimeoutMs !== undefined && { idleTimeoutMs: opts.idleTimeoutMs }),
+    ...(opts.reapIntervalMs !== undefined && { reapIntervalMs: opts.reapIntervalMs }),
   })
   await broker.start()
   const files = new FileService({

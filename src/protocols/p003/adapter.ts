@@ -3,10 +3,16 @@
  * docs/protocol/p003.md "Switchboard gateway".
  *
  * - `reg <name>` claims a tokenless session for the name. The session has no connection of its own: its sink
- *   publishes on PUB under the user's SUB prefix `@name@`, and acknowledges what it published. It ends when
- *   the broker's reaper finds it idle (no request from that name for idleTimeoutMs) — then mail waits in the
- *   user's queue and is published when the name registers again — or when the name registers again.
- * - Two endpoints from the pool per registration, given back when the session ends and handed out again.
+ *   publishes on PUB under the user's SUB prefix `@name@`, and acknowledges what it published.
+ * - Liveness: PUB is an XPUB socket, so the server sees every SUB filter subscribed and unsubscribed (libzmq
+ *   unsubscribes a peer's filters when its connection ends). While some SUB holds `@name@`, the client may
+ *   still run: its session is kept alive and its endpoints stay its own. When the last `@name@` filter goes,
+ *   the session ends after leaseGraceMs. A client that never subscribes falls back to the idle timeout.
+ *   Then mail waits in the user's queue and is published when the name registers (or subscribes) again.
+ * - Two endpoints from the pool per registration, given back when the session ends and handed out again
+ *   only when a probe bind on this host shows nobody is still bound to them.
+ * - A refused `reg` is answered with two bindable wildcard endpoints (`tcp://localhost:*`), which the
+ *   original client survives, and the reason is published to `@name@` as mail from "server".
  * - `;; target De: name\ntext`: a user called `target` gets it as direct mail; any other target is a topic.
  * - Topics: 003 subscriptions are SUB filters the server never hears of, so every topic mail is published
  *   as `@topic@ De: name\ntext`, whoever sent it. A bridge session (BRIDGE_NAME) subscribes in the core to
@@ -15,13 +21,23 @@
  * - `# me target addr` is published as `@target@ pedido_conversa me addr` (then peer to peer, as in the
  *   original); a target online through another protocol also gets a conversation request from the core.
  */
-import { Publisher, Reply } from 'zeromq'
+import net from 'node:net'
+import { Reply, XPublisher } from 'zeromq'
 import type { Broker } from '../../core/broker.js'
 import { isBrokerError } from '../../core/errors.js'
 import type { Session } from '../../core/session.js'
 import { ALL_ID, type CloseReason, type Outbound, type SessionSink } from '../../core/types.js'
 import { FloodGuard, declineConversation, keepSessionAlive, messageText } from '../gateway-net.js'
-import { EMPTY_REPLY, conversationPublication, isValidName, mailPublication, parseRequest, registerReply } from './codec.js'
+import {
+  EMPTY_REPLY,
+  conversationPublication,
+  isValidName,
+  mailPublication,
+  parseRequest,
+  prefixName,
+  prefixesClash,
+  registerReply,
+} from './codec.js'
 
 export const PROTOCOL = 'p003'
 /** The core user that subscribes to topics on behalf of every 003 client. */
@@ -44,7 +60,14 @@ export interface P003GatewayOptions {
   floodRate: number
   /** REQ messages larger than this make libzmq drop the peer. */
   maxMessageBytes: number
+  /** After the last SUB filter `@name@` goes, the session ends this much later (unless it comes back). */
+  leaseGraceMs: number
+  /** ZMTP heartbeat on PUB (0 = off): a subscriber that vanished without a FIN is dropped after 3 beats. */
+  heartbeatMs: number
 }
+
+/** The sender name of the notices the gateway publishes itself (a refused registration). */
+export const SERVER_SENDER = 'server'
 
 /**
  * A 003 session's sink. The broker pushes nothing into it before claimed() has the session and has told the
@@ -82,6 +105,10 @@ class ZmqUser extends ClaimedSink {
   endpoints: number[] = []
   readyAt: number
   readonly flood: FloodGuard
+  /** Set while a SUB filter `@name@` is held: keeps the session from the reaper. */
+  stopKeepAlive: (() => void) | undefined
+  /** Set while the last filter is gone: ends the session when it fires. */
+  leaseTimer: NodeJS.Timeout | undefined
 
   constructor(
     readonly gw: P003Gateway,
@@ -137,11 +164,15 @@ class TopicBridge extends ClaimedSink {
 }
 
 export class P003Gateway {
-  readonly pub: Publisher
+  readonly pub: XPublisher
   readonly rep: Reply
   pubPort = 0
   repPort = 0
   private readonly users = new Map<string, ZmqUser>()
+  /** SUB filters `@name@` held on PUB now, by name, with how many subscribers hold each. */
+  private readonly subs = new Map<string, number>()
+  /** Names registered through this gateway since it started (a returning filter reclaims one). */
+  private readonly registeredNames = new Set<string>()
   private readonly free: number[] = []
   private readonly bridge: TopicBridge
   private pubChain: Promise<void> = Promise.resolve()
@@ -149,6 +180,8 @@ export class P003Gateway {
   private stopBridgeKeepAlive: (() => void) | undefined
   private closed = false
   private loop: Promise<void> = Promise.resolve()
+  private subLoop: Promise<void> = Promise.resolve()
+  private subChain: Promise<void> = Promise.resolve()
 
   constructor(
     readonly broker: Broker,
@@ -156,7 +189,13 @@ export class P003Gateway {
   ) {
     const [lo, hi] = opts.endpointPorts
     for (let p = lo; p <= hi; p++) this.free.push(p)
-    this.pub = new Publisher({ linger: 0 })
+    this.pub = new XPublisher({
+      linger: 0,
+      heartbeatInterval: opts.heartbeatMs,
+      heartbeatTimeout: opts.heartbeatMs * 3,
+    })
+    // Every subscribe and unsubscribe, duplicates included, so that filters can be counted per subscriber.
+    this.pub.verbosity = 'allSubsUnsubs'
     this.rep = new Reply({ linger: 0, maxMessageSize: opts.maxMessageBytes })
     this.bridge = new TopicBridge(this)
   }
@@ -187,6 +226,7 @@ export class P003Gateway {
       )
     }
     this.loop = this.serve()
+    this.subLoop = this.watchSubscriptions()
   }
 
   async close(): Promise<void> {
@@ -195,11 +235,16 @@ export class P003Gateway {
     clearInterval(this.scanTimer)
     this.stopBridgeKeepAlive?.()
     if (this.bridge.session !== undefined) this.broker.detach(this.bridge.session)
-    for (const u of [...this.users.values()]) if (u.session !== undefined) this.broker.detach(u.session)
+    for (const u of [...this.users.values()]) {
+      this.unhold(u)
+      if (u.session !== undefined) this.broker.detach(u.session)
+    }
     this.rep.close()
     await this.loop.catch(() => undefined)
     await this.pubChain.catch(() => undefined)
     this.pub.close()
+    await this.subLoop.catch(() => undefined)
+    await this.subChain.catch(() => undefined)
   }
 
   // ------------------------------------------------------------ REP
@@ -254,6 +299,12 @@ export class P003Gateway {
         return EMPTY_REPLY
       }
       case 'unknown':
+        if (/^\s*reg(\s|$)/.test(req.text)) {
+          // "reg" with no name, or a name with blanks: the original client still expects two endpoints.
+          const name = req.text.trim().slice(3).trim()
+          this.broker.log.warn({ name }, 'p003: registration refused: not one word')
+          return this.refusal(name, `the name "${name}" is not valid: one word, with no blanks`)
+        }
         this.broker.log.warn(
           { bytes: msg.length, head: req.text.slice(0, 40) },
           'p003: unknown or malformed request; replying ""',
@@ -269,19 +320,25 @@ export class P003Gateway {
   }
 
   private async register(name: string): Promise<string> {
-    if (!isValidName(name)) return refusal(`the name "${name}" is not valid`)
+    if (!isValidName(name)) return this.refusal(name, `the name "${name}" is not valid`)
     const old = this.users.get(name)
     if (old?.session !== undefined) {
-      if (!this.allowed(old)) return refusal('too many requests')
+      if (!this.allowed(old)) return this.refusal(name, 'too many requests')
       // The same name registering again (a restarted client): the new registration replaces the old one.
       this.broker.end(old.session, 'replaced', 'registered again')
     }
-    if (this.free.length < 2) {
+    for (const other of this.users.keys())
+      if (prefixesClash(name, other)) {
+        this.broker.log.warn({ name, other }, 'p003: registration refused: SUB prefix clash')
+        return this.refusal(name, `the name "${name}" would receive the mail of "${other}" (or the reverse); choose another`)
+      }
+    const endpoints = await this.takeEndpoints()
+    if (endpoints === undefined) {
       this.broker.log.warn({ name }, 'p003: endpoint pool exhausted')
-      return refusal('no free endpoints; try again later')
+      return this.refusal(name, 'no free endpoints; try again later')
     }
     const u = new ZmqUser(this, name, this.opts.joinDelayMs, this.opts.floodRate)
-    u.endpoints = [this.free.shift()!, this.free.shift()!]
+    u.endpoints = endpoints
     this.users.set(name, u)
     try {
       u.claimed(this.broker, await this.broker.claim(name, PROTOCOL, u))
@@ -289,11 +346,45 @@ export class P003Gateway {
       this.released(u)
       const why = isBrokerError(err) ? err.message : 'internal error'
       this.broker.log.warn({ name }, `p003: registration refused: ${why}`)
-      return refusal(why)
+      return this.refusal(name, why)
     }
+    this.registeredNames.add(name)
+    this.leaseChanged(u)
     const [a, b] = u.endpoints.map((p) => `tcp://${this.opts.endpointHost}:${p}`)
     this.broker.log.info({ name, endpoints: u.endpoints }, 'p003: registered')
     return registerReply(a!, b!)
+  }
+
+  /**
+   * A refused `reg`. The original client binds its PULL socket on the second word of the reply and crashes on
+   * anything else than an endpoint, so the reply is two wildcard endpoints (`tcp://localhost:*`: a port of the
+   * system's choosing, never one of the pool's), and the reason goes to `@name@` as mail from "server", which
+   * the client shows at `refresh`. A client written from the README can tell a refusal by the port `*`.
+   */
+  private refusal(name: string, why: string): string {
+    if (name !== '' && !/\s/.test(name) && this.users.get(name)?.session === undefined)
+      this.publish(mailPublication(name, SERVER_SENDER, `Registration refused: ${why}`), Date.now() + this.opts.joinDelayMs)
+    const any = `tcp://${this.opts.endpointHost}:*`
+    return registerReply(any, any)
+  }
+
+  /**
+   * Two endpoints from the pool, least recently used first, skipping any port something on this host is
+   * still bound to (a client whose session ended without our knowing that it quit): those go to the back.
+   */
+  private async takeEndpoints(): Promise<number[] | undefined> {
+    const got: number[] = []
+    const busy: number[] = []
+    while (got.length < 2 && this.free.length > 0) {
+      const port = this.free.shift()!
+      if (await portIsFree(port)) got.push(port)
+      else busy.push(port)
+    }
+    if (busy.length > 0) this.broker.log.warn({ ports: busy }, 'p003: endpoints still bound by someone; not handed out')
+    this.free.push(...busy)
+    if (got.length === 2) return got
+    this.free.unshift(...got)
+    return undefined
   }
 
   /**
@@ -319,6 +410,7 @@ export class P003Gateway {
     this.users.set(name, u)
     try {
       u.claimed(this.broker, await this.broker.claim(name, PROTOCOL, u))
+      this.leaseChanged(u)
       return u
     } catch (err) {
       this.users.delete(name)
@@ -378,6 +470,88 @@ export class P003Gateway {
     }
   }
 
+  // ------------------------------------------------------------ SUB filters (XPUB)
+
+  /** The subscription messages XPUB passes up: byte 1 (subscribe) or 0 (unsubscribe), then the filter. */
+  private async watchSubscriptions(): Promise<void> {
+    try {
+      for await (const [msg] of this.pub) {
+        if (msg === undefined || msg.length < 1) continue
+        const name = prefixName(msg.subarray(1))
+        if (name === undefined) continue
+        const n = (this.subs.get(name) ?? 0) + (msg[0] === 1 ? 1 : -1)
+        if (n > 0) this.subs.set(name, n)
+        else this.subs.delete(name)
+        const subscribed = msg[0] === 1
+        this.subChain = this.subChain
+          .then(() => this.filterChanged(name, subscribed))
+          .catch((err: unknown) => this.broker.log.warn({ err, name }, 'p003: subscription handling failed'))
+      }
+    } catch (err) {
+      if (!this.closed) this.broker.log.error({ err }, 'p003: PUB socket failed')
+    }
+  }
+
+  /** Whether the topic bridge follows the topic in the core (mail to it is accepted and published). */
+  follows(topic: string): boolean {
+    return this.bridge.subscribed.has(topic)
+  }
+
+  /** How many SUB sockets hold the filter `@name@` now. */
+  subscribers(name: string): number {
+    return this.subs.get(name) ?? 0
+  }
+
+  private async filterChanged(name: string, subscribed: boolean): Promise<void> {
+    if (this.closed) return
+    const u = this.users.get(name)
+    if (u?.session !== undefined && !u.session.closed) return this.leaseChanged(u)
+    if (!subscribed || this.subscribers(name) === 0) return
+    if (this.registeredNames.has(name)) {
+      // A client registered here earlier is listening again (e.g. it reconnected after its session ended):
+      // a session without endpoints, so its mail is published to it again.
+      await this.sender(name)
+      return
+    }
+    // Not a user we know: a topic the client follows. The bridge follows it in the core, so that mail to
+    // the topic from any protocol is accepted and published (the server never hears of 003 topics otherwise).
+    const user = await this.broker.findUser({ name }).catch(() => undefined)
+    if (user === undefined) await this.subscribeBridge(name)
+  }
+
+  /**
+   * A 003 session's lease follows its filter: held (kept alive) while some SUB holds `@name@`; when the last
+   * one goes, the session ends after leaseGraceMs unless the filter comes back. A session whose client never
+   * subscribed is left to the broker's idle timeout, as before.
+   */
+  private leaseChanged(u: ZmqUser): void {
+    const s = u.session
+    if (s === undefined || s.closed) return
+    if (this.subscribers(u.name) > 0) {
+      clearTimeout(u.leaseTimer)
+      u.leaseTimer = undefined
+      u.stopKeepAlive ??= keepSessionAlive(this.broker, s)
+      return
+    }
+    if (u.stopKeepAlive === undefined) return // never held: the idle timeout applies
+    u.stopKeepAlive()
+    u.stopKeepAlive = undefined
+    u.leaseTimer = setTimeout(() => {
+      u.leaseTimer = undefined
+      if (this.subscribers(u.name) > 0 || s.closed) return
+      this.broker.log.info({ name: u.name }, 'p003: the client is gone (no SUB filter left); session ended')
+      this.broker.end(s, 'ended', 'the ZeroMQ client is gone')
+    }, this.opts.leaseGraceMs)
+    u.leaseTimer.unref()
+  }
+
+  private unhold(u: ZmqUser): void {
+    u.stopKeepAlive?.()
+    u.stopKeepAlive = undefined
+    clearTimeout(u.leaseTimer)
+    u.leaseTimer = undefined
+  }
+
   // ------------------------------------------------------------ PUB
 
   /** Publish in order (a zeromq socket takes one send at a time), not before `notBefore` (ms epoch). */
@@ -402,6 +576,7 @@ export class P003Gateway {
 
   /** A 003 session ended (reaped, replaced, shut down): its endpoints go back to the pool, at the end. */
   released(u: ZmqUser): void {
+    this.unhold(u)
     if (this.users.get(u.name) === u) this.users.delete(u.name)
     this.free.push(...u.endpoints)
     u.endpoints = []
@@ -413,9 +588,20 @@ export class P003Gateway {
   }
 }
 
-function refusal(why: string): string {
-  // Not two words, so a client parsing "<addrA> <addrB>" can tell it is no address pair.
-  return `ERROR ${why}`
+/**
+ * Whether nothing on this host listens on the port (IPv4 or IPv6 loopback): a ZeroMQ PULL bound to
+ * `tcp://localhost:<port>` makes this bind fail with EADDRINUSE. Other errors (no IPv6) say nothing.
+ */
+async function portIsFree(port: number): Promise<boolean> {
+  for (const host of ['127.0.0.1', '::1']) {
+    const inUse = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer()
+      srv.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE'))
+      srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve(false)))
+    })
+    if (inUse) return false
+  }
+  return true
 }
 
 function portOf(endpoint: string | null): number {

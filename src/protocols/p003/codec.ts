@@ -20,6 +20,8 @@
  * parsePublication(msg: Buffer | string): Publication    // SDK, tests
  * topicPrefix(name: string): string                      // "@name@": what a client subscribes to
  * isValidName(name: string): boolean                     // usable as a user or topic name here
+ * prefixesClash(a, b): boolean                           // one's SUB filter would match the other's mail
+ * prefixName(filter): string | undefined                 // "@name@" → name (XPUB subscriptions)
  * ```
  *
  * UTF-8 policy: pyzmq's recv_string() decodes strictly, so a Buffer that is not valid UTF-8 is never a
@@ -100,11 +102,29 @@ export function topicPrefix(name: string): string {
 }
 
 /**
- * A user or topic name must be one non-empty token without '@': the original splits requests on
- * whitespace, and SUB filters on the prefix "@name@", so a name holding '@' could match another's mail.
+ * A user or topic name must be one non-empty token (the original splits requests on whitespace) that does
+ * not start with '@'. The original client asks for an e-mail address, so '@' inside a name is accepted
+ * (`ana@mail.com`); because SUB filters on the prefix "@name@", two names clash when one is the other plus
+ * "@…" (`ana` and `ana@mail.com`): see prefixesClash, which the adapter checks at registration.
  */
 export function isValidName(name: string): boolean {
-  return /^[^\s@]+$/.test(name)
+  return /^[^\s@]\S*$/.test(name)
+}
+
+/** True when a SUB filter for one name would also match publications for the other (neither equal). */
+export function prefixesClash(a: string, b: string): boolean {
+  if (a === b) return false
+  const pa = topicPrefix(a)
+  const pb = topicPrefix(b)
+  return pa.startsWith(pb) || pb.startsWith(pa)
+}
+
+/** The name in a SUB filter "@name@" (what an XPUB socket sees subscribed), or undefined for any other filter. */
+export function prefixName(filter: Buffer | string): string | undefined {
+  const { text, valid } = asText(filter)
+  if (!valid) return undefined
+  const m = /^@(\S+)@$/.exec(text)
+  return m && isValidName(m[1] as string) ? (m[1] as string) : undefined
 }
 
 /** PUB for a mail to a user or topic. */
@@ -117,8 +137,8 @@ export function conversationPublication(target: string, from: string, address: s
   return `${topicPrefix(target)} ${CONVERSATION_WORD} ${from} ${address}`
 }
 
-const PUB_MAIL = /^@([^@\s]+)@ De: (\S+)\n([\s\S]*)$/
-const PUB_CONVERSATION = /^@([^@\s]+)@ pedido_conversa (\S+) (\S+)$/
+const PUB_MAIL = /^@(\S+)@ De: (\S+)\n([\s\S]*)$/
+const PUB_CONVERSATION = /^@(\S+)@ pedido_conversa (\S+) (\S+)$/
 
 /** Parse one PUB message (what a subscriber receives). Never throws. */
 export function parsePublication(msg: Buffer | string): Publication {

@@ -24,6 +24,10 @@ export interface P003StartOptions {
   floodRate?: number
   /** Largest REQ message; libzmq drops a peer that sends more (default maxTextBytes + 1 KiB). */
   maxMessageBytes?: number
+  /** After a client's last SUB filter `@name@` goes, its session ends this much later (default 5000 ms). */
+  leaseGraceMs?: number
+  /** ZMTP heartbeat interval on PUB; a silent subscriber is dropped after three (default 10 000 ms, 0 = off). */
+  heartbeatMs?: number
 }
 
 export interface P003Server {
@@ -46,6 +50,8 @@ export async function startP003(broker: Broker, opts: P003StartOptions): Promise
     joinDelayMs: opts.joinDelayMs ?? 300,
     floodRate: opts.floodRate ?? DEFAULT_FLOOD_RATE,
     maxMessageBytes: opts.maxMessageBytes ?? broker.limits.maxTextBytes + 1024,
+    leaseGraceMs: opts.leaseGraceMs ?? 5000,
+    heartbeatMs: opts.heartbeatMs ?? 10_000,
   })
   try {
     await gw.start()

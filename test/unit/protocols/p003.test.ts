@@ -14,6 +14,8 @@ import {
   registerReply,
   topicPrefix,
   isValidName,
+  prefixesClash,
+  prefixName,
   EMPTY_REPLY,
   type KnownRequest,
   type Publication,
@@ -116,9 +118,25 @@ test('003 topic prefixes: what a client subscribes to matches what the server pu
   assert.ok(conversationPublication('B', 'A', 'tcp://h:1').startsWith(topicPrefix('B')))
   // '@B@' must not match a publication for '@BC@': the trailing '@' is what makes prefixes exact.
   assert.ok(!mailPublication('BC', 'A', 'x').startsWith(topicPrefix('B')))
-  // …which only holds while names cannot contain '@' ('B@C' would be caught by a '@B@' filter).
+  // …which only holds while no name is another plus '@…' ('B@C' would be caught by a '@B@' filter):
+  // '@' is accepted inside a name (the original asks for an e-mail address), and such pairs clash.
   assert.ok(mailPublication('B@C', 'A', 'x').startsWith(topicPrefix('B')))
-  assert.equal(isValidName('B@C'), false)
+  assert.equal(isValidName('ana@mail.com'), true)
+  assert.equal(isValidName('@ana'), false)
+  assert.ok(prefixesClash('B', 'B@C'))
+  assert.ok(prefixesClash('B@C', 'B'))
+  assert.ok(!prefixesClash('B', 'BC'))
+  assert.ok(!prefixesClash('B', 'B'))
+  assert.deepEqual(parsePublication(mailPublication('ana@mail.com', 'A', 'x')), {
+    kind: 'mail',
+    target: 'ana@mail.com',
+    from: 'A',
+    text: 'x',
+  })
+  assert.equal(prefixName(topicPrefix('ana@mail.com')), 'ana@mail.com')
+  assert.equal(prefixName('@news@'), 'news')
+  for (const f of ['', '@', '@@', 'news', '@news', '@a b@', Buffer.from([0x40, 0xff, 0x40])])
+    assert.equal(prefixName(f), undefined)
   assert.equal(isValidName('a b'), false)
   assert.equal(isValidName(''), false)
   assert.equal(isValidName('José'), true)
