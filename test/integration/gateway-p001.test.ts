@@ -91,14 +91,67 @@ test('001 ↔ native: 200 receipts both ways; a long native name is shown as #id
   assert.deepEqual(await next(a), { type: 1, messageId: 2, src: `#${n.id}`, dst: 'al', text: '200' })
 })
 
-test('001: a name registered with a token cannot be taken: 300 and the connection closes', async (t) => {
+/**
+ * What the original client does with what it receives (ORIGINALS §001): read a 24-byte header, then
+ * len - 24 bytes. A server that closes makes that read return nothing, and the client crashes; so a refused
+ * name must leave every byte readable as whole frames, and the connection open.
+ */
+async function originalRead(c: RawClient): Promise<Frame> {
+  const header = await c.read(24)
+  const len = header.readUInt16LE(0)
+  assert.ok(len >= 24 && len <= 1024, `len ${len}`)
+  const r = decode(Buffer.concat([header, await c.read(len - 24)]))
+  assert.ok(r.ok && r.rest.length === 0)
+  return r.frame
+}
+
+// The original client's bytes for "carol" and "bob" (8 bytes copied from its command line, garbage after the NUL).
+const CAROL_SRC = '6361726f6c003132'
+const BOB_SRC = '626f62003132372e'
+const frameFrom = (src: string, dst: string, id: number, text: string) => {
+  const f = encode({ type: 0, messageId: id, src: 'x', dst, text })
+  return Buffer.concat([f.subarray(0, 8), Buffer.from(src, 'hex'), f.subarray(16)])
+}
+
+test('001: a name registered with a token is refused in a way the original survives: 300, a notice, the connection open', async (t) => {
   const { port, nativePort, log } = await setup(t)
   await NativeClient.register(t, nativePort, 'carol')
   const c = await RawClient.connect(t, port)
-  c.write(encode({ type: 0, messageId: 3, src: 'carol', dst: 'bob', text: 'hi' }))
-  assert.deepEqual(await next(c), { type: 1, messageId: 3, src: 'bob', dst: 'carol', text: '300' })
-  assert.ok(await c.closedByServer())
-  assert.ok(log.has('warn', /p001: closing connection: name "carol" refused/))
+  c.write(frameFrom(CAROL_SRC, 'bob', 3, 'hi'))
+  assert.equal(
+    encode(await originalRead(c)).toString('hex'),
+    '1c00010003000000626f6200000000006361726f6c00000033303000', // type 1, messageID 3, bob → carol, "300\0"
+  )
+  const notice = await originalRead(c)
+  assert.equal(notice.type, 2, 'a stored-message frame: shown, not answered')
+  assert.equal(notice.src, 'server')
+  assert.equal(notice.dst, 'carol')
+  assert.match(notice.text, /^The name "carol" is refused: .*registered with a token/)
+  assert.ok(log.has('warn', /p001: name "carol" refused: .*the connection stays open/))
+  // The client goes on: its next message is answered "300" again (no second notice), and nothing closes.
+  c.write(frameFrom(CAROL_SRC, 'bob', 4, 'again'))
+  assert.deepEqual(await originalRead(c), { type: 1, messageId: 4, src: 'bob', dst: 'carol', text: '300' })
+  assert.equal(c.ended, false)
+})
+
+test('001: a name in use is refused without closing; once it is free the same connection takes it', async (t) => {
+  const { port, nativePort } = await setup(t)
+  const nat = await NativeClient.register(t, nativePort, 'nat')
+  const first = await RawClient.connect(t, port)
+  first.write(frameFrom(BOB_SRC, 'nat', 1, 'first bob'))
+  assert.equal((await nat.deliver((x) => x === 'first bob')).fromName, 'bob')
+  assert.equal((await originalRead(first)).text, '200')
+  const second = await RawClient.connect(t, port)
+  second.write(frameFrom(BOB_SRC, 'nat', 1, 'second bob'))
+  assert.deepEqual(await originalRead(second), { type: 1, messageId: 1, src: 'nat', dst: 'bob', text: '300' })
+  assert.match((await originalRead(second)).text, /^The name "bob" is refused: /)
+  // the first bob quits; the second one's next frame names it bob and is delivered
+  first.socket.end()
+  await first.closedByServer()
+  second.write(frameFrom(BOB_SRC, 'nat', 2, 'second bob again'))
+  assert.equal((await nat.deliver((x) => x === 'second bob again')).fromName, 'bob')
+  assert.deepEqual(await originalRead(second), { type: 1, messageId: 2, src: 'nat', dst: 'bob', text: '200' })
+  assert.equal(second.ended, false)
 })
 
 test('001 bad input: each closes only its own connection and logs why', async (t) => {

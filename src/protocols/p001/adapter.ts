@@ -2,7 +2,9 @@
  * Seed 001 gateway adapter: one P001Connection per TCP socket. Frames ⇄ broker calls; the byte layout is
  * the codec's (codec.ts), the choices are written down in docs/protocol/p001.md "Switchboard gateway".
  *
- * - No login frame: the first frame's src names the connection (broker.claim, tokenless).
+ * - No login frame: the first frame's src names the connection (broker.claim, tokenless). A refused name leaves
+ *   the connection open and unnamed (the original client crashes when the server closes): "300" for the frame,
+ *   a type 2 notice from "server" saying why, and the next frame tries the name again.
  * - Type 0 to a user is a broker.send with a receipt. The core answers: STORED (recipient offline) and
  *   NOT_YET (no ack within the ack timeout) become "300", DELIVERED becomes "200".
  * - A type 0 pushed to this client is acknowledged by the client's type 1 "200" with the same messageID
@@ -62,8 +64,12 @@ export function splitUtf8(text: string, maxBytes: number): string[] {
   return out
 }
 
+/** The sender name of the gateway's own notices (a reserved name: no user can have it). */
+export const SERVER_NAME = 'server'
+
 export class P001Connection extends GatewayConnection {
-  private naming = false
+  /** The reason last told to this unnamed connection, so a refused client is told once per reason. */
+  private toldRefusal = ''
   /** messageID frames pushed as type 0, by "<sender wire name>\0<messageID>", to the seq to acknowledge. */
   private readonly awaiting = new Map<string, number>()
 
@@ -119,22 +125,34 @@ export class P001Connection extends GatewayConnection {
     }
   }
 
-  /** The first frame names the connection. Returns false when the connection was refused. */
+  /**
+   * The first frame names the connection. Returns false when the name was refused: then the connection stays
+   * open and unnamed, and its next frame tries the name again (it may be free by then).
+   */
   private async name(f: Frame): Promise<boolean> {
-    if (this.naming) return false
-    this.naming = true
     return this.claim(
       f.src,
-      (err) => {
-        // 001 has no way to say "name refused": answer the frame "300" (not delivered) and close.
-        if (f.type === FrameType.MESSAGE)
-          this.write(
-            encode({ type: FrameType.ANSWER, messageId: f.messageId, src: f.dst, dst: f.src, text: AnswerCode.NOT_DELIVERED }),
-          )
-        this.refuse(`name "${f.src}" refused: ${isBrokerError(err) ? err.message : 'internal error'}`)
-      },
+      (err) => this.nameRefused(f, isBrokerError(err) ? err.message : 'internal error'),
       (s) => this.broker.log.debug({ remote: this.remote, name: s.user.name }, 'p001: connection named'),
     )
+  }
+
+  /**
+   * 001 has no frame that says "name refused", and the original client crashes when the server closes (it
+   * reads a header of zeros and then len - 24 bytes). So the connection stays open: the frame is answered "300"
+   * (not delivered) if it was type 0, and the reason comes once as a type 2 message from "server", which the
+   * original client shows like any stored message and does not answer.
+   */
+  private nameRefused(f: Frame, why: string): void {
+    this.broker.log.warn({ remote: this.remote, name: f.src }, `p001: name "${f.src}" refused: ${why}; the connection stays open`)
+    if (f.type === FrameType.MESSAGE) this.answerAs(f.src, f.messageId, f.dst, AnswerCode.NOT_DELIVERED)
+    if (this.toldRefusal === why) return
+    this.toldRefusal = why
+    const text = splitUtf8(
+      `The name "${f.src}" is refused: ${why}. Nothing you send is delivered until you use another name.`,
+      MAX_TEXT_BYTES,
+    )[0]!
+    this.write(encode({ type: FrameType.OFFLINE, messageId: 0, src: SERVER_NAME, dst: f.src, text }))
   }
 
   /** dst → a user: "#<id>" by id, else by name; a name never seen becomes a tokenless user (store for it). */
@@ -176,6 +194,10 @@ export class P001Connection extends GatewayConnection {
 
   private answer(messageId: number, peer: string, code: AnswerCode): void {
     const me = this.session === undefined ? '' : wireName(this.session.user.name, this.session.user.id)
+    this.answerAs(me, messageId, peer, code)
+  }
+
+  private answerAs(me: string, messageId: number, peer: string, code: AnswerCode): void {
     this.write(encode({ type: FrameType.ANSWER, messageId: messageId >>> 0, src: peer, dst: me, text: code }))
   }
 
