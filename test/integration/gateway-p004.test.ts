@@ -5,6 +5,7 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { brokerFixture, NativeClient, RawClient } from '../helpers/gateway-fixture.js'
+import { elapse, until } from '../helpers/wait.js'
 import { startP004 } from '../../src/protocols/p004/server.js'
 import { decodeServer, encodeClient, encodePacket, hhmm, takeRaw, type ServerMessage } from '../../src/protocols/p004/codec.js'
 import { decodeFileMessage } from '../../src/core/files.js'
@@ -95,6 +96,52 @@ test('004 capture replay: welcome, name in use, notices, chat without echo, rena
   assert.equal(await text(a), `<${now()}> User robert disconnected`)
   probe.write('000901' + Buffer.from('>>exit<<').toString('hex'))
   assert.equal(await text(a), `<${now()}> User probe disconnected`)
+})
+
+/**
+ * The original 004 client receiving a file (ORIGINALS §004): one recv(1024) gives the header packet; it
+ * sleeps one second; then it calls recv(1024) until it has the size the header announced, saving every byte
+ * each recv returned; its next recv(1024) is the next packet. recv(n) here takes up to n of the bytes that
+ * have arrived, as the kernel's would.
+ */
+async function originalReceivesFile(c: RawClient) {
+  const recv = async (): Promise<Buffer> => {
+    await until('bytes to recv', () => c.buf.length > 0, 5000)
+    const out = Buffer.from(c.buf.subarray(0, 1024))
+    c.buf = c.buf.subarray(out.length)
+    return out
+  }
+  const first = decodeServer(await recv())
+  assert.ok(first.ok && first.rest.length === 0, 'the header packet arrives alone')
+  assert.equal(first.frame.kind, 'file')
+  const size = first.frame.kind === 'file' ? first.frame.size : 0
+  await elapse(1000) // the original's sleep after the header: it models the client, it waits for nothing
+  let saved = Buffer.alloc(0)
+  while (saved.length < size) saved = Buffer.concat([saved, await recv()])
+  const next = decodeServer(await recv())
+  assert.ok(next.ok && next.rest.length === 0, 'the packet after the file arrives alone')
+  return { header: first.frame, saved, after: next.frame }
+}
+
+test('004 files to the original client: it saves exactly the bytes sent, then shows the notice', async (t) => {
+  const { port } = await setup(t)
+  const a = await login(t, port, 'alice')
+  const b = await login(t, port, 'bob')
+  assert.equal(await text(a), `<${now()}> bob connected`)
+  for (const data of [
+    Buffer.from('FILEDATA-0123456789\n'), // captures/004: 20 bytes, saved as 65 when the notice joined them
+    Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 251)), // several recv(1024)
+  ]) {
+    // the original sender: the header packet, a second later the raw bytes
+    a.write(encodeClient({ kind: 'file', size: data.length, filename: 'hello.txt', caption: 'a caption' }))
+    await elapse(1000) // the original sender's pause between them (captures/004: 6.01 → 7.01)
+    a.write(data)
+    const got = await originalReceivesFile(b)
+    assert.equal(got.header.kind === 'file' && got.header.size, data.length)
+    assert.equal(got.saved.length, data.length, 'exactly the bytes sent are saved')
+    assert.deepEqual(got.saved, data)
+    assert.deepEqual(got.after, { kind: 'notice', text: `<${now()}> User alice uploaded file hello.txt` })
+  }
 })
 
 test("004: <HH:MM> is each recipient's own time; a bare-name login (README) is UTC", async (t) => {

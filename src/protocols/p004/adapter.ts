@@ -8,7 +8,10 @@
  *
  * Outbound is a paced queue: the original client assumes one recv() starts exactly one packet, so every
  * packet is one write and consecutive writes to one client are `paceMs` apart; a file's raw bytes are
- * streamed from the file store between a pause after the header and a pause before the notice.
+ * streamed from the file store after a pause following the header. The original then sleeps a second
+ * (fileReadMs) before it reads the file with recv(1024) until it has the announced size, saving all it got:
+ * a notice already there would be saved into the file. So the notice waits until fileReadMs + fileSettleMs
+ * after the header, and fileSettleMs after the file's last byte, whichever is later.
  */
 import type { Socket } from 'node:net'
 import type { Broker } from '../../core/broker.js'
@@ -41,6 +44,10 @@ export interface P004ConnectionOptions {
   floodRate: number
   /** Pause between two writes to the same client. */
   paceMs: number
+  /** The original client sleeps this long after a file's header before it reads the file's bytes. */
+  fileReadMs: number
+  /** Margin after that sleep, and after a file's last byte, before the notice that follows a file. */
+  fileSettleMs: number
   /** A file whose announced bytes stop coming for this long: the connection is closed. */
   fileIdleMs: number
   /** Packets waiting in the outbound queue, at most; a client that falls further behind is cut off. */
@@ -403,6 +410,7 @@ export class P004Connection extends GatewayConnection {
       return
     }
     await this.writeOne(item.header)
+    const headerAt = this.lastWrite
     const wait = this.lastWrite + this.opts.paceMs - Date.now()
     if (wait > 0) await sleep(wait)
     let sent = 0
@@ -416,6 +424,9 @@ export class P004Connection extends GatewayConnection {
     }
     this.lastWrite = Date.now()
     if (sent !== item.size) throw new Error(`file ${item.fileId}: sent ${sent} of ${item.size} bytes`)
+    // The original client is still asleep, or reading the file: the notice must not join its last recv().
+    const noticeAt = Math.max(headerAt + this.opts.fileReadMs, this.lastWrite) + this.opts.fileSettleMs
+    if (noticeAt > Date.now()) await sleep(noticeAt - Date.now())
     await this.writeOne(item.after)
   }
 

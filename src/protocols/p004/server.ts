@@ -15,6 +15,10 @@ export interface P004StartOptions {
   files?: FileService | undefined
   /** Pause between two packets to the same client (default 30 ms; the original client needs one). */
   paceMs?: number
+  /** The original client's sleep after a file's header, before it reads the file (default 1000 ms). */
+  fileReadMs?: number
+  /** Margin after that sleep and after a file's last byte before the notice that follows it (default 250 ms). */
+  fileSettleMs?: number
   /** A file whose announced bytes stop coming for this long closes the connection (default 30 s). */
   fileIdleMs?: number
   /** Packets per second per connection before it is closed as a flood (default 200, burst twice that). */
@@ -34,6 +38,8 @@ export async function startP004(broker: Broker, opts: P004StartOptions): Promise
   const connOpts = {
     files: opts.files,
     paceMs: opts.paceMs ?? 30,
+    fileReadMs: opts.fileReadMs ?? 1000,
+    fileSettleMs: opts.fileSettleMs ?? 250,
     fileIdleMs: opts.fileIdleMs ?? 30_000,
     floodRate: opts.floodRate ?? DEFAULT_FLOOD_RATE,
     maxQueuedPackets: opts.maxQueuedPackets ?? 2000,
