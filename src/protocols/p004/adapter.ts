@@ -48,11 +48,19 @@ export interface P004ConnectionOptions {
   fileReadMs: number
   /** Margin after that sleep, and after a file's last byte, before the notice that follows a file. */
   fileSettleMs: number
+  /** A user is announced "connected" only once it has stayed this long (a one-shot send never is). */
+  presenceSettleMs: number
   /** A file whose announced bytes stop coming for this long: the connection is closed. */
   fileIdleMs: number
   /** Packets waiting in the outbound queue, at most; a client that falls further behind is cut off. */
   maxQueuedPackets: number
 }
+
+/**
+ * Protocols whose users are not in the room (they neither see nor send room chat): their comings and goings
+ * are not announced to 004 users, who only care who can hear them.
+ */
+const NOT_IN_ROOM = new Set(['p001', 'p003'])
 
 /** The codec is asked to pass any size: the adapter answers "too large" itself and drains the bytes. */
 const DECODE_LIMITS: Limits = { maxLen: 0xffff, maxFileBytes: 0xffffffff }
@@ -77,6 +85,9 @@ export class P004Connection extends GatewayConnection {
   private outBytes = 0
   private writing = false
   private lastWrite = 0
+  // presence: users whose "connected" waits out presenceSettleMs, and users announced connected
+  private readonly joining = new Map<number, NodeJS.Timeout>()
+  private readonly announced = new Set<number>()
 
   constructor(
     broker: Broker,
@@ -252,11 +263,7 @@ export class P004Connection extends GatewayConnection {
         this.deliver(s, ev.msg)
         break
       case 'presence':
-        this.sendNotice(
-          ev.online
-            ? notice.connected(hhmm(ev.at, this.offset), ev.user.name)
-            : notice.disconnected(hhmm(ev.at, this.offset), ev.user.name),
-        )
+        this.presence(ev)
         break
       case 'rename':
         if (ev.user.id === s.user.id)
@@ -274,6 +281,38 @@ export class P004Connection extends GatewayConnection {
         break
     }
     return this.out.length < this.opts.maxQueuedPackets / 2
+  }
+
+  /**
+   * What a room user wants to hear of others coming and going: who joined the room and stayed, and who left
+   * it. A session that comes and goes within presenceSettleMs (a one-shot `switchboard send`, a probe) is not
+   * announced at all; users of protocols without a room (001, 003) are never announced. "connected" is shown
+   * once the user has stayed presenceSettleMs, stamped with the time it came; "disconnected" is shown for a
+   * user announced connected, or online before this client logged in.
+   */
+  private presence(ev: Extract<Outbound, { type: 'presence' }>): void {
+    if (ev.protocol !== undefined && NOT_IN_ROOM.has(ev.protocol)) return
+    const id = ev.user.id
+    if (ev.online) {
+      if (this.joining.has(id) || this.announced.has(id)) return
+      const timer = setTimeout(() => {
+        this.joining.delete(id)
+        this.announced.add(id)
+        this.sendNotice(notice.connected(hhmm(ev.at, this.offset), ev.user.name))
+      }, this.opts.presenceSettleMs)
+      timer.unref()
+      this.joining.set(id, timer)
+      return
+    }
+    const pending = this.joining.get(id)
+    if (pending !== undefined) {
+      // came and went before it was announced: nothing to say
+      clearTimeout(pending)
+      this.joining.delete(id)
+      return
+    }
+    this.announced.delete(id)
+    this.sendNotice(notice.disconnected(hhmm(ev.at, this.offset), ev.user.name))
   }
 
   private deliver(s: Session, m: Message): void {
@@ -452,6 +491,8 @@ export class P004Connection extends GatewayConnection {
 
   protected override cleanup(): void {
     clearTimeout(this.fileTimer)
+    for (const t of this.joining.values()) clearTimeout(t)
+    this.joining.clear()
     void this.upload?.abort('the connection closed').catch(() => undefined)
     this.upload = undefined
     this.out.length = 0

@@ -19,6 +19,8 @@ export interface P004StartOptions {
   fileReadMs?: number
   /** Margin after that sleep and after a file's last byte before the notice that follows it (default 250 ms). */
   fileSettleMs?: number
+  /** Others are announced "connected" once they stayed this long; a shorter visit is not shown (default 2000 ms). */
+  presenceSettleMs?: number
   /** A file whose announced bytes stop coming for this long closes the connection (default 30 s). */
   fileIdleMs?: number
   /** Packets per second per connection before it is closed as a flood (default 200, burst twice that). */
@@ -40,6 +42,7 @@ export async function startP004(broker: Broker, opts: P004StartOptions): Promise
     paceMs: opts.paceMs ?? 30,
     fileReadMs: opts.fileReadMs ?? 1000,
     fileSettleMs: opts.fileSettleMs ?? 250,
+    presenceSettleMs: opts.presenceSettleMs ?? 2000,
     fileIdleMs: opts.fileIdleMs ?? 30_000,
     floodRate: opts.floodRate ?? DEFAULT_FLOOD_RATE,
     maxQueuedPackets: opts.maxQueuedPackets ?? 2000,
