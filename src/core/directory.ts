@@ -8,24 +8,13 @@
 import { BrokerError } from './errors.js'
 import { guard, type Core } from './context.js'
 import type { Session } from './session.js'
+import { normalizeName } from './names.js'
 import { ALL_ID, SERVER_ID, type Address, type UserInfo } from './types.js'
 import type { UserRecord } from '../store/store.js'
 
 const CLUSTER_CACHE_TTL_MS = 2000
-const RESERVED_NAMES = new Set(['all', 'server'])
-
-/** NFC, one word, no control characters, at most `maxBytes` UTF-8 bytes. */
-export function normalizeName(raw: string, maxBytes: number, what = 'name', limit = 'maxNameBytes'): string {
-  const name = raw.normalize('NFC')
-  if (name.length === 0) throw new BrokerError('SB_ERR_NAME_INVALID', `the ${what} is empty`)
-  if (Buffer.byteLength(name) > maxBytes)
-    throw new BrokerError('SB_ERR_TOO_LARGE', `the ${what} is longer than ${limit} (${maxBytes} bytes)`, limit)
-  if (/[\s\p{C}]/u.test(name))
-    throw new BrokerError('SB_ERR_NAME_INVALID', `the ${what} "${name}" has spaces or control characters`)
-  if (what === 'name' && (RESERVED_NAMES.has(name.toLowerCase()) || /^[#@!]/.test(name)))
-    throw new BrokerError('SB_ERR_NAME_INVALID', `the name "${name}" is reserved`)
-  return name
-}
+/** The name rules (visible, not a look-alike of a reserved name) are in names.ts. */
+export { normalizeName }
 
 export class Directory {
   private readonly userCache = new Map<number, { info: UserInfo; at: number }>()

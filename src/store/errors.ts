@@ -30,7 +30,15 @@ export function isStoreError(err: unknown): err is StoreError {
   return err instanceof StoreError
 }
 
-/** The error createUser and renameUser raise for a name in use (one text for every backend). */
-export function nameTaken(name: string): StoreError {
-  return new StoreError('NAME_TAKEN', `the name "${name}" is already in use`)
+/**
+ * The error createUser and renameUser raise for a name in use (one text for every backend): the same name, or
+ * one that looks like `holder` (the same confusable skeleton, core/names.ts).
+ */
+export function nameTaken(name: string, holder?: string): StoreError {
+  return new StoreError(
+    'NAME_TAKEN',
+    holder === undefined || holder === name
+      ? `the name "${name}" is already in use`
+      : `the name "${name}" looks like "${holder}", which is already in use`,
+  )
 }

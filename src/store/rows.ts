@@ -4,6 +4,8 @@
  */
 import { kindCode, kindOf, type MessageColumns, type MessageKind } from '../schema/message.js'
 import type { StoredMessage, UserRecord } from './store.js'
+import { nameSkeleton } from '../core/names.js'
+import type { Logger } from '../core/types.js'
 
 /** The columns of a queued (or held) message, but its recipient: typed from the message schema. */
 export type { MessageColumns }
@@ -46,4 +48,35 @@ export function messageFromRow(r: MessageColumns, to: number): StoredMessage {
 
 export function userFromRow(r: UserColumns): UserRecord {
   return { id: r.id, name: r.name, tokenHash: r.token_hash, createdAt: r.created_at }
+}
+
+/**
+ * Fill the skeleton column for existing users, oldest first (after `clear` has emptied it). Where two existing
+ * names look alike, the older keeps the skeleton and the later gets none: both go on working, and new look-alikes
+ * of either are still refused through the older. Returns those later ones.
+ */
+export function fillSkeletons(
+  rows: { id: number; name: string }[],
+  set: (id: number, skeleton: string) => void,
+  clear: () => void,
+): { id: number; name: string; like: string }[] {
+  clear()
+  const seen = new Map<string, string>()
+  const clash: { id: number; name: string; like: string }[] = []
+  for (const r of rows) {
+    const skeleton = nameSkeleton(r.name)
+    const like = seen.get(skeleton)
+    if (like !== undefined) {
+      clash.push({ id: r.id, name: r.name, like })
+      continue
+    }
+    seen.set(skeleton, r.name)
+    set(r.id, skeleton)
+  }
+  return clash
+}
+
+/** Existing look-alike names found by fillSkeletons keep working; an operator may rename one. */
+export function logSkeletonClash(log: Logger | undefined, clash: { id: number; name: string; like: string }[]): void {
+  for (const c of clash) log?.warn({ user: c.id, name: c.name, like: c.like }, 'an existing name looks like an older one')
 }

@@ -66,11 +66,18 @@ export interface Store {
   ping(): Promise<void>
 
   // Users. Each of these is its own durable transaction.
-  /** Throws StoreError NAME_TAKEN when the (NFC) name is in use. */
+  /**
+   * Throws StoreError NAME_TAKEN when the (NFC) name, or a name with the same confusable skeleton
+   * (core/names.ts), is in use: the store keeps each user's skeleton under a unique index.
+   */
   createUser(name: string, tokenHash: string | null, now: number): Promise<UserRecord>
   userById(id: number): Promise<UserRecord | undefined>
   userByName(name: string): Promise<UserRecord | undefined>
-  /** Throws StoreError NAME_TAKEN. */
+  /** The user whose name looks like `name` (the same confusable skeleton), if any. */
+  userLike(name: string): Promise<UserRecord | undefined>
+  /** Tokenless users (legacy gateways) neither seen nor created since `before`, oldest first. */
+  staleTokenless(before: number, limit: number): Promise<UserRecord[]>
+  /** Throws StoreError NAME_TAKEN, as createUser. */
   renameUser(id: number, name: string): Promise<void>
   setTokenHash(id: number, tokenHash: string | null): Promise<void>
   /** Deletes the user, its queue and its subscriptions; returns the messages that were still queued for it. */

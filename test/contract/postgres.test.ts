@@ -82,7 +82,7 @@ if (unreachable !== undefined) {
         const { rows } = await c.query(`SELECT version FROM ${schema}.schema_version ORDER BY version`)
         assert.deepEqual(
           rows.map((r: { version: number }) => r.version),
-          [1, 2, 3],
+          [1, 2, 3, 4],
           'every migration once, in order',
         )
       } finally {
@@ -91,6 +91,31 @@ if (unreachable !== undefined) {
       const users = await Promise.all(stores.map((s, i) => s.createUser(`n${i}`, null, 0)))
       assert.equal(new Set(users.map((u) => u.id)).size, 4, 'ids are unique across the nodes')
       assert.equal(await stores[0]!.countUsers(), 4)
+    })
+
+    it('migration 4 gives existing users their name skeleton; of two existing look-alikes the older keeps it', async (t) => {
+      const schema = `${prefix}_skel`
+      t.after(() => dropSchema(schema))
+      const first = await open(schema)
+      await first.close()
+      // Make it a schema at version 3 holding two names that look alike (as an older program allowed).
+      const c = new pg.Client({ connectionString: PG_URL })
+      await c.connect()
+      try {
+        await c.query(`SET search_path = ${schema}`)
+        await c.query(`ALTER TABLE users DROP COLUMN skeleton; DROP TABLE meta; DELETE FROM schema_version WHERE version = 4`)
+        await c.query(
+          `INSERT INTO users (name, token_hash, created_at) VALUES ('alice', NULL, 1), ('Alice', NULL, 2), ('bob', NULL, 3)`,
+        )
+      } finally {
+        await c.end()
+      }
+      const store = await open(schema)
+      t.after(() => store.close())
+      assert.equal((await store.userLike('ALICE'))?.name, 'alice', 'the older keeps the skeleton')
+      assert.equal((await store.userByName('Alice'))?.name, 'Alice', 'the later still exists')
+      await assert.rejects(store.createUser('\u0430lice', null, 4), /looks like "alice"/)
+      await assert.rejects(store.createUser('BOB', null, 4), /looks like "bob"/)
     })
 
     it('refuses a schema name that is not a plain identifier', () => {

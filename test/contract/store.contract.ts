@@ -64,12 +64,15 @@ async function sendOne(store: Store, c: NewCopy, limits: QueueLimits = NO_LIMIT)
   return seqsOf(r)[0]!
 }
 
-async function rejectsNameTaken(p: Promise<unknown>): Promise<void> {
+async function rejectsNameTaken(p: Promise<unknown>): Promise<StoreError> {
+  let caught: StoreError | undefined
   await assert.rejects(p, (err: unknown) => {
     assert.ok(err instanceof StoreError, `expected a StoreError, got ${String(err)}`)
     assert.equal(err.code, 'NAME_TAKEN')
+    caught = err
     return true
   })
+  return caught!
 }
 
 /** The fields a stored message must give back exactly as they were committed. */
@@ -183,6 +186,40 @@ export function runStoreContract(
       await rejectsNameTaken(store.createUser('alice', 'ff'.repeat(32), T0))
       assert.equal(await store.countUsers(), 1)
       assert.equal((await store.userByName('alice'))?.tokenHash, null)
+    })
+
+    test('a look-alike of a name (same confusable skeleton) is taken: createUser and renameUser refuse it, naming the holder', async (store) => {
+      const a = await store.createUser('alice', null, T0)
+      for (const like of ['Alice', 'ALICE', '\u0430lice', 'al\u0131ce', '\uff41\uff4c\uff49\uff43\uff45']) {
+        const err = await rejectsNameTaken(store.createUser(like, 'ff'.repeat(32), T0))
+        assert.match(err.message, /looks like "alice"/, like)
+      }
+      const b = await store.createUser('bob', null, T0)
+      await rejectsNameTaken(store.renameUser(b.id, 'ALICE'))
+      assert.equal((await store.userById(b.id))?.name, 'bob')
+      assert.equal((await store.userLike('\u0410LICE'))?.id, a.id)
+      assert.equal(await store.userLike('carol'), undefined)
+      await store.renameUser(a.id, 'Alice') // a change of case of one's own name is not a conflict
+      assert.equal((await store.userById(a.id))?.name, 'Alice')
+      await store.renameUser(a.id, 'alicia')
+      assert.equal((await store.createUser('ALICE', null, T0)).name, 'ALICE', 'the skeleton is released with the name')
+    })
+
+    test('staleTokenless lists tokenless users neither seen nor created since a time, oldest first', async (store) => {
+      const old = await store.createUser('old', null, T0)
+      const seen = await store.createUser('seen', null, T0)
+      await store.setLastSeen(seen.id, T0 + 5000)
+      await store.createUser('token', 'ff'.repeat(32), T0)
+      await store.createUser('fresh', null, T0 + 3000)
+      assert.deepEqual(
+        (await store.staleTokenless(T0 + 4000, 10)).map((u) => u.name),
+        ['old', 'fresh'],
+      )
+      assert.deepEqual(
+        (await store.staleTokenless(T0 + 1, 10)).map((u) => u.id),
+        [old.id],
+      )
+      assert.equal((await store.staleTokenless(T0 + 10_000, 1)).length, 1, 'at most limit')
     })
 
     test('concurrent createUser of one name: exactly one wins', async (store) => {

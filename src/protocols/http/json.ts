@@ -40,7 +40,7 @@ const STATUS_TEXT: Record<number, string> = {
   507: 'dropped',
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true })
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /** A body as `{text}` when it is valid UTF-8, else `{base64}`. */
 export function bodyJson(body: Buffer): { text: string } | { base64: string } {

@@ -25,7 +25,8 @@ export type Decoded =
   | { ok: false; reason: 'malformed'; detail: string; corr: number }
 
 const MAX_U53 = Number.MAX_SAFE_INTEGER
-const textDecoder = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM: a leading U+FEFF stays in the string (a name starting with one is refused, not silently changed).
+const textDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 class Malformed extends Error {}
 

@@ -8,6 +8,7 @@
  * store (`memory:` or `memory://`) has data of its own, dropped at close.
  */
 import { nameTaken } from '../errors.js'
+import { nameSkeleton } from '../../core/names.js'
 import { dedupeKeys, planCommit, planRelease, usersOf, type QueueCounters } from '../plan.js'
 import type { NewCopy, QueueStats, Store, StoredMessage, StoreOp, StoreResult, UserRecord } from '../store.js'
 
@@ -23,6 +24,8 @@ interface MemoryData {
   nextUserId: number
   users: Map<number, UserState>
   names: Map<string, number>
+  /** Confusable skeleton of each name (core/names.ts) → user: a look-alike is taken like the name itself. */
+  skeletons: Map<string, number>
   held: { id: number; copy: NewCopy }[]
   nextHeldId: number
   dedupe: Map<string, number>
@@ -35,6 +38,7 @@ function emptyData(): MemoryData {
     nextUserId: 1,
     users: new Map(),
     names: new Map(),
+    skeletons: new Map(),
     held: [],
     nextHeldId: 1,
     dedupe: new Map(),
@@ -110,11 +114,30 @@ export class MemoryStore implements Store {
 
   async createUser(name: string, tokenHash: string | null, now: number): Promise<UserRecord> {
     const d = this.data
-    if (d.names.has(name)) throw nameTaken(name)
+    const skeleton = nameSkeleton(name)
+    if (d.names.has(name) || d.skeletons.has(skeleton)) throw this.nameTaken(name, skeleton)
     const rec: UserRecord = { id: d.nextUserId++, name, tokenHash, createdAt: now }
     d.users.set(rec.id, { rec, lastSeen: undefined, next: 1, count: 0, bytes: 0, queue: new Map() })
     d.names.set(name, rec.id)
+    d.skeletons.set(skeleton, rec.id)
     return { ...rec }
+  }
+
+  private nameTaken(name: string, skeleton: string) {
+    const holder = this.data.skeletons.get(skeleton)
+    return nameTaken(name, holder === undefined ? undefined : this.data.users.get(holder)?.rec.name)
+  }
+
+  async userLike(name: string): Promise<UserRecord | undefined> {
+    const id = this.data.skeletons.get(nameSkeleton(name))
+    return id === undefined ? undefined : this.userById(id)
+  }
+
+  async staleTokenless(before: number, limit: number): Promise<UserRecord[]> {
+    const out: UserRecord[] = []
+    for (const u of this.data.users.values())
+      if (out.length < limit && u.rec.tokenHash === null && (u.lastSeen ?? u.rec.createdAt) < before) out.push({ ...u.rec })
+    return out
   }
 
   async userById(id: number): Promise<UserRecord | undefined> {
@@ -129,13 +152,16 @@ export class MemoryStore implements Store {
 
   async renameUser(id: number, name: string): Promise<void> {
     const d = this.data
-    const owner = d.names.get(name)
-    if (owner !== undefined && owner !== id) throw nameTaken(name)
+    const skeleton = nameSkeleton(name)
+    const owner = d.names.get(name) ?? d.skeletons.get(skeleton)
+    if (owner !== undefined && owner !== id) throw this.nameTaken(name, skeleton)
     const u = d.users.get(id)
     if (u === undefined) return
     d.names.delete(u.rec.name)
+    if (d.skeletons.get(nameSkeleton(u.rec.name)) === id) d.skeletons.delete(nameSkeleton(u.rec.name))
     u.rec = { ...u.rec, name }
     d.names.set(name, id)
+    d.skeletons.set(skeleton, id)
   }
 
   async setTokenHash(id: number, tokenHash: string | null): Promise<void> {
@@ -149,6 +175,7 @@ export class MemoryStore implements Store {
     if (u === undefined) return []
     d.users.delete(id)
     d.names.delete(u.rec.name)
+    if (d.skeletons.get(nameSkeleton(u.rec.name)) === id) d.skeletons.delete(nameSkeleton(u.rec.name))
     d.held = d.held.filter((h) => h.copy.to !== id)
     for (const [topic, users] of d.subs) if (users.delete(id) && users.size === 0) d.subs.delete(topic)
     d.blocks.delete(id)

@@ -12,7 +12,11 @@ export const postgresBackend: StoreBackend = {
   usage: 'a postgres:// URL (cluster)',
   async open(url, opts) {
     const { PostgresStore } = await importPeer('pg', WHO, () => import('./postgres-store.js'))
-    return new PostgresStore({ connectionString: url, schema: opts.clusterName })
+    return new PostgresStore({
+      connectionString: url,
+      schema: opts.clusterName,
+      logger: opts.logger,
+    })
   },
   async fileMeta(store) {
     const [{ PostgresFileMeta }, { PostgresStore }] = await Promise.all([

@@ -14,6 +14,9 @@
 import pg from 'pg'
 import { nameTaken, StoreError } from '../errors.js'
 import { dedupeKeys, planCommit, planRelease, usersOf, type QueueCounters } from '../plan.js'
+import { nameSkeleton, SKELETON_VERSION } from '../../core/names.js'
+import { fillSkeletons, logSkeletonClash } from '../rows.js'
+import type { Logger } from '../../core/types.js'
 import { kindNumber, messageFromRow, userFromRow, type MessageColumns, type UserColumns } from '../rows.js'
 import type { NewCopy, QueueStats, Store, StoredMessage, StoreOp, StoreResult, UserRecord } from '../store.js'
 
@@ -24,6 +27,8 @@ export interface PostgresStoreOptions {
   schema?: string
   /** Connections in this node's pool. Default 8. */
   poolSize?: number
+  /** Told of existing users whose names look alike, found while filling the skeleton column. */
+  logger?: Logger
 }
 
 /** Migrations in order; each runs once per schema, in its own transaction, recorded in schema_version. */
@@ -114,6 +119,13 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX queue_file ON queue (file_id) WHERE file_id IS NOT NULL;
   CREATE INDEX held_file ON held (file_id) WHERE file_id IS NOT NULL;
+  `,
+  // The name's confusable skeleton under a unique index (core/names.ts), filled by fillSkeletons after the
+  // migrations, and again whenever meta's 'skeleton' version differs from the program's.
+  `
+  ALTER TABLE users ADD COLUMN skeleton TEXT;
+  CREATE UNIQUE INDEX users_skeleton ON users (skeleton);
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   `,
 ]
 
@@ -276,11 +288,45 @@ export class PostgresStore implements Store {
             throw err
           }
         }
+        await this.fillSkeletons(client)
       } finally {
         await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [MIGRATION_LOCK, this.schema])
       }
     } finally {
       client.release()
+    }
+  }
+
+  /** Compute every user's skeleton when the column is new or the skeleton function changed (under the migration lock). */
+  private async fillSkeletons(client: pg.PoolClient): Promise<void> {
+    const { rows: v } = await client.query<{ value: string }>(`SELECT value FROM meta WHERE key = 'skeleton'`)
+    if (v[0]?.value === SKELETON_VERSION) return
+    await client.query('BEGIN')
+    try {
+      const { rows } = await client.query<{ id: number; name: string }>('SELECT id, name FROM users ORDER BY id FOR UPDATE')
+      const updates: [number, string][] = []
+      const clash = fillSkeletons(
+        rows,
+        (id, skeleton) => updates.push([id, skeleton]),
+        () => {},
+      )
+      await client.query('UPDATE users SET skeleton = NULL')
+      for (let i = 0; i < updates.length; i += 1000) {
+        const part = updates.slice(i, i + 1000)
+        await client.query(
+          'UPDATE users SET skeleton = u.skeleton FROM unnest($1::bigint[], $2::text[]) AS u(id, skeleton) WHERE users.id = u.id',
+          [part.map((p) => p[0]), part.map((p) => p[1])],
+        )
+      }
+      await client.query(
+        `INSERT INTO meta (key, value) VALUES ('skeleton', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        [SKELETON_VERSION],
+      )
+      await client.query('COMMIT')
+      logSkeletonClash(this.opts.logger, clash)
+    } catch (err) {
+      await client.query('ROLLBACK')
+      throw err
     }
   }
 
@@ -347,14 +393,36 @@ export class PostgresStore implements Store {
   async createUser(name: string, tokenHash: string | null, now: number): Promise<UserRecord> {
     try {
       const { rows } = await this.query<{ id: number }>(
-        'INSERT INTO users (name, token_hash, created_at) VALUES ($1, $2, $3) RETURNING id',
-        [name, tokenHash, now],
+        'INSERT INTO users (name, skeleton, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id',
+        [name, nameSkeleton(name), tokenHash, now],
       )
       return { id: rows[0]!.id, name, tokenHash, createdAt: now }
     } catch (err) {
-      if (pgCode(err) === UNIQUE_VIOLATION) throw nameTaken(name)
+      if (pgCode(err) === UNIQUE_VIOLATION) throw await this.nameTaken(name)
       throw err
     }
+  }
+
+  /** NAME_TAKEN for `name`, naming the registered name it looks like when that is not the same. */
+  private async nameTaken(name: string): Promise<StoreError> {
+    const holder = await this.userLike(name).catch(() => undefined)
+    return nameTaken(name, holder?.name)
+  }
+
+  async userLike(name: string): Promise<UserRecord | undefined> {
+    const { rows } = await this.query<UserRow>('SELECT id, name, token_hash, created_at FROM users WHERE skeleton = $1', [
+      nameSkeleton(name),
+    ])
+    return rows[0] && rowToUser(rows[0])
+  }
+
+  async staleTokenless(before: number, limit: number): Promise<UserRecord[]> {
+    const { rows } = await this.query<UserRow>(
+      `SELECT id, name, token_hash, created_at FROM users
+       WHERE token_hash IS NULL AND coalesce(last_seen, created_at) < $1 ORDER BY id LIMIT $2`,
+      [before, limit],
+    )
+    return rows.map(rowToUser)
   }
 
   async userById(id: number): Promise<UserRecord | undefined> {
@@ -369,9 +437,9 @@ export class PostgresStore implements Store {
 
   async renameUser(id: number, name: string): Promise<void> {
     try {
-      await this.query('UPDATE users SET name = $1 WHERE id = $2', [name, id])
+      await this.query('UPDATE users SET name = $1, skeleton = $2 WHERE id = $3', [name, nameSkeleton(name), id])
     } catch (err) {
-      if (pgCode(err) === UNIQUE_VIOLATION) throw nameTaken(name)
+      if (pgCode(err) === UNIQUE_VIOLATION) throw await this.nameTaken(name)
       throw err
     }
   }

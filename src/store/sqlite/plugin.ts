@@ -16,7 +16,7 @@ export const sqliteBackend: StoreBackend = {
   usage: "'sqlite' or sqlite:<file> (embedded; default <data-dir>/switchboard.db)",
   async open(url, opts) {
     const { SqliteStore } = await import('./sqlite-store.js')
-    return new SqliteStore({ path: sqlitePath(url, opts) })
+    return new SqliteStore({ path: sqlitePath(url, opts), logger: opts.logger })
   },
   async fileMeta(_store, url, opts) {
     const { SqliteFileMeta } = await import('./sqlite-file-meta.js')

@@ -12,9 +12,12 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { nameTaken, StoreError } from '../errors.js'
 import { dedupeKeys, planCommit, planRelease, usersOf, type CommitPlan, type QueueCounters } from '../plan.js'
+import { nameSkeleton, SKELETON_VERSION } from '../../core/names.js'
+import { fillSkeletons, logSkeletonClash } from '../rows.js'
+import type { Logger } from '../../core/types.js'
 import type { NewCopy, QueueStats, Store, StoredMessage, StoreOp, StoreResult, UserRecord } from '../store.js'
 
-const SCHEMA_VERSION = 2
+const SCHEMA_VERSION = 3
 const RECENT_MAX = 100_000
 const RECENT_MAX_BYTES = 32 * 1024 * 1024
 
@@ -26,7 +29,8 @@ CREATE TABLE IF NOT EXISTS users (
   token_hash TEXT,
   created_at INTEGER NOT NULL,
   next_seq INTEGER NOT NULL DEFAULT 1,
-  last_seen INTEGER
+  last_seen INTEGER,
+  skeleton TEXT
 );
 CREATE TABLE IF NOT EXISTS queue (
   user INTEGER NOT NULL,
@@ -104,6 +108,8 @@ function isUniqueViolation(err: unknown): boolean {
 export interface SqliteStoreOptions {
   /** Path of the database file, or ':memory:' (tests of the store's logic only: nothing is durable). */
   path: string
+  /** Told of existing users whose names look alike, found while filling the skeleton column. */
+  logger?: Logger
 }
 
 export class SqliteStore implements Store {
@@ -140,6 +146,26 @@ export class SqliteStore implements Store {
     // Version 2: users.last_seen. A new file gets it from SCHEMA; a version-1 file gets it here.
     const columns = db.prepare(`PRAGMA table_info(users)`).all() as { name: string }[]
     if (!columns.some((c) => c.name === 'last_seen')) db.exec(`ALTER TABLE users ADD COLUMN last_seen INTEGER`)
+    // Version 3: users.skeleton, the name's confusable skeleton under a unique index, so that a look-alike of a
+    // name is refused by the same insert that would take it. Filled for existing rows (and refilled when the
+    // skeleton function changes) below.
+    if (!columns.some((c) => c.name === 'skeleton')) db.exec(`ALTER TABLE users ADD COLUMN skeleton TEXT`)
+    db.exec(`CREATE UNIQUE INDEX IF NOT EXISTS users_skeleton ON users (skeleton)`)
+    const skeletonVersion = db.prepare(`SELECT value FROM meta WHERE key = 'skeleton'`).get() as { value: string } | undefined
+    if (skeletonVersion?.value !== SKELETON_VERSION)
+      db.transaction(() => {
+        const rows = db.prepare(`SELECT id, name FROM users ORDER BY id`).all() as { id: number; name: string }[]
+        const set = db.prepare(`UPDATE users SET skeleton = ? WHERE id = ?`)
+        const clash = fillSkeletons(
+          rows,
+          (id, skeleton) => set.run(skeleton, id),
+          () => db.exec(`UPDATE users SET skeleton = NULL`),
+        )
+        logSkeletonClash(this.opts.logger, clash)
+        db.prepare(
+          `INSERT INTO meta (key, value) VALUES ('skeleton', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        ).run(SKELETON_VERSION)
+      })()
     db.prepare(`INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(
       String(SCHEMA_VERSION),
     )
@@ -150,10 +176,14 @@ export class SqliteStore implements Store {
   private prepare() {
     const db = this.db
     return {
-      insertUser: db.prepare(`INSERT INTO users (name, token_hash, created_at) VALUES (?, ?, ?)`),
+      insertUser: db.prepare(`INSERT INTO users (name, skeleton, token_hash, created_at) VALUES (?, ?, ?, ?)`),
       userById: db.prepare(`SELECT * FROM users WHERE id = ?`),
       userByName: db.prepare(`SELECT * FROM users WHERE name = ?`),
-      rename: db.prepare(`UPDATE users SET name = ? WHERE id = ?`),
+      userBySkeleton: db.prepare(`SELECT * FROM users WHERE skeleton = ?`),
+      staleTokenless: db.prepare(
+        `SELECT * FROM users WHERE token_hash IS NULL AND coalesce(last_seen, created_at) < ? ORDER BY id LIMIT ?`,
+      ),
+      rename: db.prepare(`UPDATE users SET name = ?, skeleton = ? WHERE id = ?`),
       setToken: db.prepare(`UPDATE users SET token_hash = ? WHERE id = ?`),
       deleteUser: db.prepare(`DELETE FROM users WHERE id = ?`),
       deleteQueue: db.prepare(`DELETE FROM queue WHERE user = ? RETURNING *`),
@@ -209,15 +239,30 @@ export class SqliteStore implements Store {
 
   async createUser(name: string, tokenHash: string | null, now: number): Promise<UserRecord> {
     try {
-      const info = this.stmts.insertUser.run(name, tokenHash, now)
+      const info = this.stmts.insertUser.run(name, nameSkeleton(name), tokenHash, now)
       const id = Number(info.lastInsertRowid)
       this.nextSeq.set(id, 1)
       this.stats.set(id, { count: 0, bytes: 0 })
       return { id, name, tokenHash, createdAt: now }
     } catch (err) {
-      if (isUniqueViolation(err)) throw nameTaken(name)
+      if (isUniqueViolation(err)) throw this.nameTaken(name)
       throw err
     }
+  }
+
+  /** NAME_TAKEN for `name`, naming the registered name it looks like when that is not the same. */
+  private nameTaken(name: string): StoreError {
+    const holder = this.stmts.userBySkeleton.get(nameSkeleton(name)) as UserRow | undefined
+    return nameTaken(name, holder?.name)
+  }
+
+  async userLike(name: string): Promise<UserRecord | undefined> {
+    const r = this.stmts.userBySkeleton.get(nameSkeleton(name)) as UserRow | undefined
+    return r && rowToUser(r)
+  }
+
+  async staleTokenless(before: number, limit: number): Promise<UserRecord[]> {
+    return (this.stmts.staleTokenless.all(before, limit) as UserRow[]).map(rowToUser)
   }
 
   async userById(id: number): Promise<UserRecord | undefined> {
@@ -232,9 +277,9 @@ export class SqliteStore implements Store {
 
   async renameUser(id: number, name: string): Promise<void> {
     try {
-      this.stmts.rename.run(name, id)
+      this.stmts.rename.run(name, nameSkeleton(name), id)
     } catch (err) {
-      if (isUniqueViolation(err)) throw nameTaken(name)
+      if (isUniqueViolation(err)) throw this.nameTaken(name)
       throw err
     }
   }
