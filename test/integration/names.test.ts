@@ -27,7 +27,12 @@ const REFUSED: [label: string, name: string, code: string, why: RegExp][] = [
   ['variation selector-1', 'bob\uFE00', 'SB_ERR_NAME_INVALID', /U\+FE00/],
   ['zero width joiner', 'b\u200Dob', 'SB_ERR_NAME_INVALID', /spaces or control characters|U\+200D/],
   ['fullwidth ＡＬＬ', '\uFF21\uFF2C\uFF2C', 'SB_ERR_NAME_INVALID', /looks like the reserved name "ALL"/],
-  ['fullwidth ＳＥＲＶＥＲ', '\uFF33\uFF25\uFF32\uFF36\uFF25\uFF32', 'SB_ERR_NAME_INVALID', /looks like the reserved name "SERVER"/],
+  [
+    'fullwidth ＳＥＲＶＥＲ',
+    '\uFF33\uFF25\uFF32\uFF36\uFF25\uFF32',
+    'SB_ERR_NAME_INVALID',
+    /looks like the reserved name "SERVER"/,
+  ],
   ['Server', 'Server', 'SB_ERR_NAME_INVALID', /reserved/],
   ['Cyrillic ѕеrvеr', '\u0455\u0435rv\u0435r', 'SB_ERR_NAME_INVALID', /looks like the reserved name "SERVER"/],
   ['only symbols', '-_-', 'SB_ERR_NAME_INVALID', /no letter or digit/],
@@ -56,7 +61,16 @@ test('native REGISTER refuses each look-alike and invisible name of the issue; p
   await registered(t, port, '山田')
   const bob = await registered(t, port, 'bob')
   // Rename over the native protocol follows the same rules, SERVER's text command included.
-  const r = await bob.request({ type: 'SEND', msgId: 1, to: { kind: 'server' }, kind: 0, flags: 0, ttlMs: 0, notBefore: 0, body: Buffer.from('rename ALICE') })
+  const r = await bob.request({
+    type: 'SEND',
+    msgId: 1,
+    to: { kind: 'server' },
+    kind: 0,
+    flags: 0,
+    ttlMs: 0,
+    notBefore: 0,
+    body: Buffer.from('rename ALICE'),
+  })
   assert.equal(r.type, 'ACCEPTED')
   const reply = await bob.next('DELIVER')
   assert.match(reply.msg.body.toString(), /error: the name "ALICE" looks like "alice"/)
