@@ -367,12 +367,18 @@ export function encode(frame: Frame): Buffer {
 export class FrameReader {
   private buf: Buffer = Buffer.alloc(0)
   private skipping = 0
+  /** A malformed frame was read: the stream cannot be trusted, nothing after it is decoded. */
+  private broken = false
 
   constructor(private readonly maxFrameBytes: number) {}
 
-  /** Append a chunk; returns the decoded results available now (frames, then at most one error). */
+  /**
+   * Append a chunk; returns the decoded results available now (frames, then at most one error). After a
+   * malformed frame every later push returns nothing, however the bytes were split (found by npm run fuzz).
+   */
   push(chunk: Buffer): Decoded[] {
     const out: Decoded[] = []
+    if (this.broken) return out
     if (this.skipping > 0) {
       const n = Math.min(this.skipping, chunk.length)
       this.skipping -= n
@@ -434,7 +440,11 @@ export class FrameReader {
         return true
       }
       out.push(d)
-      if (d.reason === 'malformed') return false
+      if (d.reason === 'malformed') {
+        this.broken = true
+        this.buf = Buffer.alloc(0)
+        return false
+      }
       // too large: drop the frame's bytes as they come, the connection goes on
       this.skipping = d.skip
     }

@@ -375,3 +375,17 @@ test('property: the length prefix of a frame of N fields is exactly the sum of i
     fuzz,
   )
 })
+
+// Found by npm run fuzz (fuzz/targets.ts, native): after a malformed frame the reader went on decoding the next
+// chunk, so what came out depended on how the stream was split. It now stops for good.
+test('FrameReader decodes nothing after a malformed frame, however the stream is split', () => {
+  const bad = Buffer.from('000000053000000001', 'hex') // unknown frame type 0x30, corr 1
+  const ping = Buffer.from('000000050700000002', 'hex')
+  for (let cut = 0; cut <= bad.length + ping.length; cut++) {
+    const all = Buffer.concat([bad, ping])
+    const r = new FrameReader(DEFAULT_MAX)
+    const out = [...r.push(all.subarray(0, cut)), ...r.push(all.subarray(cut)), ...r.push(ping)]
+    assert.equal(out.length, 1, `cut at ${cut}: ${JSON.stringify(out)}`)
+    assert.ok(!out[0]!.ok && out[0]!.reason === 'malformed' && out[0]!.corr === 1)
+  }
+})
