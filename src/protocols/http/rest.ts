@@ -47,7 +47,8 @@ export function clientGone(reply: FastifyReply): AbortSignal {
   return ac.signal
 }
 
-function body(b: { text?: string | undefined; base64?: string | undefined }): Buffer {
+/** A message body from its JSON form (`text` or `base64`): exported for the fuzz harness (fuzz/targets.ts). */
+export function body(b: { text?: string | undefined; base64?: string | undefined }): Buffer {
   return b.text !== undefined ? Buffer.from(b.text, 'utf8') : Buffer.from(b.base64 ?? '', 'base64')
 }
 
