@@ -140,7 +140,8 @@ export function decodeClient(buf: Buffer, limits: Limits = DEFAULT_LIMITS): Deco
       if (name === '') return malformed('login without a name')
       const offset = /^\s*([+-]?\d{1,6})(?:\s|$)/.exec(after)?.[1]
       const n = offset === undefined ? NaN : Number(offset)
-      const utcOffsetSeconds = Number.isInteger(n) && Math.abs(n) < 86_400 ? n : null
+      // "-0" is offset 0, not -0 (found by npm run fuzz: -0 did not survive encode → decode)
+      const utcOffsetSeconds = Number.isInteger(n) && Math.abs(n) < 86_400 ? n + 0 : null
       return { ok: true, frame: { kind: 'login', name, utcOffsetSeconds }, rest }
     }
     case PacketType.EXIT:

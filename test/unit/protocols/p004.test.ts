@@ -367,3 +367,11 @@ test(`004 property: decoders never throw on arbitrary bytes and respect len (see
     fuzz,
   )
 })
+
+// Found by npm run fuzz (fuzz/targets.ts, p004): "name -0" gave the offset -0, which does not survive encode → decode.
+test('004 login: an offset of -0 is 0', () => {
+  const d = decodeClient(Buffer.from('000d00724d4c5e516b38326e202d30', 'hex'))
+  assert.ok(d.ok && d.frame.kind === 'login')
+  assert.ok(Object.is(d.frame.utcOffsetSeconds, 0), String(d.frame.utcOffsetSeconds))
+  assert.deepEqual(decodeClient(encodeClient(d.frame)), { ...d, rest: Buffer.alloc(0) })
+})
