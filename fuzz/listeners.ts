@@ -66,6 +66,7 @@ async function startServer(): Promise<Server> {
   const dir = mkdtempSync(join(tmpdir(), 'sb-fuzz-'))
   const [pub, rep, e0] = await freePorts(3)
   const errorLines: string[] = []
+  const ports: Record<string, string> = {}
   let out = ''
   const s = await spawnServer(
     [
@@ -89,7 +90,6 @@ async function startServer(): Promise<Server> {
       },
     },
   )
-  const ports: Record<string, string> = {}
   // the listening lines come together, before the native one is reported; wait for the last of them
   const until = Date.now() + 10_000
   while (ports['p003-rep'] === undefined && Date.now() < until) await new Promise((r) => setImmediate(r))
