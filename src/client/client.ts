@@ -219,6 +219,7 @@ export class SwitchboardClient {
         resolve,
         reject,
         timer: undefined,
+        onAccepted: opts.onAccepted,
       }
       this.protocol.sends.set(msgId, p)
       this.protocol.writeSend(p)

@@ -52,6 +52,7 @@ export interface PendingSend {
   reject(err: SwitchboardError): void
   timer: ReturnType<typeof setTimeout> | undefined
   result?: SendResult
+  onAccepted?: ((result: SendResult) => void) | undefined
 }
 
 /** Who this client is on the server (the name follows renames). */
@@ -219,6 +220,7 @@ export class Protocol {
     const status = acceptedStatusName(f.status)
     const result: SendResult = { msgId: f.msgId, accepted: status, seq: f.seq, recipients: f.recipients }
     if (f.fileId !== '') result.fileId = f.fileId
+    p.onAccepted?.(result)
     // A receipt is only waited for when one is sure to follow: a direct message that was stored.
     if (!p.wantReceipt || !p.direct || status === 'delivered' || status === 'scheduled' || status === 'duplicate') {
       this.settleSend(p, result)

@@ -175,6 +175,11 @@ export interface SendOptions {
   idempotent?: boolean
   /** Use this msgId instead of the next generated one. */
   msgId?: number
+  /**
+   * Called once the server has taken the message (its ACCEPTED: stored, fsynced, or pushed live), before the
+   * receipt settles the send: the "sent" tick beside the receipt's "delivered" one.
+   */
+  onAccepted?: (result: SendResult) => void
 }
 
 /** Whom to send to: a user name (string), or an explicit address. */

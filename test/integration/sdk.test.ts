@@ -65,6 +65,14 @@ test('two clients exchange messages both ways with delivered receipts', async (t
   assert.equal(room.recipients, 1)
   await until('room message', () => bobGot.find((m) => m.text === 'hello room'))
 
+  // onAccepted: the server took it (ACCEPTED) before the receipt settles the send.
+  const order: string[] = []
+  const r3 = await alice
+    .send('bob', 'ticks', { onAccepted: (a) => order.push(`accepted ${a.accepted ?? '?'} ${a.seq > 0}`) })
+    .then((r) => (order.push(`settled ${r.status ?? '?'}`), r))
+  assert.deepEqual(order, ['accepted queued true', 'settled 200'])
+  assert.equal(r3.accepted, 'queued')
+
   // Without a receipt the send settles with the ACCEPTED status.
   const noReceipt = await alice.send('bob', 'fire and forget', { receipt: false })
   assert.equal(noReceipt.accepted, 'queued')
