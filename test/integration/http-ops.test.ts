@@ -154,6 +154,23 @@ test('/metrics: sessions per protocol, messages by kind, receipts by code, queue
   assert.match(r2.text, /^switchboard_messages_out_total 1$/m)
 })
 
+test('/metrics: the event-loop delay since the previous scrape (p50, p99, max)', async (t) => {
+  const f = await startFixture(t)
+  await f.api('GET', '/metrics') // a window starts
+  // The server runs in this process: hold its event loop for 40 ms, then let a timer of the monitor run late.
+  const until = performance.now() + 40
+  while (performance.now() < until);
+  await new Promise<void>((r) => setImmediate(r))
+  const r = await f.api('GET', '/metrics')
+  const stat = (s: string): number => {
+    const m = new RegExp(`^switchboard_event_loop_delay_seconds\\{stat="${s}"\\} (\\S+)$`, 'm').exec(r.text)
+    assert.ok(m, `${s} in\n${r.text}`)
+    return Number(m[1])
+  }
+  assert.ok(stat('max') >= 0.025, `max ${stat('max')} s after a 40 ms turn`)
+  assert.ok(stat('p50') <= stat('p99') && stat('p99') <= stat('max'))
+})
+
 test('CORS: configured origins get the headers, others do not', async (t) => {
   const f = await startFixture(t, { http: { cors: ['http://app.example'] } })
   const pre = await fetch(`${f.base}/v1/messages`, {

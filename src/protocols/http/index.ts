@@ -260,6 +260,7 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
     }, opts.shutdownGraceMs ?? 5000).unref()
   })
   app.addHook('onClose', async () => {
+    metrics.close()
     // Polling sessions have no connection to close: end them, so their users are not shown online.
     for (const hs of [...sessions.all()]) if (hs.live) broker.end(hs.session, 'shutdown', 'the HTTP listener is closing')
   })

@@ -2,6 +2,7 @@
  * Prometheus metrics for /metrics, in a registry of this listener's own (never prom-client's global one,
  * so two servers in one process, as in tests, do not collide). Broker figures are read at scrape time.
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Broker } from '../../core/broker.js'
 import { logStats } from '../../log.js'
@@ -17,6 +18,8 @@ export class HttpMetrics {
   readonly registry = new Registry()
   readonly requests: Counter<'method' | 'route' | 'status'>
   readonly requestSeconds: Histogram<'method' | 'route'>
+  /** How late the event loop ran a 10 ms timer: the longest turns (issue 12: none above 2 ms under load). */
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 })
 
   constructor(broker: Broker, counters: HttpCounters, opts: { processMetrics: boolean }) {
     const registers = [this.registry]
@@ -100,6 +103,22 @@ export class HttpMetrics {
         this.set(n)
       },
     })
+    const loopDelay = this.loopDelay
+    loopDelay.enable()
+    new Gauge({
+      name: 'switchboard_event_loop_delay_seconds',
+      help: 'Event-loop delay since the previous scrape (perf_hooks.monitorEventLoopDelay, 10 ms resolution): p50, p99 and max; each scrape starts a new window',
+      labelNames: ['stat'],
+      registers,
+      collect() {
+        this.reset()
+        if (loopDelay.count === 0) return
+        this.set({ stat: 'p50' }, loopDelay.percentile(50) / 1e9)
+        this.set({ stat: 'p99' }, loopDelay.percentile(99) / 1e9)
+        this.set({ stat: 'max' }, loopDelay.max / 1e9)
+        loopDelay.reset()
+      },
+    })
     follow(
       'switchboard_messages_in_total',
       'Messages accepted from senders, by kind',
@@ -157,5 +176,10 @@ export class HttpMetrics {
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60],
       registers,
     })
+  }
+
+  /** Stops measuring the event loop (the listener closes). */
+  close(): void {
+    this.loopDelay.disable()
   }
 }
