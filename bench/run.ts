@@ -7,23 +7,26 @@
  */
 import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { targets } from './targets/index.js'
 import { gitSha, machineInfo, maxOpenFiles } from './lib/proc.js'
 import { median } from './lib/stats.js'
-import { runDirect } from './scenarios/direct.js'
+import { runDirect, runPair } from './scenarios/direct.js'
+import { fsyncProbe, type FsyncProbe } from './lib/fsync.js'
 import { runBroadcast } from './scenarios/broadcast.js'
 import { runLatency } from './scenarios/latency.js'
 import { runIdle } from './scenarios/idle.js'
 import type { Metric, ScenarioContext, ScenarioOutcome } from './scenarios/common.js'
 
-const SCENARIOS = ['direct', 'broadcast', 'latency', 'idle'] as const
-type Scenario = (typeof SCENARIOS)[number]
+export const SCENARIOS = ['direct', 'deep', 'pair2k', 'broadcast', 'latency', 'idle'] as const
+export type Scenario = (typeof SCENARIOS)[number]
 
 const USAGE = `usage: npm run bench -- [options]
-  --scenario direct|broadcast|latency|idle|all   (default all; comma list allowed)
-  --targets  mosquitto,nats,aedes,switchboard     (default mosquitto,nats,aedes)
+  --scenario direct|deep|pair2k|broadcast|latency|idle|all   (default all; comma list allowed)
+             direct: 50 pairs × 8 in flight; deep: 4 pairs × 500; pair2k: one pair at 2,000 msgs/s
+  --targets  mosquitto,nats,aedes,switchboard,relay (default mosquitto,nats,aedes)
+             relay                                 the ceiling: a bare Node relay of length-prefixed frames
              cluster1,cluster2,cluster3            Switchboard cluster of 1/2/3 nodes on PostgreSQL + Redis
              switchboard-cluster                   the same, --opt cluster.nodes=N (default 3)
   --duration SECONDS   measured window per measurement (default 5)
@@ -33,7 +36,18 @@ const USAGE = `usage: npm run bench -- [options]
   --opt      KEY=VALUE target option, repeatable (e.g. nats.ack=reply)
   --json     FILE      also write results as JSON`
 
-function parse() {
+export interface BenchConfig {
+  scenarios: Scenario[]
+  targetNames: string[]
+  durationMs: number
+  warmupMs: number
+  workers: number
+  repeat: number
+  options: Record<string, string>
+  json?: string | undefined
+}
+
+function parse(): BenchConfig {
   const { values } = parseArgs({
     options: {
       scenario: { type: 'string', default: 'all' },
@@ -85,7 +99,7 @@ function parse() {
   }
 }
 
-interface Row {
+export interface Row {
   scenario: string
   metric: string
   unit: string
@@ -93,11 +107,18 @@ interface Row {
   runs: Record<string, number[]>
 }
 
-async function main(): Promise<void> {
-  const cfg = parse()
+export interface BenchOutput {
+  meta: Record<string, unknown> & { fsync?: FsyncProbe }
+  results: Summary[]
+  notes: Record<string, string[]>
+  elapsedS: number
+}
+
+/** One run of the harness: every scenario against every target; prints progress to stderr, returns the rows. */
+export async function runBench(cfg: BenchConfig): Promise<BenchOutput> {
   const root = fileURLToPath(new URL('..', import.meta.url))
   const runId = randomBytes(4).toString('hex')
-  const meta = {
+  const baseMeta = {
     gitSha: gitSha(root),
     node: process.version,
     ...machineInfo(),
@@ -106,12 +127,23 @@ async function main(): Promise<void> {
     generatorFdLimit: maxOpenFiles('self'),
   }
   const log = (line: string): void => console.error(line)
+  const meta: BenchOutput['meta'] = { ...baseMeta }
   log(
-    `switchboard bench ${meta.gitSha.slice(0, 12)} · node ${meta.node} · ${meta.cpuModel} × ${meta.nproc} · ${meta.memTotalMiB} MiB`,
+    `switchboard bench ${baseMeta.gitSha.slice(0, 12)} · node ${baseMeta.node} · ${baseMeta.cpuModel} × ${baseMeta.nproc} · ${baseMeta.memTotalMiB} MiB`,
   )
   log(
     `scenarios ${cfg.scenarios.join(',')} · targets ${cfg.targetNames.join(',')} · ${cfg.durationMs / 1000}s (+${cfg.warmupMs / 1000}s warmup) × ${cfg.repeat}, ${cfg.workers} generator processes`,
   )
+
+  // The disk under the servers' data directories (os.tmpdir()): what an fsync costs here, once per run.
+  try {
+    meta.fsync = fsyncProbe()
+    log(
+      `fsync probe (${meta.fsync.dir}, ${meta.fsync.bytes} B writes, fdatasync ×${meta.fsync.samples}): p50 ${meta.fsync.p50Ms} ms, p99 ${meta.fsync.p99Ms} ms`,
+    )
+  } catch (err) {
+    log(`fsync probe failed: ${String(err)}`)
+  }
 
   const rows = new Map<string, Row>()
   const notes: Record<string, string[]> = {}
@@ -132,6 +164,7 @@ async function main(): Promise<void> {
       if (entry === undefined) continue
       const target = entry.factory({ host: entry.host, port: entry.port, runId, options: cfg.options })
       semantics[name] = target.semantics
+      if (target.scenarios !== undefined && !target.scenarios.includes(scenario)) continue
       log(`${scenario} · ${name}`)
       for (let r = 0; r < cfg.repeat; r++) {
         // A harness-owned server is restarted per repetition, so one crash costs one sample, not the rest.
@@ -147,11 +180,12 @@ async function main(): Promise<void> {
           }
           const pk = median(peak.get(name) ?? [])
           if (Number.isFinite(pk)) ctx.peakDirectRate = pk
-          if (scenario === 'direct') {
-            const o = await runDirect(ctx)
-            peak.set(name, [...(peak.get(name) ?? []), o.peak16])
+          if (scenario === 'direct' || scenario === 'deep') {
+            const o = await runDirect(ctx, scenario)
+            if (scenario === 'direct') peak.set(name, [...(peak.get(name) ?? []), o.peak16])
             record(name, scenario, o)
-          } else if (scenario === 'broadcast') record(name, scenario, await runBroadcast(ctx))
+          } else if (scenario === 'pair2k') record(name, scenario, await runPair(ctx))
+          else if (scenario === 'broadcast') record(name, scenario, await runBroadcast(ctx))
           else if (scenario === 'latency') record(name, scenario, await runLatency(ctx))
           else record(name, scenario, await runIdle(ctx))
         } catch (err) {
@@ -168,6 +202,8 @@ async function main(): Promise<void> {
   const elapsedS = Math.round((performance.now() - t0) / 1000)
   const results = [...rows.values()].map((row) => summarise(row, cfg.targetNames))
   console.log(renderTable(results, cfg.targetNames))
+  const ceiling = renderCeiling(results, cfg.targetNames)
+  if (ceiling !== '') console.log(ceiling)
   for (const name of cfg.targetNames) {
     console.log(`\n${name}: ${semantics[name] ?? ''}`)
     for (const n of new Set(notes[name] ?? [])) console.log(`  ! ${n}`)
@@ -176,11 +212,15 @@ async function main(): Promise<void> {
     `\n(x) = value ÷ best peer value for that row; "best" is max for ↑ rows, min for ↓ rows. Median of ${cfg.repeat} run(s). Total ${elapsedS} s.`,
   )
 
+  if (meta.fsync !== undefined)
+    console.log(`fsync on this disk (${meta.fsync.dir}): p50 ${meta.fsync.p50Ms} ms, p99 ${meta.fsync.p99Ms} ms.`)
+
   if (cfg.json !== undefined) {
     const config = { ...cfg, json: undefined }
     writeFileSync(cfg.json, JSON.stringify({ meta, config, semantics, results, notes, detail, elapsedS }, null, 2) + '\n')
     log(`wrote ${cfg.json}`)
   }
+  return { meta, results, notes, elapsedS }
 }
 
 function addMetric(rows: Map<string, Row>, target: string, m: Metric): void {
@@ -193,10 +233,12 @@ function addMetric(rows: Map<string, Row>, target: string, m: Metric): void {
   ;(row.runs[target] ??= []).push(m.value)
 }
 
-interface Summary extends Row {
+export interface Summary extends Row {
   values: Record<string, number>
   bestPeer?: { target: string; value: number }
   ratios: Record<string, number>
+  /** value ÷ the ceiling target's (the bare relay) for throughput rows. */
+  ofCeiling?: Record<string, number>
 }
 
 function summarise(row: Row, order: string[]): Summary {
@@ -215,6 +257,11 @@ function summarise(row: Row, order: string[]): Summary {
     for (const [t, v] of Object.entries(values)) ratios[t] = Math.round((v / best.value) * 100) / 100
   const s: Summary = { ...row, values, ratios }
   if (best !== undefined) s.bestPeer = best
+  const ceiling = Object.entries(values).find(([t]) => targets[t]?.ceiling === true)?.[1]
+  if (row.better === 'higher' && row.unit === 'msg/s' && ceiling !== undefined && ceiling > 0) {
+    s.ofCeiling = {}
+    for (const [t, v] of Object.entries(values)) s.ofCeiling[t] = Math.round((v / ceiling) * 100) / 100
+  }
   return s
 }
 
@@ -245,7 +292,26 @@ function renderTable(results: Summary[], order: string[]): string {
   return ['', line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(line)].join('\n')
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err)
-  process.exit(1)
-})
+/** Throughput rows as a fraction of the bare relay's (issue 12 aim 6: the ceiling of a Node process here). */
+function renderCeiling(results: Summary[], order: string[]): string {
+  const rows = results.filter((r) => r.ofCeiling !== undefined)
+  if (rows.length === 0) return ''
+  const shown = order.filter((t) => targets[t]?.ceiling !== true)
+  const lines = rows.map((r) =>
+    [`${r.scenario} ${r.metric}`, ...shown.map((t) => (r.ofCeiling?.[t] === undefined ? '—' : r.ofCeiling[t].toFixed(2)))].join(
+      '  ',
+    ),
+  )
+  return ['', `fraction of the ceiling (relay): ${shown.join(' / ')}`, ...lines.map((l) => `  ${l}`)].join('\n')
+}
+
+async function main(): Promise<void> {
+  await runBench(parse())
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err)
+    process.exit(1)
+  })
+}

@@ -1,7 +1,8 @@
 /**
- * Scenario 1 (direct) and the engine for scenario 3 (latency at a fixed offered rate).
+ * Scenarios direct (50 pairs × 8 in flight), deep (4 pairs × 500 in flight), pair2k (one pair at 2,000 msgs/s),
+ * and the engine for latency@50% (a fixed offered rate).
  *
- * 50 pairs; each sender sends acknowledged messages to its partner. Sender and receiver of a pair
+ * Each sender sends acknowledged messages to its partner. Sender and receiver of a pair
  * live in the same worker process so one monotonic clock (performance.now) times both
  * "send → ack" and "send → receiver got it": the send time is written into the body's first 8 bytes.
  *
@@ -14,12 +15,19 @@ import type { WorkerCtl } from '../worker.js'
 import { Histogram } from '../lib/stats.js'
 import type { SparseHistogram } from '../lib/stats.js'
 import { mapLimit, runJobs } from '../lib/pool.js'
-import { cpuWindow, round1 } from '../lib/proc.js'
+import { cpuMs, cpuWindow, round1 } from '../lib/proc.js'
+import type { EventLoopDelay } from '../targets/target.js'
 import { cpuNotes } from './common.js'
 import type { ScenarioContext, ScenarioOutcome } from './common.js'
 
-export const PAIRS = 50
-export const DEFAULT_WINDOW = 8
+/** How many pairs, and how many messages each sender keeps in flight (closed loop). */
+export interface Shape {
+  pairs: number
+  window: number
+}
+export const WIDE: Shape = { pairs: 50, window: 8 }
+export const DEEP: Shape = { pairs: 4, window: 500 }
+export const PAIR_RATE = 2000
 const MAX_INFLIGHT = 1000
 const DRAIN_MS = 3000
 
@@ -41,12 +49,14 @@ interface DirectWorkerResult {
   skipped: number
   windowMs: number
   cpuPct: number
+  accepted: { buckets: SparseHistogram; max: number }
   ack: { buckets: SparseHistogram; max: number }
   delivery: { buckets: SparseHistogram; max: number }
 }
 
 export async function directWorker(target: BenchTarget, job: DirectJob, ctl: WorkerCtl): Promise<DirectWorkerResult> {
   const ackHist = new Histogram()
+  const acceptedHist = new Histogram()
   const deliveryHist = new Histogram()
   let recording = false
   let acked = 0
@@ -81,13 +91,21 @@ export async function directWorker(target: BenchTarget, job: DirectJob, ctl: Wor
     body.writeDoubleLE(t, 0)
     inflight++
     inflightBySender[i] = (inflightBySender[i] ?? 0) + 1
-    s.sendDirect(to, body).then(
+    let accepted = false
+    const onAccepted = (): void => {
+      accepted = true
+      if (recording) acceptedHist.record((performance.now() - t) * 1000)
+    }
+    s.sendDirect(to, body, onAccepted).then(
       () => {
         inflight--
         inflightBySender[i] = (inflightBySender[i] ?? 1) - 1
         if (recording) {
+          const now = performance.now()
           acked++
-          ackHist.record((performance.now() - t) * 1000)
+          ackHist.record((now - t) * 1000)
+          // Targets without a separate "accepted" moment: it is the acknowledgement.
+          if (!accepted) acceptedHist.record((now - t) * 1000)
         }
         onDone()
       },
@@ -152,6 +170,7 @@ export async function directWorker(target: BenchTarget, job: DirectJob, ctl: Wor
     skipped,
     windowMs,
     cpuPct,
+    accepted: acceptedHist.toSparse(),
     ack: ackHist.toSparse(),
     delivery: deliveryHist.toSparse(),
   }
@@ -164,6 +183,9 @@ const sleepMs = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, 
 export interface DirectRunResult {
   ackedPerSec: number
   deliveredPerSec: number
+  /** send → the server took it (ACCEPTED, PUBACK, PONG). */
+  accepted: Histogram
+  /** send → the send settled (the same as accepted, except for Switchboard's receipt). */
   ack: Histogram
   delivery: Histogram
   errors: number
@@ -171,23 +193,35 @@ export interface DirectRunResult {
   firstError?: string
   generatorCpuPct: number[]
   serverCpuPct?: number
+  /** Server CPU time per acknowledged message over the measured window. */
+  serverCpuUsPerMsg?: number
   machineBusyPct: number
+  eventLoop?: EventLoopDelay
 }
 
-/** Coordinator half: split the pairs over the workers, run, merge. */
-export async function runDirectOnce(ctx: ScenarioContext, bodySize: number, rate?: number): Promise<DirectRunResult> {
-  const n = Math.max(1, Math.min(ctx.workers, PAIRS))
+/** Coordinator half: split the pairs over the workers, run, merge. Server CPU and event loop over the measured window. */
+export async function runDirectOnce(
+  ctx: ScenarioContext,
+  bodySize: number,
+  shape: Shape,
+  rate?: number,
+): Promise<DirectRunResult> {
+  const n = Math.max(1, Math.min(ctx.workers, shape.pairs))
   const jobs: DirectJob[] = Array.from({ length: n }, () => ({
     pairs: [],
     bodySize,
-    window: DEFAULT_WINDOW,
+    window: shape.window,
     warmupMs: ctx.warmupMs,
     durationMs: ctx.durationMs,
   }))
-  for (let p = 0; p < PAIRS; p++) jobs[p % n]?.pairs.push([`s${p}`, `r${p}`])
-  if (rate !== undefined) for (const j of jobs) j.rate = (rate * j.pairs.length) / PAIRS
+  for (let p = 0; p < shape.pairs; p++) jobs[p % n]?.pairs.push([`s${p}`, `r${p}`])
+  if (rate !== undefined) for (const j of jobs) j.rate = (rate * j.pairs.length) / shape.pairs
 
-  let win: ReturnType<typeof cpuWindow> | undefined
+  const pid = ctx.target.serverPid()
+  let cpu: { serverCpuPct?: number; machineBusyPct: number } = { machineBusyPct: Number.NaN }
+  let serverCpuMs: number | undefined
+  let windowMs = Number.NaN
+  let eventLoop: EventLoopDelay | undefined
   const results = await runJobs<unknown, DirectWorkerResult>({
     scenario: 'direct',
     target: ctx.targetName,
@@ -195,12 +229,22 @@ export async function runDirectOnce(ctx: ScenarioContext, bodySize: number, rate
     jobs,
     readyTimeoutMs: 60_000,
     resultTimeoutMs: ctx.warmupMs + ctx.durationMs + DRAIN_MS + 15_000,
-    beforeGo: async () => {
-      // Time the server over the whole go→result span; warmup is included but is short.
-      win = cpuWindow(ctx.target.serverPid())
+    // The workers keep their own time from 'go'; the coordinator reads the server over the same window.
+    during: async () => {
+      await sleepMs(ctx.warmupMs)
+      await ctx.target.eventLoopDelay?.().catch(() => undefined)
+      const win = cpuWindow(pid)
+      const c0 = pid === undefined ? undefined : cpuMs(pid)
+      const t0 = performance.now()
+      await sleepMs(ctx.durationMs)
+      const c1 = pid === undefined ? undefined : cpuMs(pid)
+      windowMs = performance.now() - t0
+      cpu = win.end()
+      if (c0 !== undefined && c1 !== undefined) serverCpuMs = c1 - c0
+      eventLoop = await ctx.target.eventLoopDelay?.().catch(() => undefined)
     },
   })
-  const cpu = win?.end() ?? { machineBusyPct: Number.NaN }
+  const accepted = new Histogram()
   const ack = new Histogram()
   const delivery = new Histogram()
   let errors = 0
@@ -209,6 +253,7 @@ export async function runDirectOnce(ctx: ScenarioContext, bodySize: number, rate
   let perSec = 0
   let delPerSec = 0
   for (const r of results) {
+    accepted.merge(r.accepted)
     ack.merge(r.ack)
     delivery.merge(r.delivery)
     errors += r.errors
@@ -220,6 +265,7 @@ export async function runDirectOnce(ctx: ScenarioContext, bodySize: number, rate
   const out: DirectRunResult = {
     ackedPerSec: perSec,
     deliveredPerSec: delPerSec,
+    accepted,
     ack,
     delivery,
     errors,
@@ -228,42 +274,100 @@ export async function runDirectOnce(ctx: ScenarioContext, bodySize: number, rate
     machineBusyPct: cpu.machineBusyPct,
   }
   if (cpu.serverCpuPct !== undefined) out.serverCpuPct = cpu.serverCpuPct
+  // CPU/s ÷ msgs/s: the windows of the coordinator and of the workers differ by the IPC latency, rates do not.
+  if (serverCpuMs !== undefined && perSec > 0)
+    out.serverCpuUsPerMsg = Math.round(((serverCpuMs * 1000) / (windowMs / 1000) / perSec) * 10) / 10
+  if (eventLoop !== undefined) out.eventLoop = eventLoop
   if (firstError !== undefined) out.firstError = firstError
   return out
 }
 
 const us2ms = (us: number): number => Math.round(us) / 1000
+const ms3 = (ms: number): number => Math.round(ms * 1000) / 1000
 
-export async function runDirect(ctx: ScenarioContext): Promise<ScenarioOutcome & { peak16: number }> {
+/** The metrics every direct-style measurement reports, under `scenario` and a row prefix (e.g. "16B "). */
+export function directMetrics(
+  scenario: string,
+  prefix: string,
+  r: DirectRunResult,
+  opts: { throughput: boolean },
+): ScenarioOutcome['metrics'] {
+  const out: ScenarioOutcome['metrics'] = []
+  const m = (name: string, unit: string, better: 'higher' | 'lower', value: number): void => {
+    if (Number.isFinite(value)) out.push({ scenario, name: `${prefix}${name}`, unit, better, value })
+  }
+  if (opts.throughput) m('acked msgs/s', 'msg/s', 'higher', Math.round(r.ackedPerSec))
+  m('accepted p50', 'ms', 'lower', us2ms(r.accepted.percentile(50)))
+  m('accepted p99', 'ms', 'lower', us2ms(r.accepted.percentile(99)))
+  m('delivery p50', 'ms', 'lower', us2ms(r.delivery.percentile(50)))
+  m('delivery p99', 'ms', 'lower', us2ms(r.delivery.percentile(99)))
+  if (r.serverCpuUsPerMsg !== undefined) m('server CPU/msg', 'µs', 'lower', r.serverCpuUsPerMsg)
+  if (r.eventLoop !== undefined) {
+    m('event-loop delay p99', 'ms', 'lower', ms3(r.eventLoop.p99))
+    m('event-loop delay max', 'ms', 'lower', ms3(r.eventLoop.max))
+  }
+  return out
+}
+
+export function directLog(label: string, r: DirectRunResult): string {
+  const el =
+    r.eventLoop === undefined
+      ? ''
+      : `; event loop p99 ${ms3(r.eventLoop.p99)} max ${ms3(r.eventLoop.max)} ms (scrape ${ms3(r.eventLoop.scrapeMs)} ms)`
+  return (
+    `  ${label}: ${Math.round(r.ackedPerSec)} acked/s, accepted p50/p99 ${us2ms(r.accepted.percentile(50))}/${us2ms(r.accepted.percentile(99))} ms, ` +
+    `settled p99 ${us2ms(r.ack.percentile(99))} ms, delivery p50/p99 ${us2ms(r.delivery.percentile(50))}/${us2ms(r.delivery.percentile(99))} ms; ` +
+    `server ${r.serverCpuPct ?? '?'}% (${r.serverCpuUsPerMsg ?? '?'} µs/msg), gen CPU ${r.generatorCpuPct.join('/')}%, machine ${r.machineBusyPct}%${el}`
+  )
+}
+
+export function directDetail(r: DirectRunResult): Record<string, unknown> {
+  return {
+    ackedPerSec: Math.round(r.ackedPerSec),
+    deliveredPerSec: Math.round(r.deliveredPerSec),
+    settledP50Ms: us2ms(r.ack.percentile(50)),
+    settledP99Ms: us2ms(r.ack.percentile(99)),
+    errors: r.errors,
+    skipped: r.skipped,
+    firstError: r.firstError,
+    generatorCpuPct: r.generatorCpuPct,
+    serverCpuPct: r.serverCpuPct,
+    serverCpuUsPerMsg: r.serverCpuUsPerMsg,
+    machineBusyPct: r.machineBusyPct,
+    eventLoop: r.eventLoop,
+  }
+}
+
+/** direct (50 pairs × 8 in flight) or deep (4 pairs × 500): closed loop at 16 B and at 1 KiB. */
+export async function runDirect(
+  ctx: ScenarioContext,
+  scenario: 'direct' | 'deep',
+): Promise<ScenarioOutcome & { peak16: number }> {
+  const shape = scenario === 'direct' ? WIDE : DEEP
   const out: ScenarioOutcome & { peak16: number } = { metrics: [], notes: [], detail: {}, peak16: Number.NaN }
   for (const [label, size] of [
     ['16B', 16],
     ['1KiB', 1024],
   ] as const) {
-    const r = await runDirectOnce(ctx, size)
+    const r = await runDirectOnce(ctx, size, shape)
     if (size === 16) out.peak16 = r.ackedPerSec
-    const m = (name: string, unit: string, better: 'higher' | 'lower', value: number): void => {
-      out.metrics.push({ scenario: 'direct', name: `${label} ${name}`, unit, better, value })
-    }
-    m('acked msgs/s', 'msg/s', 'higher', Math.round(r.ackedPerSec))
-    m('ack p50', 'ms', 'lower', us2ms(r.ack.percentile(50)))
-    m('ack p99', 'ms', 'lower', us2ms(r.ack.percentile(99)))
-    m('delivery p50', 'ms', 'lower', us2ms(r.delivery.percentile(50)))
-    m('delivery p99', 'ms', 'lower', us2ms(r.delivery.percentile(99)))
-    out.detail[label] = {
-      deliveredPerSec: Math.round(r.deliveredPerSec),
-      errors: r.errors,
-      firstError: r.firstError,
-      generatorCpuPct: r.generatorCpuPct,
-      serverCpuPct: r.serverCpuPct,
-      machineBusyPct: r.machineBusyPct,
-    }
-    ctx.log(
-      `  direct ${label}: ${Math.round(r.ackedPerSec)} acked/s, ack p99 ${us2ms(r.ack.percentile(99))} ms, ` +
-        `delivery p99 ${us2ms(r.delivery.percentile(99))} ms; gen CPU ${r.generatorCpuPct.join('/')}%, server ${r.serverCpuPct ?? '?'}%, machine ${r.machineBusyPct}%`,
-    )
-    if (r.errors > 0) out.notes.push(`direct ${label}: ${r.errors} send errors (first: ${r.firstError ?? '?'})`)
-    out.notes.push(...cpuNotes(`direct ${label}`, r.generatorCpuPct, r.serverCpuPct, r.machineBusyPct))
+    out.metrics.push(...directMetrics(scenario, `${label} `, r, { throughput: true }))
+    out.detail[label] = directDetail(r)
+    ctx.log(directLog(`${scenario} ${label} (${shape.pairs} pairs × ${shape.window})`, r))
+    if (r.errors > 0) out.notes.push(`${scenario} ${label}: ${r.errors} send errors (first: ${r.firstError ?? '?'})`)
+    out.notes.push(...cpuNotes(`${scenario} ${label}`, r.generatorCpuPct, r.serverCpuPct, r.machineBusyPct))
   }
   return out
+}
+
+/** pair2k: one pair, 16 B, offered open loop at 2,000 msgs/s: latency and server CPU per message at a modest rate. */
+export async function runPair(ctx: ScenarioContext): Promise<ScenarioOutcome> {
+  const r = await runDirectOnce(ctx, 16, { pairs: 1, window: 1 }, PAIR_RATE)
+  ctx.log(directLog(`pair2k (1 pair @ ${PAIR_RATE}/s)`, r))
+  const notes = cpuNotes('pair2k', r.generatorCpuPct, r.serverCpuPct, r.machineBusyPct)
+  if (r.skipped > 0) notes.push(`pair2k: ${r.skipped} scheduled sends skipped (1000 in flight): 2,000/s not sustained`)
+  if (r.errors > 0) notes.push(`pair2k: ${r.errors} send errors (first: ${r.firstError ?? '?'})`)
+  const metrics = directMetrics('pair2k', '', r, { throughput: false })
+  metrics.unshift({ scenario: 'pair2k', name: 'acked msgs/s', unit: 'msg/s', better: 'higher', value: Math.round(r.ackedPerSec) })
+  return { metrics, notes, detail: directDetail(r) }
 }

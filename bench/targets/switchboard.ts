@@ -1,49 +1,69 @@
 /**
  * Switchboard, started by the harness as `switchboard serve` in its own process, on its real embedded
  * store (SQLite, WAL, synchronous=FULL: every acknowledged message is fsynced by group commit) in a
- * temporary data directory. Clients speak the native protocol through the project's own codec.
+ * temporary data directory, HTTP on (as by default) so that /metrics can be read. Clients are the SDK users
+ * use (src/client, `SwitchboardClient`) with its defaults: every send carries a fresh msgId and the
+ * IDEMPOTENT flag and asks for a receipt; the receiver acknowledges each message automatically. Only
+ * reconnecting is off, as for the MQTT clients: a benchmark must see failures, not paper over them.
  *
- * direct: SEND to the partner's name; the promise settles on ACCEPTED, which the server sends only once
- * the message is durable. The receiver ACKs every DELIVER, so each message is also removed from its queue
- * (a second durable write) — like a QoS 1 subscriber's PUBACK.
- * broadcast: SEND to ALL (the room: live, not stored), resolved when written to the socket.
+ * direct: `send(partner, body)`. The server answers ACCEPTED once the message is durable (the harness times
+ * it through `onAccepted`); the send settles with the 200 receipt, when the receiver's ACK (a second durable
+ * write, the delete) has been committed — later than a PUBACK, and what frees a slot of the sender's window.
+ * `--opt switchboard.receipt=false` sends without a receipt: the send then settles on ACCEPTED.
+ * broadcast: `send('ALL', body)` (the room: live, not stored), settled on ACCEPTED.
  */
 import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
-import { ALL_ID } from '../../src/core/types.js'
-import { encode, FrameReader } from '../../src/protocols/native/codec.js'
-import type { Frame } from '../../src/protocols/native/frames.js'
+import { ALL_ID, SwitchboardClient, type SendOptions } from '../../src/client/index.js'
 import type { BenchClient, BenchTarget, MessageKind, TargetFactory } from './target.js'
 import { waitForExit } from '../lib/spawn.js'
+import { scrapeEventLoopDelay } from '../lib/metrics.js'
 import { spawnServer } from '../../scripts/spawn-server.js'
+
+const HTTP_LISTENING = /^http\s+listening on \S*:(\d+)\s*$/m
 
 export const switchboardTarget: TargetFactory = (params): BenchTarget => {
   let child: ChildProcess | undefined
   let dataDir: string | undefined
+  let httpPort = 0
   const userName = (id: string): string => `b${params.runId.slice(-6)}${id}`.replace(/[^A-Za-z0-9_-]/g, '').slice(0, 25)
+  const receiptOpt = params.options['switchboard.receipt'] ?? 'true'
+  if (receiptOpt !== 'true' && receiptOpt !== 'false')
+    throw new Error(`switchboard.receipt must be true|false, got ${receiptOpt}`)
+  const receipt = receiptOpt === 'true'
 
   return {
     name: 'switchboard',
-    semantics: 'direct: ACCEPTED once fsynced (group commit), receiver ACKs each; broadcast: room, live',
+    semantics: `SDK defaults: direct settles on the receipt 200 (receiver's ACK committed)${receipt ? '' : ' — receipt off: on ACCEPTED'}, "accepted" = ACCEPTED once fsynced (group commit); broadcast: room, live`,
     params: () => params,
     serverPid: () => child?.pid,
     start: async () => {
       dataDir = mkdtempSync(tmpdir() + '/sb-bench-')
+      let out = ''
       const started = await spawnServer(
         [
-          ...['--port', '0', '--http-port', '-1', '--data-dir', dataDir],
+          ...['--port', '0', '--http-port', '0', '--data-dir', dataDir],
           ...['--log-level', 'warn', '--log-format', 'json', '--max-queue-length', '1000000', '--rate', '1000000'],
         ],
-        { onStderr: (d) => process.stderr.write(d) },
+        {
+          onStderr: (d) => process.stderr.write(d),
+          onStdout: (d) => {
+            if (out.length < 64 * 1024) out += d.toString()
+          },
+        },
       )
       child = started.child
       params.port = started.port
+      // The listening lines come together, before the process reports anything else.
+      const until = performance.now() + 5000
+      while (HTTP_LISTENING.exec(out) === null && performance.now() < until) await new Promise((r) => setTimeout(r, 20))
+      httpPort = Number(HTTP_LISTENING.exec(out)?.[1] ?? 0)
     },
     stop: async () => {
       const c = child
       child = undefined
+      httpPort = 0
       if (c !== undefined) {
         c.kill('SIGTERM')
         if (!(await waitForExit(c, 5000))) {
@@ -53,98 +73,32 @@ export const switchboardTarget: TargetFactory = (params): BenchTarget => {
       }
       if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true })
     },
-    connect: (id, _opts) =>
-      new Promise<BenchClient>((resolve, reject) => {
-        const sock = net.connect(params.port, params.host)
-        sock.setNoDelay(true)
-        const reader = new FrameReader(16 * 1024 * 1024)
-        const pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>()
-        let corr = 1
-        let msgId = 1
-        let onMsg: (kind: MessageKind, body: Buffer) => void = () => {}
-        let corked = false
-        const write = (f: Frame): void => {
-          if (!corked) {
-            corked = true
-            sock.cork()
-            process.nextTick(() => {
-              corked = false
-              sock.uncork()
-            })
-          }
-          sock.write(encode(f))
-        }
-        const client: BenchClient = {
-          id,
-          sendDirect(to, body) {
-            return new Promise<void>((res, rej) => {
-              const c = corr++
-              pending.set(c, { resolve: res, reject: rej })
-              write({
-                type: 'SEND',
-                corr: c,
-                msgId: msgId++,
-                to: { kind: 'name', name: userName(to) },
-                kind: 0,
-                flags: 0,
-                ttlMs: 0,
-                notBefore: 0,
-                body,
-              })
-            })
-          },
-          publishBroadcast(body) {
-            write({ type: 'SEND', corr: 0, msgId: 0, to: { kind: 'all' }, kind: 0, flags: 0, ttlMs: 0, notBefore: 0, body })
-            return Promise.resolve()
-          },
-          onMessage(cb) {
-            onMsg = cb
-          },
-          // Deleting the account frees the name for the next measurement, which connects the same ids again.
-          close: () =>
-            new Promise<void>((res) => {
-              sock.once('close', () => res())
-              write({ type: 'REQUEST', corr: corr++, op: 5, arg: '' })
-              setTimeout(() => sock.destroy(), 1000).unref()
-            }),
-        }
-        sock.on('data', (chunk: Buffer) => {
-          for (const d of reader.push(chunk)) {
-            if (!d.ok) {
-              if (d.reason !== 'need-more') sock.destroy(new Error(`bad frame from server: ${d.reason}`))
-              continue
-            }
-            const f = d.frame
-            switch (f.type) {
-              case 'WELCOME':
-                resolve(client)
-                break
-              case 'DELIVER':
-                if (f.msg.seq !== 0) write({ type: 'ACK', corr: 0, seq: f.msg.seq })
-                onMsg(f.msg.to === ALL_ID ? 'broadcast' : 'direct', f.msg.body)
-                break
-              case 'ACCEPTED':
-                pending.get(f.corr)?.resolve()
-                pending.delete(f.corr)
-                break
-              case 'ERROR': {
-                const p = pending.get(f.corr)
-                const err = new Error(`switchboard error ${f.code}: ${f.message}`)
-                if (p !== undefined) {
-                  pending.delete(f.corr)
-                  p.reject(err)
-                } else if (f.corr === 1) reject(err)
-                break
-              }
-            }
-          }
-        })
-        sock.on('error', (err) => {
-          for (const p of pending.values()) p.reject(err)
-          pending.clear()
-          reject(err)
-        })
-        sock.on('connect', () => write({ type: 'REGISTER', corr: corr++, version: 1, flags: 0, name: userName(id) }))
-      }),
+    eventLoopDelay: () =>
+      httpPort === 0 ? Promise.resolve(undefined) : scrapeEventLoopDelay(`http://127.0.0.1:${httpPort}/metrics`),
+    async connect(id, _opts) {
+      const c = await SwitchboardClient.connect({ host: params.host, port: params.port, name: userName(id), reconnect: false })
+      let onMsg: (kind: MessageKind, body: Buffer) => void = () => {}
+      c.on('message', (m) => {
+        const body = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength)
+        onMsg(m.to === ALL_ID ? 'broadcast' : 'direct', body)
+      })
+      const client: BenchClient = {
+        id,
+        async sendDirect(to, body, onAccepted) {
+          const o: SendOptions = { receipt }
+          if (onAccepted !== undefined) o.onAccepted = onAccepted
+          await c.send(userName(to), body, o)
+        },
+        async publishBroadcast(body) {
+          await c.send('ALL', body)
+        },
+        onMessage(cb) {
+          onMsg = cb
+        },
+        // Deleting the account frees the name for the next measurement, which connects the same ids again.
+        close: () => c.deleteAccount().catch(() => c.close(1000)),
+      }
+      return client
+    },
   }
 }

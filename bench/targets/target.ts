@@ -35,8 +35,10 @@ export interface BenchClient {
    * Send `body` to the client connected as `to`; resolves when the target's acknowledgement for
    * this message arrives (MQTT: PUBACK at QoS 1; NATS: see nats.ts; Switchboard: its send ack).
    * Rejects if the target refuses or the connection drops. Callers pipeline several of these.
+   * `onAccepted`, where the target tells apart "the server took it" from the settling acknowledgement
+   * (Switchboard's SDK: ACCEPTED, then the receipt), is called at the first; elsewhere the two are one moment.
    */
-  sendDirect(to: string, body: Buffer): Promise<void>
+  sendDirect(to: string, body: Buffer, onAccepted?: () => void): Promise<void>
   /**
    * Fan `body` out to every client connected with `receiveBroadcast`. Fire-and-forget semantics
    * (MQTT QoS 0, NATS core): resolves once the client library accepted it, not on delivery.
@@ -59,8 +61,24 @@ export interface BenchTarget {
   params(): TargetParams
   /** Pid of the server process, for VmRSS and CPU readings; undefined if it cannot be found. */
   serverPid(): number | undefined
+  /**
+   * The server's event-loop delay since the previous call (Node servers that measure it): the harness calls it
+   * at the start of a measured window (which resets it) and at the end.
+   */
+  eventLoopDelay?(): Promise<EventLoopDelay | undefined>
+  /** Scenarios this target can run (default: all). */
+  readonly scenarios?: readonly string[]
   /** Open one connection as `id` (unique within a run); resolves when it is usable. */
   connect(id: string, opts: ConnectOptions): Promise<BenchClient>
 }
 
 export type TargetFactory = (params: TargetParams) => BenchTarget
+
+/** Event-loop delay over a window, in ms (perf_hooks.monitorEventLoopDelay in the server). */
+export interface EventLoopDelay {
+  p50: number
+  p99: number
+  max: number
+  /** How long the scrape that read it took, ms: a turn of the server's loop that is counted in the next window. */
+  scrapeMs: number
+}
