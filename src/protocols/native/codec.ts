@@ -4,6 +4,7 @@
  * anything is allocated or copied.
  */
 import type { Address } from '../../core/types.js'
+import { ByteAccumulator } from '../accumulator.js'
 import {
   AddrKind,
   FRAME_BY_CODE,
@@ -363,14 +364,19 @@ export function encode(frame: Frame): Buffer {
   return w.buf
 }
 
-/** Streaming decoder state for one connection: feed chunks, get frames; handles split and coalesced frames. */
+/**
+ * Streaming decoder state for one connection: feed chunks, get frames; handles split and coalesced frames.
+ * A partial frame is reassembled in a ByteAccumulator, so the work is linear in the bytes received whatever
+ * the write sizes. `maxFrameBytes` may be changed between pushes (a connection accepts larger frames once it
+ * has logged in); a frame already under way keeps the limit it was accepted with.
+ */
 export class FrameReader {
-  private buf: Buffer = Buffer.alloc(0)
+  private readonly partial = new ByteAccumulator()
   private skipping = 0
   /** A malformed frame was read: the stream cannot be trusted, nothing after it is decoded. */
   private broken = false
 
-  constructor(private readonly maxFrameBytes: number) {}
+  constructor(public maxFrameBytes: number) {}
 
   /**
    * Append a chunk; returns the decoded results available now (frames, then at most one error). After a
@@ -384,28 +390,20 @@ export class FrameReader {
       this.skipping -= n
       chunk = chunk.subarray(n)
     }
-    if (this.buf.length > 0) {
-      // Complete the pending frame with only the bytes it still needs, rather than copying the whole
-      // chunk onto the remainder: a stream of small frames would otherwise copy every chunk once more.
+    if (this.partial.length > 0) {
+      // Complete the pending frame with only the bytes it still needs, copying each byte once.
       const need = this.pendingSize()
       if (need === undefined) {
-        this.buf = Buffer.concat([this.buf, chunk])
-        chunk = Buffer.alloc(0)
-      } else {
-        const take = Math.min(need - this.buf.length, chunk.length)
-        this.buf = Buffer.concat([this.buf, chunk.subarray(0, take)])
-        chunk = chunk.subarray(take)
-        if (this.buf.length < need) return out
+        // Fewer than 4 bytes, or a length the decoder will refuse: small, copied once.
+        this.partial.append(chunk)
+        this.decodeFrom(this.partial.take(), out)
+        return out
       }
-      const first = this.buf
-      this.buf = Buffer.alloc(0)
-      if (!this.decodeFrom(first, out)) return out
-      if (this.buf.length > 0) {
-        // the pending bytes held more than one frame (need was unknown): go on from what they left
-        this.buf = Buffer.concat([this.buf, chunk])
-        chunk = this.buf
-        this.buf = Buffer.alloc(0)
-      }
+      const take = Math.min(need - this.partial.length, chunk.length)
+      this.partial.append(chunk.subarray(0, take), need)
+      chunk = chunk.subarray(take)
+      if (this.partial.length < need) return out
+      if (!this.decodeFrom(this.partial.take(), out)) return out
     }
     this.decodeFrom(chunk, out)
     return out
@@ -413,13 +411,13 @@ export class FrameReader {
 
   /** Whole size of the pending frame, when its length prefix is here and the frame is acceptable. */
   private pendingSize(): number | undefined {
-    if (this.buf.length < 4) return undefined
-    const size = this.buf.readUInt32BE(0) + 4
+    if (this.partial.length < 4) return undefined
+    const size = this.partial.view().readUInt32BE(0) + 4
     if (size < HEADER_BYTES || size > this.maxFrameBytes) return undefined
     return size
   }
 
-  /** Decode every frame of `data`; keep an incomplete tail in this.buf. False after a malformed frame. */
+  /** Decode every frame of `data`; keep a copy of an incomplete tail. False after a malformed frame. */
   private decodeFrom(data: Buffer, out: Decoded[]): boolean {
     for (;;) {
       if (this.skipping > 0) {
@@ -436,7 +434,8 @@ export class FrameReader {
         continue
       }
       if (d.reason === 'need-more') {
-        this.buf = data
+        // A copy: the tail must not pin the (possibly large) chunk it came in.
+        this.partial.append(data, data.length >= 4 ? data.readUInt32BE(0) + 4 : Number.POSITIVE_INFINITY)
         return true
       }
       out.push(d)
@@ -452,6 +451,6 @@ export class FrameReader {
 
   /** Bytes held waiting for the rest of a frame. */
   get pending(): number {
-    return this.buf.length
+    return this.partial.length
   }
 }
