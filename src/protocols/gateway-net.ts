@@ -7,6 +7,7 @@ import net from 'node:net'
 import type { Broker } from '../core/broker.js'
 import { decodeFileMessage } from '../core/files.js'
 import type { Session } from '../core/session.js'
+import { TailBuffer } from './accumulator.js'
 import type { CloseReason, Message, Outbound, SessionSink } from '../core/types.js'
 
 export interface GatewayListener {
@@ -161,6 +162,7 @@ export abstract class GatewayConnection implements SessionSink {
   session: Session | undefined
   /** Bytes read and not decoded yet. */
   protected buf: Buffer = Buffer.alloc(0)
+  private readonly tail = new TailBuffer()
   protected closed = false
   private readonly flood: FloodGuard
   private stopKeepAlive: (() => void) | undefined
@@ -183,7 +185,8 @@ export abstract class GatewayConnection implements SessionSink {
 
   feed(chunk: Buffer): void {
     if (this.closed) return
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk])
+    // Linear in the bytes received, however small the writes: see TailBuffer.
+    this.buf = this.tail.append(this.buf, chunk)
     this.consume()
   }
 
