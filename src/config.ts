@@ -73,6 +73,42 @@ export const CORE_OPTIONS = [
     help: 'pushed and unacknowledged messages per session',
   },
   {
+    name: 'max-pre-login-frame-bytes',
+    kind: 'int',
+    default: 4096,
+    help: 'largest native frame (TCP or WebSocket) before REGISTER/LOGIN succeeded, bytes',
+  },
+  {
+    name: 'max-pre-auth-body-bytes',
+    kind: 'int',
+    default: 4096,
+    help: 'largest HTTP request body without a valid bearer token, bytes',
+  },
+  {
+    name: 'max-connections-per-address',
+    kind: 'int',
+    default: 512,
+    help: 'connections from one remote address, every listener together',
+  },
+  {
+    name: 'max-unauthenticated-per-address',
+    kind: 'int',
+    default: 64,
+    help: 'connections from one remote address that have not logged in yet',
+  },
+  {
+    name: 'auth-rate',
+    kind: 'int',
+    default: 20,
+    help: 'logins and registrations per second per remote address, every listener (bursts of twice that)',
+  },
+  {
+    name: 'fd-reserve',
+    kind: 'int',
+    default: 256,
+    help: 'file descriptors kept free: new legacy gateway connections are refused first (at most a quarter of the limit)',
+  },
+  {
     name: 'legacy',
     kind: 'bool',
     default: false,

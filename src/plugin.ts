@@ -14,6 +14,7 @@ import type { Logger } from './core/types.js'
 import type { Bus } from './bus/bus.js'
 import type { FileMeta } from './store/file-meta.js'
 import type { Store } from './store/store.js'
+import type { ListenerGuard } from './protocols/guard.js'
 
 export type OptionKind = 'string' | 'int' | 'bool'
 
@@ -70,6 +71,12 @@ export interface GatewayShared {
   heartbeatMs: number
   loginTimeoutMs: number
   version: string
+  /** Per-address connection caps, the login rate and the descriptor reserve, one for every listener. */
+  guard: ListenerGuard
+  /** Largest native frame before login (TCP and WebSocket). */
+  maxPreLoginFrameBytes: number
+  /** Largest HTTP request body without a valid bearer token. */
+  maxPreAuthBodyBytes: number
 }
 
 export interface GatewayContext<O extends readonly OptionSpec[]> {

@@ -22,6 +22,7 @@ import type {
   StoreOpenOptions,
 } from './plugin.js'
 import { GATEWAYS } from './protocols/registry.js'
+import { ListenerGuard } from './protocols/guard.js'
 import { STORES } from './store/registry.js'
 import { BUSES } from './bus/registry.js'
 import { FsBlobStore } from './store/blob/fs-blob-store.js'
@@ -40,6 +41,8 @@ export interface RunningGateway {
 
 export interface RunningServer {
   broker: Broker
+  /** Per-address caps, login rate and descriptor reserve of every listener (its refusal counts). */
+  guard: ListenerGuard
   /** File transfer; undefined where the configured store has no file metadata. */
   files: FileService | undefined
   /** The gateways started, in registry order. */
@@ -121,7 +124,24 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
   await broker.start()
   const gateways: RunningGateway[] = []
   const files = await startFiles(storeBackend, store, c, storeOpts, broker, log)
-  const shared = { host: c.host, heartbeatMs: c.heartbeat, loginTimeoutMs: c['login-timeout'], version: VERSION }
+  const guard = new ListenerGuard(
+    {
+      maxConnectionsPerAddress: c['max-connections-per-address'],
+      maxUnauthenticatedPerAddress: c['max-unauthenticated-per-address'],
+      authRatePerSecond: c['auth-rate'],
+      fdReserve: c['fd-reserve'],
+    },
+    log,
+  )
+  const shared = {
+    host: c.host,
+    heartbeatMs: c.heartbeat,
+    loginTimeoutMs: c['login-timeout'],
+    version: VERSION,
+    guard,
+    maxPreLoginFrameBytes: c['max-pre-login-frame-bytes'],
+    maxPreAuthBodyBytes: c['max-pre-auth-body-bytes'],
+  }
   try {
     for (const g of GATEWAYS as readonly GatewayPlugin[]) {
       const options = optionsOf(c, g.options)
@@ -144,6 +164,7 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
   let closing: Promise<void> | undefined
   return {
     broker,
+    guard,
     files,
     gateways,
     listeners,

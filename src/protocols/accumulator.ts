@@ -61,7 +61,9 @@ export class TailBuffer {
     if (chunk.length === 0) return held
     const end = held.byteOffset + held.length
     const ours =
-      held.buffer === this.backing.buffer && end === this.backing.byteOffset + this.used && held.byteOffset >= this.backing.byteOffset
+      held.buffer === this.backing.buffer &&
+      end === this.backing.byteOffset + this.used &&
+      held.byteOffset >= this.backing.byteOffset
     if (ours && this.used + chunk.length <= this.backing.length) {
       chunk.copy(this.backing, this.used)
       this.used += chunk.length

@@ -8,6 +8,7 @@ import type { Broker } from '../core/broker.js'
 import { decodeFileMessage } from '../core/files.js'
 import type { Session } from '../core/session.js'
 import { TailBuffer } from './accumulator.js'
+import type { Admission, ListenerGuard } from './guard.js'
 import type { CloseReason, Message, Outbound, SessionSink } from '../core/types.js'
 
 export interface GatewayListener {
@@ -23,12 +24,28 @@ export interface GatewayListener {
  * Listen on host:port and hand every accepted socket to onSocket. close() also destroys the sockets
  * still open, so a gateway never keeps the process alive after shutdown.
  */
-export async function listenTcp(host: string, port: number, onSocket: (socket: net.Socket) => void): Promise<GatewayListener> {
+export async function listenTcp(
+  host: string,
+  port: number,
+  onSocket: (socket: net.Socket, admission: Admission | undefined) => void,
+  guard?: ListenerGuard,
+): Promise<GatewayListener> {
   const sockets = new Set<net.Socket>()
   const server = net.createServer((socket) => {
+    // Refused first when the process nears its descriptor limit, or the address has too many connections:
+    // closed at once (the legacy wires have no way to say why; the log and /metrics do).
+    const admission = guard?.admit(socket.remoteAddress, 'gateway')
+    if (typeof admission === 'string') {
+      socket.on('error', () => undefined)
+      socket.destroy()
+      return
+    }
     sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
-    onSocket(socket)
+    socket.once('close', () => {
+      sockets.delete(socket)
+      admission?.release()
+    })
+    onSocket(socket, admission)
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -53,25 +70,54 @@ export async function listenTcp(host: string, port: number, onSocket: (socket: n
   }
 }
 
+/** What every legacy listener shares with the others (GatewayShared): the guard and the login timeout. */
+export interface GatewayLimits {
+  guard?: ListenerGuard | undefined
+  /** A connection that has not named itself by then is closed, as a native one is. */
+  loginTimeoutMs?: number | undefined
+}
+
 /**
  * listenTcp with one GatewayConnection per socket, made by connect: no Nagle (every frame leaves as its own
  * segment, which 004's pacing relies on, ORIGINALS §004), TCP keep-alive, and the socket's events wired to
- * the connection. A socket error just destroys the socket: 'close' follows and ends the session.
+ * the connection. A socket error just destroys the socket: 'close' follows and ends the session. A connection
+ * still unnamed after the login timeout is closed.
  */
 export function listenGateway(
   host: string,
   port: number,
   connect: (socket: net.Socket, remote: string) => GatewayConnection,
+  limits: GatewayLimits = {},
 ): Promise<GatewayListener> {
-  return listenTcp(host, port, (socket) => {
-    socket.setNoDelay(true)
-    socket.setKeepAlive(true, 30_000)
-    const conn = connect(socket, `${socket.remoteAddress}:${socket.remotePort}`)
-    socket.on('data', (chunk: Buffer) => conn.feed(chunk))
-    socket.on('drain', () => conn.drained())
-    socket.on('close', () => conn.closedByPeer())
-    socket.on('error', () => socket.destroy())
-  })
+  const { guard, loginTimeoutMs } = limits
+  return listenTcp(
+    host,
+    port,
+    (socket, admission) => {
+      socket.setNoDelay(true)
+      socket.setKeepAlive(true, 30_000)
+      const conn = connect(socket, `${socket.remoteAddress}:${socket.remotePort}`)
+      if (admission !== undefined && guard !== undefined)
+        conn.admission = { authenticating: () => guard.authenticating(admission.address), loggedIn: admission.loggedIn }
+      if (loginTimeoutMs !== undefined) {
+        const timer = setTimeout(() => {
+          if (conn.session !== undefined || socket.destroyed) return
+          conn.broker.log.info(
+            { remote: conn.remote },
+            `${conn.protocol}: no name within the login timeout (${loginTimeoutMs} ms): closing`,
+          )
+          socket.destroy()
+        }, loginTimeoutMs)
+        timer.unref()
+        socket.once('close', () => clearTimeout(timer))
+      }
+      socket.on('data', (chunk: Buffer) => conn.feed(chunk))
+      socket.on('drain', () => conn.drained())
+      socket.on('close', () => conn.closedByPeer())
+      socket.on('error', () => socket.destroy())
+    },
+    guard,
+  )
 }
 
 /**
@@ -163,6 +209,8 @@ export abstract class GatewayConnection implements SessionSink {
   /** Bytes read and not decoded yet. */
   protected buf: Buffer = Buffer.alloc(0)
   private readonly tail = new TailBuffer()
+  /** Set by the listener: the login rate check, and the per-address count of connections not named yet. */
+  admission: { authenticating(): void; loggedIn(): void } | undefined
   protected closed = false
   private readonly flood: FloodGuard
   private stopKeepAlive: (() => void) | undefined
@@ -172,7 +220,7 @@ export abstract class GatewayConnection implements SessionSink {
 
   constructor(
     /** The protocol name given to the broker, and the prefix of every log line. */
-    protected readonly protocol: string,
+    readonly protocol: string,
     readonly broker: Broker,
     protected readonly socket: net.Socket,
     private readonly floodRate: number,
@@ -241,6 +289,7 @@ export abstract class GatewayConnection implements SessionSink {
   protected async claim(name: string, refused: (err: unknown) => void, ready?: (s: Session) => void): Promise<boolean> {
     let s: Session
     try {
+      this.admission?.authenticating() // one login rate per address on every listener
       s = await this.broker.claim(name, this.protocol, this)
     } catch (err) {
       refused(err)
@@ -251,6 +300,7 @@ export abstract class GatewayConnection implements SessionSink {
       return false
     }
     this.session = s
+    this.admission?.loggedIn()
     this.stopKeepAlive = keepSessionAlive(this.broker, s)
     ready?.(s)
     this.broker.ready(s)

@@ -23,13 +23,17 @@ import type { NativeConnection, NativeOptions } from '../native/adapter.js'
 import { registerAdmin } from './admin.js'
 import { HttpMetrics } from './metrics.js'
 import { buildOpenApi, docsPage } from './openapi.js'
-import { HttpError, PROBLEM_TYPE, toWire } from './problem.js'
+import { HttpError, PROBLEM_TYPE, problem, toWire } from './problem.js'
 import { registerFiles } from './files.js'
 import { registerRest } from './rest.js'
 import { HttpSessions } from './sessions.js'
 import type { Schema } from './routes-spec.js'
 import { registerSse, type SseOutlet } from './sse.js'
 import { registerWs } from './ws.js'
+import { Transform } from 'node:stream'
+import { BrokerError } from '../../core/errors.js'
+import { addressKey, type ListenerGuard } from '../guard.js'
+import { bearerToken } from './rest.js'
 import type { HttpSession } from './sessions.js'
 
 export { toWire } from './problem.js'
@@ -72,6 +76,13 @@ export interface HttpOptions {
   adminToken?: string | undefined
   /** Connections per gateway of the whole server, for /metrics and the dashboard (default: this listener's). */
   gatewayConnections?: () => Record<string, number>
+  /**
+   * The server's per-address connection caps and login rate (shared with every listener). Without it the
+   * listener counts logins per address on its own (authRatePerSecond) and caps no connections.
+   */
+  guard?: ListenerGuard | undefined
+  /** Largest request body from a caller without a valid bearer token (default: bodyLimit): 413 naming maxPreAuthBodyBytes. */
+  maxPreAuthBodyBytes?: number
 }
 
 export interface HttpServer {
@@ -108,6 +119,16 @@ export function coerceText(values: unknown, schema: Schema): void {
   }
 }
 
+/** Refuse a connection a guard limit does not admit: a 503 naming the limit, then close. */
+function refuseConnection(socket: Socket, limit: string, text: string): void {
+  const body = JSON.stringify(problem('SB_ERR_LIMIT', text, { limit }))
+  socket.on('error', () => socket.destroy())
+  socket.end(
+    `HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  )
+  setTimeout(() => socket.destroy(), 2000).unref()
+}
+
 /** Build the listener without opening a port. */
 export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<FastifyInstance> {
   const app = Fastify({
@@ -125,10 +146,12 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
     forceCloseConnections: 'idle',
   }) as unknown as FastifyInstance
 
+  const guard = opts.guard
   const sessions = new HttpSessions(broker, {
     eventBufferSize: opts.eventBufferSize ?? 1000,
     eventBufferBytes: opts.eventBufferBytes ?? 1024 * 1024,
-    authRatePerSecond: opts.authRatePerSecond ?? 20,
+    authRatePerSecond: guard?.opts.authRatePerSecond ?? opts.authRatePerSecond ?? 20,
+    authBuckets: guard?.auth,
   })
   const streams = new Set<{ hs: HttpSession; outlet: SseOutlet }>()
   const sockets = new Map<WebSocket, NativeConnection>()
@@ -136,14 +159,26 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
   let closing = false
 
   app.server.on('connection', (socket: Socket) => {
+    const admission = guard?.admit(socket.remoteAddress, 'http')
+    if (typeof admission === 'string') {
+      refuseConnection(socket, admission, guard!.explain(admission, addressKey(socket.remoteAddress)))
+      return
+    }
     tcp.add(socket)
-    socket.once('close', () => tcp.delete(socket))
+    socket.once('close', () => {
+      tcp.delete(socket)
+      admission?.release()
+    })
   })
 
   const gatewayConnections = opts.gatewayConnections ?? (() => ({ http: tcp.size }))
   const metrics = new HttpMetrics(
     broker,
-    { connections: () => ({ http: tcp.size, sse: streams.size, ws: sockets.size }), gateways: gatewayConnections },
+    {
+      connections: () => ({ http: tcp.size, sse: streams.size, ws: sockets.size }),
+      gateways: gatewayConnections,
+      refused: () => ({ ...(guard?.refused ?? {}) }),
+    },
     { processMetrics: opts.processMetrics ?? true },
   )
 
@@ -162,6 +197,39 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
     })
     void reply.code(w.status).type(PROBLEM_TYPE).send(w.body)
   })
+
+  // A caller without a valid bearer token may send only a small body (registration, login): the token is
+  // checked before the body is read, and the body is cut at maxPreAuthBodyBytes, announced or chunked.
+  const preAuth = opts.maxPreAuthBodyBytes
+  if (preAuth !== undefined)
+    app.addHook('preParsing', async (req, _reply, payload) => {
+      const length = req.headers['content-length']
+      const announced = length === undefined ? undefined : Number(length)
+      // No body, or one small enough for anyone (a registration, a login): nothing to check.
+      if (announced === undefined ? req.headers['transfer-encoding'] === undefined : announced <= preAuth) return payload
+      const token = bearerToken(req, false)
+      if (token !== undefined) {
+        await sessions.fromToken(token, req.ip) // throws 401 for a wrong token, before a byte of the body is read
+        return payload
+      }
+      const tooLarge = (n: string): BrokerError =>
+        new BrokerError(
+          'SB_ERR_TOO_LARGE',
+          `a request body of ${n} bytes without a bearer token is larger than maxPreAuthBodyBytes (${preAuth})`,
+          'maxPreAuthBodyBytes',
+        )
+      if (announced !== undefined) throw tooLarge(String(announced))
+      let seen = 0
+      return payload.pipe(
+        new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            seen += chunk.length
+            if (seen > preAuth) done(tooLarge(`more than ${preAuth}`))
+            else done(null, chunk)
+          },
+        }),
+      )
+    })
 
   app.addHook('preValidation', async (req) => {
     const schema = req.routeOptions.schema as { querystring?: Schema; params?: Schema } | undefined

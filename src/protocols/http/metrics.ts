@@ -12,6 +12,8 @@ export interface HttpCounters {
   connections: () => { http: number; sse: number; ws: number }
   /** Connections per gateway of the whole server (native, http, p001, …), as server.connections() gives them. */
   gateways: () => Record<string, number>
+  /** Connections and logins refused by the server's listener guard, by the limit that refused them. */
+  refused?: () => Record<string, number>
 }
 
 export class HttpMetrics {
@@ -127,6 +129,12 @@ export class HttpMetrics {
     )
     follow('switchboard_messages_out_total', 'Messages handed to recipients', [], () => ({ all: broker.metrics().messagesOut }))
     follow('switchboard_receipts_total', 'Receipts issued, by status code', ['code'], () => broker.metrics().receipts)
+    follow(
+      'switchboard_connections_refused_total',
+      'Connections and logins refused, by the limit that refused them (fdReserve: legacy gateway connections refused near the descriptor limit)',
+      ['limit'],
+      () => counters.refused?.() ?? {},
+    )
     follow('switchboard_slow_consumers_total', 'Sessions cut off as slow consumers', [], () => ({
       all: broker.metrics().slowConsumers,
     }))

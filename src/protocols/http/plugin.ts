@@ -46,6 +46,8 @@ export const httpGateway = defineGateway({
       version: ctx.shared.version,
       adminToken: o['admin-token'],
       ...(ctx.gatewayConnections !== undefined ? { gatewayConnections: ctx.gatewayConnections } : {}),
+      guard: ctx.shared.guard,
+      maxPreAuthBodyBytes: ctx.shared.maxPreAuthBodyBytes,
     })
     const port = http.address.port
     return {

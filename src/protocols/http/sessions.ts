@@ -17,6 +17,7 @@ import { BrokerError } from '../../core/errors.js'
 import type { Broker } from '../../core/broker.js'
 import type { Session } from '../../core/session.js'
 import type { CloseReason, Outbound, SessionSink } from '../../core/types.js'
+import { addressKey, RateBuckets } from '../guard.js'
 import { eventBytes, eventJson, receiptJson, type EventType, type ReceiptJson } from './json.js'
 
 export const PROTOCOL_REST = 'http'
@@ -29,6 +30,8 @@ export interface HttpSessionOptions {
   eventBufferBytes: number
   /** Logins, registrations and bad tokens allowed per second per client address (bursts of twice this). */
   authRatePerSecond: number
+  /** The buckets to count them in: the server's, shared with every listener (default: this adapter's own). */
+  authBuckets?: RateBuckets | undefined
 }
 
 /** Where a push session's events go (the SSE stream). */
@@ -258,33 +261,6 @@ export class HttpSession implements SessionSink {
   }
 }
 
-/** A token bucket per key (client address): guards the calls that reach the store to check a secret. */
-export class RateBuckets {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>()
-  constructor(readonly ratePerSecond: number) {}
-
-  take(key: string, now = Date.now()): boolean {
-    const burst = this.ratePerSecond * 2
-    let b = this.buckets.get(key)
-    if (b === undefined) {
-      if (this.buckets.size >= 10_000) this.prune(now)
-      b = { tokens: burst, at: now }
-      this.buckets.set(key, b)
-    }
-    b.tokens = Math.min(burst, b.tokens + ((now - b.at) * this.ratePerSecond) / 1000)
-    b.at = now
-    if (b.tokens < 1) return false
-    b.tokens -= 1
-    return true
-  }
-
-  /** Forget buckets that have refilled: they hold no information. */
-  private prune(now: number): void {
-    const full = (this.ratePerSecond * 2) / this.ratePerSecond
-    for (const [k, b] of this.buckets) if (now - b.at > full * 1000) this.buckets.delete(k)
-  }
-}
-
 /** The adapter's sessions by user id. */
 export class HttpSessions {
   private readonly byUser = new Map<number, HttpSession>()
@@ -296,7 +272,7 @@ export class HttpSessions {
     private readonly broker: Broker,
     readonly opts: HttpSessionOptions,
   ) {
-    this.authBuckets = new RateBuckets(opts.authRatePerSecond)
+    this.authBuckets = opts.authBuckets ?? new RateBuckets(opts.authRatePerSecond)
   }
 
   get size(): number {
@@ -308,7 +284,7 @@ export class HttpSessions {
   }
 
   private guard(ip: string): void {
-    if (!this.authBuckets.take(ip))
+    if (!this.authBuckets.take(addressKey(ip)))
       throw new BrokerError(
         'SB_ERR_RATE_LIMITED',
         `more than authRatePerSecond (${this.opts.authRatePerSecond}) logins or registrations per second from ${ip}`,

@@ -84,14 +84,49 @@ export interface WsDeps {
   sockets: Map<WebSocket, NativeConnection>
 }
 
+/**
+ * The largest message the `ws` receiver of this socket accepts: checked from each message's length header, so
+ * a larger one is refused (close 1009) before it is buffered. `ws` sets it once per server; a connection that
+ * has not logged in gets a small one. Reaches into ws's receiver (ws 8), and does nothing if that changes.
+ */
+function setMaxPayload(socket: WebSocket, bytes: number): boolean {
+  const receiver = (socket as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver
+  if (receiver === undefined || typeof receiver._maxPayload !== 'number') return false
+  receiver._maxPayload = bytes
+  return true
+}
+
+/** A WebSocket message may hold a frame plus change (frames written in one tick travel together). */
+const WS_SLACK = 64 * 1024
+
 export function registerWs(app: FastifyInstance, deps: WsDeps): void {
   app.get('/v1/ws', { websocket: true }, (socket, req) => {
-    const transport = new WsTransport(socket, deps.nativeOptions.highWaterMark)
+    const opts = deps.nativeOptions
+    const guarded = opts.guard?.admit(req.socket.remoteAddress, 'ws')
+    if (typeof guarded === 'string') {
+      const text = opts.guard!.explain(guarded, req.ip)
+      deps.broker.log.warn({ remote: req.ip }, `ws: ${text}`)
+      socket.close(1008, guarded) // policy violation, naming the limit
+      return
+    }
+    const preLogin = Math.min(opts.maxPreLoginFrameBytes ?? opts.maxFrameBytes, opts.maxFrameBytes)
+    const limited = preLogin < opts.maxFrameBytes && setMaxPayload(socket, preLogin)
+    const transport = new WsTransport(socket, opts.highWaterMark)
     const conn = new NativeConnection(
       deps.broker,
       transport,
-      { ...deps.nativeOptions, protocol: 'ws' },
+      { ...opts, protocol: 'ws' },
       `ws:${req.ip}:${req.socket.remotePort ?? 0}`,
+      {
+        address: guarded?.address ?? req.ip,
+        loggedIn() {
+          guarded?.loggedIn()
+          if (limited) setMaxPayload(socket, opts.maxFrameBytes + WS_SLACK)
+        },
+        release() {
+          guarded?.release()
+        },
+      },
     )
     deps.sockets.set(socket, conn)
     transport.onDrain = () => conn.drained()
@@ -106,6 +141,13 @@ export function registerWs(app: FastifyInstance, deps: WsDeps): void {
       deps.sockets.delete(socket)
       conn.closedByPeer()
     })
-    socket.on('error', () => socket.terminate())
+    socket.on('error', (err: Error & { code?: string }) => {
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' && conn.session === undefined)
+        deps.broker.log.warn(
+          { remote: req.ip },
+          `ws: message larger than maxPreLoginFrameBytes (${preLogin}) before login: closed 1009`,
+        )
+      socket.terminate()
+    })
   })
 }

@@ -24,6 +24,7 @@ import {
   type WireUser,
 } from './frames.js'
 import type { FileHandler } from './files.js'
+import type { Admission, ListenerGuard } from '../guard.js'
 
 /** What a connection needs from its byte stream. */
 export interface Transport {
@@ -43,6 +44,13 @@ export interface Transport {
 
 export interface NativeOptions {
   maxFrameBytes: number
+  /**
+   * Largest frame accepted before REGISTER or LOGIN succeeded (default: maxFrameBytes): a stranger may not make
+   * the server hold a maximum-size partial frame. A larger one is refused naming maxPreLoginFrameBytes.
+   */
+  maxPreLoginFrameBytes?: number
+  /** Per-address connection caps and the login rate, shared by every listener (issue 13). */
+  guard?: ListenerGuard | undefined
   /** The interval clients are told to send PING at; the broker's idle timeout reaps those that stop. */
   heartbeatMs: number
   /** Outbound bytes above which the sink reports backpressure to the broker. */
@@ -112,8 +120,10 @@ export class NativeConnection implements SessionSink {
     private readonly transport: Transport,
     readonly opts: NativeOptions,
     readonly remote: string,
+    /** This connection's place in the per-address counts (released when it closes). */
+    private readonly admission?: Admission,
   ) {
-    this.reader = new FrameReader(opts.maxFrameBytes)
+    this.reader = new FrameReader(Math.min(opts.maxPreLoginFrameBytes ?? opts.maxFrameBytes, opts.maxFrameBytes))
     this.loginTimer = setTimeout(() => {
       if (this.session === undefined) this.fatal(0, 'SB_ERR_NOT_LOGGED_IN', 'no REGISTER or LOGIN in time')
     }, opts.loginTimeoutMs)
@@ -131,6 +141,17 @@ export class NativeConnection implements SessionSink {
         continue
       }
       if (d.reason === 'too-large') {
+        if (this.session === undefined && this.reader.maxFrameBytes < this.opts.maxFrameBytes) {
+          // Before login only REGISTER and LOGIN make sense, and they are small: refuse and close.
+          this.broker.log.warn({ remote: this.remote, size: d.size }, 'native frame too large before login: closing')
+          this.fatal(
+            d.corr,
+            'SB_ERR_TOO_LARGE',
+            `frame of ${d.size} bytes before login is larger than maxPreLoginFrameBytes (${this.reader.maxFrameBytes})`,
+            'maxPreLoginFrameBytes',
+          )
+          return
+        }
         this.error(
           d.corr,
           'SB_ERR_TOO_LARGE',
@@ -157,6 +178,7 @@ export class NativeConnection implements SessionSink {
     if (this.closed) return false
     this.closed = true
     clearTimeout(this.loginTimer)
+    this.admission?.release()
     if (this.session !== undefined) this.broker.detach(this.session)
     this.opts.files?.connectionClosed(this)
     for (const w of this.drainWaiters) w()
@@ -285,6 +307,7 @@ export class NativeConnection implements SessionSink {
       throw new BrokerError('SB_ERR_CONFLICT', 'already logged in (or logging in) on this connection')
     this.loggingIn = true
     try {
+      this.opts.guard?.authenticating(this.admission?.address ?? this.remote)
       await this.loginNow(f)
     } finally {
       this.loggingIn = false
@@ -312,6 +335,8 @@ export class NativeConnection implements SessionSink {
       this.broker.detach(this.session)
       return
     }
+    this.reader.maxFrameBytes = this.opts.maxFrameBytes
+    this.admission?.loggedIn()
     this.send({
       type: 'WELCOME',
       corr: f.corr,
@@ -465,8 +490,8 @@ export class NativeConnection implements SessionSink {
   }
 
   /** An ERROR frame, then the connection is closed (malformed input). */
-  fatal(corr: number, code: ErrorCode, message: string): void {
-    this.error(corr, code, message)
+  fatal(corr: number, code: ErrorCode, message: string, limit = ''): void {
+    this.error(corr, code, message, limit)
     this.send({ type: 'CLOSING', corr: 0, reason: 'error', text: message })
     this.shut('error', message)
   }

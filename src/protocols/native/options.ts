@@ -11,6 +11,8 @@ import { NativeFileHandler } from './file-handler.js'
 export function nativeOptionsFor(ctx: { shared: GatewayShared; broker: Broker; files: FileService | undefined }): NativeOptions {
   return {
     maxFrameBytes: ctx.broker.limits.maxFrameBytes,
+    maxPreLoginFrameBytes: ctx.shared.maxPreLoginFrameBytes,
+    guard: ctx.shared.guard,
     heartbeatMs: ctx.shared.heartbeatMs,
     highWaterMark: 1024 * 1024,
     loginTimeoutMs: ctx.shared.loginTimeoutMs,

@@ -5,7 +5,10 @@
 import net from 'node:net'
 import tls from 'node:tls'
 import type { Broker } from '../../core/broker.js'
+import { ErrorNumbers } from '../../core/errors.js'
+import { addressKey } from '../guard.js'
 import { NativeConnection, type NativeOptions, type Transport } from './adapter.js'
+import { encode } from './codec.js'
 
 export interface NativeListenOptions extends NativeOptions {
   host: string
@@ -41,10 +44,33 @@ export function socketTransport(socket: net.Socket): Transport {
   }
 }
 
-export function serveNativeSocket(broker: Broker, socket: net.Socket, opts: NativeOptions): NativeConnection {
+/** Refuse a connection a guard limit does not admit: an ERROR naming the limit, CLOSING, and close. */
+function refuseSocket(socket: net.Socket, limit: string, text: string): void {
+  socket.on('error', () => socket.destroy())
+  socket.end(
+    Buffer.concat([
+      encode({ type: 'ERROR', corr: 0, code: ErrorNumbers.SB_ERR_LIMIT, limit, message: text }),
+      encode({ type: 'CLOSING', corr: 0, reason: 'error', text }),
+    ]),
+  )
+  setTimeout(() => socket.destroy(), 2000).unref()
+}
+
+export function serveNativeSocket(broker: Broker, socket: net.Socket, opts: NativeOptions): NativeConnection | undefined {
+  const admission = opts.guard?.admit(socket.remoteAddress, 'native')
+  if (typeof admission === 'string') {
+    refuseSocket(socket, admission, opts.guard!.explain(admission, addressKey(socket.remoteAddress)))
+    return undefined
+  }
   socket.setNoDelay(true)
   socket.setKeepAlive(true, 30_000)
-  const conn = new NativeConnection(broker, socketTransport(socket), opts, `${socket.remoteAddress}:${socket.remotePort}`)
+  const conn = new NativeConnection(
+    broker,
+    socketTransport(socket),
+    opts,
+    `${socket.remoteAddress}:${socket.remotePort}`,
+    admission,
+  )
   socket.on('data', (chunk: Buffer) => conn.feed(chunk))
   socket.on('drain', () => conn.drained())
   socket.on('close', () => conn.closedByPeer())
@@ -65,6 +91,7 @@ export async function listenNative(broker: Broker, opts: NativeListenOptions): P
   const conns = new Set<NativeConnection>()
   const onSocket = (socket: net.Socket): void => {
     const conn = serveNativeSocket(broker, socket, opts)
+    if (conn === undefined) return
     conns.add(conn)
     socket.once('close', () => conns.delete(conn))
   }

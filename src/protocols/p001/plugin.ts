@@ -12,7 +12,11 @@ export const p001Gateway = defineGateway({
     return tcpGatewayHandle(
       'p001',
       ctx.shared.host,
-      await startP001(ctx.broker, { host: ctx.shared.host, port: ctx.options['p001-port'] ?? 0 }),
+      await startP001(ctx.broker, {
+        host: ctx.shared.host,
+        limits: { guard: ctx.shared.guard, loginTimeoutMs: ctx.shared.loginTimeoutMs },
+        port: ctx.options['p001-port'] ?? 0,
+      }),
     )
   },
 })

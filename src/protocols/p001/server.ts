@@ -3,13 +3,15 @@
  * --legacy). See docs/protocol/p001.md "Switchboard gateway".
  */
 import type { Broker } from '../../core/broker.js'
-import { DEFAULT_FLOOD_RATE, listenGateway } from '../gateway-net.js'
+import { DEFAULT_FLOOD_RATE, listenGateway, type GatewayLimits } from '../gateway-net.js'
 import { P001Connection } from './adapter.js'
 
 export interface P001StartOptions {
   host: string
   /** 0 = an ephemeral port (tests); the bound port is returned. */
   port: number
+  /** The server's listener guard and login timeout (none in a bare listener). */
+  limits?: GatewayLimits
   /**
    * The "300 after 3 s" of the README is the core's NOT_YET receipt, timed by the Broker's own
    * ackTimeoutMs. This value is only checked against it: a mismatch is logged, never silently ignored.
@@ -39,6 +41,7 @@ export async function startP001(broker: Broker, opts: P001StartOptions): Promise
     opts.host,
     opts.port,
     (socket, remote) => new P001Connection(broker, socket, connOpts, remote),
+    opts.limits,
   )
   broker.log.info({ host: opts.host, port: listener.port }, 'p001 gateway listening')
   return listener

@@ -16,6 +16,7 @@ export const p002Gateway = defineGateway({
     const { startP002 } = await import('./server.js')
     const l = await startP002(ctx.broker, {
       host: ctx.shared.host,
+      limits: { guard: ctx.shared.guard, loginTimeoutMs: ctx.shared.loginTimeoutMs },
       port: o['p002-port'] ?? 0,
       maxUsername: o['p002-max-username'],
       maxMessage: o['p002-max-message'],

@@ -3,7 +3,7 @@
  * --legacy). See docs/protocol/p002.md "Switchboard gateway".
  */
 import type { Broker } from '../../core/broker.js'
-import { DEFAULT_FLOOD_RATE, listenGateway } from '../gateway-net.js'
+import { DEFAULT_FLOOD_RATE, listenGateway, type GatewayLimits } from '../gateway-net.js'
 import { P002Connection } from './adapter.js'
 import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_USERNAME_BYTES } from './codec.js'
 
@@ -11,6 +11,8 @@ export interface P002StartOptions {
   host: string
   /** 0 = an ephemeral port (tests); the bound port is returned. */
   port: number
+  /** The server's listener guard and login timeout (none in a bare listener). */
+  limits?: GatewayLimits
   /** --max-username-size of the original (UTF-8 bytes, default 25). */
   maxUsername?: number
   /** --max-message-size of the original (UTF-8 bytes, default 3000). */
@@ -41,6 +43,7 @@ export async function startP002(broker: Broker, opts: P002StartOptions): Promise
     opts.host,
     opts.port,
     (socket, remote) => new P002Connection(broker, socket, connOpts, remote),
+    opts.limits,
   )
   broker.log.info({ host: opts.host, port: listener.port }, 'p002 gateway listening')
   return listener

@@ -11,7 +11,12 @@ export const p004Gateway = defineGateway({
   enabled: (o) => o['p004-port'] !== undefined,
   async start(ctx) {
     const { startP004 } = await import('./server.js')
-    const l = await startP004(ctx.broker, { host: ctx.shared.host, port: ctx.options['p004-port'] ?? 0, files: ctx.files })
+    const l = await startP004(ctx.broker, {
+      host: ctx.shared.host,
+      limits: { guard: ctx.shared.guard, loginTimeoutMs: ctx.shared.loginTimeoutMs },
+      port: ctx.options['p004-port'] ?? 0,
+      files: ctx.files,
+    })
     return tcpGatewayHandle('p004', ctx.shared.host, l)
   },
 })

@@ -4,13 +4,15 @@
  */
 import type { Broker } from '../../core/broker.js'
 import type { FileService } from '../../core/files.js'
-import { DEFAULT_FLOOD_RATE, listenGateway } from '../gateway-net.js'
+import { DEFAULT_FLOOD_RATE, listenGateway, type GatewayLimits } from '../gateway-net.js'
 import { P004Connection } from './adapter.js'
 
 export interface P004StartOptions {
   host: string
   /** 0 = an ephemeral port (tests); the bound port is returned. */
   port: number
+  /** The server's listener guard and login timeout (none in a bare listener). */
+  limits?: GatewayLimits
   /** Where uploaded files go. Without it a file's bytes are drained and the sender told "not enabled". */
   files?: FileService | undefined
   /** Pause between two packets to the same client (default 30 ms; the original client needs one). */
@@ -51,6 +53,7 @@ export async function startP004(broker: Broker, opts: P004StartOptions): Promise
     opts.host,
     opts.port,
     (socket, remote) => new P004Connection(broker, socket, connOpts, remote),
+    opts.limits,
   )
   broker.log.info({ host: opts.host, port: listener.port, files: opts.files !== undefined }, 'p004 gateway listening')
   return listener

@@ -1,0 +1,188 @@
+/**
+ * Availability under hostile load (issue 13, items 1–6), each over a real server and real sockets: what a client
+ * that never logs in may cost in memory and descriptors, how reassembly scales with tiny writes, the login rate
+ * on every listener, the legacy gateways' login timeout and the per-address caps.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import net from 'node:net'
+import { WebSocket } from 'ws'
+import { encode } from '../../src/protocols/native/codec.js'
+import { ErrorNumbers } from '../../src/core/errors.js'
+import { encodeString } from '../../src/protocols/p002/codec.js'
+import { encodeClient } from '../../src/protocols/p004/codec.js'
+import { NativeClient, registered } from '../helpers/native-client.js'
+import { startTestServer } from '../helpers/server.js'
+import { waitFor } from '../helpers/gateway-fixture.js'
+import v8 from 'node:v8'
+import vm from 'node:vm'
+
+v8.setFlagsFromString('--expose-gc')
+/** A full collection, so that what is measured is what is still held. */
+const gc = vm.runInNewContext('gc') as () => void
+
+/** A raw socket that records whether the server closed it. */
+async function rawConnect(port: number): Promise<{ socket: net.Socket; closed: () => boolean; data: () => Buffer }> {
+  const socket = net.connect(port, '127.0.0.1')
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve)
+    socket.once('error', reject)
+  })
+  let closed = false
+  const chunks: Buffer[] = []
+  socket.on('data', (c: Buffer) => chunks.push(c))
+  socket.on('close', () => (closed = true))
+  socket.on('error', () => undefined)
+  return { socket, closed: () => closed, data: () => Buffer.concat(chunks) }
+}
+
+/** The header of a native SEND frame that announces `size` bytes in all (nothing more is sent). */
+function partialHeader(size: number): Buffer {
+  const b = Buffer.alloc(9)
+  b.writeUInt32BE(size - 4, 0)
+  b[4] = 0x03
+  b.writeUInt32BE(7, 5)
+  return b
+}
+
+async function http(
+  base: string,
+  method: string,
+  path: string,
+  body?: string | Buffer,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any }> {
+  const res = await fetch(base + path, { method, body, headers: { 'content-type': 'application/json', ...headers } })
+  const text = await res.text()
+  return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
+}
+
+// ---------------------------------------------------------------- 1. before login
+
+test('before login a native connection may only send a small frame: a larger one is refused naming maxPreLoginFrameBytes, and 200 partial frames cost the server next to nothing', async (t) => {
+  const { port } = await startTestServer(t, { maxPreLoginFrameBytes: 2048, maxUnauthenticatedPerAddress: 1000 })
+  // One: the error names the limit, then the connection is closed.
+  const one = await NativeClient.connect(port, t)
+  one.writeRaw(Buffer.concat([partialHeader(64 * 1024), Buffer.alloc(1000)]))
+  const err = await one.next('ERROR')
+  assert.equal(err.code, ErrorNumbers.SB_ERR_TOO_LARGE)
+  assert.equal(err.limit, 'maxPreLoginFrameBytes')
+  assert.match(err.message, /maxPreLoginFrameBytes \(2048\)/)
+  await one.closed
+
+  // REGISTER still fits, and once logged in the connection takes frames up to maxFrameBytes.
+  const alice = await registered(t, port, 'alice')
+  const big = await alice.expect(
+    { type: 'SEND', msgId: 1, to: { kind: 'all' }, kind: 0, flags: 0, ttlMs: 0, notBefore: 0, body: Buffer.alloc(60_000, 97) },
+    'ACCEPTED',
+  )
+  assert.equal(big.msgId, 1)
+})
+
+test('200 strangers each holding a partial frame before login cost the server next to nothing (measured)', async (t) => {
+  const { port } = await startTestServer(t, { maxPreLoginFrameBytes: 2048, maxUnauthenticatedPerAddress: 1000 })
+  // 200 strangers each send 128 KiB of a frame that announces 1 MiB and never ends it.
+  const N = 200
+  const PART = 128 * 1024
+  gc()
+  const before = process.memoryUsage().arrayBuffers
+  const conns = await Promise.all(Array.from({ length: N }, () => rawConnect(port)))
+  for (const c of conns) c.socket.write(Buffer.concat([partialHeader(1024 * 1024), Buffer.alloc(PART - 9, 1)]))
+  // Each is refused at its header and closed; before, each was held open with its partial frame in memory.
+  await waitFor('every stranger closed', () => conns.every((c) => c.closed()), 10_000).catch(() => undefined)
+  gc()
+  const grown = process.memoryUsage().arrayBuffers - before
+  const closed = conns.filter((c) => c.closed()).length
+  t.diagnostic(
+    `${closed}/${N} closed; array buffers grew ${(grown / 1048576).toFixed(1)} MiB for ${((N * PART) / 1048576).toFixed(0)} MiB sent`,
+  )
+  for (const c of conns) c.socket.destroy()
+  assert.ok(grown < (N * PART) / 4, `the server held ${grown} bytes of partial frames (bound: a quarter of what was sent)`)
+  assert.equal(closed, N, 'every connection with an oversized frame before login is closed')
+})
+
+test('before login a WebSocket message larger than maxPreLoginFrameBytes closes the socket (1009) before it is buffered; after login large frames pass', async (t) => {
+  const { server } = await startTestServer(t, { httpPort: 0, maxPreLoginFrameBytes: 2048 })
+  const url = `ws://127.0.0.1:${server.port('http')}/v1/ws`
+  const ws = new WebSocket(url)
+  await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
+  const code = new Promise<number>((resolve) => ws.once('close', (c) => resolve(c)))
+  ws.send(Buffer.concat([partialHeader(64 * 1024), Buffer.alloc(32 * 1024)]))
+  assert.equal(await code, 1009, 'message too big')
+
+  // A client that logs in first may then send a 60 kB message in one WebSocket message.
+  const ok = new WebSocket(url)
+  await new Promise((resolve, reject) => ok.once('open', resolve).once('error', reject))
+  const frames: Buffer[] = []
+  ok.on('message', (d: Buffer) => frames.push(d))
+  ok.send(encode({ type: 'REGISTER', corr: 1, version: 1, flags: 0, name: 'wsbig' }))
+  await waitFor('WELCOME', () => frames.some((f) => f[4] === 0x41))
+  ok.send(
+    encode({
+      type: 'SEND',
+      corr: 2,
+      msgId: 1,
+      to: { kind: 'all' },
+      kind: 0,
+      flags: 0,
+      ttlMs: 0,
+      notBefore: 0,
+      body: Buffer.alloc(60_000, 98),
+    }),
+  )
+  await waitFor('ACCEPTED', () => frames.some((f) => f[4] === 0x43))
+  ok.close()
+})
+
+test('an HTTP request body without a valid bearer token is refused above maxPreAuthBodyBytes (413 naming it); with one it may be as large as bodyLimit', async (t) => {
+  const { server } = await startTestServer(t, { httpPort: 0, maxPreAuthBodyBytes: 2048 })
+  const base = `http://127.0.0.1:${server.port('http')}`
+  const big = JSON.stringify({ name: 'x'.repeat(10_000) })
+  const r1 = await http(base, 'POST', '/v1/register', big)
+  assert.equal(r1.status, 413)
+  assert.equal(r1.body.limit, 'maxPreAuthBodyBytes')
+  assert.match(r1.body.detail, /maxPreAuthBodyBytes \(2048\)/)
+  // Chunked, no length announced: cut as it streams.
+  const chunked = await new Promise<number>((resolve, reject) => {
+    const req = net.connect(server.port('http'), '127.0.0.1', () => {
+      req.write('POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n')
+      for (let i = 0; i < 8; i++) req.write(`400\r\n${'a'.repeat(1024)}\r\n`)
+    })
+    let got = ''
+    req.on('data', (d: Buffer) => {
+      got += d.toString()
+      const m = /^HTTP\/1\.1 (\d+)/.exec(got)
+      if (m !== null) {
+        req.destroy()
+        resolve(Number(m[1]))
+      }
+    })
+    req.on('error', reject)
+  })
+  assert.equal(chunked, 413)
+  // A wrong token is refused before the body is read.
+  const r2 = await http(base, 'POST', '/v1/messages', JSON.stringify({ to: 'ALL', text: 'y'.repeat(10_000) }), {
+    authorization: 'Bearer 1.wrongwrongwrong',
+  })
+  assert.equal(r2.status, 401)
+  // A registered caller sends 10 kB.
+  const reg = await http(base, 'POST', '/v1/register', JSON.stringify({ name: 'poster' }))
+  assert.equal(reg.status, 201)
+  const r3 = await http(base, 'POST', '/v1/messages', JSON.stringify({ to: 'ALL', text: 'y'.repeat(10_000) }), {
+    authorization: `Bearer ${reg.body.token as string}`,
+  })
+  assert.ok(r3.status < 300, `status ${r3.status}: ${JSON.stringify(r3.body)}`)
+})
+
+test('connections not logged in are capped per address (maxUnauthenticatedPerAddress), with an error naming the cap; a login frees a place', async (t) => {
+  const { port } = await startTestServer(t, { maxUnauthenticatedPerAddress: 5 })
+  const waiting = await Promise.all(Array.from({ length: 5 }, () => NativeClient.connect(port, t)))
+  const sixth = await NativeClient.connect(port, t)
+  const err = await sixth.next('ERROR')
+  assert.equal(err.limit, 'maxUnauthenticatedPerAddress')
+  assert.equal(err.code, ErrorNumbers.SB_ERR_LIMIT)
+  await sixth.closed
+  await waiting[0]!.register('first')
+  const seventh = await NativeClient.connect(port, t)
+  await seventh.register('second') // admitted: only four are waiting now
+})
