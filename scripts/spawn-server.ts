@@ -29,6 +29,8 @@ export interface SpawnOptions {
   nodeArgs?: readonly string[]
   /** The child's environment (default: this process's). */
   env?: NodeJS.ProcessEnv
+  /** A command that runs node, e.g. `['prlimit', '--nofile=256', '--']` for a lower descriptor limit. */
+  wrapper?: readonly string[]
 }
 
 /** `args` follow `switchboard serve`. Rejects if the server exits, or does not listen within the timeout. */
@@ -36,7 +38,9 @@ export function spawnServer(args: readonly string[], opts: SpawnOptions = {}): P
   const label = opts.label ?? 'switchboard'
   const timeoutMs = opts.timeoutMs ?? 20_000
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), 'bin/switchboard.js', 'serve', ...args], {
+    const argv = [process.execPath, ...(opts.nodeArgs ?? []), 'bin/switchboard.js', 'serve', ...args]
+    const [cmd, ...rest] = [...(opts.wrapper ?? []), ...argv]
+    const child = spawn(cmd!, rest, {
       cwd: ROOT,
       env: opts.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],

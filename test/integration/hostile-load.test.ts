@@ -3,7 +3,11 @@
  * that never logs in may cost in memory and descriptors, how reassembly scales with tiny writes, the login rate
  * on every listener, the legacy gateways' login timeout and the per-address caps.
  */
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { spawnServer } from '../../scripts/spawn-server.js'
 import assert from 'node:assert/strict'
 import net from 'node:net'
 import { WebSocket } from 'ws'
@@ -185,4 +189,202 @@ test('connections not logged in are capped per address (maxUnauthenticatedPerAdd
   await waiting[0]!.register('first')
   const seventh = await NativeClient.connect(port, t)
   await seventh.register('second') // admitted: only four are waiting now
+})
+
+// ---------------------------------------------------------------- 2. reassembly
+
+/** CPU seconds (user + system) a process has used, from /proc (Linux). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/** Listening lines of a spawned server, by listener name. */
+function listenersOf(out: string): Record<string, number> {
+  const ports: Record<string, number> = {}
+  for (const m of out.matchAll(/^(\S+)\s+listening on (?:http:\/\/)?[^\s:]+:(\d+)$/gm)) ports[m[1]!] = Number(m[2])
+  return ports
+}
+
+async function spawned(
+  t: TestContext,
+  args: string[],
+  wrapper?: string[],
+): Promise<{ pid: number; port: number; ports: () => Record<string, number> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-hostile-'))
+  let out = ''
+  const s = await spawnServer(['--port', '0', '--data-dir', dir, '--log-level', 'warn', ...args], {
+    onStdout: (d) => (out += d.toString()),
+    ...(wrapper !== undefined && { wrapper }),
+  })
+  t.after(async () => {
+    s.child.kill('SIGKILL')
+    await s.exited
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return { pid: s.child.pid!, port: s.port, ports: () => listenersOf(out) }
+}
+
+test(
+  'reassembly is linear: four clients writing 4 MB frames 4 KiB at a time cost the server little CPU (measured)',
+  { skip: process.platform !== 'linux' },
+  async (t) => {
+    const SIZE = 4 * 1024 * 1024
+    const { pid, port } = await spawned(t, [
+      '--http-port',
+      '-1',
+      '--max-frame-bytes',
+      String(SIZE + 1024),
+      '--max-text-bytes',
+      String(SIZE),
+    ])
+    const clients = await Promise.all([0, 1, 2, 3].map((i) => registered(t, port, `dribble${i}`)))
+    const before = cpuSeconds(pid)
+    await Promise.all(
+      clients.map(async (c) => {
+        const frame = encode({
+          type: 'SEND',
+          corr: 99,
+          msgId: 1,
+          to: { kind: 'name', name: 'nobody-at-all' },
+          kind: 0,
+          flags: 0,
+          ttlMs: 0,
+          notBefore: 0,
+          body: Buffer.alloc(SIZE, 97),
+        })
+        // Small writes, each given time to arrive alone: the server reads the frame in about 1,000 pieces.
+        for (let o = 0; o < frame.length; o += 4096) {
+          c.socket.write(frame.subarray(o, o + 4096))
+          await new Promise((r) => setTimeout(r, 1))
+        }
+        // The whole frame arrived and was decoded: it is answered (there is no such recipient).
+        const answer = await c.next((f) => f.corr === 99, 30_000)
+        assert.equal(answer.type, 'ERROR')
+      }),
+    )
+    const used = cpuSeconds(pid) - before
+    t.diagnostic(`server CPU for 4 × ${SIZE} bytes in 4 KiB writes: ${used.toFixed(2)} s`)
+    assert.ok(
+      used < 1.5,
+      `the server used ${used.toFixed(2)} s of CPU (bound 1.5 s; a copy of the partial frame per read costs several)`,
+    )
+  },
+)
+
+// ---------------------------------------------------------------- 4. legacy gateways, per-address caps, descriptors
+
+test('legacy gateway connections that never send a name are closed after the login timeout, as native ones are', async (t) => {
+  const { server, port } = await startTestServer(t, { loginTimeout: 400, p001Port: 0, p002Port: 0, p004Port: 0 })
+  const conns = await Promise.all([port, server.port('p001'), server.port('p002'), server.port('p004')].map((p) => rawConnect(p)))
+  await waitFor('every silent connection closed', () => conns.every((c) => c.closed()), 5000)
+  // One that names itself in time stays.
+  const named = await rawConnect(server.port('p004'))
+  named.socket.write(encodeClient({ kind: 'login', name: 'stays', utcOffsetSeconds: null }))
+  await waitFor('named', () => server.broker.sessionOf !== undefined && server.connections().p004 === 1)
+  await waitFor('the 004 user online', () => [...server.broker.localSessions()].some((s) => s.user.name === 'stays'))
+  const silent = await rawConnect(server.port('p002'))
+  await waitFor('the silent 002 connection closed', () => silent.closed(), 5000)
+  assert.equal(named.closed(), false, 'a named connection is not closed by the login timeout')
+})
+
+test('connections per address are capped on every listener together (maxConnectionsPerAddress), each refusal said as the protocol can', async (t) => {
+  const { server, port } = await startTestServer(t, { maxConnectionsPerAddress: 4, httpPort: 0, p002Port: 0, p004Port: 0 })
+  const held = [await registered(t, port, 'n1'), await registered(t, port, 'n2')]
+  const g1 = await rawConnect(server.port('p004'))
+  g1.socket.write(encodeClient({ kind: 'login', name: 'g1', utcOffsetSeconds: null }))
+  const g2 = await rawConnect(server.port('p002'))
+  g2.socket.write(encodeString('g2'))
+  await waitFor('four online', () => [...server.broker.localSessions()].length === 4)
+  // The fifth: native says why, a legacy gateway just closes, HTTP answers 503 naming the limit.
+  const fifth = await NativeClient.connect(port, t)
+  const err = await fifth.next('ERROR')
+  assert.equal(err.limit, 'maxConnectionsPerAddress')
+  const g3 = await rawConnect(server.port('p004'))
+  await waitFor('the fifth 004 connection closed', () => g3.closed())
+  const r = await fetch(`http://127.0.0.1:${server.port('http')}/healthz`).then(
+    async (res) => ({ status: res.status, body: (await res.json()) as { limit?: string } }),
+    () => ({ status: 0, body: {} as { limit?: string } }),
+  )
+  assert.equal(r.status, 503)
+  assert.equal(r.body.limit, 'maxConnectionsPerAddress')
+  assert.ok(server.guard.refused.maxConnectionsPerAddress >= 3)
+  // One leaves: a place is free again.
+  held[0]!.destroy()
+  await waitFor('a place free', () => server.guard.openFrom('127.0.0.1').all < 4)
+  await registered(t, port, 'n3')
+})
+
+test(
+  'near the descriptor limit new gateway connections are refused first (fdReserve): native clients and /healthz keep working, and /metrics counts the refusals',
+  { skip: process.platform !== 'linux' },
+  async (t) => {
+    const LIMIT = 256
+    const s = await spawned(
+      t,
+      [
+        '--http-port',
+        '0',
+        '--p004-port',
+        '0',
+        '--fd-reserve',
+        '64',
+        '--max-connections-per-address',
+        '1000',
+        '--max-unauthenticated-per-address',
+        '1000',
+      ],
+      ['prlimit', `--nofile=${LIMIT}`, '--'],
+    )
+    await waitFor('the listening lines', () => s.ports().p004 !== undefined && s.ports().http !== undefined)
+    const { p004, http: httpPort } = s.ports() as { p004: number; http: number }
+    // A flood of 004 connections that never name themselves: more than the process has descriptors.
+    const flood: { closed: () => boolean; socket: net.Socket }[] = []
+    for (let i = 0; i < LIMIT; i++) flood.push(await rawConnect(p004))
+    await waitFor('some refused', () => flood.some((c) => c.closed()), 5000).catch(() => undefined)
+    const refused = flood.filter((c) => c.closed()).length
+    t.diagnostic(`${refused} of ${LIMIT} flood connections refused`)
+    // The native and HTTP listeners still serve.
+    const alice = await registered(t, s.port, 'alice')
+    await alice.expect({ type: 'PING' }, 'PONG')
+    const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`, { signal: AbortSignal.timeout(3000) }).then(
+      (r) => r.status,
+      () => 0,
+    )
+    assert.equal(health, 200, '/healthz answers')
+    const metrics = await fetch(`http://127.0.0.1:${httpPort}/metrics`, { signal: AbortSignal.timeout(3000) }).then((r) =>
+      r.text(),
+    )
+    const m = /switchboard_connections_refused_total\{limit="fdReserve"\} (\d+)/.exec(metrics)
+    assert.ok(m !== null && Number(m[1]) >= 1, 'refusals counted in /metrics')
+    assert.ok(refused >= 1)
+    for (const c of flood) c.socket.destroy()
+  },
+)
+
+// ---------------------------------------------------------------- 5. one login rate
+
+test('logins and registrations share one rate per address on every listener (authRatePerSecond), and the refusal names it', async (t) => {
+  const { server, port } = await startTestServer(t, { httpPort: 0, p004Port: 0, authRate: 1 })
+  const c = await NativeClient.connect(port, t)
+  const codes: string[] = []
+  // A burst of twice the rate, then refused naming the limit (the store answers SB_ERR_AUTH until then).
+  while (!codes.includes('authRatePerSecond') && codes.length < 25) {
+    const f = await c.request({ type: 'LOGIN', version: 1, flags: 0, id: 0, name: 'nobody', token: 'wrong' })
+    assert.equal(f.type, 'ERROR')
+    if (f.type === 'ERROR') codes.push(f.limit === '' ? String(f.code) : f.limit)
+  }
+  assert.deepEqual(codes, [String(ErrorNumbers.SB_ERR_AUTH), String(ErrorNumbers.SB_ERR_AUTH), 'authRatePerSecond'])
+  // The same address on HTTP: the same bucket.
+  const r = await fetch(`http://127.0.0.1:${server.port('http')}/v1/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'viahttp' }),
+  })
+  assert.equal(r.status, 429)
+  assert.equal(((await r.json()) as { limit: string }).limit, 'authRatePerSecond')
+  // And REGISTER on native.
+  const d = await NativeClient.connect(port, t)
+  const e = await d.request({ type: 'REGISTER', version: 1, flags: 0, name: 'late' })
+  assert.ok(e.type === 'ERROR' && e.limit === 'authRatePerSecond')
 })
