@@ -388,3 +388,51 @@ test('logins and registrations share one rate per address on every listener (aut
   const e = await d.request({ type: 'REGISTER', version: 1, flags: 0, name: 'late' })
   assert.ok(e.type === 'ERROR' && e.limit === 'authRatePerSecond')
 })
+
+// ---------------------------------------------------------------- 3. idle polling sessions
+
+test('idle HTTP polling sessions hold at most their eventBufferBytes each and the server-wide budget in all; drops are counted (measured)', async (t) => {
+  const N = 50
+  const PER = 256 * 1024
+  const { server, port } = await startTestServer(t, {
+    httpPort: 0,
+    authRate: 1000,
+    httpEventBufferBytes: PER,
+    httpEventBudgetBytes: 4 * 1024 * 1024,
+  })
+  const base = `http://127.0.0.1:${server.port('http')}`
+  const tokens: string[] = []
+  for (let i = 0; i < N; i++) {
+    const r = await http(base, 'POST', '/v1/register', JSON.stringify({ name: `idle${i}` }))
+    assert.equal(r.status, 201)
+    tokens.push(r.body.token as string)
+  }
+  const talker = await registered(t, port, 'talker')
+  gc()
+  const before = process.memoryUsage()
+  // 100 room messages of 60 kB (text with two-byte characters), to sessions that never poll.
+  const text = Buffer.from('é'.repeat(30_000))
+  for (let i = 0; i < 100; i++)
+    await talker.expect(
+      { type: 'SEND', msgId: i + 1, to: { kind: 'all' }, kind: 0, flags: 0, ttlMs: 0, notBefore: 0, body: text },
+      'ACCEPTED',
+    )
+  gc()
+  const after = process.memoryUsage()
+  const grown = after.heapUsed + after.arrayBuffers - (before.heapUsed + before.arrayBuffers)
+  t.diagnostic(
+    `${N} idle sessions, 100 × 60 kB room messages: memory grew ${(grown / 1048576).toFixed(1)} MiB (per-session setting ${PER / 1024} KiB)`,
+  )
+  assert.ok(grown < (N * PER) / 2, `memory grew ${grown} bytes (bound: half of ${N} × eventBufferBytes)`)
+  // The budget is a bound on what is held, and what it dropped is counted and told.
+  const metrics = await fetch(`${base}/metrics`).then((r) => r.text())
+  const held = Number(/^switchboard_http_event_buffer_bytes (\d+)/m.exec(metrics)?.[1])
+  const dropped = Number(/^switchboard_http_events_dropped_total (\d+)/m.exec(metrics)?.[1])
+  assert.ok(held <= 4 * 1024 * 1024, `held ${held}`)
+  assert.ok(dropped > 0, 'drops counted')
+  const ev = await http(base, 'GET', '/v1/events?wait=0&max=1000', undefined, { authorization: `Bearer ${tokens[0]!}` })
+  assert.equal(ev.status, 200)
+  assert.ok(ev.body.dropped > 0, 'the client is told how many it missed')
+  assert.ok(ev.body.events.length > 0 && ev.body.events.length < 100)
+  assert.equal(ev.body.events.at(-1).data.text, text.toString())
+})

@@ -26,7 +26,7 @@ import { buildOpenApi, docsPage } from './openapi.js'
 import { HttpError, PROBLEM_TYPE, problem, toWire } from './problem.js'
 import { registerFiles } from './files.js'
 import { registerRest } from './rest.js'
-import { HttpSessions } from './sessions.js'
+import { EventBudget, HttpSessions } from './sessions.js'
 import type { Schema } from './routes-spec.js'
 import { registerSse, type SseOutlet } from './sse.js'
 import { registerWs } from './ws.js'
@@ -58,6 +58,8 @@ export interface HttpOptions {
   /** Events kept per polling session (default 1000) and their approximate bytes (default 1 MiB); the oldest are dropped. */
   eventBufferSize?: number
   eventBufferBytes?: number
+  /** Bytes of events held by every polling session together (default 256 MiB); over it sessions drop their oldest. */
+  eventBudgetBytes?: number
   /** Registrations, logins and bad tokens per second per client address (default 20, bursts of twice that). */
   authRatePerSecond?: number
   /** Trust X-Forwarded-For for the client address (behind a reverse proxy). */
@@ -147,9 +149,11 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
   }) as unknown as FastifyInstance
 
   const guard = opts.guard
+  const budget = new EventBudget(opts.eventBudgetBytes ?? 256 * 1024 * 1024)
   const sessions = new HttpSessions(broker, {
     eventBufferSize: opts.eventBufferSize ?? 1000,
     eventBufferBytes: opts.eventBufferBytes ?? 1024 * 1024,
+    budget,
     authRatePerSecond: guard?.opts.authRatePerSecond ?? opts.authRatePerSecond ?? 20,
     authBuckets: guard?.auth,
   })
@@ -178,6 +182,7 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
       connections: () => ({ http: tcp.size, sse: streams.size, ws: sockets.size }),
       gateways: gatewayConnections,
       refused: () => ({ ...(guard?.refused ?? {}) }),
+      events: () => ({ held: budget.held, dropped: budget.dropped }),
     },
     { processMetrics: opts.processMetrics ?? true },
   )

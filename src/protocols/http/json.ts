@@ -123,13 +123,6 @@ export function eventJson(ev: Outbound): { type: EventType; data: Record<string,
   }
 }
 
-/** Rough size of an event, for the byte bound of a session's event buffer. */
-export function eventBytes(ev: Outbound): number {
-  if (ev.type === 'message') return 200 + ev.msg.body.length
-  if (ev.type === 'conversation' && ev.ev.event === 'message') return 200 + ev.ev.body.length
-  return 200
-}
-
 /**
  * A recipient as JSON: an integer is a user id; a string is "ALL", "SERVER", "#topic" (names cannot start
  * with '#', so this cannot be mistaken for a name), or a user name.

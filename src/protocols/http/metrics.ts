@@ -14,6 +14,8 @@ export interface HttpCounters {
   gateways: () => Record<string, number>
   /** Connections and logins refused by the server's listener guard, by the limit that refused them. */
   refused?: () => Record<string, number>
+  /** Bytes of events held by polling sessions now, and events dropped since start (full buffer or budget). */
+  events?: () => { held: number; dropped: number }
 }
 
 export class HttpMetrics {
@@ -135,6 +137,22 @@ export class HttpMetrics {
       ['limit'],
       () => counters.refused?.() ?? {},
     )
+    follow(
+      'switchboard_http_events_dropped_total',
+      'Events dropped from polling sessions (buffer or server-wide budget full)',
+      [],
+      () => ({
+        all: counters.events?.().dropped ?? 0,
+      }),
+    )
+    new Gauge({
+      name: 'switchboard_http_event_buffer_bytes',
+      help: 'Bytes of events held for polling sessions (their JSON text), every session together',
+      registers,
+      collect() {
+        this.set(counters.events?.().held ?? 0)
+      },
+    })
     follow('switchboard_slow_consumers_total', 'Sessions cut off as slow consumers', [], () => ({
       all: broker.metrics().slowConsumers,
     }))

@@ -19,6 +19,18 @@ export const httpGateway = defineGateway({
       help: "HTTP: origins allowed to call the API from a browser ('*' or a comma-separated list; empty = none)",
     },
     {
+      name: 'http-event-buffer-bytes',
+      kind: 'int',
+      default: 1024 * 1024,
+      help: 'HTTP: bytes of events one polling session holds for its client before dropping the oldest',
+    },
+    {
+      name: 'http-event-budget-bytes',
+      kind: 'int',
+      default: 256 * 1024 * 1024,
+      help: 'HTTP: bytes of events every polling session together holds (the oldest are dropped above it)',
+    },
+    {
       name: 'web-root',
       kind: 'string',
       default: undefined,
@@ -47,6 +59,8 @@ export const httpGateway = defineGateway({
       adminToken: o['admin-token'],
       ...(ctx.gatewayConnections !== undefined ? { gatewayConnections: ctx.gatewayConnections } : {}),
       guard: ctx.shared.guard,
+      eventBufferBytes: o['http-event-buffer-bytes'],
+      eventBudgetBytes: o['http-event-budget-bytes'],
       maxPreAuthBodyBytes: ctx.shared.maxPreAuthBodyBytes,
     })
     const port = http.address.port

@@ -18,7 +18,26 @@ import type { Broker } from '../../core/broker.js'
 import type { Session } from '../../core/session.js'
 import type { CloseReason, Outbound, SessionSink } from '../../core/types.js'
 import { addressKey, RateBuckets } from '../guard.js'
-import { eventBytes, eventJson, receiptJson, type EventType, type ReceiptJson } from './json.js'
+import { ALL_ID } from '../../core/types.js'
+import { eventJson, receiptJson, type EventType, type ReceiptJson } from './json.js'
+
+/**
+ * An event's data as JSON text. A room message is the same text for every polling session: made once, kept
+ * with the message (like the wire encodings of the other protocols) and shared by every session that holds it.
+ */
+export function eventText(ev: Outbound): Buffer {
+  if (ev.type === 'message' && ev.msg.seq === 0 && ev.msg.to === ALL_ID) {
+    const m = ev.msg
+    m.wire ??= new Map()
+    let buf = m.wire.get('http-json')
+    if (buf === undefined) {
+      buf = Buffer.from(JSON.stringify(eventJson(ev).data))
+      m.wire.set('http-json', buf)
+    }
+    return buf
+  }
+  return Buffer.from(JSON.stringify(eventJson(ev).data))
+}
 
 export const PROTOCOL_REST = 'http'
 export const PROTOCOL_SSE = 'http-sse'
@@ -26,8 +45,10 @@ export const PROTOCOL_SSE = 'http-sse'
 export interface HttpSessionOptions {
   /** Events kept per polling session before the oldest are dropped. */
   eventBufferSize: number
-  /** Bytes (roughly) of events kept per polling session before the oldest are dropped. */
+  /** Bytes of events kept per polling session (their JSON text, counted as held) before the oldest are dropped. */
   eventBufferBytes: number
+  /** Bytes of events kept by every polling session together (default: no bound but the per-session one). */
+  budget?: EventBudget | undefined
   /** Logins, registrations and bad tokens allowed per second per client address (bursts of twice this). */
   authRatePerSecond: number
   /** The buckets to count them in: the server's, shared with every listener (default: this adapter's own). */
@@ -44,8 +65,25 @@ export interface PushOutlet {
 export interface StoredEvent {
   id: number
   type: EventType
-  data: Record<string, unknown>
+  /** The event's data as JSON text: what the client will be sent, and what the server really holds. */
+  json: Buffer
   bytes: number
+}
+
+/** The object and bookkeeping around each held event's JSON text, counted with it. */
+const EVENT_OVERHEAD = 96
+
+/**
+ * The server-wide budget for events held by polling sessions: an idle session that never polls keeps at most
+ * its own eventBufferBytes, and all of them together at most `limit`. A session that would go over it drops
+ * its own oldest events first, then the new one; every drop is counted (`dropped`) and told to the client.
+ */
+export class EventBudget {
+  /** Bytes held now, every polling session together (a room message shared by several is counted for each). */
+  held = 0
+  /** Events dropped since start, for a full session buffer or the full budget. */
+  dropped = 0
+  constructor(readonly limit: number) {}
 }
 
 const RECEIPT_MSGIDS_KEPT = 1024
@@ -78,6 +116,8 @@ export class HttpSession implements SessionSink {
   private readonly eventWaiters = new Set<() => void>()
   private readonly events: StoredEvent[] = []
   private eventBytesHeld = 0
+  /** Released from the budget (the session closed): later discards no longer count there. */
+  private released = false
   private nextEventId = 1
   /** Events dropped for a full buffer since the last events call. */
   dropped = 0
@@ -118,8 +158,7 @@ export class HttpSession implements SessionSink {
     if (this.closedWith !== undefined) return false
     if (ev.type === 'receipt') this.recordReceipt(receiptJson(ev.receipt, ev.seq))
     if (this.outlet !== undefined) return this.outlet.push(ev)
-    const { type, data } = eventJson(ev)
-    this.store(type, data, eventBytes(ev))
+    this.store(eventJson(ev).type, eventText(ev))
     return true
   }
 
@@ -131,7 +170,7 @@ export class HttpSession implements SessionSink {
   close(reason: CloseReason, text: string): void {
     if (this.closedWith !== undefined) return
     this.closedWith = { reason, text }
-    if (this.outlet === undefined) this.store('closed', { reason, text }, 100)
+    if (this.outlet === undefined) this.store('closed', Buffer.from(JSON.stringify({ reason, text })))
     this.wake()
     for (const ws of [...this.receiptWaiters.values()]) for (const w of [...ws]) w(undefined)
     this.onClosed(this)
@@ -172,18 +211,46 @@ export class HttpSession implements SessionSink {
 
   // ------------------------------------------------------------ events
 
-  private store(type: EventType, data: Record<string, unknown>, bytes: number): void {
-    this.events.push({ id: this.nextEventId++, type, data, bytes })
-    this.eventBytesHeld += bytes
+  private store(type: EventType, json: Buffer): void {
+    const bytes = json.length + EVENT_OVERHEAD
+    this.events.push({ id: this.nextEventId++, type, json, bytes })
+    this.hold(bytes)
     // Drop oldest: a client that stops polling costs a bounded amount of memory, and is told how much it missed.
     while (
       this.events.length > 1 &&
       (this.events.length > this.opts.eventBufferSize || this.eventBytesHeld > this.opts.eventBufferBytes)
-    ) {
-      this.eventBytesHeld -= this.events.shift()!.bytes
-      this.dropped++
-    }
+    )
+      this.dropOldest()
+    // The server-wide budget: this session's oldest go first, then, when it holds nothing else, the new event
+    // (but never the last word of a closed session).
+    const budget = this.opts.budget
+    if (budget !== undefined)
+      while (budget.held > budget.limit && this.events.length > 0 && !(type === 'closed' && this.events.length === 1))
+        this.dropOldest()
     for (const w of [...this.eventWaiters]) w()
+  }
+
+  private hold(bytes: number): void {
+    this.eventBytesHeld += bytes
+    if (this.opts.budget !== undefined && !this.released) this.opts.budget.held += bytes
+  }
+
+  private dropOldest(): void {
+    this.hold(-this.events.shift()!.bytes)
+    this.dropped++
+    if (this.opts.budget !== undefined) this.opts.budget.dropped++
+  }
+
+  /** Bytes of events this session holds now. */
+  get heldBytes(): number {
+    return this.eventBytesHeld
+  }
+
+  /** The session is gone from the adapter: what it still holds no longer counts against the budget. */
+  release(): void {
+    if (this.released) return
+    if (this.opts.budget !== undefined) this.opts.budget.held -= this.eventBytesHeld
+    this.released = true
   }
 
   /**
@@ -213,7 +280,7 @@ export class HttpSession implements SessionSink {
   }
 
   private discardThrough(id: number): void {
-    while (this.events.length > 0 && this.events[0]!.id <= id) this.eventBytesHeld -= this.events.shift()!.bytes
+    while (this.events.length > 0 && this.events[0]!.id <= id) this.hold(-this.events.shift()!.bytes)
   }
 
   // ------------------------------------------------------------ receipts
@@ -297,6 +364,7 @@ export class HttpSessions {
   }
 
   private forget(hs: HttpSession): void {
+    hs.release()
     if (this.byUser.get(hs.userId) === hs) this.byUser.delete(hs.userId)
   }
 
