@@ -17,7 +17,7 @@ import { encodeString } from '../../src/protocols/p002/codec.js'
 import { encodeClient } from '../../src/protocols/p004/codec.js'
 import { NativeClient, registered } from '../helpers/native-client.js'
 import { startTestServer } from '../helpers/server.js'
-import { waitFor } from '../helpers/gateway-fixture.js'
+import { until } from '../helpers/wait.js'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 
@@ -93,7 +93,7 @@ test('200 strangers each holding a partial frame before login cost the server ne
   const conns = await Promise.all(Array.from({ length: N }, () => rawConnect(port)))
   for (const c of conns) c.socket.write(Buffer.concat([partialHeader(1024 * 1024), Buffer.alloc(PART - 9, 1)]))
   // Each is refused at its header and closed; before, each was held open with its partial frame in memory.
-  await waitFor('every stranger closed', () => conns.every((c) => c.closed()), 10_000).catch(() => undefined)
+  await until('every stranger closed', () => conns.every((c) => c.closed()), 10_000).catch(() => undefined)
   gc()
   const grown = process.memoryUsage().arrayBuffers - before
   const closed = conns.filter((c) => c.closed()).length
@@ -120,7 +120,7 @@ test('before login a WebSocket message larger than maxPreLoginFrameBytes closes 
   const frames: Buffer[] = []
   ok.on('message', (d: Buffer) => frames.push(d))
   ok.send(encode({ type: 'REGISTER', corr: 1, version: 1, flags: 0, name: 'wsbig' }))
-  await waitFor('WELCOME', () => frames.some((f) => f[4] === 0x41))
+  await until('WELCOME', () => frames.some((f) => f[4] === 0x41))
   ok.send(
     encode({
       type: 'SEND',
@@ -134,7 +134,7 @@ test('before login a WebSocket message larger than maxPreLoginFrameBytes closes 
       body: Buffer.alloc(60_000, 98),
     }),
   )
-  await waitFor('ACCEPTED', () => frames.some((f) => f[4] === 0x43))
+  await until('ACCEPTED', () => frames.some((f) => f[4] === 0x43))
   ok.close()
 })
 
@@ -277,14 +277,14 @@ test(
 test('legacy gateway connections that never send a name are closed after the login timeout, as native ones are', async (t) => {
   const { server, port } = await startTestServer(t, { loginTimeout: 400, p001Port: 0, p002Port: 0, p004Port: 0 })
   const conns = await Promise.all([port, server.port('p001'), server.port('p002'), server.port('p004')].map((p) => rawConnect(p)))
-  await waitFor('every silent connection closed', () => conns.every((c) => c.closed()), 5000)
+  await until('every silent connection closed', () => conns.every((c) => c.closed()), 5000)
   // One that names itself in time stays.
   const named = await rawConnect(server.port('p004'))
   named.socket.write(encodeClient({ kind: 'login', name: 'stays', utcOffsetSeconds: null }))
-  await waitFor('named', () => server.broker.sessionOf !== undefined && server.connections().p004 === 1)
-  await waitFor('the 004 user online', () => [...server.broker.localSessions()].some((s) => s.user.name === 'stays'))
+  await until('named', () => server.broker.sessionOf !== undefined && server.connections().p004 === 1)
+  await until('the 004 user online', () => [...server.broker.localSessions()].some((s) => s.user.name === 'stays'))
   const silent = await rawConnect(server.port('p002'))
-  await waitFor('the silent 002 connection closed', () => silent.closed(), 5000)
+  await until('the silent 002 connection closed', () => silent.closed(), 5000)
   assert.equal(named.closed(), false, 'a named connection is not closed by the login timeout')
 })
 
@@ -295,13 +295,13 @@ test('connections per address are capped on every listener together (maxConnecti
   g1.socket.write(encodeClient({ kind: 'login', name: 'g1', utcOffsetSeconds: null }))
   const g2 = await rawConnect(server.port('p002'))
   g2.socket.write(encodeString('g2'))
-  await waitFor('four online', () => [...server.broker.localSessions()].length === 4)
+  await until('four online', () => [...server.broker.localSessions()].length === 4)
   // The fifth: native says why, a legacy gateway just closes, HTTP answers 503 naming the limit.
   const fifth = await NativeClient.connect(port, t)
   const err = await fifth.next('ERROR')
   assert.equal(err.limit, 'maxConnectionsPerAddress')
   const g3 = await rawConnect(server.port('p004'))
-  await waitFor('the fifth 004 connection closed', () => g3.closed())
+  await until('the fifth 004 connection closed', () => g3.closed())
   const r = await fetch(`http://127.0.0.1:${server.port('http')}/healthz`).then(
     async (res) => ({ status: res.status, body: (await res.json()) as { limit?: string } }),
     () => ({ status: 0, body: {} as { limit?: string } }),
@@ -311,7 +311,7 @@ test('connections per address are capped on every listener together (maxConnecti
   assert.ok(server.guard.refused.maxConnectionsPerAddress >= 3)
   // One leaves: a place is free again.
   held[0]!.destroy()
-  await waitFor('a place free', () => server.guard.openFrom('127.0.0.1').all < 4)
+  await until('a place free', () => server.guard.openFrom('127.0.0.1').all < 4)
   await registered(t, port, 'n3')
 })
 
@@ -336,12 +336,12 @@ test(
       ],
       ['prlimit', `--nofile=${LIMIT}`, '--'],
     )
-    await waitFor('the listening lines', () => s.ports().p004 !== undefined && s.ports().http !== undefined)
+    await until('the listening lines', () => s.ports().p004 !== undefined && s.ports().http !== undefined)
     const { p004, http: httpPort } = s.ports() as { p004: number; http: number }
     // A flood of 004 connections that never name themselves: more than the process has descriptors.
     const flood: { closed: () => boolean; socket: net.Socket }[] = []
     for (let i = 0; i < LIMIT; i++) flood.push(await rawConnect(p004))
-    await waitFor('some refused', () => flood.some((c) => c.closed()), 5000).catch(() => undefined)
+    await until('some refused', () => flood.some((c) => c.closed()), 5000).catch(() => undefined)
     const refused = flood.filter((c) => c.closed()).length
     t.diagnostic(`${refused} of ${LIMIT} flood connections refused`)
     // The native and HTTP listeners still serve.
