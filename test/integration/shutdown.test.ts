@@ -96,9 +96,12 @@ test('the reader of stdout and stderr has gone: one SIGTERM ends the server (iss
   assert.equal(code, 0)
 })
 
+/** These tests log by registering thousands of users from one address, 100 at a time: above the default login rate and per-address caps. */
+const MANY_LOGINS = ['--auth-rate', '1000000', '--max-unauthenticated-per-address', '1000']
+
 test('a reader that never reads while the server logs a lot: it keeps serving, counts the drops, and stops on SIGTERM', async (t) => {
   let err = ''
-  const s = await serveWithHttp(t, ['--log-format', 'json', '--log-level', 'debug'])
+  const s = await serveWithHttp(t, ['--log-format', 'json', '--log-level', 'debug', ...MANY_LOGINS])
   // Stop reading stderr (the log): the pipe fills, then the server's own buffer.
   s.child.stderr!.pause()
   const listener = (d: Buffer): void => {
@@ -148,7 +151,7 @@ test('a reader that never reads while the server logs a lot: it keeps serving, c
 })
 
 test('a stalled reader at the moment of SIGTERM does not hold the shutdown', async (t) => {
-  const s = await serveWithHttp(t, ['--log-format', 'json', '--log-level', 'debug'])
+  const s = await serveWithHttp(t, ['--log-format', 'json', '--log-level', 'debug', ...MANY_LOGINS])
   s.child.stderr!.pause()
   let n = 0
   while ((await droppedLines(s.httpPort)) === 0) {
