@@ -19,23 +19,16 @@ import type { Session } from '../../core/session.js'
 import type { CloseReason, Outbound, SessionSink } from '../../core/types.js'
 import { addressKey, RateBuckets } from '../guard.js'
 import { ALL_ID } from '../../core/types.js'
+import { encodeOnce } from '../encode-once.js'
 import { eventJson, receiptJson, type EventType, type ReceiptJson } from './json.js'
 
 /**
- * An event's data as JSON text. A room message is the same text for every polling session: made once, kept
- * with the message (like the wire encodings of the other protocols) and shared by every session that holds it.
+ * An event's data as JSON text. A room message is the same text for every polling session: made once
+ * (encodeOnce, like the wire encodings of the other protocols) and shared by every session that holds it.
  */
 export function eventText(ev: Outbound): Buffer {
-  if (ev.type === 'message' && ev.msg.seq === 0 && ev.msg.to === ALL_ID) {
-    const m = ev.msg
-    m.wire ??= new Map()
-    let buf = m.wire.get('http-json')
-    if (buf === undefined) {
-      buf = Buffer.from(JSON.stringify(eventJson(ev).data))
-      m.wire.set('http-json', buf)
-    }
-    return buf
-  }
+  if (ev.type === 'message' && ev.msg.seq === 0 && ev.msg.to === ALL_ID)
+    return encodeOnce(ev.msg, 'http-json', () => Buffer.from(JSON.stringify(eventJson(ev).data)))
   return Buffer.from(JSON.stringify(eventJson(ev).data))
 }
 
