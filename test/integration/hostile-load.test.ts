@@ -222,6 +222,7 @@ async function spawned(
   const s = await spawnServer(['--port', '0', '--data-dir', dir, '--log-level', 'warn', ...args], {
     onStdout: (d) => (out += d.toString()),
     ...(wrapper !== undefined && { wrapper }),
+    timeoutMs: 60_000, // a cold start under a loaded machine
   })
   t.after(async () => {
     s.child.kill('SIGKILL')
