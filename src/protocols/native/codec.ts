@@ -441,7 +441,7 @@ export class FrameReader {
       out.push(d)
       if (d.reason === 'malformed') {
         this.broken = true
-        this.buf = Buffer.alloc(0)
+        this.partial.take() // forget any held tail
         return false
       }
       // too large: drop the frame's bytes as they come, the connection goes on
