@@ -36,7 +36,7 @@ export interface SpawnOptions {
 /** `args` follow `switchboard serve`. Rejects if the server exits, or does not listen within the timeout. */
 export function spawnServer(args: readonly string[], opts: SpawnOptions = {}): Promise<SpawnedServer> {
   const label = opts.label ?? 'switchboard'
-  const timeoutMs = opts.timeoutMs ?? 20_000
+  const timeoutMs = opts.timeoutMs ?? 60_000
   return new Promise((resolve, reject) => {
     const argv = [process.execPath, ...(opts.nodeArgs ?? []), 'bin/switchboard.js', 'serve', ...args]
     const [cmd, ...rest] = [...(opts.wrapper ?? []), ...argv]

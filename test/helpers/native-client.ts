@@ -30,7 +30,11 @@ interface Waiter {
   timer: NodeJS.Timeout
 }
 
-const DEFAULT_TIMEOUT = 3000
+/**
+ * A deadline for an answer that must come, not a wait: generous, because a CI host running the suite two files at
+ * a time (and browsers, compilers) can take seconds to schedule a freshly spawned server.
+ */
+const DEFAULT_TIMEOUT = 10_000
 
 /** Clients opened for a test, so the server fixture can drop them before it stops (see destroyClientsOf). */
 const clientsOf = new WeakMap<TestContext, Set<NativeClient>>()
