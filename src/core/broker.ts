@@ -15,6 +15,7 @@
  * the adapter, having answered the login, calls ready(session).
  */
 import { Committer } from './committer.js'
+import { isBrokerError } from './errors.js'
 import { guardStore } from './store-errors.js'
 import type { Core } from './context.js'
 import { guard, touch } from './context.js'
@@ -95,8 +96,10 @@ export interface Health {
   storeKind: string
   /** Sessions on this node. */
   online: number
-  /** 'closing' while the broker shuts down; 'fail' when the store does not answer a ping. */
-  store: 'ok' | 'fail' | 'closing'
+  /** 'closing' while the broker shuts down; 'fail' when the store does not answer a ping; 'full' while its disk is full. */
+  store: 'ok' | 'fail' | 'full' | 'closing'
+  /** What is wrong, for 'full': a text a client may be shown (the data directory is only in the log). */
+  detail?: string
 }
 
 const NO_SERVER_REQUESTS: ServerRequestHandler = async () => 'this server answers no text commands'
@@ -127,7 +130,7 @@ export class Broker {
     this.reapIntervalMs = opts.reapIntervalMs ?? 1000
     this.conversationTimeoutMs = opts.conversationTimeoutMs ?? 60_000
     this.dedupeRetentionMs = opts.dedupeRetentionMs ?? 7 * 24 * 3600_000
-    const store = guardStore(opts.store)
+    const store = guardStore(opts.store, opts.logger)
     this.core = {
       store,
       bus: opts.bus,
@@ -450,6 +453,8 @@ export class Broker {
     try {
       await this.core.store.ping()
     } catch (err) {
+      // A full disk: the store answers, but refuses writes until there is space (the ping tries one).
+      if (isBrokerError(err) && err.code === 'SB_ERR_STORAGE_FULL') return { ...base, store: 'full', detail: err.message }
       this.log.warn({ err }, 'health check: store ping failed')
       return { ...base, store: 'fail' }
     }

@@ -25,6 +25,7 @@ export const ErrorCodes = {
   SB_ERR_UNKNOWN_CONVERSATION: { status: 404, text: 'no such conversation' },
   SB_ERR_SHUTTING_DOWN: { status: 503, text: 'the server is shutting down' },
   SB_ERR_INTERNAL: { status: 500, text: 'internal error' },
+  SB_ERR_STORAGE_FULL: { status: 507, text: "the server's storage is full" },
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes
@@ -50,6 +51,7 @@ export const ErrorNumbers: Record<ErrorCode, number> = {
   SB_ERR_UNKNOWN_CONVERSATION: 17,
   SB_ERR_SHUTTING_DOWN: 18,
   SB_ERR_INTERNAL: 19,
+  SB_ERR_STORAGE_FULL: 20,
 }
 
 export function errorCodeFromNumber(n: number): ErrorCode {
@@ -80,6 +82,7 @@ const STORE_CODES: Record<StoreErrorCode, ErrorCode> = {
   // Its text says what happened and that a retry is safe with IDEMPOTENT: the adapters pass it on.
   UNAVAILABLE: 'SB_ERR_INTERNAL',
   SCHEMA_TOO_NEW: 'SB_ERR_INTERNAL',
+  FULL: 'SB_ERR_STORAGE_FULL',
 }
 
 /** A StoreError as the BrokerError it means; anything else is returned as it is. */

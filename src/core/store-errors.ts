@@ -6,15 +6,37 @@
  */
 import { BrokerError, fromStoreError } from './errors.js'
 import type { QueueRefusal, Store } from '../store/store.js'
-import type { Limits } from './types.js'
+import type { Limits, Logger } from './types.js'
+import { isStoreError } from '../store/errors.js'
+
+/** Calls whose success shows that the store can write again after it was full. */
+const WRITING = new Set(['commit', 'createUser', 'ping'])
 
 /**
  * The store, with every method's StoreError mapped by fromStoreError. Other properties (a backend's own, such
  * as PostgresStore's `query` used by its file metadata) pass through, their errors mapped the same way.
  */
-export function guardStore<S extends Store>(store: S): S {
+export function guardStore<S extends Store>(store: S, log?: Logger): S {
   // Keyed by the method itself, so a method replaced on the store later (a test's failing ping) is seen.
   const wrapped = new WeakMap<object, unknown>()
+  // A full disk is logged once when writes start failing (naming the data directory) and once when they work again.
+  let full = false
+  const fail = (err: unknown): unknown => {
+    if (isStoreError(err) && err.code === 'FULL' && !full) {
+      full = true
+      log?.error(
+        { err, dataDir: err.where },
+        `storage full: writes to ${err.where ?? 'the store'} are refused until there is space`,
+      )
+    }
+    return fromStoreError(err)
+  }
+  const ok = (prop: PropertyKey): void => {
+    if (full && WRITING.has(String(prop))) {
+      full = false
+      log?.info({}, 'storage writable again: the store accepts writes')
+    }
+  }
   return new Proxy(store, {
     get(target, prop, receiver) {
       const value: unknown = Reflect.get(target, prop, receiver)
@@ -27,12 +49,18 @@ export function guardStore<S extends Store>(store: S): S {
           try {
             out = method.apply(target, args)
           } catch (err) {
-            throw fromStoreError(err)
+            throw fail(err)
           }
           if (out instanceof Promise)
-            return out.catch((err: unknown) => {
-              throw fromStoreError(err)
-            })
+            return out.then(
+              (v: unknown) => {
+                ok(prop)
+                return v
+              },
+              (err: unknown) => {
+                throw fail(err)
+              },
+            )
           return out
         }
         wrapped.set(value, fn)

@@ -11,6 +11,8 @@ export const StoreErrorCodes = {
   UNAVAILABLE: 'the store is unavailable',
   /** The data was written by a newer program (its schema version is above ours). */
   SCHEMA_TOO_NEW: 'the database schema is newer than this program',
+  /** The disk (or quota) holding the data is full: the write was not applied; it can be retried once there is space. */
+  FULL: 'the storage is full',
 } as const
 
 export type StoreErrorCode = keyof typeof StoreErrorCodes
@@ -20,10 +22,15 @@ export class StoreError extends Error {
   constructor(
     readonly code: StoreErrorCode,
     message: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & {
+      /** Where the data is (FULL: the directory whose file system is full), for the server's log, never for the client. */
+      where?: string
+    },
   ) {
     super(message, options)
+    if (options?.where !== undefined) this.where = options.where
   }
+  readonly where?: string
 }
 
 export function isStoreError(err: unknown): err is StoreError {
@@ -41,4 +48,12 @@ export function nameTaken(name: string, holder?: string): StoreError {
       ? `the name "${name}" is already in use`
       : `the name "${name}" looks like "${holder}", which is already in use`,
   )
+}
+
+/** The text a client is shown for FULL: what happened and that retrying later is safe (the path stays in the log). */
+export const STORAGE_FULL_TEXT = "the server's storage is full: nothing was stored; retry once it has space again"
+
+/** The error a store raises when its disk is full, naming the directory (for the log). */
+export function storageFull(where: string, cause: unknown): StoreError {
+  return new StoreError('FULL', STORAGE_FULL_TEXT, { cause, where })
 }

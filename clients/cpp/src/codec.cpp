@@ -404,8 +404,8 @@ std::string errorName(uint16_t code) {
                                 "SB_ERR_RATE_LIMITED",     "SB_ERR_LIMIT",              "SB_ERR_UNSUPPORTED",
                                 "SB_ERR_FORBIDDEN",        "SB_ERR_CONFLICT",           "SB_ERR_UNKNOWN_FILE",
                                 "SB_ERR_FILE_CHECK",       "SB_ERR_UNKNOWN_CONVERSATION", "SB_ERR_SHUTTING_DOWN",
-                                "SB_ERR_INTERNAL"};
-  if (code >= 1 && code <= 19) return names[code - 1];
+                                "SB_ERR_INTERNAL",         "SB_ERR_STORAGE_FULL"};
+  if (code >= 1 && code <= 20) return names[code - 1];
   return "SB_ERR_" + std::to_string(code);
 }
 

@@ -106,6 +106,7 @@ ERROR_NAMES = {
     17: "SB_ERR_UNKNOWN_CONVERSATION",
     18: "SB_ERR_SHUTTING_DOWN",
     19: "SB_ERR_INTERNAL",
+    20: "SB_ERR_STORAGE_FULL",
 }
 
 Field = Tuple[str, str]

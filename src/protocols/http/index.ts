@@ -284,6 +284,7 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
     const { store, ...base } = await broker.health()
     if (store === 'closing' || closing)
       return reply.code(503).send({ status: 'fail', store: 'closing', ...base, detail: 'the server is shutting down' })
+    if (store === 'full') return reply.code(503).send({ status: 'fail', store: 'full', ...base })
     if (store === 'fail')
       return reply.code(503).send({ status: 'fail', store: 'fail', ...base, detail: 'the store does not answer' })
     return { status: 'ok', store: 'ok', ...base }

@@ -302,7 +302,7 @@ export const components: Record<string, Schema> = {
     required: ['status', 'store'],
     properties: {
       status: { type: 'string', enum: ['ok', 'fail'] },
-      store: { type: 'string', enum: ['ok', 'fail', 'closing'] },
+      store: { type: 'string', enum: ['ok', 'fail', 'full', 'closing'] },
       storeKind: { type: 'string' },
       online: { type: 'integer' },
       uptimeMs: { type: 'integer' },
@@ -852,7 +852,7 @@ export const routes: RouteSpec[] = [
     auth: 'none',
     responses: {
       200: json('Alive, store reachable.', ref('Health')),
-      503: json('The store does not answer, or the server is stopping.', ref('Health')),
+      503: json('The store does not answer, its disk is full (store: full), or the server is stopping.', ref('Health')),
     },
     custom: true,
   },

@@ -10,7 +10,7 @@ import { kindNumber, messageFromRow, userFromRow, type MessageColumns, type User
 import type { BetterSqlite3 } from './driver.js'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { nameTaken, StoreError } from '../errors.js'
+import { isStoreError, nameTaken, storageFull, StoreError } from '../errors.js'
 import { dedupeKeys, planCommit, planRelease, usersOf, type CommitPlan, type QueueCounters } from '../plan.js'
 import { nameSkeleton, SKELETON_VERSION } from '../../core/names.js'
 import { fillSkeletons, logSkeletonClash } from '../rows.js'
@@ -100,6 +100,13 @@ function rowToMessage(r: QueueRow): StoredMessage {
 }
 
 const rowToUser = userFromRow
+
+/** SQLite's codes for a write that found no room: the disk (or quota) is full, or the OS said ENOSPC/EDQUOT. */
+function isFull(err: unknown): boolean {
+  if (!(err instanceof Error)) return false
+  const code = (err as { code?: string }).code ?? ''
+  return code === 'SQLITE_FULL' || code.startsWith('SQLITE_FULL_') || /ENOSPC|EDQUOT|database or disk is full/i.test(err.message)
+}
 
 function isUniqueViolation(err: unknown): boolean {
   return err instanceof Error && (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE'
@@ -226,6 +233,9 @@ export class SqliteStore implements Store {
       isBlocked: db.prepare(`SELECT 1 FROM blocks WHERE user = ? AND target = ?`),
       blocked: db.prepare(`SELECT target FROM blocks WHERE user = ? ORDER BY target`),
       ping: db.prepare(`SELECT 1`),
+      probe: db.prepare(
+        `INSERT INTO meta (key, value) VALUES ('probe', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      ),
     }
   }
 
@@ -233,8 +243,34 @@ export class SqliteStore implements Store {
     if (this.db?.open) this.db.close()
   }
 
+  /**
+   * Cheap liveness check; while the disk is full (a write failed for want of space and none has succeeded since)
+   * it also tries a one-row write, so that /healthz says unhealthy until the store can write again.
+   */
   async ping(): Promise<void> {
     this.stmts.ping.get()
+    if (this.full) {
+      this.stmts.probe.run(String(Date.now()))
+      this.full = false
+    }
+  }
+
+  /** Whether the last write failed for want of space (cleared by the next write that succeeds, or a probe in ping). */
+  private full = false
+
+  /** The outcome of a public method (see the end of this file): a full disk becomes StoreError FULL naming the data directory. */
+  private settle<T>(name: string, out: Promise<T>): Promise<T> {
+    return out.then(
+      (v) => {
+        if (this.full && WRITES.has(name)) this.full = false
+        return v
+      },
+      (err: unknown) => {
+        if (isStoreError(err) || !isFull(err)) throw err
+        this.full = true
+        throw storageFull(dirname(this.opts.path), err)
+      },
+    )
   }
 
   async createUser(name: string, tokenHash: string | null, now: number): Promise<UserRecord> {
@@ -527,4 +563,22 @@ export class SqliteStore implements Store {
   async blocked(user: number): Promise<number[]> {
     return (this.stmts.blocked.all(user) as { target: number }[]).map((r) => r.target)
   }
+}
+
+/** The methods whose success shows the store can write again. */
+const WRITES = new Set(['commit', 'createUser', 'renameUser', 'setTokenHash', 'setLastSeen', 'subscribe', 'block'])
+
+// A full disk can fail any statement that writes (a commit, a registration, a subscription, the WAL growing): every
+// public method of the store reports it the same way, as StoreError FULL (src/store/errors.ts), whatever it was doing.
+for (const name of Object.getOwnPropertyNames(SqliteStore.prototype)) {
+  const method: unknown = Object.getOwnPropertyDescriptor(SqliteStore.prototype, name)?.value
+  if (name === 'constructor' || name === 'settle' || typeof method !== 'function') continue
+  Object.defineProperty(SqliteStore.prototype, name, {
+    value: function (this: SqliteStore, ...args: unknown[]): unknown {
+      const out: unknown = (method as (...a: unknown[]) => unknown).apply(this, args)
+      return out instanceof Promise ? this['settle'](name, out) : out
+    },
+    writable: true,
+    configurable: true,
+  })
 }
