@@ -12,7 +12,7 @@
  * limits, held copies, dedupe) is planned by ../plan.ts, as for SQLite; this file reads, deletes and writes.
  */
 import pg from 'pg'
-import { nameTaken, StoreError } from '../errors.js'
+import { nameTaken, storageFull, StoreError } from '../errors.js'
 import { dedupeKeys, planCommit, planRelease, usersOf, type QueueCounters } from '../plan.js'
 import { nameSkeleton, SKELETON_VERSION } from '../../core/names.js'
 import { fillSkeletons, logSkeletonClash } from '../rows.js'
@@ -176,7 +176,10 @@ function isUnavailable(err: unknown): boolean {
  * of a bare "internal error"; other errors are left as they are.
  */
 function storeError(err: unknown): unknown {
-  if (err instanceof StoreError || !isUnavailable(err)) return err
+  if (err instanceof StoreError) return err
+  // 53100 disk_full: the database server's disk; other 53xxx (insufficient resources) are left as they are.
+  if (pgCode(err) === '53100') return storageFull("the PostgreSQL server's data directory", err)
+  if (!isUnavailable(err)) return err
   return new StoreError(
     'UNAVAILABLE',
     'the message store (PostgreSQL) is unavailable: the request may not have been carried out; retry later (messages with IDEMPOTENT)',
