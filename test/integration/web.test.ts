@@ -157,6 +157,18 @@ test(
     const bob = await phone.newPage()
     const pageErrors: string[] = []
     for (const p of [alice, bob]) p.on('pageerror', (e) => pageErrors.push(e.message))
+    // The page runs under the server's Content-Security-Policy (issue 13 item 9): Chromium reports anything it
+    // blocks on the console ("Refused to … because it violates the following Content Security Policy directive").
+    const cspViolations: string[] = []
+    for (const p of [alice, bob])
+      p.on('console', (m) => {
+        if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text())
+      })
+    const doc = await fetch(url)
+    const csp = doc.headers.get('content-security-policy') ?? ''
+    assert.match(csp, /script-src 'self'/, `the page is served with a CSP: ${csp}`)
+    assert.match(csp, /frame-ancestors 'none'/)
+    assert.equal(doc.headers.get('x-content-type-options'), 'nosniff')
 
     // ------------------------------------------------------------------ log in, presence
     await login(alice, url, 'alice')
@@ -311,5 +323,6 @@ test(
     await alice.screenshot({ path: join(ARTIFACTS, 'web-alice-server-stopped.png') })
 
     assert.deepEqual(pageErrors, [], 'no uncaught errors in the pages')
+    assert.deepEqual(cspViolations, [], 'nothing the page does is blocked by its Content-Security-Policy')
   },
 )

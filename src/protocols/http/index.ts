@@ -9,15 +9,18 @@
  *   // … later
  *   await http.close()
  */
+import { createHash, timingSafeEqual } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import type { AddressInfo, Socket } from 'node:net'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
+import helmet from '@fastify/helmet'
 import fastifyStatic from '@fastify/static'
 import websocket from '@fastify/websocket'
 import type { WebSocket } from 'ws'
 import type { Broker } from '../../core/broker.js'
+import { BrokerError } from '../../core/errors.js'
 import type { FileService } from '../../core/files.js'
 import type { NativeConnection, NativeOptions } from '../native/adapter.js'
 import { registerAdmin } from './admin.js'
@@ -31,7 +34,6 @@ import type { Schema } from './routes-spec.js'
 import { registerSse, type SseOutlet } from './sse.js'
 import { registerWs } from './ws.js'
 import { Transform } from 'node:stream'
-import { BrokerError } from '../../core/errors.js'
 import { addressKey, type ListenerGuard } from '../guard.js'
 import { bearerToken } from './rest.js'
 import type { HttpSession } from './sessions.js'
@@ -85,6 +87,42 @@ export interface HttpOptions {
   guard?: ListenerGuard | undefined
   /** Largest request body from a caller without a valid bearer token (default: bodyLimit): 413 naming maxPreAuthBodyBytes. */
   maxPreAuthBodyBytes?: number
+  /** Serve HTTPS (and WSS for /v1/ws) with this PEM key and certificate; plain HTTP without. */
+  tls?: { key: Buffer | string; cert: Buffer | string } | undefined
+  /** When set, GET /metrics answers 401 unless the request carries `Authorization: Bearer <metricsToken>`. */
+  metricsToken?: string | undefined
+}
+
+/**
+ * The Content-Security-Policy of every response (the web page's in particular): scripts, styles, images and
+ * connections (fetch, EventSource, the WebSocket) from this origin only, no plugins, no framing by another
+ * site. The built page (web/dist: one module script, one stylesheet, styles set through the DOM) works under it.
+ */
+export const CSP_DIRECTIVES = {
+  defaultSrc: ["'self'"],
+  baseUri: ["'self'"],
+  connectSrc: ["'self'"],
+  fontSrc: ["'self'"],
+  formAction: ["'self'"],
+  frameAncestors: ["'none'"],
+  imgSrc: ["'self'", 'data:', 'blob:'],
+  mediaSrc: ["'self'", 'blob:'],
+  objectSrc: ["'none'"],
+  scriptSrc: ["'self'"],
+  scriptSrcAttr: ["'none'"],
+  styleSrc: ["'self'"],
+  // helmet adds upgrade-insecure-requests by default: on a plain-HTTP server it would send the page's own
+  // requests to an https:// that does not exist.
+  upgradeInsecureRequests: null,
+}
+
+/** Constant-time check of an Authorization header against the bearer token. */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')
+  if (m === null) return false
+  const a = createHash('sha256').update(m[1]!).digest()
+  const b = createHash('sha256').update(token).digest()
+  return timingSafeEqual(a, b)
 }
 
 export interface HttpServer {
@@ -134,6 +172,7 @@ function refuseConnection(socket: Socket, limit: string, text: string): void {
 /** Build the listener without opening a port. */
 export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<FastifyInstance> {
   const app = Fastify({
+    ...(opts.tls !== undefined ? { https: { key: opts.tls.key, cert: opts.tls.cert } } : {}),
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
     trustProxy: opts.trustProxy ?? false,
     ...(opts.logger !== undefined ? { loggerInstance: opts.logger } : { logger: false }),
@@ -249,6 +288,15 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
   })
 
   // ------------------------------------------------------------ plugins
+  // Security headers on every response: the CSP above, nosniff, frame-ancestors/X-Frame-Options, no referrer
+  // leaks; HSTS only where the listener is HTTPS.
+  await app.register(helmet, {
+    contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES },
+    hsts: opts.tls !== undefined ? { maxAge: 180 * 24 * 3600 } : false,
+    // The API may be called from other origins (--cors): the browser's CORS check governs those responses.
+    crossOriginResourcePolicy:
+      opts.cors !== undefined && opts.cors !== false ? { policy: 'cross-origin' } : { policy: 'same-origin' },
+  })
   if (opts.cors !== undefined && opts.cors !== false) {
     await app.register(cors, {
       origin: opts.cors === '*' ? '*' : opts.cors,
@@ -278,7 +326,18 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
   const doc = buildOpenApi({ version: opts.version ?? '0.1.0' })
   const docHtml = docsPage(doc)
   app.get('/openapi.json', async () => doc)
-  app.get('/docs', async (_req, reply) => reply.type('text/html; charset=utf-8').send(docHtml))
+  // The reference page is one document with one inline stylesheet: the CSP allows exactly that stylesheet (by hash).
+  const docStyle = /<style>([\s\S]*?)<\/style>/.exec(docHtml)?.[1] ?? ''
+  const docCsp = Object.entries({
+    ...CSP_DIRECTIVES,
+    styleSrc: ["'self'", `'sha256-${createHash('sha256').update(docStyle).digest('base64')}'`],
+  })
+    .filter((e): e is [string, string[]] => e[1] !== null)
+    .map(([k, v]) => `${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} ${v.join(' ')}`)
+    .join(';')
+  app.get('/docs', async (_req, reply) =>
+    reply.header('content-security-policy', docCsp).type('text/html; charset=utf-8').send(docHtml),
+  )
 
   app.get('/healthz', async (_req, reply) => {
     const { store, ...base } = await broker.health()
@@ -290,7 +349,13 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
     return { status: 'ok', store: 'ok', ...base }
   })
 
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', async (req, reply) => {
+    if (
+      opts.metricsToken !== undefined &&
+      opts.metricsToken !== '' &&
+      !bearerMatches(req.headers.authorization, opts.metricsToken)
+    )
+      throw new BrokerError('SB_ERR_AUTH', '/metrics needs Authorization: Bearer <the --metrics-token>')
     const text = await metrics.registry.metrics()
     return reply.type(metrics.registry.contentType).send(text)
   })

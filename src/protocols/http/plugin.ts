@@ -1,7 +1,8 @@
 /**
  * The HTTP gateway: REST, long polling, SSE, the native protocol over WebSocket, the web page and /metrics on
- * one port. On unless --http-port is -1.
+ * one port. On unless --http-port is -1. HTTPS (and WSS) with --http-tls-key and --http-tls-cert.
  */
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { defineGateway } from '../../plugin.js'
 
@@ -42,10 +43,28 @@ export const httpGateway = defineGateway({
       default: '',
       help: "HTTP: the operator's token for the dashboard at /admin (empty = no dashboard); keep it secret, e.g. in SWITCHBOARD_ADMIN_TOKEN",
     },
+    {
+      name: 'http-tls-key',
+      kind: 'string',
+      default: undefined,
+      help: 'PEM key file: serve HTTPS and WSS on the HTTP port (may be the same files as --tls-key/--tls-cert)',
+    },
+    { name: 'http-tls-cert', kind: 'string', default: undefined, help: 'PEM certificate file for --http-tls-key' },
+    {
+      name: 'metrics-token',
+      kind: 'string',
+      default: undefined,
+      help: 'HTTP: /metrics requires Authorization: Bearer <this token> (prefer SWITCHBOARD_METRICS_TOKEN to a flag)',
+    },
   ],
   enabled: (o) => o['http-port'] >= 0,
   async start(ctx) {
     const o = ctx.options
+    const key = o['http-tls-key']
+    const cert = o['http-tls-cert']
+    if ((key === undefined) !== (cert === undefined))
+      throw new Error('--http-tls-key and --http-tls-cert go together: give both or neither')
+    const tls = key !== undefined && cert !== undefined ? { key: readFileSync(key), cert: readFileSync(cert) } : undefined
     const cors = o.cors === '' ? false : o.cors === '*' ? '*' : o.cors.split(',').map((x) => x.trim())
     const [{ startHttp }, { nativeOptionsFor }] = await Promise.all([import('./index.js'), import('../native/options.js')])
     const http = await startHttp(ctx.broker, {
@@ -62,10 +81,12 @@ export const httpGateway = defineGateway({
       eventBufferBytes: o['http-event-buffer-bytes'],
       eventBudgetBytes: o['http-event-budget-bytes'],
       maxPreAuthBodyBytes: ctx.shared.maxPreAuthBodyBytes,
+      tls,
+      metricsToken: o['metrics-token'],
     })
     const port = http.address.port
     return {
-      listeners: [{ name: 'http', address: `http://${ctx.shared.host}:${port}`, port }],
+      listeners: [{ name: 'http', address: `${tls ? 'https' : 'http'}://${ctx.shared.host}:${port}`, port }],
       connections: http.connections,
       close: http.close,
     }
