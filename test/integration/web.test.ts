@@ -309,8 +309,9 @@ test(
     await server.close()
     await alice.getByTestId('conn').and(alice.locator('[data-state="reconnecting"]')).waitFor()
     // A few attempts later (the page's SDK counts them in data-attempt), the words are still the same one line.
+    // A function, not a string: the page's CSP (no 'unsafe-eval') forbids evaluating a string in it.
     await alice.waitForFunction(
-      'Number(document.querySelector(\'[data-testid="conn"]\')?.dataset.attempt ?? 0) >= 3',
+      () => Number(document.querySelector<HTMLElement>('[data-testid="conn"]')?.dataset.attempt ?? 0) >= 3,
       undefined,
       {
         timeout: 15_000,
