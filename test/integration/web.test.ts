@@ -311,7 +311,13 @@ test(
     // A few attempts later (the page's SDK counts them in data-attempt), the words are still the same one line.
     // A function, not a string: the page's CSP (no 'unsafe-eval') forbids evaluating a string in it.
     await alice.waitForFunction(
-      () => Number(document.querySelector<HTMLElement>('[data-testid="conn"]')?.dataset.attempt ?? 0) >= 3,
+      // (Node's types have no DOM: the page's document is reached through globalThis.)
+      () => {
+        const doc = (
+          globalThis as unknown as { document: { querySelector(s: string): { dataset: Record<string, string> } | null } }
+        ).document
+        return Number(doc.querySelector('[data-testid="conn"]')?.dataset.attempt ?? 0) >= 3
+      },
       undefined,
       {
         timeout: 15_000,
