@@ -70,7 +70,7 @@ export interface ConnectOptions {
   id?: number
   token?: string
   /** true: always register `name`; false: never register (log in only); default: register when no token is known. */
-  register?: boolean
+  register?: boolean | undefined
   /** 'push' (default): messages are pushed; 'poll': take() them. */
   mode?: 'push' | 'poll'
   /** Acknowledge each pushed message once it was handed to the listeners. Default true. */

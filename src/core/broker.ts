@@ -313,7 +313,10 @@ export class Broker {
   }
 
   /** Opt-in read receipt: the recipient marks a message it received as read. */
-  async markRead(s: Session, msg: { from: number; msgId: number; seq: number; flags: number; topic?: string }): Promise<void> {
+  async markRead(
+    s: Session,
+    msg: { from: number; msgId: number; seq: number; flags: number; topic?: string | undefined },
+  ): Promise<void> {
     this.delivery.markRead(s, msg)
   }
 

@@ -31,8 +31,8 @@ export interface SendRequest {
   idempotent?: boolean
   receipt?: boolean
   readReceipt?: boolean
-  ttlMs?: number
-  notBefore?: number
+  ttlMs?: number | undefined
+  notBefore?: number | undefined
   fileId?: string
 }
 
@@ -417,7 +417,7 @@ export class Delivery {
   }
 
   /** Opt-in read receipt: the recipient marks a message it received as read. */
-  markRead(s: Session, msg: { from: number; msgId: number; seq: number; flags: number; topic?: string }): void {
+  markRead(s: Session, msg: { from: number; msgId: number; seq: number; flags: number; topic?: string | undefined }): void {
     guard(this.core, s)
     if (!(msg.flags & Flag.READ_RECEIPT)) return
     // One 210 per message: a receipt to an offline sender is stored in its queue, so repeating READ would

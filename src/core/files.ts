@@ -73,7 +73,7 @@ export interface UploadRequest {
   /** Exact size in bytes, declared before the first byte. */
   size: number
   /** Hex SHA-256 the content must have; without it the server computes the hash and announces that. */
-  sha256?: string
+  sha256?: string | undefined
   to: Address
   /** Optional text that travels with the file (at most maxTextBytes). */
   text?: string

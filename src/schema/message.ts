@@ -160,7 +160,7 @@ export type CoreValue<T extends ValueType> = T extends 'str'
 
 /** A message's fields as the core holds them. */
 export type MessageRecord = Flatten<
-  { [K in RequiredField]: CoreValue<Fields[K]['type']> } & { [K in OptionalField]?: CoreValue<Fields[K]['type']> }
+  { [K in RequiredField]: CoreValue<Fields[K]['type']> } & { [K in OptionalField]?: CoreValue<Fields[K]['type']> | undefined }
 >
 
 /** The fields carried by the native `msg`, in wire order. */

@@ -30,13 +30,13 @@ import { decodeBus, encodeBus } from './bus-codec.js'
 
 export interface RedisBusOptions {
   /** redis://host:port/db. Default redis://127.0.0.1:6379. */
-  url?: string
-  /** Extra ioredis options (TLS, password…). */
-  redis?: RedisOptions
+  url?: string | undefined
+  /** Extra ioredis options (TLS, password…). Not replyMapping: the bus reads Redis's replies in their default shapes. */
+  redis?: Omit<RedisOptions, 'replyMapping'>
   /** Namespace of every key and channel. Default 'sb'. */
-  prefix?: string
+  prefix?: string | undefined
   /** This node's id, unique in the cluster. Default a random UUID. */
-  nodeId?: string
+  nodeId?: string | undefined
   /** How often this node refreshes its liveness key and looks for dead nodes. Default 1000 ms. */
   heartbeatMs?: number
   /** A node whose key was not refreshed for this long is dead. Default 5000 ms (several missed heartbeats). */
@@ -126,12 +126,13 @@ export class RedisBus implements Bus {
   }
 
   private connect(role: string): Redis {
-    const r = new Redis(this.opts.url ?? 'redis://127.0.0.1:6379', {
+    const options: Omit<RedisOptions, 'replyMapping'> = {
       connectionName: `switchboard:${this.nodeId}:${role}`,
       // Commands wait while Redis is away (they are replayed on reconnect) rather than fail after 20 retries.
       maxRetriesPerRequest: null,
       ...this.opts.redis,
-    })
+    }
+    const r = new Redis(this.opts.url ?? 'redis://127.0.0.1:6379', options)
     // Without a listener ioredis stays quiet; with one we log, and the connection keeps retrying either way.
     r.on('error', (err: Error) => this.log.warn({ err: err.message, role, node: this.nodeId }, 'redis connection error'))
     return r
