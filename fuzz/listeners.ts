@@ -32,7 +32,7 @@ interface Options {
   inputs: number
   seed: number
   findingsDir: string
-  only?: string[]
+  only?: string[] | undefined
 }
 
 const CONCURRENCY = 8
