@@ -56,7 +56,9 @@ async function http(
   body?: string | Buffer,
   headers: Record<string, string> = {},
 ): Promise<{ status: number; body: any }> {
-  const res = await fetch(base + path, { method, body, headers: { 'content-type': 'application/json', ...headers } })
+  const init: RequestInit = { method, headers: { 'content-type': 'application/json', ...headers } }
+  if (body !== undefined) init.body = body
+  const res = await fetch(base + path, init)
   const text = await res.text()
   return { status: res.status, body: text === '' ? undefined : JSON.parse(text) }
 }
