@@ -29,6 +29,7 @@ import {
   withRedis,
 } from './cluster-e2e-fixture.js'
 import { elapse, until as waitUntil } from '../helpers/wait.js'
+import { MIGRATIONS } from '../../src/store/postgres/postgres-store.js'
 
 const unavailable = await clusterServicesUnavailable()
 
@@ -102,7 +103,7 @@ describe('cluster e2e: three server processes', { skip: unavailable }, () => {
     )
     assert.deepEqual(
       rows.map((r) => r.version),
-      [1, 2, 3],
+      MIGRATIONS.map((_, i) => i + 1),
       'one row per migration, none applied twice',
     )
     const tables = await withPg(

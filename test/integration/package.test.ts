@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -69,7 +69,11 @@ test(
     const work = mkdtempSync(join(tmpdir(), 'sb-pack-'))
     t.after(() => rmSync(work, { recursive: true, force: true }))
 
-    const [packed] = JSON.parse(npm(['pack', '--json', '--pack-destination', work], ROOT)) as {
+    // Build only what is stale (under `npm test` nothing: it built first), then pack without prepack's full
+    // rebuild: that deletes dist/ while the other test files of the run start servers from it.
+    const built = spawnSync(process.execPath, ['scripts/build.mjs', '--if-stale'], { cwd: ROOT, stdio: 'inherit' })
+    assert.equal(built.status, 0, 'the build')
+    const [packed] = JSON.parse(npm(['pack', '--ignore-scripts', '--json', '--pack-destination', work], ROOT)) as {
       filename: string
       files: { path: string }[]
     }[]
