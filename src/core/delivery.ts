@@ -67,7 +67,7 @@ export class Delivery {
     private readonly serverRequest: () => ServerRequestHandler,
   ) {
     this.ackTimers = new AckTimers(ackTimeoutMs, core.now, (s, seq, now) => {
-      const msg = s.closed ? undefined : s.inflight.get(seq)
+      const msg = s.closed || s.notYet.has(seq) ? undefined : (s.inflight.get(seq) ?? s.awaiting.get(seq))
       if (msg === undefined) return
       s.notYet.add(seq)
       this.receipts.tell(msg.from, ReceiptStatus.NOT_YET, msg, s.user, seq, now)
@@ -248,6 +248,11 @@ export class Delivery {
   private offer(s: Session, msg: Message): void {
     if (s.closed) return
     if (s.mode === 'poll') {
+      // Nobody may take it: the sender hears 300 after the ack timeout, as for a pushed message (seed 001's rule).
+      if (msg.kind !== 'receipt' && msg.flags & Flag.RECEIPT && msg.seq > s.cursor) {
+        s.awaiting.set(msg.seq, { from: msg.from, msgId: msg.msgId, topic: msg.topic })
+        this.ackTimers.arm(s, msg.seq)
+      }
       this.wake(s)
       return
     }
@@ -343,8 +348,11 @@ export class Delivery {
     for (const [seq, msg] of s.inflight)
       if (msg.kind !== 'receipt' && msg.flags & Flag.RECEIPT && !s.notYet.has(seq))
         this.receipts.tell(msg.from, ReceiptStatus.NOT_YET, msg, s.user, seq, now)
+    for (const [seq, m] of s.awaiting)
+      if (!s.notYet.has(seq) && !s.inflight.has(seq)) this.receipts.tell(m.from, ReceiptStatus.NOT_YET, m, s.user, seq, now)
     s.inflight.clear()
     s.notYet.clear()
+    s.awaiting.clear()
     s.buffer = []
     this.wake(s)
   }
@@ -387,7 +395,9 @@ export class Delivery {
     else
       for (const m of out) {
         s.inflight.set(m.seq, m)
-        if (m.flags & Flag.RECEIPT) this.ackTimers.arm(s, m.seq)
+        // Already timing since it was queued for this session (or already told 300): one 300 per message.
+        if (m.flags & Flag.RECEIPT && !s.awaiting.has(m.seq) && !s.notYet.has(m.seq)) this.ackTimers.arm(s, m.seq)
+        s.awaiting.delete(m.seq)
       }
     return out
   }
@@ -402,6 +412,7 @@ export class Delivery {
     const handed = s.inflight.get(seq)
     s.inflight.delete(seq)
     s.notYet.delete(seq)
+    s.awaiting.delete(seq)
     const r = await this.core.committer.submit({ type: 'ack', user: s.user.id, seq })
     if (r.type !== 'ack' || r.removed === null) return false
     const m = r.removed

@@ -34,6 +34,11 @@ export class Session {
   readonly inflight = new Map<number, Message>()
   /** In-flight seqs whose sender already got a 300. */
   readonly notYet = new Set<number>()
+  /**
+   * Poll sessions: messages with a receipt asked for, committed while this session was online and not taken yet
+   * (by seq; the header only). Their ack timer gives the sender 300 as for a pushed message.
+   */
+  readonly awaiting = new Map<number, { from: number; msgId: number; topic?: string | undefined }>()
   /** Committed messages beyond the cursor known in memory, in seq order (push sessions). */
   buffer: Message[] = []
   /** True when buffer holds every queued message beyond the cursor, so new commits can be appended. */
