@@ -5,7 +5,7 @@
  * sender (200), the ack timers tell it 300; the reaper's queue work (expired, held, dedupe keys) is here too.
  * Room messages go to the session registry's broadcast; text for SERVER to the handler the facade was given.
  */
-import { BrokerError } from './errors.js'
+import { BrokerError, isBrokerError } from './errors.js'
 import { AckTimers } from './ack-timers.js'
 import { refusedCopy, refusedTopic } from './store-errors.js'
 import { describe, guard, PAGE, refuseIfClosing, type Core } from './context.js'
@@ -81,8 +81,9 @@ export class Delivery {
   // ---------------------------------------------------------------- sending
 
   async send(s: Session, req: SendRequest): Promise<SendResult> {
-    guard(this.core, s)
+    // First: a SEND that arrives while the server stops is told so, even though its session is ending too.
     refuseIfClosing(this.core)
+    guard(this.core, s)
     const { limits, counters } = this.core
     const kind = req.kind ?? 'text'
     if (kind === 'text' && req.body.length > limits.maxTextBytes)
@@ -125,7 +126,11 @@ export class Delivery {
       () => undefined,
       () => undefined,
     )
-    const { recipients, topic, copies, commit } = await prepared
+    const { recipients, topic, copies, commit } = await prepared.catch((err: unknown) => {
+      // Nothing was submitted (prepareSend submits last): a failure while the server stops is the stop.
+      if (this.core.closing && (!isBrokerError(err) || err.code === 'SB_ERR_INTERNAL')) refuseIfClosing(this.core)
+      throw err
+    })
     if (commit === undefined) return { msgId, status: 'stored', seq: 0, recipients: 0 }
     const result = await commit
     if (result.type !== 'send') throw new BrokerError('SB_ERR_INTERNAL', 'store answered the wrong operation')
@@ -148,7 +153,12 @@ export class Delivery {
         continue
       }
       const msg: Message = { ...copies[i]!, seq }
-      if (await this.committed(msg)) {
+      // Committed: the answer is ACCEPTED whatever follows, even if the server is stopping (the bus may be gone).
+      const online = await this.committed(msg).catch((err: unknown) => {
+        if (!this.core.closing) throw err
+        return true
+      })
+      if (online) {
         if (status !== 'scheduled') status = 'queued'
       } else if (flags & Flag.RECEIPT) this.receipts.tell(s.user.id, ReceiptStatus.STORED, about, r, seq, now)
     }
@@ -201,6 +211,8 @@ export class Delivery {
     }
     const copies: NewCopy[] = recipients.map((r) => ({ ...base, to: r.id }))
     if (copies.length === 0) return { recipients, topic, copies, commit: undefined }
+    // close() drains what was submitted before it began; nothing may be submitted after (SB_ERR_SHUTTING_DOWN).
+    refuseIfClosing(this.core)
     const commit = this.core.committer.submit({
       type: 'send',
       dedupe: flags & Flag.IDEMPOTENT ? { sender: s.user.id, msgId } : undefined,

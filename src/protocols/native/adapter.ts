@@ -65,6 +65,10 @@ export interface NativeOptions {
 
 const PROTOCOL = 'native'
 const MAX_PENDING_REQUESTS = 1024
+/** At shutdown, how long a connection may take to answer the requests under way before it is closed anyway. */
+const SHUTDOWN_ANSWER_MS = 5000
+/** At shutdown, requests that arrive are still read (and refused) until the client has been quiet this long. */
+const SHUTDOWN_QUIET_MS = 50
 /** Error texts may quote client input (an unknown name is up to 65 535 bytes); a str field holds at most 65 535. */
 const MAX_ERROR_TEXT = 1024
 
@@ -114,6 +118,9 @@ export class NativeConnection implements SessionSink {
   private loginTimer: NodeJS.Timeout | undefined
   private drainWaiters: (() => void)[] = []
   private loggingIn = false
+  /** close('shutdown') waits for the requests under way to be answered (see close). */
+  private closeAfterPending: { reason: CloseReason; text: string } | undefined
+  private lastInput = 0
 
   constructor(
     readonly broker: Broker,
@@ -135,6 +142,7 @@ export class NativeConnection implements SessionSink {
   /** Bytes from the stream. */
   feed(chunk: Buffer): void {
     if (this.closed) return
+    this.lastInput = Date.now()
     for (const d of this.reader.push(chunk)) {
       if (d.ok) {
         this.dispatch(d.frame)
@@ -241,6 +249,7 @@ export class NativeConnection implements SessionSink {
   }
 
   private need(): Session {
+    if (this.broker.isClosing) throw new BrokerError('SB_ERR_SHUTTING_DOWN', 'the server is shutting down')
     if (this.session === undefined || this.session.closed)
       throw new BrokerError('SB_ERR_NOT_LOGGED_IN', 'send REGISTER or LOGIN first')
     return this.session
@@ -576,8 +585,30 @@ export class NativeConnection implements SessionSink {
   }
 
   close(reason: CloseReason, text: string): void {
-    this.send({ type: 'CLOSING', corr: 0, reason, text })
+    // The server is stopping: answer each request under way (ACCEPTED for what was committed, SB_ERR_SHUTTING_DOWN
+    // for what was not), and go on reading what the client had already sent, refusing it, until it is quiet;
+    // then CLOSING. Bounded by SHUTDOWN_ANSWER_MS.
+    if (reason === 'shutdown' && !this.closed) {
+      if (this.closeAfterPending !== undefined) return
+      this.closeAfterPending = { reason, text }
+      const until = Date.now() + SHUTDOWN_ANSWER_MS
+      const check = (): void => {
+        if (this.closed) return
+        const now = Date.now()
+        if ((this.pending === 0 && now - this.lastInput >= SHUTDOWN_QUIET_MS) || now >= until) this.closeNow({ reason, text })
+        else setTimeout(check, 10).unref()
+      }
+      check()
+      return
+    }
+    this.closeNow({ reason, text })
+  }
+
+  private closeNow(c: { reason: CloseReason; text: string }): void {
+    if (this.closed) return
+    this.closeAfterPending = undefined
+    this.send({ type: 'CLOSING', corr: 0, reason: c.reason, text: c.text })
     this.session = undefined
-    this.shut(reason, text)
+    this.shut(c.reason, c.text)
   }
 }
