@@ -41,6 +41,12 @@ export const CORE_OPTIONS = [
   { name: 'heartbeat', kind: 'int', default: 30_000, help: 'ms between the heartbeats clients are asked to send' },
   { name: 'conversation-timeout', kind: 'int', default: 60_000, help: 'ms a conversation request waits for an answer' },
   {
+    name: 'legacy-identity-ttl',
+    kind: 'int',
+    default: 7 * 24 * 3600_000,
+    help: 'ms a tokenless name (legacy gateway) lives without a login; then it goes with its queue and can be registered',
+  },
+  {
     name: 'shutdown-timeout',
     kind: 'int',
     default: 10_000,

@@ -107,6 +107,7 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
     ackTimeoutMs: c['ack-timeout'],
     idleTimeoutMs: c['idle-timeout'],
     conversationTimeoutMs: c['conversation-timeout'],
+    legacyIdentityTtlMs: c['legacy-identity-ttl'],
     limits: {
       maxNameBytes: c['max-name-bytes'],
       maxTopicBytes: c['max-topic-bytes'],

@@ -310,7 +310,8 @@ export class SwitchboardClient {
 
   /** Who is online, sorted by name. */
   async who(): Promise<UserEntry[]> {
-    return (await this.protocol.op(Op.WHO)).users
+    // The legacy gateways carry no token, and claim only names that have none: their sessions are the tokenless ones.
+    return (await this.protocol.op(Op.WHO)).users.map((u) => (/^p00[1-4]$/.test(u.protocol) ? { ...u, tokenless: true } : u))
   }
 
   /**

@@ -191,6 +191,11 @@ export interface UserEntry {
   protocol: string
   since: number
   lastSeen: number
+  /**
+   * A name without a token, from a legacy gateway (p001…p004): not authenticated, anyone may claim it while it
+   * is offline, and it is removed after the server's --legacy-identity-ttl without a login. (who() only.)
+   */
+  tokenless?: boolean
 }
 
 export interface NoticeEvent {

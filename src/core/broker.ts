@@ -41,7 +41,7 @@ import {
   type SessionSink,
   type UserInfo,
 } from './types.js'
-import type { Store } from '../store/store.js'
+import type { Store, UserRecord } from '../store/store.js'
 import type { Bus, BusMessage } from '../bus/bus.js'
 
 export { normalizeName } from './directory.js'
@@ -58,6 +58,11 @@ export interface BrokerOptions {
   /** Sessions whose lastSeen is older than this are ended by the reaper. */
   idleTimeoutMs?: number
   reapIntervalMs?: number
+  /**
+   * A tokenless identity (legacy gateways) not logged in for this long is removed with its queue, and a
+   * registration may take its name. Default 7 days.
+   */
+  legacyIdentityTtlMs?: number
   /** Conversation requests not answered within this expire. */
   conversationTimeoutMs?: number
   /** How long a (sender, msgId) dedupe key is remembered. */
@@ -110,6 +115,8 @@ export class Broker {
   readonly ackTimeoutMs: number
   readonly idleTimeoutMs: number
   readonly conversationTimeoutMs: number
+  readonly legacyIdentityTtlMs: number
+  private lastTokenlessSweep = 0
   private readonly core: Core
   private readonly registry: SessionRegistry
   private readonly directory: Directory
@@ -129,6 +136,7 @@ export class Broker {
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 120_000
     this.reapIntervalMs = opts.reapIntervalMs ?? 1000
     this.conversationTimeoutMs = opts.conversationTimeoutMs ?? 60_000
+    this.legacyIdentityTtlMs = opts.legacyIdentityTtlMs ?? 7 * 24 * 3600_000
     this.dedupeRetentionMs = opts.dedupeRetentionMs ?? 7 * 24 * 3600_000
     const store = guardStore(opts.store, opts.logger)
     this.core = {
@@ -202,7 +210,12 @@ export class Broker {
     sink: SessionSink,
     mode: DeliveryMode = 'push',
   ): Promise<{ session: Session; token: string; user: UserInfo }> {
-    return this.registry.register(rawName, protocol, sink, mode)
+    return this.registry.register(rawName, protocol, sink, mode).catch(async (err: unknown) => {
+      // The name (or a look-alike) is held by a tokenless identity past its time: it is released, and taken now.
+      const holder = isBrokerError(err) && err.code === 'SB_ERR_NAME_TAKEN' ? await this.core.store.userLike(rawName) : undefined
+      if (holder === undefined || !(await this.expireTokenless(holder))) throw err
+      return this.registry.register(rawName, protocol, sink, mode)
+    })
   }
 
   /** Come back to a name with its token. A live session of the same user is replaced. */
@@ -380,12 +393,31 @@ export class Broker {
     guard(this.core, s)
     const user = { ...s.user }
     this.end(s, 'deleted', 'the account was deleted')
+    await this.removeUser(user)
+    this.log.info({ user: user.id, name: user.name }, 'account deleted')
+  }
+
+  /** Remove a user and its queue; the senders of what was still queued that asked for receipts are told (404). */
+  private async removeUser(user: UserInfo): Promise<void> {
     const dropped = await this.core.store.deleteUser(user.id)
     this.directory.forgetUser(user.id, user.name)
     const now = this.core.now()
     for (const m of dropped)
       if (m.kind !== 'receipt' && m.flags & Flag.RECEIPT) this.receipts.tell(m.from, ReceiptStatus.DELETED, m, user, m.seq, now)
-    this.log.info({ user: user.id, name: user.name }, 'account deleted')
+  }
+
+  /**
+   * A tokenless identity (legacy gateway login, or a 001 frame to a name never seen) not used for
+   * legacyIdentityTtlMs is not kept: it is removed with its queue, and its name is free again. Not while online.
+   */
+  private async expireTokenless(rec: UserRecord): Promise<boolean> {
+    const { store, bus } = this.core
+    if (rec.tokenHash !== null || this.core.sessions.has(rec.id) || (await bus.isOnline(rec.id))) return false
+    const last = (await store.lastSeen(rec.id)) ?? rec.createdAt
+    if (last >= this.core.now() - this.legacyIdentityTtlMs) return false
+    await this.removeUser({ id: rec.id, name: rec.name })
+    this.log.info({ user: rec.id, name: rec.name, lastSeen: last }, 'tokenless identity expired')
+    return true
   }
 
   // ---------------------------------------------------------------- conversations (conversations.ts)
@@ -493,6 +525,11 @@ export class Broker {
     const now = this.core.now()
     this.registry.reapIdle(now, this.idleTimeoutMs)
     await this.delivery.reapQueues(now, this.dedupeRetentionMs)
+    if (now - this.lastTokenlessSweep >= Math.min(60_000, this.legacyIdentityTtlMs)) {
+      this.lastTokenlessSweep = now
+      for (const rec of await this.core.store.staleTokenless(now - this.legacyIdentityTtlMs, 1000))
+        await this.expireTokenless(rec)
+    }
   }
 }
 

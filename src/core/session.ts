@@ -27,6 +27,8 @@ export class Session {
   held: Outbound[] = []
   /** A gateway's internal session: not in who, no presence events. */
   hidden = false
+  /** The user has no token (a legacy gateway's name): shown as such in who. */
+  tokenless = false
   /** Receives presence changes (who came, who left). */
   watchPresence = false
 

@@ -137,6 +137,7 @@ export class SessionRegistry {
     const s = new Session({ id: rec.id, name: rec.name }, protocol, sink, mode, now, core.limits.ratePerSecond * 2)
     core.sessions.set(rec.id, s)
     s.hidden = hidden
+    s.tokenless = rec.tokenHash === null
     if (!hidden) await core.bus.setOnline(this.presenceOf(s))
     core.log.debug({ user: rec.id, name: rec.name, protocol, mode }, 'session started')
     if (!hidden) this.notifyPresence(s, true)
@@ -164,7 +165,7 @@ export class SessionRegistry {
   }
 
   presenceOf(s: Session): PresenceInfo {
-    return {
+    const p: PresenceInfo = {
       id: s.user.id,
       name: s.user.name,
       protocol: s.protocol,
@@ -172,6 +173,8 @@ export class SessionRegistry {
       lastSeen: s.lastSeen,
       node: this.core.bus.nodeId,
     }
+    if (s.tokenless) p.tokenless = true
+    return p
   }
 
   // ---------------------------------------------------------------- end

@@ -66,6 +66,8 @@ export interface PresenceInfo extends UserInfo {
   since: number
   lastSeen: number
   node?: string
+  /** A tokenless identity (a legacy gateway's name): anyone may claim it while it is offline. */
+  tokenless?: boolean
 }
 
 export type ConversationEvent =

@@ -16,7 +16,11 @@ export function serverCommands(broker: Broker): ServerRequestHandler {
         case 'whoami':
           return `${s.user.name} #${s.user.id} via ${s.protocol}`
         case 'who':
-          return (await broker.who(s)).map((p) => `${p.name} #${p.id} (${p.protocol})`).join('\n') || '(no one)'
+          return (
+            (await broker.who(s))
+              .map((p) => `${p.name} #${p.id} (${p.protocol}${p.tokenless === true ? ', no token' : ''})`)
+              .join('\n') || '(no one)'
+          )
         case 'rename':
           return `you are now ${(await broker.rename(s, args[0] ?? '')).name}`
         case 'subscribe':

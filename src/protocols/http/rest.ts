@@ -221,6 +221,7 @@ export function registerRest(app: FastifyInstance, deps: RestDeps): void {
           since: p.since,
           lastSeen: p.lastSeen,
           ...(p.node !== undefined ? { node: p.node } : {}),
+          ...(p.tokenless === true ? { tokenless: true } : {}),
         })),
       }
     },

@@ -173,6 +173,11 @@ export const components: Record<string, Schema> = {
       since: { type: 'integer', description: 'Session start, ms since the epoch.' },
       lastSeen: { type: 'integer' },
       node: { type: 'string' },
+      tokenless: {
+        type: 'boolean',
+        description:
+          'Present (true) for a name without a token, from a legacy gateway: not authenticated, and removed after --legacy-identity-ttl without a login.',
+      },
     },
   },
   Receipt: {
