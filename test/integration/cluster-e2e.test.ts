@@ -117,7 +117,7 @@ describe('cluster e2e: three server processes', { skip: unavailable }, () => {
     )
     assert.deepEqual(
       tables.map((t) => t.table_name),
-      ['blocks', 'dedupe', 'file_access', 'files', 'held', 'queue', 'schema_version', 'subs', 'users'],
+      ['blocks', 'dedupe', 'file_access', 'files', 'held', 'meta', 'queue', 'schema_version', 'subs', 'users'],
     )
     const nodes = await withRedis(cluster.redisUrl, (r) => r.smembers(`${cluster.name}:nodes`))
     assert.deepEqual(nodes.sort(), ['n0', 'n1', 'n2'], 'every node registered itself')
