@@ -6,7 +6,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
+// SWITCHBOARD_SERVER_ROOT runs another checkout's server (the bench compares commits with one harness).
+const ROOT = process.env.SWITCHBOARD_SERVER_ROOT ?? fileURLToPath(new URL('..', import.meta.url))
 const LISTENING = /native\S*\s+listening on [^\s:]+:(\d+)/
 const KEEP = 64 * 1024
 

@@ -45,6 +45,9 @@ export const switchboardTarget: TargetFactory = (params): BenchTarget => {
         [
           ...['--port', '0', '--http-port', '0', '--data-dir', dataDir],
           ...['--log-level', 'warn', '--log-format', 'json', '--max-queue-length', '1000000', '--rate', '1000000'],
+          // Every generated client comes from 127.0.0.1: the per-address caps and login rate are for strangers.
+          ...['--auth-rate', '1000000', '--max-connections-per-address', '1000000'],
+          ...['--max-unauthenticated-per-address', '1000000'],
         ],
         {
           onStderr: (d) => process.stderr.write(d),
