@@ -24,6 +24,7 @@ export const Flag = {
   RECEIPT: 1, // the sender wants 200/300/stored receipts
   READ_RECEIPT: 2, // the sender wants a 'read' receipt when the recipient marks the message read
   IDEMPOTENT: 4, // (sender, msgId) is a dedupe key: a retry is stored and delivered once
+  SENT: 8, // a sent copy: in the sender's own log, for its other devices and its history (set by the server)
 } as const
 
 /**

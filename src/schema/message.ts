@@ -113,7 +113,7 @@ export const MESSAGE_FIELDS = {
     column: 'flags',
     native: true,
     json: true,
-    doc: "The sender's flags. Bits: 1 receipt wanted, 2 read receipt wanted, 4 idempotent.",
+    doc: "The sender's flags. Bits: 1 receipt wanted, 2 read receipt wanted, 4 idempotent, 8 a sent copy (this user sent it, from one of its devices; `peer` is whom to).",
   },
   ts: { type: 'u53', column: 'ts', native: true, json: true, doc: 'When the server accepted it, ms since the epoch.' },
   expiresAt: {
@@ -141,6 +141,22 @@ export const MESSAGE_FIELDS = {
     doc: 'For kind file: the id of the stored file the body describes.',
   },
   body: { type: 'bytes', column: 'body', native: true, json: false, doc: 'Text as UTF-8, or what the kind says.' },
+  peer: {
+    type: 'u32',
+    optional: true,
+    column: 'peer',
+    native: false,
+    json: true,
+    doc: "The other party of a direct message: its sender for one received, its recipient for a sent copy (on the native wire a sent copy's `to`). Absent for topic, room and SERVER messages and receipts.",
+  },
+  device: {
+    type: 'u32',
+    optional: true,
+    column: 'device',
+    native: false,
+    json: false,
+    doc: 'For a sent copy: the device it was sent from (which is not handed its own copy).',
+  },
 } as const satisfies Record<string, FieldSpec>
 
 type Fields = typeof MESSAGE_FIELDS

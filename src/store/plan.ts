@@ -1,25 +1,42 @@
 /**
- * The batch planner: what one commit(ops) does to the queues, decided in memory from the batch and the
- * counters it reads, with no I/O. Every backend applies the same rules because they live here once:
+ * The batch planner: what one commit(ops) does to the logs and cursors, decided in memory from the batch and
+ * the state it reads, with no I/O. Every backend applies the same rules because they live here once:
  *
- * - seqs: per recipient, from its `next` counter, gap-free; a refused or held copy takes none;
- * - queue limits: a copy that would take its queue over `maxCount` messages or `maxBytes` body bytes is
- *   refused (seq 0) with the limit it broke; an ack earlier in the batch frees room for a later send;
+ * - seqs: per user, from its `next` counter, gap-free; a refused or held copy takes none;
+ * - queue limits: a copy that would take what no device of its user has acknowledged over `maxCount` messages
+ *   or `maxBytes` body bytes is refused (seq 0) with the limit it broke; an ack earlier in the batch frees room
+ *   for a later send; a sent copy (Flag SENT) is never refused and counts as handled from the start;
+ * - acks: a device's cursor (an AckSet) takes the seq; the first device to acknowledge a message frees its room
+ *   and is told so (`first`), so its sender hears 200 once; the row stays in the log;
+ * - reads: the first read of a message is told so (210 once), and the row is marked;
  * - held copies: `notBefore` after `ts` answers -1 and is kept apart until releaseDue (planRelease);
  * - dedupe: the first send of a key in the batch claims it, later ones are duplicates; a send that stored
  *   nothing (every copy refused) gives its key back, so the sender's retry is not called a duplicate.
  *
- * A backend then only does I/O (see memory/, sqlite/ and postgres/): read the counters of `usersOf(ops)`, record
- * the `dedupeKeys(ops)` it can (those it recorded are `fresh`), delete the rows the acks name (`removed`, by op),
- * call planCommit, and write `queued`, `held`, `released` keys and `counters`.
+ * A backend then only does I/O (see memory/, sqlite/ and postgres/): read the counters of `usersOf(ops)` and the
+ * cursors of `devicesOf(ops)`, record the `dedupeKeys(ops)` it can (those it recorded are `fresh`), read the rows
+ * the acks and reads name (`rows`, by op), call planCommit, and write `queued`, `held`, `released` keys, `reads`,
+ * `counters` and `devices`.
  */
+import { addAck, copyAcks, hasAck, sameAcks, type AckSet } from './acks.js'
 import type { NewCopy, QueueRefusal, StoredMessage, StoreOp, StoreResult } from './store.js'
 
-/** A recipient's counters: the next seq to hand out, and its queue's length and body bytes. */
+/** Flag.SENT (core/types.ts): a sent copy. The store knows the bit, not the core's table. */
+const SENT = 8
+
+/**
+ * A user's counters: the next seq to hand out; what no device has acknowledged (count and body bytes); and the
+ * seqs that are handled — acknowledged by some device, sent copies, expired — as an AckSet.
+ */
 export interface QueueCounters {
   next: number
   count: number
   bytes: number
+  handled: AckSet
+}
+
+export function isSentCopy(m: { flags: number }): boolean {
+  return (m.flags & SENT) !== 0
 }
 
 export interface DedupeKey {
@@ -31,6 +48,7 @@ export interface DedupeKey {
 
 type SendOp = Extract<StoreOp, { type: 'send' }>
 type AckOp = Extract<StoreOp, { type: 'ack' }>
+type ReadOp = Extract<StoreOp, { type: 'read' }>
 
 function keyOf(sender: number, msgId: number): string {
   return `${sender}:${msgId}`
@@ -43,6 +61,13 @@ export function usersOf(ops: readonly StoreOp[]): number[] {
     if (op.type === 'send') for (const c of op.copies) users.add(c.to)
     else users.add(op.user)
   return [...users].sort((a, b) => a - b)
+}
+
+/** Every device whose cursor the batch may change, ascending. */
+export function devicesOf(ops: readonly StoreOp[]): number[] {
+  const devices = new Set<number>()
+  for (const op of ops) if (op.type === 'ack') devices.add(op.device)
+  return [...devices].sort((a, b) => a - b)
 }
 
 /** The distinct dedupe keys of a batch, sorted, so batches recording overlapping keys take them in one order. */
@@ -62,17 +87,21 @@ export interface CommitInput {
   counters: ReadonlyMap<number, QueueCounters>
   /** Did the backend record this dedupe key for this batch (it was not known before)? */
   fresh: (sender: number, msgId: number) => boolean
+  /** The cursor of every device in devicesOf(ops) of the op's user; a device missing here does not exist. */
+  devices: ReadonlyMap<number, AckSet>
   /**
-   * removed[i], for an ack ops[i]: the row it deleted that existed before the batch; undefined when there was none
-   * (never queued, already gone, taken by an earlier ack of the batch, or inserted by this batch).
+   * rows[i], for an ack or read ops[i]: the message at (user, seq) as it was before the batch; undefined when there
+   * was none (never stored, removed by retention or expiry, or inserted by this batch).
    */
-  removed: readonly (StoredMessage | undefined)[]
+  rows: readonly (StoredMessage | undefined)[]
+  /** wasRead[i], for a read ops[i]: was that row marked read before the batch? */
+  wasRead: readonly boolean[]
 }
 
 export interface CommitPlan {
   /** results[i] answers ops[i]. */
   results: StoreResult[]
-  /** Rows to insert into the queues, in op order (rows acknowledged later in the same batch are left out). */
+  /** Rows to insert into the logs, in op order. */
   queued: StoredMessage[]
   /** Copies to hold until their notBefore, in op order (ties are released in this order). */
   held: NewCopy[]
@@ -80,6 +109,10 @@ export interface CommitPlan {
   released: { sender: number; msgId: number }[]
   /** The new counters of every user whose counters changed. */
   counters: Map<number, QueueCounters>
+  /** The new cursor of every device whose cursor changed. */
+  devices: Map<number, AckSet>
+  /** Rows to mark read, in op order. */
+  reads: { user: number; seq: number }[]
 }
 
 /** What planCommit keeps while it walks a batch. */
@@ -91,9 +124,13 @@ interface PlanState {
   readonly claimed: Set<string>
   /** Every fresh key some send claimed (those not in `claimed` at the end are released). */
   readonly freshKeys: Set<string>
-  /** Rows to insert; null where an ack later in the batch removed it. */
-  readonly queued: (StoredMessage | null)[]
+  readonly queued: StoredMessage[]
   readonly held: NewCopy[]
+  /** Working copies of the device cursors the batch touched. */
+  readonly devices: Map<number, AckSet>
+  readonly reads: { user: number; seq: number }[]
+  /** `user:seq` of every row marked read by this batch. */
+  readonly readKeys: Set<string>
 }
 
 function counterOf(st: PlanState, user: number): QueueCounters | undefined {
@@ -101,10 +138,31 @@ function counterOf(st: PlanState, user: number): QueueCounters | undefined {
   if (c === undefined) {
     const before = st.input.counters.get(user)
     if (before === undefined) return undefined
-    c = { next: before.next, count: before.count, bytes: before.bytes }
+    c = { next: before.next, count: before.count, bytes: before.bytes, handled: copyAcks(before.handled) }
     st.counters.set(user, c)
   }
   return c
+}
+
+function cursorOf(st: PlanState, device: number): AckSet | undefined {
+  let a = st.devices.get(device)
+  if (a === undefined) {
+    const before = st.input.devices.get(device)
+    if (before === undefined) return undefined
+    a = copyAcks(before)
+    st.devices.set(device, a)
+  }
+  return a
+}
+
+/** The row at (user, seq): as it was before the batch, or inserted by it. */
+function rowOf(st: PlanState, before: StoredMessage | undefined, user: number, seq: number): StoredMessage | undefined {
+  if (before !== undefined) return before
+  for (let i = st.queued.length - 1; i >= 0; i--) {
+    const m = st.queued[i]!
+    if (m.to === user && m.seq === seq) return m
+  }
+  return undefined
 }
 
 function planSend(st: PlanState, op: SendOp): StoreResult {
@@ -121,18 +179,29 @@ function planSend(st: PlanState, op: SendOp): StoreResult {
   for (let i = 0; i < op.copies.length; i++) {
     const cp = op.copies[i]!
     const c = counterOf(st, cp.to)
+    const sent = isSentCopy(cp)
     const why: QueueRefusal | undefined =
       c === undefined
         ? 'no-such-user'
-        : c.count + 1 > op.limits.maxCount
-          ? 'queue-length'
-          : c.bytes + cp.body.length > op.limits.maxBytes
-            ? 'queue-bytes'
-            : undefined
+        : sent
+          ? undefined
+          : c.count + 1 > op.limits.maxCount
+            ? 'queue-length'
+            : c.bytes + cp.body.length > op.limits.maxBytes
+              ? 'queue-bytes'
+              : undefined
     if (why !== undefined) {
       refused ??= new Array<QueueRefusal | null>(op.copies.length).fill(null)
       refused[i] = why
       seqs.push(0)
+      continue
+    }
+    if (sent) {
+      // Not what `stored` means: a send whose every real copy was refused gives its dedupe key back.
+      const seq = c!.next++
+      addAck(c!.handled, seq)
+      st.queued.push({ ...cp, seq })
+      seqs.push(seq)
       continue
     }
     stored = true
@@ -154,23 +223,26 @@ function planSend(st: PlanState, op: SendOp): StoreResult {
 }
 
 function planAck(st: PlanState, op: AckOp, before: StoredMessage | undefined): StoreResult {
-  let gone: StoredMessage | null = before ?? null
-  if (gone === null)
-    // A row this batch inserted earlier (rare: a message is pushed only once committed): it is never written.
-    for (let i = st.queued.length - 1; i >= 0; i--) {
-      const m = st.queued[i]
-      if (m != null && m.to === op.user && m.seq === op.seq) {
-        gone = m
-        st.queued[i] = null
-        break
-      }
-    }
   const c = counterOf(st, op.user)
-  if (gone !== null && c !== undefined) {
-    c.count -= 1
-    c.bytes -= gone.body.length
-  }
-  return { type: 'ack', removed: gone }
+  const cursor = cursorOf(st, op.device)
+  if (c === undefined || cursor === undefined || op.seq < 1 || op.seq >= c.next) return { type: 'ack', first: null, fresh: false }
+  const fresh = addAck(cursor, op.seq)
+  if (hasAck(c.handled, op.seq)) return { type: 'ack', first: null, fresh }
+  const m = rowOf(st, before, op.user, op.seq)
+  addAck(c.handled, op.seq)
+  if (m === undefined) return { type: 'ack', first: null, fresh }
+  c.count -= 1
+  c.bytes -= m.body.length
+  return { type: 'ack', first: m, fresh }
+}
+
+function planRead(st: PlanState, op: ReadOp, before: StoredMessage | undefined, wasRead: boolean): StoreResult {
+  const key = `${op.user}:${op.seq}`
+  const m = rowOf(st, before, op.user, op.seq)
+  if (m === undefined || wasRead || st.readKeys.has(key)) return { type: 'read', first: null }
+  st.readKeys.add(key)
+  st.reads.push({ user: op.user, seq: op.seq })
+  return { type: 'read', first: m }
 }
 
 /** Plan one batch. Pure: the inputs are not changed. */
@@ -182,11 +254,19 @@ export function planCommit(input: CommitInput): CommitPlan {
     freshKeys: new Set(),
     queued: [],
     held: [],
+    devices: new Map(),
+    reads: [],
+    readKeys: new Set(),
   }
   const results: StoreResult[] = new Array<StoreResult>(input.ops.length)
   for (let i = 0; i < input.ops.length; i++) {
     const op = input.ops[i]!
-    results[i] = op.type === 'send' ? planSend(st, op) : planAck(st, op, input.removed[i])
+    results[i] =
+      op.type === 'send'
+        ? planSend(st, op)
+        : op.type === 'ack'
+          ? planAck(st, op, input.rows[i])
+          : planRead(st, op, input.rows[i], input.wasRead[i] ?? false)
   }
   const released: { sender: number; msgId: number }[] = []
   for (const k of st.freshKeys)
@@ -196,12 +276,11 @@ export function planCommit(input: CommitInput): CommitPlan {
     }
   for (const [user, c] of st.counters) {
     const before = input.counters.get(user)!
-    if (c.next === before.next && c.count === before.count && c.bytes === before.bytes) st.counters.delete(user)
+    if (c.next === before.next && c.count === before.count && c.bytes === before.bytes && sameAcks(c.handled, before.handled))
+      st.counters.delete(user)
   }
-  const queued = st.queued.includes(null)
-    ? st.queued.filter((m): m is StoredMessage => m !== null)
-    : (st.queued as StoredMessage[])
-  return { results, queued, held: st.held, released, counters: st.counters }
+  for (const [device, a] of st.devices) if (sameAcks(a, st.input.devices.get(device)!)) st.devices.delete(device)
+  return { results, queued: st.queued, held: st.held, released, counters: st.counters, devices: st.devices, reads: st.reads }
 }
 
 /**
@@ -219,11 +298,37 @@ export function planRelease(
     if (c === undefined) {
       const before = countersBefore.get(m.to)
       if (before === undefined) continue
-      counters.set(m.to, (c = { next: before.next, count: before.count, bytes: before.bytes }))
+      counters.set(m.to, (c = { next: before.next, count: before.count, bytes: before.bytes, handled: copyAcks(before.handled) }))
     }
     queued.push({ ...m, seq: c.next++ })
     c.count += 1
     c.bytes += m.body.length
   }
   return { queued, counters }
+}
+
+/**
+ * Expired messages (expiresAt <= now) leave the log: each that no device had acknowledged is handled from now on
+ * (no longer counted against the limits) and returned, so its sender can be told 410; one that some device had
+ * acknowledged just goes.
+ */
+export function planExpire(
+  rows: readonly StoredMessage[],
+  countersBefore: ReadonlyMap<number, QueueCounters>,
+): { expired: StoredMessage[]; counters: Map<number, QueueCounters> } {
+  const counters = new Map<number, QueueCounters>()
+  const expired: StoredMessage[] = []
+  for (const m of rows) {
+    let c = counters.get(m.to)
+    if (c === undefined) {
+      const before = countersBefore.get(m.to)
+      if (before === undefined) continue
+      counters.set(m.to, (c = { next: before.next, count: before.count, bytes: before.bytes, handled: copyAcks(before.handled) }))
+    }
+    if (!addAck(c.handled, m.seq)) continue
+    c.count -= 1
+    c.bytes -= m.body.length
+    expired.push(m)
+  }
+  return { expired, counters }
 }

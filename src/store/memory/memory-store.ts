@@ -9,21 +9,40 @@
  */
 import { nameTaken } from '../errors.js'
 import { nameSkeleton } from '../../core/names.js'
-import { dedupeKeys, planCommit, planRelease, usersOf, type QueueCounters } from '../plan.js'
-import type { NewCopy, QueueStats, Store, StoredMessage, StoreOp, StoreResult, UserRecord } from '../store.js'
+import { copyAcks, emptyAcks, hasAck } from '../acks.js'
+import { dedupeKeys, devicesOf, planCommit, planExpire, planRelease, usersOf, type QueueCounters } from '../plan.js'
+import type {
+  DeviceRecord,
+  HistoryQuery,
+  NewCopy,
+  QueueStats,
+  RetentionPolicy,
+  Store,
+  StoredMessage,
+  StoreOp,
+  StoreResult,
+  UserRecord,
+} from '../store.js'
 
 interface UserState extends QueueCounters {
   rec: UserRecord
   lastSeen: number | undefined
-  /** Queued messages by seq; a Map keeps insertion order, which is seq order. */
-  queue: Map<number, StoredMessage>
+  /** The log by seq; a Map keeps insertion order, which is seq order. */
+  log: Map<number, StoredMessage>
+  /** Seqs marked read. */
+  read: Set<number>
 }
+
+const TEXT_KINDS = new Set(['text', 'file'])
 
 /** Everything a database would hold. */
 interface MemoryData {
   nextUserId: number
   users: Map<number, UserState>
   names: Map<string, number>
+  devices: Map<number, DeviceRecord>
+  tokens: Map<string, number>
+  nextDeviceId: number
   /** Confusable skeleton of each name (core/names.ts) → user: a look-alike is taken like the name itself. */
   skeletons: Map<string, number>
   held: { id: number; copy: NewCopy }[]
@@ -38,6 +57,9 @@ function emptyData(): MemoryData {
     nextUserId: 1,
     users: new Map(),
     names: new Map(),
+    devices: new Map(),
+    tokens: new Map(),
+    nextDeviceId: 1,
     skeletons: new Map(),
     held: [],
     nextHeldId: 1,
@@ -72,7 +94,13 @@ function stored(m: NewCopy, seq: number): StoredMessage {
   if (m.expiresAt !== undefined) out.expiresAt = m.expiresAt
   if (m.notBefore !== undefined) out.notBefore = m.notBefore
   if (m.fileId !== undefined) out.fileId = m.fileId
+  if (m.peer !== undefined) out.peer = m.peer
+  if (m.device !== undefined) out.device = m.device
   return out
+}
+
+function copyDevice(d: DeviceRecord): DeviceRecord {
+  return { ...d, acks: copyAcks(d.acks) }
 }
 
 export interface MemoryStoreOptions {
@@ -112,15 +140,46 @@ export class MemoryStore implements Store {
 
   // ---------------------------------------------------------------- users
 
-  async createUser(name: string, tokenHash: string | null, now: number): Promise<UserRecord> {
+  async createUser(
+    name: string,
+    device: { tokenHash: string | null; label: string },
+    now: number,
+    passwordHash: string | null = null,
+  ): Promise<{ user: UserRecord; device: DeviceRecord }> {
     const d = this.data
     const skeleton = nameSkeleton(name)
     if (d.names.has(name) || d.skeletons.has(skeleton)) throw this.nameTaken(name, skeleton)
-    const rec: UserRecord = { id: d.nextUserId++, name, tokenHash, createdAt: now }
-    d.users.set(rec.id, { rec, lastSeen: undefined, next: 1, count: 0, bytes: 0, queue: new Map() })
+    const rec: UserRecord = { id: d.nextUserId++, name, tokenless: device.tokenHash === null, passwordHash, createdAt: now }
+    d.users.set(rec.id, {
+      rec,
+      lastSeen: undefined,
+      next: 1,
+      count: 0,
+      bytes: 0,
+      handled: emptyAcks(),
+      log: new Map(),
+      read: new Set(),
+    })
     d.names.set(name, rec.id)
     d.skeletons.set(skeleton, rec.id)
-    return { ...rec }
+    const dev = this.addDevice(rec.id, device.tokenHash, device.label, now, 0)
+    return { user: { ...rec }, device: dev }
+  }
+
+  private addDevice(user: number, tokenHash: string | null, label: string, now: number, floor: number): DeviceRecord {
+    const d = this.data
+    const dev: DeviceRecord = {
+      id: d.nextDeviceId++,
+      user,
+      label,
+      tokenHash,
+      createdAt: now,
+      lastSeen: undefined,
+      acks: emptyAcks(floor),
+    }
+    d.devices.set(dev.id, dev)
+    if (tokenHash !== null) d.tokens.set(tokenHash, dev.id)
+    return copyDevice(dev)
   }
 
   private nameTaken(name: string, skeleton: string) {
@@ -136,7 +195,7 @@ export class MemoryStore implements Store {
   async staleTokenless(before: number, limit: number): Promise<UserRecord[]> {
     const out: UserRecord[] = []
     for (const u of this.data.users.values())
-      if (out.length < limit && u.rec.tokenHash === null && (u.lastSeen ?? u.rec.createdAt) < before) out.push({ ...u.rec })
+      if (out.length < limit && u.rec.tokenless && (u.lastSeen ?? u.rec.createdAt) < before) out.push({ ...u.rec })
     return out
   }
 
@@ -164,9 +223,9 @@ export class MemoryStore implements Store {
     d.skeletons.set(skeleton, id)
   }
 
-  async setTokenHash(id: number, tokenHash: string | null): Promise<void> {
+  async setPassword(id: number, passwordHash: string | null): Promise<void> {
     const u = this.data.users.get(id)
-    if (u !== undefined) u.rec = { ...u.rec, tokenHash }
+    if (u !== undefined) u.rec = { ...u.rec, passwordHash }
   }
 
   async deleteUser(id: number): Promise<StoredMessage[]> {
@@ -180,7 +239,12 @@ export class MemoryStore implements Store {
     for (const [topic, users] of d.subs) if (users.delete(id) && users.size === 0) d.subs.delete(topic)
     d.blocks.delete(id)
     for (const targets of d.blocks.values()) targets.delete(id)
-    return [...u.queue.values()]
+    for (const dev of [...d.devices.values()])
+      if (dev.user === id) {
+        d.devices.delete(dev.id)
+        if (dev.tokenHash !== null) d.tokens.delete(dev.tokenHash)
+      }
+    return [...u.log.values()].filter((m) => !hasAck(u.handled, m.seq))
   }
 
   async countUsers(): Promise<number> {
@@ -191,9 +255,41 @@ export class MemoryStore implements Store {
     return this.data.users.get(id)?.lastSeen
   }
 
-  async setLastSeen(id: number, at: number): Promise<void> {
+  async setLastSeen(id: number, at: number, device?: number): Promise<void> {
     const u = this.data.users.get(id)
     if (u !== undefined) u.lastSeen = at
+    const dev = device === undefined ? undefined : this.data.devices.get(device)
+    if (dev !== undefined && dev.user === id) dev.lastSeen = at
+  }
+
+  // ---------------------------------------------------------------- devices
+
+  async createDevice(user: number, tokenHash: string, label: string, now: number): Promise<DeviceRecord | undefined> {
+    const u = this.data.users.get(user)
+    if (u === undefined) return undefined
+    return this.addDevice(user, tokenHash, label, now, u.next - 1)
+  }
+
+  async deviceByToken(tokenHash: string): Promise<DeviceRecord | undefined> {
+    const id = this.data.tokens.get(tokenHash)
+    return id === undefined ? undefined : this.deviceById(id)
+  }
+
+  async deviceById(id: number): Promise<DeviceRecord | undefined> {
+    const dev = this.data.devices.get(id)
+    return dev && copyDevice(dev)
+  }
+
+  async devices(user: number): Promise<DeviceRecord[]> {
+    return [...this.data.devices.values()].filter((d) => d.user === user).map(copyDevice)
+  }
+
+  async deleteDevice(user: number, device: number): Promise<boolean> {
+    const dev = this.data.devices.get(device)
+    if (dev === undefined || dev.user !== user) return false
+    this.data.devices.delete(device)
+    if (dev.tokenHash !== null) this.data.tokens.delete(dev.tokenHash)
+    return true
   }
 
   // ---------------------------------------------------------------- queues
@@ -203,8 +299,15 @@ export class MemoryStore implements Store {
     const counters = new Map<number, QueueCounters>()
     for (const id of usersOf(ops)) {
       const u = d.users.get(id)
-      if (u !== undefined) counters.set(id, { next: u.next, count: u.count, bytes: u.bytes })
+      if (u !== undefined) counters.set(id, { next: u.next, count: u.count, bytes: u.bytes, handled: u.handled })
     }
+    const devices = new Map<number, ReturnType<typeof emptyAcks>>()
+    for (const id of devicesOf(ops)) {
+      const dev = d.devices.get(id)
+      if (dev !== undefined) devices.set(id, dev.acks)
+    }
+    // An ack names a device of its own user only.
+    for (const op of ops) if (op.type === 'ack' && d.devices.get(op.device)?.user !== op.user) devices.delete(op.device)
     const fresh = new Set<string>()
     for (const k of dedupeKeys(ops)) {
       const key = `${k.sender}:${k.msgId}`
@@ -212,17 +315,19 @@ export class MemoryStore implements Store {
       d.dedupe.set(key, k.at)
       fresh.add(key)
     }
-    const removed: (StoredMessage | undefined)[] = []
+    const rows: (StoredMessage | undefined)[] = []
+    const wasRead: boolean[] = []
     for (const op of ops) {
-      const queue = op.type === 'ack' ? d.users.get(op.user)?.queue : undefined
-      const m = op.type === 'ack' ? queue?.get(op.seq) : undefined
-      if (m !== undefined) queue!.delete(m.seq)
-      removed.push(m)
+      const u = op.type === 'send' ? undefined : d.users.get(op.user)
+      rows.push(op.type === 'send' ? undefined : u?.log.get(op.seq))
+      wasRead.push(op.type === 'read' && u !== undefined && u.read.has(op.seq))
     }
-    const plan = planCommit({ ops, counters, fresh: (s, m) => fresh.has(`${s}:${m}`), removed })
+    const plan = planCommit({ ops, counters, devices, fresh: (s, m) => fresh.has(`${s}:${m}`), rows, wasRead })
     for (const k of plan.released) d.dedupe.delete(`${k.sender}:${k.msgId}`)
-    for (const m of plan.queued) d.users.get(m.to)!.queue.set(m.seq, stored(m, m.seq))
+    for (const m of plan.queued) d.users.get(m.to)!.log.set(m.seq, stored(m, m.seq))
     for (const c of plan.held) d.held.push({ id: d.nextHeldId++, copy: stored(c, 0) })
+    for (const r of plan.reads) d.users.get(r.user)?.read.add(r.seq)
+    for (const [id, acks] of plan.devices) d.devices.get(id)!.acks = acks
     this.applyCounters(plan.counters)
     return plan.results
   }
@@ -233,16 +338,33 @@ export class MemoryStore implements Store {
       u.next = c.next
       u.count = c.count
       u.bytes = c.bytes
+      u.handled = c.handled
     }
   }
 
-  async readQueue(user: number, afterSeq: number, limit: number, now: number): Promise<StoredMessage[]> {
+  async readLog(user: number, afterSeq: number, limit: number, now: number): Promise<StoredMessage[]> {
     const out: StoredMessage[] = []
-    const queue = this.data.users.get(user)?.queue
-    if (queue === undefined) return out
-    for (const m of queue.values()) {
+    const log = this.data.users.get(user)?.log
+    if (log === undefined) return out
+    for (const m of log.values()) {
       if (out.length >= limit) break
       if (m.seq <= afterSeq || (m.expiresAt !== undefined && m.expiresAt <= now)) continue
+      out.push(m)
+    }
+    return out
+  }
+
+  async history(user: number, q: HistoryQuery): Promise<StoredMessage[]> {
+    const log = this.data.users.get(user)?.log
+    if (log === undefined) return []
+    const out: StoredMessage[] = []
+    const all = [...log.values()]
+    for (let i = all.length - 1; i >= 0 && out.length < q.limit; i--) {
+      const m = all[i]!
+      if (q.before > 0 && m.seq >= q.before) continue
+      if (!TEXT_KINDS.has(m.kind)) continue
+      if (q.peer !== undefined && (m.peer !== q.peer || m.topic !== undefined)) continue
+      if (q.topic !== undefined && m.topic !== q.topic) continue
       out.push(m)
     }
     return out
@@ -254,15 +376,39 @@ export class MemoryStore implements Store {
   }
 
   async expire(now: number, limit: number): Promise<StoredMessage[]> {
-    const due: StoreOp[] = []
+    const due: StoredMessage[] = []
     for (const u of this.data.users.values())
-      for (const m of u.queue.values()) {
+      for (const m of u.log.values()) {
         if (due.length >= limit) break
-        if (m.expiresAt !== undefined && m.expiresAt <= now) due.push({ type: 'ack', user: m.to, seq: m.seq })
+        if (m.expiresAt !== undefined && m.expiresAt <= now) due.push(m)
       }
-    const out: StoredMessage[] = []
-    for (const r of await this.commit(due)) if (r.type === 'ack' && r.removed !== null) out.push(r.removed)
-    return out
+    const counters = new Map<number, QueueCounters>()
+    for (const m of due) {
+      const u = this.data.users.get(m.to)!
+      counters.set(m.to, { next: u.next, count: u.count, bytes: u.bytes, handled: u.handled })
+    }
+    const plan = planExpire(due, counters)
+    for (const m of due) this.data.users.get(m.to)!.log.delete(m.seq)
+    this.applyCounters(plan.counters)
+    return plan.expired
+  }
+
+  async retain(policy: RetentionPolicy, limit: number): Promise<number> {
+    let n = 0
+    for (const u of this.data.users.values()) {
+      if (n >= limit) break
+      const keepFrom = u.next - policy.keep
+      for (const m of [...u.log.values()]) {
+        if (n >= limit) break
+        if (!hasAck(u.handled, m.seq)) continue
+        if (m.ts < policy.before || m.seq < keepFrom) {
+          u.log.delete(m.seq)
+          u.read.delete(m.seq)
+          n++
+        }
+      }
+    }
+    return n
   }
 
   async releaseDue(now: number, limit: number): Promise<StoredMessage[]> {
@@ -277,13 +423,13 @@ export class MemoryStore implements Store {
     const counters = new Map<number, QueueCounters>()
     for (const h of due) {
       const u = d.users.get(h.copy.to)
-      if (u !== undefined) counters.set(u.rec.id, { next: u.next, count: u.count, bytes: u.bytes })
+      if (u !== undefined) counters.set(u.rec.id, { next: u.next, count: u.count, bytes: u.bytes, handled: u.handled })
     }
     const plan = planRelease(
       due.map((h) => h.copy),
       counters,
     )
-    for (const m of plan.queued) d.users.get(m.to)!.queue.set(m.seq, m)
+    for (const m of plan.queued) d.users.get(m.to)!.log.set(m.seq, m)
     this.applyCounters(plan.counters)
     return plan.queued
   }
