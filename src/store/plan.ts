@@ -63,10 +63,15 @@ export function usersOf(ops: readonly StoreOp[]): number[] {
   return [...users].sort((a, b) => a - b)
 }
 
-/** Every device whose cursor the batch may change, ascending. */
+/**
+ * Every device whose cursor the batch may change, ascending: those acks name, and the devices sent copies came
+ * from (a device has what it sent: its cursor takes the copy's seq at once, so that it leaves no hole).
+ */
 export function devicesOf(ops: readonly StoreOp[]): number[] {
   const devices = new Set<number>()
-  for (const op of ops) if (op.type === 'ack') devices.add(op.device)
+  for (const op of ops)
+    if (op.type === 'ack') devices.add(op.device)
+    else if (op.type === 'send') for (const c of op.copies) if (c.device !== undefined && isSentCopy(c)) devices.add(c.device)
   return [...devices].sort((a, b) => a - b)
 }
 
@@ -200,6 +205,8 @@ function planSend(st: PlanState, op: SendOp): StoreResult {
       // Not what `stored` means: a send whose every real copy was refused gives its dedupe key back.
       const seq = c!.next++
       addAck(c!.handled, seq)
+      const from = cp.device === undefined ? undefined : cursorOf(st, cp.device)
+      if (from !== undefined) addAck(from, seq)
       st.queued.push({ ...cp, seq })
       seqs.push(seq)
       continue

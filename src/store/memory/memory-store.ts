@@ -306,7 +306,7 @@ export class MemoryStore implements Store {
       const dev = d.devices.get(id)
       if (dev !== undefined) devices.set(id, dev.acks)
     }
-    // An ack names a device of its own user only.
+    // An ack names a device of its own user only (a sent copy's device is its sender's, the copy's `to`).
     for (const op of ops) if (op.type === 'ack' && d.devices.get(op.device)?.user !== op.user) devices.delete(op.device)
     const fresh = new Set<string>()
     for (const k of dedupeKeys(ops)) {
