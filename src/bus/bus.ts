@@ -13,11 +13,13 @@ export type BusMessage =
   /** A live event for every session (the room) but `except`'s. */
   | { type: 'broadcast'; ev: Outbound; except: number }
   /**
-   * End `user`'s session on every node but `node` (one session per user across the cluster). A node ends
-   * its session only if it is older than `since` (ties broken by node id), so two logins racing on two
-   * nodes leave exactly one session, the newer.
+   * End the session of `user`'s `device` on every node but `node` (one session per device across the cluster;
+   * `device` null: every session of the user — a legacy name has one). A node ends its session only if it is
+   * older than `since` (ties broken by node id), so two logins racing on two nodes leave exactly one, the newer.
    */
-  | { type: 'kick'; user: number; reason: CloseReason; node: string; since: number }
+  | { type: 'kick'; user: number; device: number | null; reason: CloseReason; node: string; since: number }
+  /** A device was revoked: end its sessions everywhere, whatever their age. */
+  | { type: 'revoke'; user: number; device: number }
 
 export interface Bus {
   readonly nodeId: string
@@ -29,10 +31,12 @@ export interface Bus {
   start(onMessage: (m: BusMessage) => void): Promise<void>
   /** Send to every other node. Fire and forget; a lost message is repaired by the store (wake) or is live-only. */
   publish(m: BusMessage): void
-  /** Presence registry, cluster-wide. */
+  /** Presence registry, cluster-wide: one entry per device (`info.device`) of a user. */
   setOnline(info: PresenceInfo): Promise<void>
-  setOffline(user: number): Promise<void>
+  setOffline(user: number, device: number): Promise<void>
+  /** Every online device's entry. */
   online(): Promise<PresenceInfo[]>
+  /** Is some device of the user online anywhere? */
   isOnline(user: number): Promise<boolean>
   close(): Promise<void>
 }

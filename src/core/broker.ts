@@ -23,8 +23,8 @@ import { Conversations } from './conversations.js'
 import { Delivery, type SendRequest, type SendResult, type ServerRequestHandler } from './delivery.js'
 import { Directory } from './directory.js'
 import { Receipts } from './receipts.js'
-import type { Session, DeliveryMode } from './session.js'
-import { SessionRegistry } from './sessions.js'
+import { SessionTable, type Session, type DeliveryMode } from './session.js'
+import { SessionRegistry, type AttachOptions } from './sessions.js'
 import {
   DEFAULT_LIMITS,
   Flag,
@@ -41,7 +41,7 @@ import {
   type SessionSink,
   type UserInfo,
 } from './types.js'
-import type { Store, UserRecord } from '../store/store.js'
+import type { DeviceRecord, Store, UserRecord } from '../store/store.js'
 import type { Bus, BusMessage } from '../bus/bus.js'
 
 export { normalizeName } from './directory.js'
@@ -67,6 +67,12 @@ export interface BrokerOptions {
   conversationTimeoutMs?: number
   /** How long a (sender, msgId) dedupe key is remembered. */
   dedupeRetentionMs?: number
+  /** How long the log keeps an acknowledged message (history). Default 30 days. */
+  retentionMs?: number
+  /** At most this many acknowledged messages are kept per user. Default 100,000. */
+  retentionMessages?: number
+  /** The room's last N messages are shown to a session when it starts (0, the default: the room is live only). */
+  roomHistory?: number
   /** Answers text sent to SERVER (e.g. src/services/server-commands.ts); without it SERVER says so. */
   serverRequests?: (broker: Broker) => ServerRequestHandler
   logger?: Logger
@@ -125,6 +131,8 @@ export class Broker {
   private readonly conversations: Conversations
   private readonly reapIntervalMs: number
   private readonly dedupeRetentionMs: number
+  readonly retentionMs: number
+  readonly retentionMessages: number
   private readonly serverRequests: ServerRequestHandler
   private reaper: NodeJS.Timeout | undefined
   private startedAt = 0
@@ -138,6 +146,8 @@ export class Broker {
     this.conversationTimeoutMs = opts.conversationTimeoutMs ?? 60_000
     this.legacyIdentityTtlMs = opts.legacyIdentityTtlMs ?? 7 * 24 * 3600_000
     this.dedupeRetentionMs = opts.dedupeRetentionMs ?? 7 * 24 * 3600_000
+    this.retentionMs = opts.retentionMs ?? 30 * 24 * 3600_000
+    this.retentionMessages = opts.retentionMessages ?? 100_000
     const store = guardStore(opts.store, opts.logger)
     this.core = {
       store,
@@ -147,11 +157,11 @@ export class Broker {
       now: opts.now ?? Date.now,
       committer: new Committer(store, this.log),
       counters: { messagesIn: {}, messagesOut: 0, receipts: {}, slowConsumers: 0 },
-      sessions: new Map(),
+      sessions: new SessionTable(),
       closing: false,
     }
     this.directory = new Directory(this.core)
-    this.registry = new SessionRegistry(this.core, this.directory)
+    this.registry = new SessionRegistry(this.core, this.directory, opts.roomHistory ?? 0)
     this.receipts = new Receipts(this.core, this.registry, (m) => this.delivery.committed(m))
     this.delivery = new Delivery(
       this.core,
@@ -209,24 +219,72 @@ export class Broker {
     protocol: string,
     sink: SessionSink,
     mode: DeliveryMode = 'push',
+    opts: AttachOptions & { password?: string } = {},
   ): Promise<{ session: Session; token: string; user: UserInfo }> {
-    return this.registry.register(rawName, protocol, sink, mode).catch(async (err: unknown) => {
+    return this.registry.register(rawName, protocol, sink, mode, opts).catch(async (err: unknown) => {
       // The name (or a look-alike) is held by a tokenless identity past its time: it is released, and taken now.
       const holder = isBrokerError(err) && err.code === 'SB_ERR_NAME_TAKEN' ? await this.core.store.userLike(rawName) : undefined
       if (holder === undefined || !(await this.expireTokenless(holder))) throw err
-      return this.registry.register(rawName, protocol, sink, mode)
+      return this.registry.register(rawName, protocol, sink, mode, opts)
     })
   }
 
-  /** Come back to a name with its token. A live session of the same user is replaced. */
+  /**
+   * Come back as a device, by its token. A live session of the same device is replaced; the user's other devices
+   * stay. `sendOnly`: attach beside the device's session instead (a one-shot command).
+   */
   login(
     who: { id: number } | { name: string },
     token: string,
     protocol: string,
     sink: SessionSink,
     mode: DeliveryMode = 'push',
+    opts: AttachOptions = {},
   ): Promise<Session> {
-    return this.registry.login(who, token, protocol, sink, mode)
+    return this.registry.login(who, token, protocol, sink, mode, opts)
+  }
+
+  /** Log in with a name and password: a new device (its token returned once), attached at once. */
+  loginPassword(
+    name: string,
+    password: string,
+    protocol: string,
+    sink: SessionSink,
+    mode: DeliveryMode = 'push',
+    opts: AttachOptions = {},
+  ): Promise<{ session: Session; token: string }> {
+    return this.registry.loginPassword(name, password, protocol, sink, mode, opts)
+  }
+
+  /** Log in with a name and password without attaching (HTTP): a new device and its token. */
+  async newDevice(
+    name: string,
+    password: string,
+    opts: AttachOptions = {},
+  ): Promise<{ user: UserInfo; device: number; token: string }> {
+    const { rec, device, token } = await this.registry.newDevice(name, password, opts)
+    return { user: { id: rec.id, name: rec.name }, device: device.id, token }
+  }
+
+  /** The user and device a token belongs to (HTTP checks a bearer token with this); SB_ERR_AUTH if none. */
+  async deviceOfToken(token: string, who?: { id: number } | { name: string }): Promise<{ user: UserInfo; device: DeviceRecord }> {
+    const { rec, device } = await this.registry.byToken(who, token)
+    return { user: { id: rec.id, name: rec.name }, device }
+  }
+
+  /** Set, change or clear (null) the password; changing or clearing one needs the current one. */
+  setPassword(s: Session, password: string | null, current?: string): Promise<void> {
+    return this.registry.setPassword(s, password, current)
+  }
+
+  /** The user's devices (never their tokens). */
+  devices(s: Session): ReturnType<SessionRegistry['devices']> {
+    return this.registry.devices(s)
+  }
+
+  /** Revoke a device of the session's user: its token is refused from now on and its sessions end. */
+  revokeDevice(s: Session, device: number): Promise<void> {
+    return this.registry.revokeDevice(s, device)
   }
 
   /** A legacy gateway claims a tokenless name (see SessionRegistry.claim). */
@@ -258,8 +316,14 @@ export class Broker {
     touch(this.core, s)
   }
 
+  /** The user's oldest session on this node. */
   sessionOf(userId: number): Session | undefined {
-    return this.core.sessions.get(userId)
+    return this.core.sessions.first(userId)
+  }
+
+  /** Every session of the user on this node (one per device). */
+  sessionsOf(userId: number): readonly Session[] {
+    return this.core.sessions.of(userId)
   }
 
   get onlineCount(): number {
@@ -320,17 +384,25 @@ export class Broker {
     return this.delivery.take(s, max, mode, waitMs)
   }
 
-  /** The recipient has the message: remove it from the queue and tell the sender (200). */
+  /**
+   * The device has the message: its cursor advances; the first of the user's devices to acknowledge it tells the
+   * sender (200). False when this device had it acknowledged already (or there is no such message).
+   */
   ack(s: Session, seq: number): Promise<boolean> {
     return this.delivery.ack(s, seq)
   }
 
-  /** Opt-in read receipt: the recipient marks a message it received as read. */
-  async markRead(
+  /** The message at `msg.seq` was read: its sender, if it asked, is told 210 once; the user's other devices learn it. */
+  markRead(s: Session, msg: { seq: number }): Promise<void> {
+    return this.delivery.markRead(s, msg.seq)
+  }
+
+  /** A page of history, newest first: with a user (`with` a user or name), a topic, or everything. */
+  history(
     s: Session,
-    msg: { from: number; msgId: number; seq: number; flags: number; topic?: string | undefined },
-  ): Promise<void> {
-    this.delivery.markRead(s, msg)
+    q: { with?: Address | undefined; before?: number; limit?: number },
+  ): Promise<{ messages: Message[]; more: boolean }> {
+    return this.delivery.history(s, q)
   }
 
   /** A message this session was handed and has not acknowledged (for markRead by seq). */
@@ -412,7 +484,7 @@ export class Broker {
    */
   private async expireTokenless(rec: UserRecord): Promise<boolean> {
     const { store, bus } = this.core
-    if (rec.tokenHash !== null || this.core.sessions.has(rec.id) || (await bus.isOnline(rec.id))) return false
+    if (!rec.tokenless || this.core.sessions.hasUser(rec.id) || (await bus.isOnline(rec.id))) return false
     const last = (await store.lastSeen(rec.id)) ?? rec.createdAt
     if (last >= this.core.now() - this.legacyIdentityTtlMs) return false
     await this.removeUser({ id: rec.id, name: rec.name })
@@ -504,9 +576,9 @@ export class Broker {
         this.delivery.woken(m.user)
         return
       case 'event': {
-        const s = this.core.sessions.get(m.to)
-        if (s === undefined) return
-        this.registry.emit(s, m.ev)
+        const here = this.core.sessions.of(m.to)
+        if (here.length === 0) return
+        for (const s of here) if (!s.sendOnly) this.registry.emit(s, m.ev)
         if (m.ev.type === 'conversation') this.conversations.mirror(m.ev.ev, m.to)
         return
       }
@@ -518,13 +590,19 @@ export class Broker {
       case 'kick':
         this.registry.kicked(m)
         return
+      case 'revoke':
+        this.registry.revoked(m)
+        return
     }
   }
 
   private async reap(): Promise<void> {
     const now = this.core.now()
     this.registry.reapIdle(now, this.idleTimeoutMs)
-    await this.delivery.reapQueues(now, this.dedupeRetentionMs)
+    await this.delivery.reapQueues(now, this.dedupeRetentionMs, {
+      before: now - this.retentionMs,
+      keep: this.retentionMessages,
+    })
     if (now - this.lastTokenlessSweep >= Math.min(60_000, this.legacyIdentityTtlMs)) {
       this.lastTokenlessSweep = now
       for (const rec of await this.core.store.staleTokenless(now - this.legacyIdentityTtlMs, 1000))

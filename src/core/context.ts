@@ -4,7 +4,7 @@
  */
 import { BrokerError } from './errors.js'
 import type { Committer } from './committer.js'
-import type { Session } from './session.js'
+import type { Session, SessionTable } from './session.js'
 import type { Address, Limits, Logger } from './types.js'
 import type { Store } from '../store/store.js'
 import type { Bus } from '../bus/bus.js'
@@ -24,8 +24,8 @@ export interface Core {
   readonly now: () => number
   readonly committer: Committer
   readonly counters: Counters
-  /** The live sessions of this node, one per user. */
-  readonly sessions: Map<number, Session>
+  /** The live sessions of this node: per user, one per device (a legacy name has one). */
+  readonly sessions: SessionTable
   closing: boolean
 }
 

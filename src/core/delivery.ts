@@ -1,9 +1,13 @@
 /**
  * Delivery: a direct or topic message from send() to the recipient's hands — validate and resolve, the group
- * commit, then offer it to the recipient's session here (or wake its node); a push session's queue is pumped
- * within its window and its socket's backpressure, a poll session takes; ack() removes a message and tells its
- * sender (200), the ack timers tell it 300; the reaper's queue work (expired, held, dedupe keys) is here too.
- * Room messages go to the session registry's broadcast; text for SERVER to the handler the facade was given.
+ * commit (a copy in each recipient's log, and a sent copy in the sender's own, for its other devices and its
+ * history), then offer it to every session of the recipient here (or wake its other nodes); a push session's
+ * log is pumped from its device's cursor within its window and its socket's backpressure, a poll session takes;
+ * ack() advances the device's cursor and, when it was the first of the user's devices, tells the sender (200);
+ * the ack timers tell it 300 (once per message, whatever the number of devices); read marks tell it 210 once and
+ * the user's other devices that it was read; history pages the log; the reaper's log work (expired, held,
+ * retention, dedupe keys) is here too. Room messages go to the session registry's broadcast; text for SERVER
+ * to the handler the facade was given.
  */
 import { BrokerError, isBrokerError } from './errors.js'
 import { AckTimers } from './ack-timers.js'
@@ -15,7 +19,8 @@ import type { Session } from './session.js'
 import type { SessionRegistry } from './sessions.js'
 import { decodeReceiptBody } from './receipt-body.js'
 import { ALL_ID, Flag, ReceiptStatus, SERVER_ID, type Address, type Message, type Outbound, type UserInfo } from './types.js'
-import type { NewCopy, StoredMessage, StoreResult } from '../store/store.js'
+import type { NewCopy, RetentionPolicy, StoredMessage, StoreResult } from '../store/store.js'
+import { addAck, hasAck } from '../store/acks.js'
 
 /** Acknowledged messages per session that can still be marked read. */
 const RECENT_ACKED = 512
@@ -70,7 +75,9 @@ export class Delivery {
       const msg = s.closed || s.notYet.has(seq) ? undefined : (s.inflight.get(seq) ?? s.awaiting.get(seq))
       if (msg === undefined) return
       s.notYet.add(seq)
-      this.receipts.tell(msg.from, ReceiptStatus.NOT_YET, msg, s.user, seq, now)
+      // One 300 per message: the user's other devices here were handed it too.
+      if (this.core.sessions.firstNotYet(s.user.id, seq))
+        this.receipts.tell(msg.from, ReceiptStatus.NOT_YET, msg, s.user, seq, now)
     })
   }
 
@@ -126,7 +133,7 @@ export class Delivery {
       () => undefined,
       () => undefined,
     )
-    const { recipients, topic, copies, commit } = await prepared.catch((err: unknown) => {
+    const { recipients, topic, copies, commit, sentCopy } = await prepared.catch((err: unknown) => {
       // Nothing was submitted (prepareSend submits last): a failure while the server stops is the stop.
       if (this.core.closing && (!isBrokerError(err) || err.code === 'SB_ERR_INTERNAL')) refuseIfClosing(this.core)
       throw err
@@ -139,7 +146,7 @@ export class Delivery {
     const about = { msgId, topic }
     let status: SendStatus = 'stored'
     let delivered = 0
-    for (let i = 0; i < copies.length; i++) {
+    for (let i = 0; i < recipients.length; i++) {
       const seq = result.seqs[i]!
       const r = recipients[i]!
       if (seq === 0) {
@@ -163,6 +170,11 @@ export class Delivery {
       } else if (flags & Flag.RECEIPT) this.receipts.tell(s.user.id, ReceiptStatus.STORED, about, r, seq, now)
     }
     if (topic !== undefined && delivered === 0 && recipients.length > 0) throw refusedTopic(topic, result.refused)
+    // The sender's other devices (here, or woken on their nodes) get the sent copy; the sending device has it.
+    if (sentCopy !== undefined && delivered > 0) {
+      const seq = result.seqs[recipients.length]!
+      if (seq > 0) void this.committed({ ...sentCopy, seq }).catch(() => undefined)
+    }
     // A scheduled copy has no seq until it is released (the store answers -1): report 0, as for the room.
     return { msgId, status, seq: topic === undefined ? Math.max(0, result.seqs[0]!) : 0, recipients: delivered }
   }
@@ -175,7 +187,13 @@ export class Delivery {
     msgId: number,
     flags: number,
     now: number,
-  ): Promise<{ recipients: UserInfo[]; topic: string | undefined; copies: NewCopy[]; commit: Promise<StoreResult> | undefined }> {
+  ): Promise<{
+    recipients: UserInfo[]
+    topic: string | undefined
+    copies: NewCopy[]
+    commit: Promise<StoreResult> | undefined
+    sentCopy: NewCopy | undefined
+  }> {
     const { directory } = this
     let recipients: UserInfo[]
     let topic: string | undefined
@@ -209,8 +227,17 @@ export class Delivery {
       notBefore: req.notBefore !== undefined && req.notBefore > now ? req.notBefore : undefined,
       fileId: req.fileId,
     }
-    const copies: NewCopy[] = recipients.map((r) => ({ ...base, to: r.id }))
-    if (copies.length === 0) return { recipients, topic, copies, commit: undefined }
+    const copies: NewCopy[] = recipients.map((r) => {
+      const c: NewCopy = { ...base, to: r.id }
+      if (topic === undefined) c.peer = s.user.id
+      return c
+    })
+    if (copies.length === 0) return { recipients, topic, copies, commit: undefined, sentCopy: undefined }
+    // The sender's own copy, last: its other devices see what it sent, and its history holds both sides. Never
+    // held (it is what was sent, now), never refused by the limits (the store's rule for Flag.SENT).
+    const sentCopy: NewCopy = { ...base, to: s.user.id, flags: flags | Flag.SENT, notBefore: undefined, device: s.device }
+    if (topic === undefined) sentCopy.peer = recipients[0]!.id
+    copies.push(sentCopy)
     // close() drains what was submitted before it began; nothing may be submitted after (SB_ERR_SHUTTING_DOWN).
     refuseIfClosing(this.core)
     const commit = this.core.committer.submit({
@@ -219,7 +246,7 @@ export class Delivery {
       copies,
       limits: { maxCount: this.core.limits.maxQueueLength, maxBytes: this.core.limits.maxQueueBytes },
     })
-    return { recipients, topic, copies, commit }
+    return { recipients, topic, copies, commit, sentCopy }
   }
 
   /** A text for SERVER: the handler's answer comes back as a notice from SERVER. */
@@ -242,26 +269,30 @@ export class Delivery {
 
   // ---------------------------------------------------------------- committed → offer → pump
 
-  /** A message is durable in `msg.to`'s queue: hand it to the session, here or on another node. Is it online? */
+  /**
+   * A message is durable in `msg.to`'s log: hand it to every session of that user here, and wake the user's
+   * sessions on other nodes. Is some device of the user online?
+   */
   async committed(msg: Message): Promise<boolean> {
-    const s = this.sessions.get(msg.to)
-    if (s !== undefined) {
-      this.offer(s, msg)
+    const here = this.sessions.all(msg.to)
+    for (const s of [...here]) this.offer(s, msg)
+    const { bus } = this.core
+    if (here.length > 0 && !bus.clustered) return true
+    if (await bus.isOnline(msg.to)) {
+      bus.publish({ type: 'wake', user: msg.to })
       return true
     }
-    if (await this.core.bus.isOnline(msg.to)) {
-      this.core.bus.publish({ type: 'wake', user: msg.to })
-      return true
-    }
-    return false
+    return here.length > 0
   }
 
   /** A newly committed message for a session of this node. */
   private offer(s: Session, msg: Message): void {
-    if (s.closed) return
+    if (s.closed || s.sendOnly) return
+    // A sent copy of this device's own: the device has it (the store advanced its cursor in the same commit).
+    if (msg.device === s.device && msg.flags & Flag.SENT) addAck(s.acks, msg.seq)
     if (s.mode === 'poll') {
       // Nobody may take it: the sender hears 300 after the ack timeout, as for a pushed message (seed 001's rule).
-      if (msg.kind !== 'receipt' && msg.flags & Flag.RECEIPT && msg.seq > s.cursor) {
+      if (msg.kind !== 'receipt' && msg.flags & Flag.RECEIPT && !(msg.flags & Flag.SENT) && msg.seq > s.cursor) {
         s.awaiting.set(msg.seq, { from: msg.from, msgId: msg.msgId, topic: msg.topic })
         this.ackTimers.arm(s, msg.seq)
       }
@@ -280,15 +311,16 @@ export class Delivery {
     this.pump(s)
   }
 
-  /** Another node committed messages for a session of this node. */
+  /** Another node committed messages for a user with sessions on this node. */
   woken(userId: number): void {
-    const s = this.sessions.get(userId)
-    if (s === undefined) return
-    if (s.mode === 'poll') this.wake(s)
-    else {
-      s.exhausted = false
-      if (s.loading) s.missed = true
-      this.pump(s)
+    for (const s of this.sessions.all(userId)) {
+      if (s.sendOnly) continue
+      if (s.mode === 'poll') this.wake(s)
+      else {
+        s.exhausted = false
+        if (s.loading) s.missed = true
+        this.pump(s)
+      }
     }
   }
 
@@ -300,6 +332,7 @@ export class Delivery {
 
   /** Push queued messages to a ready push session while its window and its socket allow. */
   pump(s: Session): void {
+    if (s.sendOnly) return
     while (s.ready && !s.closed && !s.paused && s.inflight.size < this.core.limits.maxInflight) {
       const msg = s.buffer.shift()
       if (msg === undefined) {
@@ -309,8 +342,9 @@ export class Delivery {
       if (msg.seq <= s.cursor) continue
       if (msg.expiresAt !== undefined && msg.expiresAt <= this.core.now()) continue // the reaper tells the sender
       s.cursor = msg.seq
+      if (hasAck(s.acks, msg.seq)) continue // this device has it already (acknowledged out of order, or sent it)
       s.inflight.set(msg.seq, msg)
-      if (msg.flags & Flag.RECEIPT) this.ackTimers.arm(s, msg.seq)
+      if (msg.flags & Flag.RECEIPT && !(msg.flags & Flag.SENT)) this.ackTimers.arm(s, msg.seq)
       this.core.counters.messagesOut++
       if (!s.sink.push(this.toOutbound(msg))) s.paused = true
     }
@@ -322,7 +356,7 @@ export class Delivery {
     const after = s.buffer.length > 0 ? s.buffer[s.buffer.length - 1]!.seq : s.cursor
     let rows: StoredMessage[]
     try {
-      rows = await this.core.store.readQueue(s.user.id, after, PAGE, this.core.now())
+      rows = await this.core.store.readLog(s.user.id, after, PAGE, this.core.now())
     } catch (err) {
       s.loading = false
       this.core.log.error({ err, user: s.user.id }, 'reading a queue failed: trying again in a second')
@@ -357,11 +391,15 @@ export class Delivery {
    */
   sessionEnded(s: Session): void {
     const now = this.core.now()
+    // Another device of the user here still holds them: its own timers speak for them.
+    const others = this.sessions.all(s.user.id).some((x) => x !== s && !x.closed && !x.sendOnly)
+    const tell = (from: number, about: { msgId: number; topic?: string | undefined }, seq: number): void => {
+      if (others || s.notYet.has(seq) || !this.core.sessions.firstNotYet(s.user.id, seq)) return
+      this.receipts.tell(from, ReceiptStatus.NOT_YET, about, s.user, seq, now)
+    }
     for (const [seq, msg] of s.inflight)
-      if (msg.kind !== 'receipt' && msg.flags & Flag.RECEIPT && !s.notYet.has(seq))
-        this.receipts.tell(msg.from, ReceiptStatus.NOT_YET, msg, s.user, seq, now)
-    for (const [seq, m] of s.awaiting)
-      if (!s.notYet.has(seq) && !s.inflight.has(seq)) this.receipts.tell(m.from, ReceiptStatus.NOT_YET, m, s.user, seq, now)
+      if (msg.kind !== 'receipt' && msg.flags & Flag.RECEIPT && !(msg.flags & Flag.SENT)) tell(msg.from, msg, seq)
+    for (const [seq, m] of s.awaiting) if (!s.inflight.has(seq)) tell(m.from, m, seq)
     s.inflight.clear()
     s.notYet.clear()
     s.awaiting.clear()
@@ -382,7 +420,7 @@ export class Delivery {
       throw new BrokerError('SB_ERR_CONFLICT', 'this session receives by push; log in with poll mode to take messages')
     const { store } = this.core
     const limit = Math.max(1, Math.min(max, PAGE))
-    let rows = await store.readQueue(s.user.id, s.cursor, limit, this.core.now())
+    let rows = await store.readLog(s.user.id, s.cursor, limit, this.core.now())
     if (rows.length === 0 && waitMs > 0 && !s.closed) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(done, waitMs)
@@ -394,12 +432,13 @@ export class Delivery {
         s.takeWaiters.add(done)
       })
       if (s.closed) return []
-      rows = await store.readQueue(s.user.id, s.cursor, limit, this.core.now())
+      rows = await store.readLog(s.user.id, s.cursor, limit, this.core.now())
     }
     const out: Message[] = []
     for (const r of rows) {
       if (r.seq <= s.cursor) continue
       s.cursor = r.seq
+      if (hasAck(s.acks, r.seq)) continue // this device acknowledged it (or sent it) already
       out.push(r)
     }
     this.core.counters.messagesOut += out.length
@@ -408,13 +447,18 @@ export class Delivery {
       for (const m of out) {
         s.inflight.set(m.seq, m)
         // Already timing since it was queued for this session (or already told 300): one 300 per message.
-        if (m.flags & Flag.RECEIPT && !s.awaiting.has(m.seq) && !s.notYet.has(m.seq)) this.ackTimers.arm(s, m.seq)
+        if (m.flags & Flag.RECEIPT && !(m.flags & Flag.SENT) && !s.awaiting.has(m.seq) && !s.notYet.has(m.seq))
+          this.ackTimers.arm(s, m.seq)
         s.awaiting.delete(m.seq)
       }
     return out
   }
 
-  /** The recipient has the message: remove it from the queue and tell the sender (200). */
+  /**
+   * The device has the message: its cursor advances (the message stays in the log for the user's other devices
+   * and its history). The first of the user's devices to acknowledge it tells the sender (200). False when this
+   * device had acknowledged it already, or there is no such message.
+   */
   async ack(s: Session, seq: number): Promise<boolean> {
     guard(this.core, s)
     return this.acknowledge(s, seq)
@@ -425,31 +469,59 @@ export class Delivery {
     s.inflight.delete(seq)
     s.notYet.delete(seq)
     s.awaiting.delete(seq)
-    const r = await this.core.committer.submit({ type: 'ack', user: s.user.id, seq })
-    if (r.type !== 'ack' || r.removed === null) return false
-    const m = r.removed
-    if (m.flags & Flag.READ_RECEIPT) {
-      // The handed-out copy's flags: markRead clears READ_RECEIPT there once its 210 is sent.
-      s.recent.set(seq, { ...m, flags: handed?.flags ?? m.flags, body: EMPTY })
+    const r = await this.core.committer.submit({ type: 'ack', user: s.user.id, device: s.device, seq })
+    if (r.type !== 'ack') return false
+    if (r.fresh) addAck(s.acks, seq)
+    const m = r.first ?? handed
+    if (m !== undefined && m.flags & Flag.READ_RECEIPT && !(m.flags & Flag.SENT)) {
+      s.recent.set(seq, { ...m, body: EMPTY })
       if (s.recent.size > RECENT_ACKED) s.recent.delete(s.recent.keys().next().value!)
     }
-    if (m.kind !== 'receipt' && m.flags & Flag.RECEIPT && m.from !== SERVER_ID)
-      this.receipts.tell(m.from, ReceiptStatus.DELIVERED, m, s.user, seq, this.core.now())
+    if (r.first !== null) {
+      this.core.sessions.forgetNotYet(s.user.id, seq)
+      const first = r.first
+      if (first.kind !== 'receipt' && first.flags & Flag.RECEIPT && !(first.flags & Flag.SENT) && first.from !== SERVER_ID)
+        this.receipts.tell(first.from, ReceiptStatus.DELIVERED, first, s.user, seq, this.core.now())
+    }
     if (s.mode === 'push') this.pump(s)
-    return true
+    return r.fresh
   }
 
-  /** Opt-in read receipt: the recipient marks a message it received as read. */
-  markRead(s: Session, msg: { from: number; msgId: number; seq: number; flags: number; topic?: string | undefined }): void {
+  /**
+   * A message of the user's log was read (on this device): its sender, if it asked, is told 210 — once, whichever
+   * device reads it first — and the user's other devices learn it was read.
+   */
+  async markRead(s: Session, seq: number): Promise<void> {
     guard(this.core, s)
-    if (!(msg.flags & Flag.READ_RECEIPT)) return
-    // One 210 per message: a receipt to an offline sender is stored in its queue, so repeating READ would
-    // otherwise let a recipient fill the sender's queue. The bit is cleared on this session's own copy.
-    const handed = s.inflight.get(msg.seq)
-    if (handed !== undefined) s.inflight.set(msg.seq, { ...handed, flags: handed.flags & ~Flag.READ_RECEIPT })
-    const acked = s.recent.get(msg.seq)
-    if (acked !== undefined) s.recent.set(msg.seq, { ...acked, flags: acked.flags & ~Flag.READ_RECEIPT })
-    this.receipts.tell(msg.from, ReceiptStatus.READ, msg, s.user, msg.seq, this.core.now())
+    const r = await this.core.committer.submit({ type: 'read', user: s.user.id, seq })
+    if (r.type !== 'read' || r.first === null) return
+    const m = r.first
+    const now = this.core.now()
+    if (m.flags & Flag.READ_RECEIPT && !(m.flags & Flag.SENT) && m.kind !== 'receipt')
+      this.receipts.tell(m.from, ReceiptStatus.READ, m, s.user, seq, now)
+    const ev: Outbound = { type: 'read', seq, at: now }
+    for (const x of this.sessions.all(s.user.id)) if (x !== s && !x.sendOnly) this.sessions.emit(x, ev)
+    if (this.core.bus.clustered) this.core.bus.publish({ type: 'event', to: s.user.id, ev })
+  }
+
+  /** A page of the session's user's history, newest first (peer or topic or everything). */
+  async history(
+    s: Session,
+    q: { with?: Address | undefined; before?: number; limit?: number },
+  ): Promise<{ messages: Message[]; more: boolean }> {
+    guard(this.core, s)
+    const limit = Math.max(1, Math.min(q.limit ?? 50, PAGE))
+    const query: { peer?: number; topic?: string; before: number; limit: number } = { before: q.before ?? 0, limit: limit + 1 }
+    const w = q.with
+    if (w !== undefined && w.kind === 'topic') query.topic = this.directory.normalizeTopic(w.topic)
+    else if (w !== undefined && (w.kind === 'user' || w.kind === 'name')) {
+      const u = await this.directory.resolveUser(w)
+      if (u === undefined) throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', `no such user: ${describe(w)}`)
+      query.peer = u.id
+    } else if (w !== undefined && w.kind !== 'all')
+      throw new BrokerError('SB_ERR_UNSUPPORTED', 'history is of a user, a topic, or everything')
+    const rows = await this.core.store.history(s.user.id, query)
+    return { messages: rows.slice(0, limit), more: rows.length > limit }
   }
 
   /** A message this session was handed and has not acknowledged (for markRead by seq). */
@@ -460,8 +532,9 @@ export class Delivery {
   // ---------------------------------------------------------------- the reaper's queue work
 
   /** Expired messages (senders get 410), held messages now due (released into their queues), old dedupe keys. */
-  async reapQueues(now: number, dedupeRetentionMs: number): Promise<void> {
+  async reapQueues(now: number, dedupeRetentionMs: number, retention?: RetentionPolicy): Promise<void> {
     const { store } = this.core
+    if (retention !== undefined) await store.retain(retention, 10_000)
     for (const m of await store.expire(now, 1000))
       if (m.kind !== 'receipt' && m.flags & Flag.RECEIPT) {
         const u = await store.userById(m.to)

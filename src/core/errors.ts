@@ -26,6 +26,8 @@ export const ErrorCodes = {
   SB_ERR_SHUTTING_DOWN: { status: 503, text: 'the server is shutting down' },
   SB_ERR_INTERNAL: { status: 500, text: 'internal error' },
   SB_ERR_STORAGE_FULL: { status: 507, text: "the server's storage is full" },
+  SB_ERR_PASSWORD_INVALID: { status: 400, text: 'the password is too short or too long' },
+  SB_ERR_UNKNOWN_DEVICE: { status: 404, text: 'no such device of yours' },
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes
@@ -52,6 +54,8 @@ export const ErrorNumbers: Record<ErrorCode, number> = {
   SB_ERR_SHUTTING_DOWN: 18,
   SB_ERR_INTERNAL: 19,
   SB_ERR_STORAGE_FULL: 20,
+  SB_ERR_PASSWORD_INVALID: 21,
+  SB_ERR_UNKNOWN_DEVICE: 22,
 }
 
 export function errorCodeFromNumber(n: number): ErrorCode {

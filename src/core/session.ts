@@ -1,4 +1,8 @@
-/** One session's state (seed 000's Session): its sink, its lastSeen and rate tokens, and its delivery state. */
+/**
+ * One session's state (seed 000's Session): its sink, its lastSeen and rate tokens, its device and its delivery
+ * state; and the table of this node's sessions (a user may have several: one per device).
+ */
+import { emptyAcks, type AckSet } from '../store/acks.js'
 import type { Message, Outbound, SessionSink, UserInfo } from './types.js'
 
 export type DeliveryMode = 'push' | 'poll'
@@ -9,12 +13,22 @@ let nextSid = 1
 export const HELD_MAX = 100_000
 
 /**
- * One live attachment of a user (seed 000's Session): its sink, its lastSeen, and its delivery state.
- * Push and poll read the same queue from the same cursor: `cursor` is the highest seq this session has
- * been handed, `inflight` what it was handed and has not acknowledged yet.
+ * One live attachment of a device of a user (seed 000's Session): its sink, its lastSeen, and its delivery
+ * state. Push and poll read the user's log from the device's cursor: `acks` mirrors what the device has
+ * acknowledged (the store's DeviceRecord.acks, kept up to date by this node's acks), `cursor` is the highest seq
+ * this session has been handed, `inflight` what it was handed and has not acknowledged yet.
  */
 export class Session {
   readonly sid = nextSid++
+  /** The device this session is (DeviceRecord.id). */
+  device = 0
+  /** What the device has acknowledged. */
+  acks: AckSet = emptyAcks()
+  /**
+   * Attached beside the device's own session instead of replacing it (a one-shot command sharing a chat's
+   * device): it sends and asks, and is handed nothing from the log.
+   */
+  sendOnly = false
   readonly since: number
   lastSeen: number
   closed = false
@@ -76,3 +90,82 @@ export class Session {
     this.tokensAt = now
   }
 }
+
+/**
+ * This node's sessions by user: each user's sessions (one per device, a legacy name's one), and what the
+ * user's sessions share — which messages' senders were told 300 already (one 300 per message, not per device).
+ */
+export class SessionTable {
+  private readonly byUser = new Map<number, { sessions: Session[]; notYet: Set<number> }>()
+  private count = 0
+
+  /** How many sessions (not users). */
+  get size(): number {
+    return this.count
+  }
+
+  /** This user's sessions here, oldest first (empty if none). */
+  of(user: number): readonly Session[] {
+    return this.byUser.get(user)?.sessions ?? NONE
+  }
+
+  /** The user's oldest session here. */
+  first(user: number): Session | undefined {
+    return this.byUser.get(user)?.sessions[0]
+  }
+
+  hasUser(user: number): boolean {
+    return this.byUser.has(user)
+  }
+
+  /** The session of this device here, if any (at most one: a new login of a device replaces it). */
+  ofDevice(user: number, device: number): Session | undefined {
+    return this.byUser.get(user)?.sessions.find((s) => s.device === device && !s.sendOnly)
+  }
+
+  add(s: Session): void {
+    let e = this.byUser.get(s.user.id)
+    if (e === undefined) this.byUser.set(s.user.id, (e = { sessions: [], notYet: new Set() }))
+    e.sessions.push(s)
+    this.count++
+  }
+
+  /** Returns false when it was not in the table. */
+  remove(s: Session): boolean {
+    const e = this.byUser.get(s.user.id)
+    const i = e === undefined ? -1 : e.sessions.indexOf(s)
+    if (i < 0) return false
+    e!.sessions.splice(i, 1)
+    this.count--
+    if (e!.sessions.length === 0) this.byUser.delete(s.user.id)
+    return true
+  }
+
+  /**
+   * Was the sender of `seq` (in `user`'s log) told 300 already? Marks it told. Shared by the user's sessions
+   * here, forgotten when the last one ends.
+   */
+  firstNotYet(user: number, seq: number): boolean {
+    const e = this.byUser.get(user)
+    if (e === undefined) return true
+    if (e.notYet.has(seq)) return false
+    e.notYet.add(seq)
+    return true
+  }
+
+  /** The message was acknowledged: its 300 is history. */
+  forgetNotYet(user: number, seq: number): void {
+    this.byUser.get(user)?.notYet.delete(seq)
+  }
+
+  *values(): IterableIterator<Session> {
+    for (const e of this.byUser.values()) yield* e.sessions
+  }
+
+  /** How many users have a session here. */
+  get users(): number {
+    return this.byUser.size
+  }
+}
+
+const NONE: readonly Session[] = []

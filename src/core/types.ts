@@ -69,6 +69,10 @@ export interface PresenceInfo extends UserInfo {
   node?: string
   /** A tokenless identity (a legacy gateway's name): anyone may claim it while it is offline. */
   tokenless?: boolean
+  /** The device this entry is (the bus keeps one entry per device). */
+  device?: number
+  /** In `who`: how many of the user's devices are online (the entries of one user summed). */
+  devices?: number
 }
 
 export type ConversationEvent =
@@ -86,6 +90,8 @@ export type Outbound =
   | { type: 'presence'; user: UserInfo; online: boolean; protocol?: string; at: number }
   | { type: 'rename'; user: UserInfo; oldName: string }
   | { type: 'conversation'; ev: ConversationEvent }
+  /** The message at `seq` of this user's log was marked read (on this or another of its devices). */
+  | { type: 'read'; seq: number; at: number }
 
 export type CloseReason =
   | 'replaced' // the same user logged in again elsewhere
@@ -95,6 +101,7 @@ export type CloseReason =
   | 'deleted' // the account was deleted
   | 'shutdown' // the server is stopping
   | 'kicked' // an operator or another node ended it
+  | 'revoked' // the device was revoked (its token no longer works)
 
 /** Implemented by every adapter: the broker's way into one connection or poll credential. */
 export interface SessionSink {

@@ -5,18 +5,26 @@ import type { PresenceInfo } from '../../core/types.js'
 export class LocalBus implements Bus {
   readonly nodeId = 'local'
   readonly clustered = false
-  private readonly presence = new Map<number, PresenceInfo>()
+  /** user → device → entry. */
+  private readonly presence = new Map<number, Map<number, PresenceInfo>>()
 
   async start(_onMessage: (m: BusMessage) => void): Promise<void> {}
   publish(_m: BusMessage): void {}
   async setOnline(info: PresenceInfo): Promise<void> {
-    this.presence.set(info.id, info)
+    let devices = this.presence.get(info.id)
+    if (devices === undefined) this.presence.set(info.id, (devices = new Map()))
+    devices.set(info.device ?? 0, info)
   }
-  async setOffline(user: number): Promise<void> {
-    this.presence.delete(user)
+  async setOffline(user: number, device: number): Promise<void> {
+    const devices = this.presence.get(user)
+    if (devices === undefined) return
+    devices.delete(device)
+    if (devices.size === 0) this.presence.delete(user)
   }
   async online(): Promise<PresenceInfo[]> {
-    return [...this.presence.values()]
+    const out: PresenceInfo[] = []
+    for (const devices of this.presence.values()) out.push(...devices.values())
+    return out
   }
   async isOnline(user: number): Promise<boolean> {
     return this.presence.has(user)

@@ -272,7 +272,8 @@ export class RedisBus implements Bus {
     await this.cmd!.eval(ONLINE_IF_NEWER, 1, this.keys.presence, String(info.id), JSON.stringify(p), String(p.since), this.nodeId)
   }
 
-  async setOffline(user: number): Promise<void> {
+  // TODO(devices): one presence entry per device (issue 11 item 8); until then the user's entry.
+  async setOffline(user: number, _device: number): Promise<void> {
     this.local.delete(user)
     await this.cmd!.eval(OFFLINE_IF_MINE, 1, this.keys.presence, String(user), this.nodeId)
   }

@@ -28,7 +28,7 @@ export interface ReceiptJson {
   ackSeq?: number
 }
 
-export type EventType = 'message' | 'receipt' | 'notice' | 'presence' | 'rename' | 'conversation' | 'closed'
+export type EventType = 'message' | 'receipt' | 'notice' | 'presence' | 'rename' | 'conversation' | 'read' | 'closed'
 
 const STATUS_TEXT: Record<number, string> = {
   200: 'delivered',
@@ -120,6 +120,8 @@ export function eventJson(ev: Outbound): { type: EventType; data: Record<string,
       if (c.event === 'message') Object.assign(data, bodyJson(c.body))
       return { type: 'conversation', data }
     }
+    case 'read':
+      return { type: 'read', data: { seq: ev.seq, at: ev.at } }
   }
 }
 
