@@ -47,6 +47,24 @@ export const CORE_OPTIONS = [
     help: 'ms a tokenless name (legacy gateway) lives without a login; then it goes with its queue and can be registered',
   },
   {
+    name: 'retention',
+    kind: 'duration',
+    default: 30 * 24 * 3600_000,
+    help: 'how long the log keeps a message some device acknowledged (history), e.g. 30d; unacknowledged ones stay until read or expired',
+  },
+  {
+    name: 'retention-messages',
+    kind: 'int',
+    default: 100_000,
+    help: 'acknowledged messages kept per user at most (the oldest go first)',
+  },
+  {
+    name: 'room-history',
+    kind: 'int',
+    default: 0,
+    help: "the room's last N messages shown to each session when it starts (0: the room is live only, as seed 002)",
+  },
+  {
     name: 'shutdown-timeout',
     kind: 'int',
     default: 10_000,
@@ -158,6 +176,8 @@ function camel(s: string): string {
   return s.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase())
 }
 
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 24 * 3600_000 }
+
 function parse(spec: OptionSpec, raw: unknown, source: string): string | number | boolean {
   if (spec.kind === 'bool') {
     if (typeof raw === 'boolean') return raw
@@ -165,6 +185,18 @@ function parse(spec: OptionSpec, raw: unknown, source: string): string | number 
     if (['1', 'true', 'yes', 'on'].includes(s)) return true
     if (['0', 'false', 'no', 'off', ''].includes(s)) return false
     throw new Error(`${source}: ${spec.name} must be true or false, not "${String(raw)}"`)
+  }
+  if (spec.kind === 'duration') {
+    const m = typeof raw === 'number' ? undefined : /^\s*(\d[\d_]*)\s*(ms|s|m|h|d)?\s*$/.exec(String(raw))
+    const n =
+      typeof raw === 'number'
+        ? raw
+        : m === null || m === undefined
+          ? NaN
+          : Number(m[1]!.replace(/_/g, '')) * UNIT_MS[m[2] ?? 'ms']!
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw new Error(`${source}: ${spec.name} must be a duration (ms, or with a unit: 90s, 15m, 12h, 30d), not "${String(raw)}"`)
+    return n
   }
   if (spec.kind === 'int') {
     const n = typeof raw === 'number' ? raw : Number(String(raw).replace(/_/g, ''))

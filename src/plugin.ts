@@ -16,7 +16,8 @@ import type { FileMeta } from './store/file-meta.js'
 import type { Store } from './store/store.js'
 import type { ListenerGuard } from './protocols/guard.js'
 
-export type OptionKind = 'string' | 'int' | 'bool'
+/** 'duration': milliseconds, given as a number of ms or with a unit (`500ms`, `90s`, `15m`, `12h`, `30d`). */
+export type OptionKind = 'string' | 'int' | 'bool' | 'duration'
 
 /** One option: the flag `--<name>`, the environment variable SWITCHBOARD_<NAME>, a key of the config file. */
 export interface OptionSpec {
@@ -26,7 +27,7 @@ export interface OptionSpec {
   help: string
 }
 
-type Value<K extends OptionKind> = K extends 'int' ? number : K extends 'bool' ? boolean : string
+type Value<K extends OptionKind> = K extends 'int' | 'duration' ? number : K extends 'bool' ? boolean : string
 
 /** The resolved values of a list of options, keyed by name: optional where the option has no default. */
 export type OptionValues<O extends readonly OptionSpec[]> = {

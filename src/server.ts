@@ -108,6 +108,9 @@ export async function startServer(c: Config, log: Logger): Promise<RunningServer
     idleTimeoutMs: c['idle-timeout'],
     conversationTimeoutMs: c['conversation-timeout'],
     legacyIdentityTtlMs: c['legacy-identity-ttl'],
+    retentionMs: c.retention,
+    retentionMessages: c['retention-messages'],
+    roomHistory: c['room-history'],
     limits: {
       maxNameBytes: c['max-name-bytes'],
       maxTopicBytes: c['max-topic-bytes'],

@@ -18,7 +18,8 @@ const serve = program
 // One --help section per plugin, each option with its default and its environment variable.
 for (const group of OPTION_GROUPS)
   for (const o of group.options) {
-    const flag = o.kind === 'bool' ? `--${o.name}` : `--${o.name} <${o.kind === 'int' ? 'n' : 'value'}>`
+    const flag =
+      o.kind === 'bool' ? `--${o.name}` : `--${o.name} <${o.kind === 'int' ? 'n' : o.kind === 'duration' ? 'ms|30d' : 'value'}>`
     const def = o.default === undefined ? '' : ` (default: ${String(o.default)})`
     serve.addOption(new Option(flag, `${o.help}${def}  [env ${envName(o.name)}]`).helpGroup(`${group.title}:`))
   }

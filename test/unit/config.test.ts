@@ -56,3 +56,13 @@ test('serve --help lists every option with its default and its environment varia
   for (const g of OPTION_GROUPS) assert.ok(out.includes(`${g.title}:`), `the "${g.title}" section`)
   assert.ok(OPTION_GROUPS.length > 6, 'the server and every gateway')
 })
+
+test('a duration option takes ms or a unit; anything else is refused naming the option', () => {
+  assert.equal(resolveConfig({}, {})['retention'], 30 * 24 * 3600_000, 'default 30 days')
+  assert.equal(resolveConfig({ retention: '30d' }, {})['retention'], 30 * 24 * 3600_000)
+  assert.equal(resolveConfig({ retention: '90s' }, {})['retention'], 90_000)
+  assert.equal(resolveConfig({ retention: '1_500' }, {})['retention'], 1500)
+  assert.equal(resolveConfig({}, { SWITCHBOARD_RETENTION: '12h' })['retention'], 12 * 3600_000)
+  assert.throws(() => resolveConfig({ retention: 'soon' }, {}), /--retention: retention must be a duration/)
+  assert.throws(() => resolveConfig({ retention: '-5s' }, {}), /--retention: retention must be a duration/)
+})
