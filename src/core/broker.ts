@@ -464,7 +464,16 @@ export class Broker {
   async deleteAccount(s: Session): Promise<void> {
     guard(this.core, s)
     const user = { ...s.user }
-    this.end(s, 'deleted', 'the account was deleted')
+    // Every device goes with the account: its sessions here, and (by the kick of every session) elsewhere.
+    for (const x of [...this.core.sessions.of(user.id)]) this.end(x, 'deleted', 'the account was deleted')
+    this.core.bus.publish({
+      type: 'kick',
+      user: user.id,
+      device: null,
+      reason: 'deleted',
+      node: this.core.bus.nodeId,
+      since: Number.MAX_SAFE_INTEGER,
+    })
     await this.removeUser(user)
     this.log.info({ user: user.id, name: user.name }, 'account deleted')
   }

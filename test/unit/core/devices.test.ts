@@ -292,3 +292,14 @@ test('--room-history: a late joiner is shown the room’s last messages; without
     ['r2', 'r3'],
   )
 })
+
+test('deleting the account ends every device’s session and refuses every token', async (t) => {
+  const { broker } = await startBroker(t)
+  const bob1 = await registerUser(broker, 'bob')
+  await broker.setPassword(bob1.session, 'bob password')
+  const bob2 = await passwordDevice(broker, 'bob', 'bob password')
+  await broker.deleteAccount(bob1.session)
+  assert.equal((await bob1.sink.closed()).reason, 'deleted')
+  assert.equal((await bob2.sink.closed()).reason, 'deleted')
+  await refused(loginUser(broker, bob2), 'SB_ERR_AUTH')
+})
