@@ -343,8 +343,25 @@ export abstract class GatewayConnection implements SessionSink {
 
   // ------------------------------------------------------------ out
 
+  /**
+   * Writes are gathered until the event loop's next turn (setImmediate), then go out as one: when a room line
+   * reaches every gateway session, each socket gets one write per turn however many lines arrived in it, not one
+   * system call per line per session (issue 13 item 6).
+   */
   protected write(buf: Buffer): void {
-    if (!this.closed && !this.socket.destroyed) this.socket.write(buf)
+    if (this.closed || this.socket.destroyed) return
+    if (!this.corked) {
+      this.corked = true
+      this.socket.cork()
+      setImmediate(this.uncork)
+    }
+    this.socket.write(buf)
+  }
+
+  private corked = false
+  private readonly uncork = (): void => {
+    this.corked = false
+    this.socket.uncork()
   }
 
   /** Bad input: log why and close this connection only. */
@@ -358,6 +375,7 @@ export abstract class GatewayConnection implements SessionSink {
     if (this.closed) return
     this.closed = true
     this.cleanup()
+    if (this.corked) this.uncork()
     this.socket.end()
     setTimeout(() => this.socket.destroy(), 2000).unref()
   }
