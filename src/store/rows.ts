@@ -1,9 +1,10 @@
 /**
  * Row ⇄ record mapping shared by the SQL stores (SQLite and PostgreSQL use the same column names for
- * messages and users; only the recipient column differs: `user` in SQLite, `user_id` in PostgreSQL).
+ * messages, users and devices; only the owner column differs: `user` in SQLite, `user_id` in PostgreSQL).
  */
 import { kindCode, kindOf, type MessageColumns, type MessageKind } from '../schema/message.js'
-import type { StoredMessage, UserRecord } from './store.js'
+import { decodeAbove } from './acks.js'
+import type { DeviceRecord, StoredMessage, UserRecord } from './store.js'
 import { nameSkeleton } from '../core/names.js'
 import type { Logger } from '../core/types.js'
 
@@ -13,8 +14,22 @@ export type { MessageColumns }
 export interface UserColumns {
   id: number
   name: string
+  /** 0/1 in SQLite, a boolean in PostgreSQL. */
+  tokenless: number | boolean
+  password_hash: string | null
+  created_at: number
+}
+
+/** A device's columns, but its user (each store's own key column, as for messages). */
+export interface DeviceColumns {
+  id: number
+  label: string
   token_hash: string | null
   created_at: number
+  last_seen: number | null
+  /** The cursor (acks.ts): every seq up to ack_floor, and the ranges in ack_above ("5-7,9"). */
+  ack_floor: number
+  ack_above: string | null
 }
 
 /** The stored kind is the kind's explicit code in the schema, never a position in a list. */
@@ -43,11 +58,31 @@ export function messageFromRow(r: MessageColumns, to: number): StoredMessage {
   if (r.expires_at !== null) m.expiresAt = r.expires_at
   if (r.not_before !== null) m.notBefore = r.not_before
   if (r.file_id !== null) m.fileId = r.file_id
+  if (r.peer !== null) m.peer = r.peer
+  if (r.device !== null) m.device = r.device
   return m
 }
 
 export function userFromRow(r: UserColumns): UserRecord {
-  return { id: r.id, name: r.name, tokenHash: r.token_hash, createdAt: r.created_at }
+  return {
+    id: r.id,
+    name: r.name,
+    tokenless: r.tokenless === true || r.tokenless === 1,
+    passwordHash: r.password_hash,
+    createdAt: r.created_at,
+  }
+}
+
+export function deviceFromRow(r: DeviceColumns, user: number): DeviceRecord {
+  return {
+    id: r.id,
+    user,
+    label: r.label,
+    tokenHash: r.token_hash,
+    createdAt: r.created_at,
+    lastSeen: r.last_seen ?? undefined,
+    acks: { floor: r.ack_floor, above: decodeAbove(r.ack_above) },
+  }
 }
 
 /**
