@@ -44,12 +44,12 @@ describe('SqliteStore: the stored kind is the schema code', () => {
   it('rows written before the schema (kind = index in the old list) read back as the same kinds', async (t) => {
     const path = join(dir, 'old-kinds.db')
     const s1 = await open(path)
-    const u = await s1.createUser('u', null, 1)
+    const u = (await s1.createUser('u', { tokenHash: null, label: 'test' }, 1)).user
     await s1.close()
     // Rows as an older version wrote them: straight into the file, the kind column holding the old index.
     const db = new Database(path)
     const insert = db.prepare(
-      `INSERT INTO queue (user, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body)
+      `INSERT INTO log (user, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body)
        VALUES (?, ?, 1, 'old', ?, ?, 1, 0, NULL, NULL, NULL, NULL, ?)`,
     )
     const kinds = Object.entries(STORED_KIND_CODES) as [MessageKind, number][]
@@ -58,7 +58,7 @@ describe('SqliteStore: the stored kind is the schema code', () => {
 
     const s2 = await open(path)
     t.after(() => s2.close())
-    const q = await s2.readQueue(u.id, 0, 10, 1)
+    const q = await s2.readLog(u.id, 0, 10, 1)
     assert.deepEqual(
       q.map((m) => [m.seq, m.kind]),
       kinds.map(([kind], i) => [i + 1, kind]),
@@ -68,7 +68,7 @@ describe('SqliteStore: the stored kind is the schema code', () => {
   it('each kind committed today lands in the kind column as its code', async (t) => {
     const path = join(dir, 'new-kinds.db')
     const store = await open(path)
-    const u = await store.createUser('u', null, 1)
+    const u = (await store.createUser('u', { tokenHash: null, label: 'test' }, 1)).user
     const kinds = Object.keys(MESSAGE_KINDS) as MessageKind[]
     await store.commit([
       { type: 'send', copies: kinds.map((kind) => copy(u.id, { kind })), limits: { maxCount: 1e9, maxBytes: 1e12 } },
@@ -76,7 +76,7 @@ describe('SqliteStore: the stored kind is the schema code', () => {
     await store.close()
     const db = new Database(path, { readonly: true })
     t.after(() => db.close())
-    const rows = db.prepare('SELECT kind FROM queue WHERE user = ? ORDER BY seq').all(u.id) as { kind: number }[]
+    const rows = db.prepare('SELECT kind FROM log WHERE user = ? ORDER BY seq').all(u.id) as { kind: number }[]
     assert.deepEqual(
       rows.map((r) => r.kind),
       kinds.map((k) => STORED_KIND_CODES[k]),

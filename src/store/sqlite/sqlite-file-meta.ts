@@ -1,7 +1,7 @@
 /**
  * FileMeta on the SqliteStore's database file: its own better-sqlite3 connection on the same path (WAL,
  * synchronous=FULL like the store, so a grant is as durable as the message that announces the file) and
- * its own tables `files` and `file_access`. It reads the store's `queue` and `held` tables (never writes
+ * its own tables `files` and `file_access`. It reads the store's `log` and `held` tables (never writes
  * them) to know which files a stored message still refers to: open it after the SqliteStore.
  *
  * better-sqlite3 is synchronous and this process is the only writer, so the two connections never hold
@@ -31,8 +31,8 @@ CREATE TABLE IF NOT EXISTS file_access (
 ) WITHOUT ROWID;
 `
 
-/** Ids carried by stored messages: queued, or held until their notBefore. */
-const REFS = `SELECT file_id FROM queue WHERE file_id IS NOT NULL UNION SELECT file_id FROM held WHERE file_id IS NOT NULL`
+/** Ids carried by stored messages: in a log, or held until their notBefore. */
+const REFS = `SELECT file_id FROM log WHERE file_id IS NOT NULL UNION SELECT file_id FROM held WHERE file_id IS NOT NULL`
 
 interface FileRow {
   id: string
@@ -65,12 +65,12 @@ export class SqliteFileMeta implements FileMeta {
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = FULL')
     db.pragma('busy_timeout = 5000')
-    const have = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('queue', 'held')`).all() as {
+    const have = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('log', 'held')`).all() as {
       name: string
     }[]
     if (have.length !== 2) {
       db.close()
-      throw new Error(`${this.opts.path} has no queue/held tables: open the SqliteStore before SqliteFileMeta`)
+      throw new Error(`${this.opts.path} has no log/held tables: open the SqliteStore before SqliteFileMeta`)
     }
     db.exec(SCHEMA)
     this.db = db
@@ -90,7 +90,7 @@ export class SqliteFileMeta implements FileMeta {
       removeAccess: db.prepare(`DELETE FROM file_access WHERE file_id = ?`),
       shaInUse: db.prepare(`SELECT 1 FROM files WHERE sha256 = ? LIMIT 1`),
       any: db.prepare(`SELECT 1 FROM files LIMIT 1`),
-      // The store's queue has no index on file_id: each statement below reads it once (SQLite
+      // The store keeps partial indexes on file_id (log_file, held_file); each statement below reads them once (SQLite
       // materialises the uncorrelated IN list), which a sweep every minute or so can afford.
       referencedAgain: db.prepare(`UPDATE files SET unref_since = NULL WHERE unref_since IS NOT NULL AND id IN (${REFS})`),
       unreferenced: db.prepare(`UPDATE files SET unref_since = ? WHERE unref_since IS NULL AND id NOT IN (${REFS})`),
@@ -144,7 +144,7 @@ export class SqliteFileMeta implements FileMeta {
   }
 
   async sweep(opts: FileSweep): Promise<FileRecord[]> {
-    if (this.stmts.any.get() === undefined) return [] // nothing stored: skip reading the queue
+    if (this.stmts.any.get() === undefined) return [] // nothing stored: skip reading the log
     const rows = this.db.transaction(() => {
       this.stmts.referencedAgain.run()
       this.stmts.unreferenced.run(opts.now)

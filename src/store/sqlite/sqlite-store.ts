@@ -2,37 +2,85 @@
  * The embedded store: one SQLite file in WAL mode with synchronous=FULL, so every COMMIT is fsynced.
  * The broker calls commit() once per batch (group commit), which makes one transaction and one fsync
  * carry many messages. better-sqlite3 is synchronous; this process is the only writer, so the per-user
- * counters (next seq, queue length and bytes) are cached here and changed only after a commit succeeds.
- * What a batch does is planned by ../plan.ts; this file reads, deletes and writes.
+ * counters (next seq, what no device acknowledged, the handled set) and the device cursors are cached here
+ * and changed only after a commit succeeds. What a batch does is planned by ../plan.ts; this file reads and
+ * writes: a row per message into the user's log, and per batch one UPDATE per device whose cursor moved and
+ * one per user whose counters changed (an ack deletes nothing: rows leave in bulk, by retain and expire).
+ *
+ * Schema 4 (the retained log) replaced schema 3's `queue`; a schema-3 file is migrated in place at open
+ * (migrateFromQueue).
  */
 import Database from './driver.js'
-import { kindNumber, messageFromRow, userFromRow, type MessageColumns, type UserColumns } from '../rows.js'
+import { deviceFromRow, kindNumber, messageFromRow, userFromRow } from '../rows.js'
+import type { DeviceColumns, MessageColumns, UserColumns } from '../rows.js'
 import type { BetterSqlite3 } from './driver.js'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { isStoreError, nameTaken, storageFull, StoreError } from '../errors.js'
-import { dedupeKeys, planCommit, planRelease, usersOf, type CommitPlan, type QueueCounters } from '../plan.js'
+import { decodeAbove, encodeAbove, hasAck, type AckSet } from '../acks.js'
+import {
+  dedupeKeys,
+  devicesOf,
+  planCommit,
+  planExpire,
+  planRelease,
+  usersOf,
+  type CommitPlan,
+  type QueueCounters,
+} from '../plan.js'
 import { nameSkeleton, SKELETON_VERSION } from '../../core/names.js'
 import { fillSkeletons, logSkeletonClash } from '../rows.js'
 import type { Logger } from '../../core/types.js'
-import type { NewCopy, QueueStats, Store, StoredMessage, StoreOp, StoreResult, UserRecord } from '../store.js'
+import type {
+  DeviceRecord,
+  HistoryQuery,
+  NewCopy,
+  QueueStats,
+  RetentionPolicy,
+  Store,
+  StoredMessage,
+  StoreOp,
+  StoreResult,
+  UserRecord,
+} from '../store.js'
 
-const SCHEMA_VERSION = 3
+const SCHEMA_VERSION = 4
 const RECENT_MAX = 100_000
 const RECENT_MAX_BYTES = 32 * 1024 * 1024
+/** Users retain() looks at per statement. */
+const RETAIN_PAGE = 500
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   name TEXT NOT NULL UNIQUE,
-  token_hash TEXT,
   created_at INTEGER NOT NULL,
   next_seq INTEGER NOT NULL DEFAULT 1,
   last_seen INTEGER,
-  skeleton TEXT
+  skeleton TEXT,
+  tokenless INTEGER NOT NULL DEFAULT 0,
+  password_hash TEXT,
+  -- What no device has acknowledged (what the queue limits count), kept with next_seq by every commit.
+  queue_count INTEGER NOT NULL DEFAULT 0,
+  queue_bytes INTEGER NOT NULL DEFAULT 0,
+  -- The seqs handled (acknowledged by some device, sent copies, expired): an AckSet (acks.ts).
+  handled_floor INTEGER NOT NULL DEFAULT 0,
+  handled_above TEXT NOT NULL DEFAULT ''
 );
-CREATE TABLE IF NOT EXISTS queue (
+CREATE UNIQUE INDEX IF NOT EXISTS users_skeleton ON users (skeleton);
+CREATE TABLE IF NOT EXISTS devices (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  user INTEGER NOT NULL,
+  label TEXT NOT NULL,
+  token_hash TEXT UNIQUE,
+  created_at INTEGER NOT NULL,
+  last_seen INTEGER,
+  ack_floor INTEGER NOT NULL DEFAULT 0,
+  ack_above TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS devices_user ON devices (user);
+CREATE TABLE IF NOT EXISTS log (
   user INTEGER NOT NULL,
   seq INTEGER NOT NULL,
   sender INTEGER NOT NULL,
@@ -46,9 +94,15 @@ CREATE TABLE IF NOT EXISTS queue (
   not_before INTEGER,
   file_id TEXT,
   body BLOB NOT NULL,
+  peer INTEGER,
+  device INTEGER,
+  read INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (user, seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS queue_expires ON queue (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS log_peer ON log (user, peer, seq) WHERE peer IS NOT NULL;
+CREATE INDEX IF NOT EXISTS log_topic ON log (user, topic, seq) WHERE topic IS NOT NULL;
+CREATE INDEX IF NOT EXISTS log_expires ON log (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS log_file ON log (file_id) WHERE file_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS held (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   user INTEGER NOT NULL,
@@ -62,10 +116,11 @@ CREATE TABLE IF NOT EXISTS held (
   topic TEXT,
   expires_at INTEGER,
   file_id TEXT,
-  body BLOB NOT NULL
+  body BLOB NOT NULL,
+  peer INTEGER,
+  device INTEGER
 );
 CREATE INDEX IF NOT EXISTS held_due ON held (not_before);
-CREATE INDEX IF NOT EXISTS queue_file ON queue (file_id) WHERE file_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS held_file ON held (file_id) WHERE file_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS dedupe (
   sender INTEGER NOT NULL,
@@ -87,19 +142,56 @@ CREATE TABLE IF NOT EXISTS blocks (
 ) WITHOUT ROWID;
 `
 
-interface QueueRow extends MessageColumns {
+/** The stored kinds history shows (text 0, file 1: src/schema/message.ts). */
+const HISTORY_KINDS = `kind IN (${kindNumber('text')}, ${kindNumber('file')})`
+
+interface LogRow extends MessageColumns {
+  user: number
+  read: number
+}
+
+interface HeldRow extends Omit<MessageColumns, 'seq'> {
+  id: number
   user: number
 }
 
-interface UserRow extends UserColumns {
+interface CounterRow {
   next_seq: number
+  queue_count: number
+  queue_bytes: number
+  handled_floor: number
+  handled_above: string
 }
 
-function rowToMessage(r: QueueRow): StoredMessage {
+interface RetainRow {
+  id: number
+  next_seq: number
+  handled_floor: number
+  handled_above: string
+}
+
+interface DeviceRow extends DeviceColumns {
+  user: number
+}
+
+function rowToMessage(r: LogRow): StoredMessage {
   return messageFromRow(r, r.user)
 }
 
-const rowToUser = userFromRow
+const rowToUser = (r: UserColumns): UserRecord => userFromRow(r)
+
+function rowToDevice(r: DeviceRow): DeviceRecord {
+  return deviceFromRow(r, r.user)
+}
+
+function rowToCounters(r: CounterRow): QueueCounters {
+  return {
+    next: r.next_seq,
+    count: r.queue_count,
+    bytes: r.queue_bytes,
+    handled: { floor: r.handled_floor, above: decodeAbove(r.handled_above) },
+  }
+}
 
 /** SQLite's codes for a write that found no room: the disk (or quota) is full, or the OS said ENOSPC/EDQUOT. */
 function isFull(err: unknown): boolean {
@@ -108,8 +200,64 @@ function isFull(err: unknown): boolean {
   return code === 'SQLITE_FULL' || code.startsWith('SQLITE_FULL_') || /ENOSPC|EDQUOT|database or disk is full/i.test(err.message)
 }
 
-function isUniqueViolation(err: unknown): boolean {
-  return err instanceof Error && (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE'
+/** A unique index on the user's name or skeleton refused a row (not the devices' token index). */
+function isNameClash(err: unknown): boolean {
+  return (
+    err instanceof Error &&
+    (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' &&
+    /users\.(name|skeleton)/.test(err.message)
+  )
+}
+
+/**
+ * Schema 3 (release 0.1.0: a `queue` of what no session had acknowledged yet, a token per user) to schema 4, in
+ * place and in one transaction: the queued rows become the log (a direct text or file message gets its sender as
+ * `peer`), every user gets one device holding its old token (null for a tokenless name) whose cursor stands just
+ * before the oldest queued message (or at the live end when nothing is queued), and the user's counters are
+ * counted from the queue. Also takes files older than schema 3 (users without last_seen or skeleton).
+ */
+function migrateFromQueue(db: BetterSqlite3.Database): void {
+  db.transaction(() => {
+    const has = (table: string, column: string) =>
+      (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).some((c) => c.name === column)
+    // Schema 2: users.last_seen; schema 3: users.skeleton (filled at open, as for any file whose skeletons are stale).
+    if (!has('users', 'last_seen')) db.exec(`ALTER TABLE users ADD COLUMN last_seen INTEGER`)
+    if (!has('users', 'skeleton')) db.exec(`ALTER TABLE users ADD COLUMN skeleton TEXT`)
+    db.exec(`
+      ALTER TABLE users ADD COLUMN tokenless INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE users ADD COLUMN password_hash TEXT;
+      ALTER TABLE users ADD COLUMN queue_count INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE users ADD COLUMN queue_bytes INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE users ADD COLUMN handled_floor INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE users ADD COLUMN handled_above TEXT NOT NULL DEFAULT '';
+    `)
+    const heldExisted = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'held'`).get() !== undefined
+    db.exec(SCHEMA)
+    if (heldExisted && !has('held', 'peer'))
+      db.exec(`ALTER TABLE held ADD COLUMN peer INTEGER; ALTER TABLE held ADD COLUMN device INTEGER;`)
+    // A direct message (no topic) from a user (not SERVER, 0) that is text or a file is a conversation's: its peer
+    // is its sender. Receipts and notices have none, as the core stores them today.
+    const direct = `topic IS NULL AND sender <> 0 AND ${HISTORY_KINDS}`
+    db.exec(`
+      INSERT INTO log (user, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body, peer, device, read)
+        SELECT user, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body,
+               CASE WHEN ${direct} THEN sender END, NULL, 0
+        FROM queue;
+      UPDATE held SET peer = sender WHERE peer IS NULL AND ${direct};
+      UPDATE users SET
+        tokenless = (token_hash IS NULL),
+        handled_floor = coalesce((SELECT min(seq) FROM queue q WHERE q.user = users.id) - 1, next_seq - 1),
+        queue_count = (SELECT count(*) FROM queue q WHERE q.user = users.id),
+        queue_bytes = (SELECT coalesce(sum(length(body)), 0) FROM queue q WHERE q.user = users.id);
+      INSERT INTO devices (user, label, token_hash, created_at, last_seen, ack_floor, ack_above)
+        SELECT id, 'migrated', token_hash, created_at, last_seen, handled_floor, '' FROM users ORDER BY id;
+      DROP TABLE queue;
+      ALTER TABLE users DROP COLUMN token_hash;
+    `)
+    db.prepare(`INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(
+      String(SCHEMA_VERSION),
+    )
+  })()
 }
 
 export interface SqliteStoreOptions {
@@ -119,22 +267,31 @@ export interface SqliteStoreOptions {
   logger?: Logger
 }
 
+/** A row this process stored lately and nobody has handled yet (see SqliteStore.recent). */
+interface Recent {
+  m: StoredMessage
+  read: boolean
+}
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite'
   private db!: BetterSqlite3.Database
   private stmts!: ReturnType<SqliteStore['prepare']>
-  /** user → next seq to hand out; loaded lazily, updated after each successful commit. */
-  private nextSeq = new Map<number, number>()
-  /** user → queue length and bytes; loaded lazily. */
-  private stats = new Map<number, QueueStats>()
+  /** user → its counters; loaded lazily, replaced after each successful write. */
+  private counterCache = new Map<number, QueueCounters>()
+  /** device → its user and cursor; loaded lazily, replaced after each successful commit. */
+  private cursorCache = new Map<number, { user: number; acks: AckSet }>()
   /**
-   * Messages this process stored lately, by user and seq, so that acknowledging one — the common case, soon
-   * after it was stored — is a plain DELETE instead of DELETE … RETURNING, which costs about three times as
-   * much. Bounded by count and bytes; dropped whole when full (the RETURNING path is always correct).
+   * Messages this process stored lately and no device has acknowledged, by user and seq: the first ack of one —
+   * the common case, soon after it was stored — needs the whole row (its sender is told), and finds it here
+   * instead of reading it back. Bounded by count and bytes; dropped whole when full (reading the row is always
+   * correct). An entry goes when its message is handled (after which an ack needs no row) or leaves the log.
    */
-  private recent = new Map<number, Map<number, StoredMessage>>()
+  private recent = new Map<number, Map<number, Recent>>()
   private recentCount = 0
   private recentBytes = 0
+  /** The user id retain() stopped before, so that a call cut short by its limit resumes where it was. */
+  private retainFrom = 0
 
   constructor(private readonly opts: SqliteStoreOptions) {}
 
@@ -146,18 +303,16 @@ export class SqliteStore implements Store {
     db.pragma('synchronous = FULL')
     db.pragma('foreign_keys = OFF')
     db.pragma('busy_timeout = 5000')
-    db.exec(SCHEMA)
+    db.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`)
     const version = db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string } | undefined
-    if (version !== undefined && Number(version.value) > SCHEMA_VERSION)
+    if (version !== undefined && Number(version.value) > SCHEMA_VERSION) {
+      db.close()
       throw new StoreError('SCHEMA_TOO_NEW', `database schema ${version.value} is newer than this program (${SCHEMA_VERSION})`)
-    // Version 2: users.last_seen. A new file gets it from SCHEMA; a version-1 file gets it here.
-    const columns = db.prepare(`PRAGMA table_info(users)`).all() as { name: string }[]
-    if (!columns.some((c) => c.name === 'last_seen')) db.exec(`ALTER TABLE users ADD COLUMN last_seen INTEGER`)
-    // Version 3: users.skeleton, the name's confusable skeleton under a unique index, so that a look-alike of a
-    // name is refused by the same insert that would take it. Filled for existing rows (and refilled when the
-    // skeleton function changes) below.
-    if (!columns.some((c) => c.name === 'skeleton')) db.exec(`ALTER TABLE users ADD COLUMN skeleton TEXT`)
-    db.exec(`CREATE UNIQUE INDEX IF NOT EXISTS users_skeleton ON users (skeleton)`)
+    }
+    if (db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue'`).get() !== undefined)
+      migrateFromQueue(db)
+    db.exec(SCHEMA)
+    // The skeleton column is refilled when the skeleton function changes (core/names.ts SKELETON_VERSION).
     const skeletonVersion = db.prepare(`SELECT value FROM meta WHERE key = 'skeleton'`).get() as { value: string } | undefined
     if (skeletonVersion?.value !== SKELETON_VERSION)
       db.transaction(() => {
@@ -182,46 +337,77 @@ export class SqliteStore implements Store {
 
   private prepare() {
     const db = this.db
+    const USER = `id, name, tokenless, password_hash, created_at`
     return {
-      insertUser: db.prepare(`INSERT INTO users (name, skeleton, token_hash, created_at) VALUES (?, ?, ?, ?)`),
-      userById: db.prepare(`SELECT * FROM users WHERE id = ?`),
-      userByName: db.prepare(`SELECT * FROM users WHERE name = ?`),
-      userBySkeleton: db.prepare(`SELECT * FROM users WHERE skeleton = ?`),
+      insertUser: db.prepare(`INSERT INTO users (name, skeleton, tokenless, password_hash, created_at) VALUES (?, ?, ?, ?, ?)`),
+      userById: db.prepare(`SELECT ${USER} FROM users WHERE id = ?`),
+      userByName: db.prepare(`SELECT ${USER} FROM users WHERE name = ?`),
+      userBySkeleton: db.prepare(`SELECT ${USER} FROM users WHERE skeleton = ?`),
       staleTokenless: db.prepare(
-        `SELECT * FROM users WHERE token_hash IS NULL AND coalesce(last_seen, created_at) < ? ORDER BY id LIMIT ?`,
+        `SELECT ${USER} FROM users WHERE tokenless = 1 AND coalesce(last_seen, created_at) < ? ORDER BY id LIMIT ?`,
       ),
       rename: db.prepare(`UPDATE users SET name = ?, skeleton = ? WHERE id = ?`),
-      setToken: db.prepare(`UPDATE users SET token_hash = ? WHERE id = ?`),
+      setPassword: db.prepare(`UPDATE users SET password_hash = ? WHERE id = ?`),
       deleteUser: db.prepare(`DELETE FROM users WHERE id = ?`),
-      deleteQueue: db.prepare(`DELETE FROM queue WHERE user = ? RETURNING *`),
+      deleteLog: db.prepare(`DELETE FROM log WHERE user = ? RETURNING *`),
       deleteSubs: db.prepare(`DELETE FROM subs WHERE user = ?`),
       deleteBlocks: db.prepare(`DELETE FROM blocks WHERE user = ? OR target = ?`),
+      deleteDevices: db.prepare(`DELETE FROM devices WHERE user = ?`),
       countUsers: db.prepare(`SELECT COUNT(*) AS n FROM users`),
       lastSeen: db.prepare(`SELECT last_seen FROM users WHERE id = ?`),
       setLastSeen: db.prepare(`UPDATE users SET last_seen = ? WHERE id = ?`),
-      nextSeq: db.prepare(`SELECT next_seq FROM users WHERE id = ?`),
-      setNextSeq: db.prepare(`UPDATE users SET next_seq = ? WHERE id = ?`),
-      insertMsg: db.prepare(
-        `INSERT INTO queue (user, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      setDeviceSeen: db.prepare(`UPDATE devices SET last_seen = ? WHERE id = ? AND user = ?`),
+      counters: db.prepare(`SELECT next_seq, queue_count, queue_bytes, handled_floor, handled_above FROM users WHERE id = ?`),
+      setCounters: db.prepare(
+        `UPDATE users SET next_seq = ?, queue_count = ?, queue_bytes = ?, handled_floor = ?, handled_above = ? WHERE id = ?`,
       ),
-      deleteMsg: db.prepare(`DELETE FROM queue WHERE user = ? AND seq = ? RETURNING *`),
-      deleteKnown: db.prepare(`DELETE FROM queue WHERE user = ? AND seq = ?`),
+      insertDevice: db.prepare(
+        `INSERT INTO devices (user, label, token_hash, created_at, ack_floor, ack_above) VALUES (?, ?, ?, ?, ?, '')`,
+      ),
+      deviceById: db.prepare(`SELECT * FROM devices WHERE id = ?`),
+      deviceByToken: db.prepare(`SELECT * FROM devices WHERE token_hash = ?`),
+      devices: db.prepare(`SELECT * FROM devices WHERE user = ? ORDER BY id`),
+      deleteDevice: db.prepare(`DELETE FROM devices WHERE id = ? AND user = ?`),
+      setCursor: db.prepare(`UPDATE devices SET ack_floor = ?, ack_above = ? WHERE id = ?`),
+      insertMsg: db.prepare(
+        `INSERT INTO log (user, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body, peer, device)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      row: db.prepare(`SELECT * FROM log WHERE user = ? AND seq = ?`),
+      markRead: db.prepare(`UPDATE log SET read = 1 WHERE user = ? AND seq = ?`),
+      deleteRow: db.prepare(`DELETE FROM log WHERE user = ? AND seq = ?`),
       dedupe: db.prepare(`INSERT OR IGNORE INTO dedupe (sender, msg_id, at) VALUES (?, ?, ?)`),
       undedupe: db.prepare(`DELETE FROM dedupe WHERE sender = ? AND msg_id = ?`),
-      readQueue: db.prepare(
-        `SELECT * FROM queue WHERE user = ? AND seq > ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq LIMIT ?`,
+      readLog: db.prepare(
+        `SELECT * FROM log WHERE user = ? AND seq > ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq LIMIT ?`,
+      ),
+      history: db.prepare(`SELECT * FROM log WHERE user = ? AND seq < ? AND ${HISTORY_KINDS} ORDER BY seq DESC LIMIT ?`),
+      historyPeer: db.prepare(
+        `SELECT * FROM log WHERE user = ? AND peer = ? AND seq < ? AND topic IS NULL AND ${HISTORY_KINDS}
+         ORDER BY seq DESC LIMIT ?`,
+      ),
+      historyTopic: db.prepare(
+        `SELECT * FROM log WHERE user = ? AND topic = ? AND seq < ? AND ${HISTORY_KINDS} ORDER BY seq DESC LIMIT ?`,
       ),
       insertHeld: db.prepare(
-        `INSERT INTO held (user, not_before, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, file_id, body)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO held (user, not_before, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, file_id, body, peer, device)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       dueHeld: db.prepare(
         `DELETE FROM held WHERE id IN (SELECT id FROM held WHERE not_before <= ? ORDER BY not_before, id LIMIT ?) RETURNING *`,
       ),
       deleteHeld: db.prepare(`DELETE FROM held WHERE user = ?`),
-      queueStats: db.prepare(`SELECT COUNT(*) AS count, COALESCE(SUM(LENGTH(body)), 0) AS bytes FROM queue WHERE user = ?`),
-      expired: db.prepare(`SELECT user, seq FROM queue WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?`),
+      expired: db.prepare(`SELECT * FROM log WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?`),
+      retainUsers: db.prepare(
+        `SELECT id, next_seq, handled_floor, handled_above FROM users WHERE id > ? AND id <= ? ORDER BY id LIMIT ${RETAIN_PAGE}`,
+      ),
+      // The subquery bounds a DELETE (SQLite is built without DELETE … LIMIT); both walk the primary key.
+      retainRange: db.prepare(
+        `DELETE FROM log WHERE user = ? AND seq IN (SELECT seq FROM log WHERE user = ? AND seq BETWEEN ? AND ? LIMIT ?)`,
+      ),
+      retainRangeBefore: db.prepare(
+        `DELETE FROM log WHERE user = ? AND seq IN (SELECT seq FROM log WHERE user = ? AND seq BETWEEN ? AND ? AND ts < ? LIMIT ?)`,
+      ),
       pruneDedupe: db.prepare(`DELETE FROM dedupe WHERE at < ?`),
       subscribe: db.prepare(`INSERT OR IGNORE INTO subs (topic, user) VALUES (?, ?)`),
       unsubscribe: db.prepare(`DELETE FROM subs WHERE topic = ? AND user = ?`),
@@ -273,41 +459,64 @@ export class SqliteStore implements Store {
     )
   }
 
-  async createUser(name: string, tokenHash: string | null, now: number): Promise<UserRecord> {
+  // ---------------------------------------------------------------- users
+
+  async createUser(
+    name: string,
+    device: { tokenHash: string | null; label: string },
+    now: number,
+    passwordHash: string | null = null,
+  ): Promise<{ user: UserRecord; device: DeviceRecord }> {
+    const tokenless = device.tokenHash === null
     try {
-      const info = this.stmts.insertUser.run(name, nameSkeleton(name), tokenHash, now)
-      const id = Number(info.lastInsertRowid)
-      this.nextSeq.set(id, 1)
-      this.stats.set(id, { count: 0, bytes: 0 })
-      return { id, name, tokenHash, createdAt: now }
+      const [id, dev] = this.db.transaction((): [number, number] => {
+        const id = Number(
+          this.stmts.insertUser.run(name, nameSkeleton(name), tokenless ? 1 : 0, passwordHash, now).lastInsertRowid,
+        )
+        const dev = Number(this.stmts.insertDevice.run(id, device.label, device.tokenHash, now, 0).lastInsertRowid)
+        return [id, dev]
+      })()
+      this.counterCache.set(id, { next: 1, count: 0, bytes: 0, handled: { floor: 0, above: [] } })
+      return {
+        user: { id, name, tokenless, passwordHash, createdAt: now },
+        device: {
+          id: dev,
+          user: id,
+          label: device.label,
+          tokenHash: device.tokenHash,
+          createdAt: now,
+          lastSeen: undefined,
+          acks: { floor: 0, above: [] },
+        },
+      }
     } catch (err) {
-      if (isUniqueViolation(err)) throw this.nameTaken(name)
+      if (isNameClash(err)) throw this.nameTaken(name)
       throw err
     }
   }
 
   /** NAME_TAKEN for `name`, naming the registered name it looks like when that is not the same. */
   private nameTaken(name: string): StoreError {
-    const holder = this.stmts.userBySkeleton.get(nameSkeleton(name)) as UserRow | undefined
+    const holder = this.stmts.userBySkeleton.get(nameSkeleton(name)) as UserColumns | undefined
     return nameTaken(name, holder?.name)
   }
 
   async userLike(name: string): Promise<UserRecord | undefined> {
-    const r = this.stmts.userBySkeleton.get(nameSkeleton(name)) as UserRow | undefined
+    const r = this.stmts.userBySkeleton.get(nameSkeleton(name)) as UserColumns | undefined
     return r && rowToUser(r)
   }
 
   async staleTokenless(before: number, limit: number): Promise<UserRecord[]> {
-    return (this.stmts.staleTokenless.all(before, limit) as UserRow[]).map(rowToUser)
+    return (this.stmts.staleTokenless.all(before, limit) as UserColumns[]).map(rowToUser)
   }
 
   async userById(id: number): Promise<UserRecord | undefined> {
-    const r = this.stmts.userById.get(id) as UserRow | undefined
+    const r = this.stmts.userById.get(id) as UserColumns | undefined
     return r && rowToUser(r)
   }
 
   async userByName(name: string): Promise<UserRecord | undefined> {
-    const r = this.stmts.userByName.get(name) as UserRow | undefined
+    const r = this.stmts.userByName.get(name) as UserColumns | undefined
     return r && rowToUser(r)
   }
 
@@ -315,29 +524,35 @@ export class SqliteStore implements Store {
     try {
       this.stmts.rename.run(name, nameSkeleton(name), id)
     } catch (err) {
-      if (isUniqueViolation(err)) throw this.nameTaken(name)
+      if (isNameClash(err)) throw this.nameTaken(name)
       throw err
     }
   }
 
-  async setTokenHash(id: number, tokenHash: string | null): Promise<void> {
-    this.stmts.setToken.run(tokenHash, id)
+  async setPassword(id: number, passwordHash: string | null): Promise<void> {
+    this.stmts.setPassword.run(passwordHash, id)
   }
 
   async deleteUser(id: number): Promise<StoredMessage[]> {
+    const handled = this.counters(id)?.handled
+    if (handled === undefined) return []
     const rows = this.db.transaction(() => {
-      const queued = this.stmts.deleteQueue.all(id) as QueueRow[]
+      const log = this.stmts.deleteLog.all(id) as LogRow[]
       this.stmts.deleteHeld.run(id)
       this.stmts.deleteSubs.run(id)
       this.stmts.deleteBlocks.run(id, id)
+      this.stmts.deleteDevices.run(id)
       this.stmts.deleteUser.run(id)
-      return queued
+      return log
     })()
-    this.nextSeq.delete(id)
-    this.stats.delete(id)
+    this.counterCache.delete(id)
+    for (const [dev, c] of this.cursorCache) if (c.user === id) this.cursorCache.delete(dev)
     const mine = this.recent.get(id)
-    if (mine !== undefined) for (const [seq, m] of mine) this.forgetRecent(id, seq, m)
-    return rows.map(rowToMessage).sort((a, b) => a.seq - b.seq)
+    if (mine !== undefined) for (const seq of [...mine.keys()]) this.forgetRecent(id, seq)
+    return rows
+      .filter((r) => !hasAck(handled, r.seq))
+      .map(rowToMessage)
+      .sort((a, b) => a.seq - b.seq)
   }
 
   async lastSeen(id: number): Promise<number | undefined> {
@@ -345,87 +560,145 @@ export class SqliteStore implements Store {
     return r?.last_seen ?? undefined
   }
 
-  async setLastSeen(id: number, at: number): Promise<void> {
-    this.stmts.setLastSeen.run(at, id)
+  async setLastSeen(id: number, at: number, device?: number): Promise<void> {
+    this.db.transaction(() => {
+      this.stmts.setLastSeen.run(at, id)
+      if (device !== undefined) this.stmts.setDeviceSeen.run(at, device, id)
+    })()
   }
 
   async countUsers(): Promise<number> {
     return (this.stmts.countUsers.get() as { n: number }).n
   }
 
-  private loadNextSeq(user: number): number | undefined {
-    let n = this.nextSeq.get(user)
-    if (n === undefined) {
-      const r = this.stmts.nextSeq.get(user) as { next_seq: number } | undefined
-      if (r === undefined) return undefined
-      n = r.next_seq
-      this.nextSeq.set(user, n)
-    }
-    return n
+  // ---------------------------------------------------------------- devices
+
+  async createDevice(user: number, tokenHash: string, label: string, now: number): Promise<DeviceRecord | undefined> {
+    const c = this.counters(user)
+    if (c === undefined) return undefined
+    // The live end: what was handed out before this device existed is history, not news to it.
+    const floor = c.next - 1
+    const id = Number(this.stmts.insertDevice.run(user, label, tokenHash, now, floor).lastInsertRowid)
+    return { id, user, label, tokenHash, createdAt: now, lastSeen: undefined, acks: { floor, above: [] } }
   }
 
-  private loadStats(user: number): QueueStats {
-    let s = this.stats.get(user)
-    if (s === undefined) {
-      s = this.stmts.queueStats.get(user) as QueueStats
-      this.stats.set(user, { count: s.count, bytes: s.bytes })
-    }
-    return s
+  async deviceByToken(tokenHash: string): Promise<DeviceRecord | undefined> {
+    const r = this.stmts.deviceByToken.get(tokenHash) as DeviceRow | undefined
+    return r && rowToDevice(r)
   }
+
+  async deviceById(id: number): Promise<DeviceRecord | undefined> {
+    const r = this.stmts.deviceById.get(id) as DeviceRow | undefined
+    return r && rowToDevice(r)
+  }
+
+  async devices(user: number): Promise<DeviceRecord[]> {
+    return (this.stmts.devices.all(user) as DeviceRow[]).map(rowToDevice)
+  }
+
+  async deleteDevice(user: number, device: number): Promise<boolean> {
+    const gone = this.stmts.deleteDevice.run(device, user).changes > 0
+    if (gone) this.cursorCache.delete(device)
+    return gone
+  }
+
+  // ---------------------------------------------------------------- the log
 
   /** The counters of `user` as cached (loaded on first use), or undefined if it does not exist. */
   private counters(user: number): QueueCounters | undefined {
-    const next = this.loadNextSeq(user)
-    if (next === undefined) return undefined
-    const s = this.loadStats(user)
-    return { next, count: s.count, bytes: s.bytes }
+    let c = this.counterCache.get(user)
+    if (c === undefined) {
+      const r = this.stmts.counters.get(user) as CounterRow | undefined
+      if (r === undefined) return undefined
+      this.counterCache.set(user, (c = rowToCounters(r)))
+    }
+    return c
+  }
+
+  /** The cursor of `device` as cached, or undefined if it does not exist. */
+  private cursor(device: number): { user: number; acks: AckSet } | undefined {
+    let c = this.cursorCache.get(device)
+    if (c === undefined) {
+      const r = this.stmts.deviceById.get(device) as DeviceRow | undefined
+      if (r === undefined) return undefined
+      this.cursorCache.set(device, (c = { user: r.user, acks: { floor: r.ack_floor, above: decodeAbove(r.ack_above) } }))
+    }
+    return c
+  }
+
+  /** Write changed counters (one UPDATE per user) inside the caller's transaction. */
+  private writeCounters(counters: Map<number, QueueCounters>): void {
+    for (const [user, c] of counters)
+      this.stmts.setCounters.run(c.next, c.count, c.bytes, c.handled.floor, encodeAbove(c.handled.above), user)
+  }
+
+  /** Once committed: the cached counters follow. */
+  private applyCounters(counters: Map<number, QueueCounters>): void {
+    for (const [user, c] of counters) this.counterCache.set(user, c)
   }
 
   async commit(ops: StoreOp[]): Promise<StoreResult[]> {
     if (ops.length === 0) return []
-    // The counters before anything is deleted (loaded after an ack's DELETE they would already exclude its row).
     const before = new Map<number, QueueCounters>()
     for (const user of usersOf(ops)) {
       const c = this.counters(user)
       if (c !== undefined) before.set(user, c)
     }
+    const devices = new Map<number, AckSet>()
+    for (const id of devicesOf(ops)) {
+      const c = this.cursor(id)
+      if (c !== undefined) devices.set(id, c.acks)
+    }
+    // An ack names a device of its own user only.
+    for (const op of ops) if (op.type === 'ack' && this.cursorCache.get(op.device)?.user !== op.user) devices.delete(op.device)
     const plan = this.db.transaction((): CommitPlan => {
       const fresh = new Set<string>()
       for (const k of dedupeKeys(ops))
         if (this.stmts.dedupe.run(k.sender, k.msgId, k.at).changes > 0) fresh.add(`${k.sender}:${k.msgId}`)
-      // The rows the acks delete, by op. A second ack of one row in the batch finds it gone, as it should.
-      const removed: (StoredMessage | undefined)[] = new Array<StoredMessage | undefined>(ops.length)
+      // The rows the acks and reads name, as they were before the batch. An ack of a handled seq needs none (it
+      // cannot be first), which spares reading back everything a second device acknowledges.
+      const rows = new Array<StoredMessage | undefined>(ops.length)
+      const wasRead = new Array<boolean>(ops.length).fill(false)
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i]!
-        if (op.type !== 'ack') continue
-        // A row this process stored lately is deleted without RETURNING (see `recent`).
+        if (op.type === 'send') continue
+        const c = before.get(op.user)
+        if (c === undefined || op.seq < 1 || op.seq >= c.next) continue
+        if (op.type === 'ack' && hasAck(c.handled, op.seq)) continue
         const known = this.recent.get(op.user)?.get(op.seq)
         if (known !== undefined) {
-          this.forgetRecent(op.user, op.seq, known)
-          if (this.stmts.deleteKnown.run(op.user, op.seq).changes > 0) removed[i] = known
+          rows[i] = known.m
+          wasRead[i] = known.read
           continue
         }
-        const row = this.stmts.deleteMsg.get(op.user, op.seq) as QueueRow | undefined
-        if (row !== undefined) removed[i] = rowToMessage(row)
+        const r = this.stmts.row.get(op.user, op.seq) as LogRow | undefined
+        if (r === undefined) continue
+        rows[i] = rowToMessage(r)
+        wasRead[i] = r.read !== 0
       }
-      const plan = planCommit({ ops, counters: before, fresh: (s, m) => fresh.has(`${s}:${m}`), removed })
+      const plan = planCommit({ ops, counters: before, devices, fresh: (s, m) => fresh.has(`${s}:${m}`), rows, wasRead })
       for (const k of plan.released) this.stmts.undedupe.run(k.sender, k.msgId)
-      for (const m of plan.queued) this.insertQueued(m)
+      for (const m of plan.queued) this.insertLogged(m)
       for (const c of plan.held) this.insertHeld(c)
-      for (const [user, c] of plan.counters) if (c.next !== before.get(user)!.next) this.stmts.setNextSeq.run(c.next, user)
+      for (const r of plan.reads) this.stmts.markRead.run(r.user, r.seq)
+      for (const [id, acks] of plan.devices) this.stmts.setCursor.run(acks.floor, encodeAbove(acks.above), id)
+      this.writeCounters(plan.counters)
       return plan
     })()
     this.applyCounters(plan.counters)
-    for (const m of plan.queued) this.remember(m)
-    return plan.results
-  }
-
-  /** Once committed: the cached counters follow. */
-  private applyCounters(counters: Map<number, QueueCounters>): void {
-    for (const [user, c] of counters) {
-      this.nextSeq.set(user, c.next)
-      this.stats.set(user, { count: c.count, bytes: c.bytes })
+    for (const [id, acks] of plan.devices) this.cursorCache.get(id)!.acks = acks
+    for (const m of plan.queued) if (!hasAck(this.counterCache.get(m.to)!.handled, m.seq)) this.remember(m)
+    for (const r of plan.reads) {
+      const known = this.recent.get(r.user)?.get(r.seq)
+      if (known !== undefined) known.read = true
     }
+    // What an ack made handled needs no row for an ack any more (acks are the only way a commit makes a row handled).
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!
+      const r = plan.results[i]!
+      if (op.type === 'ack' && r.type === 'ack' && r.first !== null) this.forgetRecent(op.user, op.seq)
+    }
+    return plan.results
   }
 
   private remember(m: StoredMessage): void {
@@ -436,20 +709,22 @@ export class SqliteStore implements Store {
     }
     let byUser = this.recent.get(m.to)
     if (byUser === undefined) this.recent.set(m.to, (byUser = new Map()))
-    byUser.set(m.seq, m)
+    byUser.set(m.seq, { m, read: false })
     this.recentCount++
     this.recentBytes += m.body.length
   }
 
-  private forgetRecent(user: number, seq: number, m: StoredMessage): void {
+  private forgetRecent(user: number, seq: number): void {
     const byUser = this.recent.get(user)
-    if (byUser === undefined || !byUser.delete(seq)) return
+    const known = byUser?.get(seq)
+    if (byUser === undefined || known === undefined) return
+    byUser.delete(seq)
     if (byUser.size === 0) this.recent.delete(user)
     this.recentCount--
-    this.recentBytes -= m.body.length
+    this.recentBytes -= known.m.body.length
   }
 
-  private insertQueued(m: StoredMessage): void {
+  private insertLogged(m: StoredMessage): void {
     this.stmts.insertMsg.run(
       m.to,
       m.seq,
@@ -464,6 +739,8 @@ export class SqliteStore implements Store {
       m.notBefore ?? null,
       m.fileId ?? null,
       m.body,
+      m.peer ?? null,
+      m.device ?? null,
     )
   }
 
@@ -481,30 +758,97 @@ export class SqliteStore implements Store {
       c.expiresAt ?? null,
       c.fileId ?? null,
       c.body,
+      c.peer ?? null,
+      c.device ?? null,
     )
   }
 
-  async readQueue(user: number, afterSeq: number, limit: number, now: number): Promise<StoredMessage[]> {
-    return (this.stmts.readQueue.all(user, afterSeq, now, limit) as QueueRow[]).map(rowToMessage)
+  async readLog(user: number, afterSeq: number, limit: number, now: number): Promise<StoredMessage[]> {
+    return (this.stmts.readLog.all(user, afterSeq, now, limit) as LogRow[]).map(rowToMessage)
+  }
+
+  async history(user: number, q: HistoryQuery): Promise<StoredMessage[]> {
+    const before = q.before > 0 ? q.before : Number.MAX_SAFE_INTEGER
+    let rows: LogRow[]
+    if (q.peer !== undefined) {
+      // A conversation with a peer has no topic messages: both filters at once match nothing.
+      if (q.topic !== undefined) return []
+      rows = this.stmts.historyPeer.all(user, q.peer, before, q.limit) as LogRow[]
+    } else if (q.topic !== undefined) rows = this.stmts.historyTopic.all(user, q.topic, before, q.limit) as LogRow[]
+    else rows = this.stmts.history.all(user, before, q.limit) as LogRow[]
+    return rows.map(rowToMessage)
   }
 
   async queueStats(user: number): Promise<QueueStats> {
-    const s = this.loadStats(user)
-    return { count: s.count, bytes: s.bytes }
+    const c = this.counters(user)
+    return c === undefined ? { count: 0, bytes: 0 } : { count: c.count, bytes: c.bytes }
   }
 
   async expire(now: number, limit: number): Promise<StoredMessage[]> {
-    const due = this.stmts.expired.all(now, limit) as { user: number; seq: number }[]
-    if (due.length === 0) return []
-    const results = await this.commit(due.map((d) => ({ type: 'ack' as const, user: d.user, seq: d.seq })))
-    const out: StoredMessage[] = []
-    for (const r of results) if (r.type === 'ack' && r.removed !== null) out.push(r.removed)
-    return out
+    const plan = this.db.transaction(() => {
+      const due = (this.stmts.expired.all(now, limit) as LogRow[]).map(rowToMessage)
+      const before = new Map<number, QueueCounters>()
+      for (const m of due)
+        if (!before.has(m.to)) {
+          const c = this.counters(m.to)
+          if (c !== undefined) before.set(m.to, c)
+        }
+      const plan = planExpire(due, before)
+      for (const m of due) this.stmts.deleteRow.run(m.to, m.seq)
+      this.writeCounters(plan.counters)
+      return { due, ...plan }
+    })()
+    this.applyCounters(plan.counters)
+    for (const m of plan.due) this.forgetRecent(m.to, m.seq)
+    return plan.expired
+  }
+
+  async retain(policy: RetentionPolicy, limit: number): Promise<number> {
+    // Per user, what is handled (the floor and the ranges above it) and below the newest `keep` seqs goes; within
+    // the newest `keep`, what is handled and older than `before`. Both are range deletes on the primary key, so a
+    // user with nothing to remove costs an index probe or two. A call cut short by `limit` resumes at its user.
+    return this.db.transaction(() => {
+      let n = 0
+      const start = this.retainFrom
+      // Users after where the last call stopped, then those up to it.
+      const passes: [number, number][] =
+        start === 0
+          ? [[0, Number.MAX_SAFE_INTEGER]]
+          : [
+              [start, Number.MAX_SAFE_INTEGER],
+              [0, start],
+            ]
+      for (const [after, upTo] of passes) {
+        let from = after
+        for (;;) {
+          const users = this.stmts.retainUsers.all(from, upTo) as RetainRow[]
+          if (users.length === 0) break
+          for (const u of users) {
+            const keepFrom = u.next_seq - policy.keep
+            const ranges: [number, number][] = [[1, u.handled_floor], ...decodeAbove(u.handled_above)]
+            for (const [lo, hi] of ranges) {
+              const lowHi = Math.min(hi, keepFrom - 1)
+              if (lo <= lowHi) n += this.stmts.retainRange.run(u.id, u.id, lo, lowHi, limit - n).changes
+              const keptLo = Math.max(lo, keepFrom)
+              if (keptLo <= hi && n < limit)
+                n += this.stmts.retainRangeBefore.run(u.id, u.id, keptLo, hi, policy.before, limit - n).changes
+              if (n >= limit) {
+                this.retainFrom = u.id - 1
+                return n
+              }
+            }
+            from = u.id
+          }
+        }
+      }
+      this.retainFrom = 0
+      return n
+    })()
   }
 
   async releaseDue(now: number, limit: number): Promise<StoredMessage[]> {
     const plan = this.db.transaction(() => {
-      const rows = this.stmts.dueHeld.all(now, limit) as (QueueRow & { id: number })[]
+      const rows = this.stmts.dueHeld.all(now, limit) as HeldRow[]
       rows.sort((a, b) => a.not_before! - b.not_before! || a.id - b.id)
       const before = new Map<number, QueueCounters>()
       for (const r of rows)
@@ -513,20 +857,23 @@ export class SqliteStore implements Store {
           if (c !== undefined) before.set(r.user, c)
         }
       const plan = planRelease(
-        rows.map((r) => rowToMessage({ ...r, seq: 0 })),
+        rows.map((r) => messageFromRow({ ...r, seq: 0 }, r.user)),
         before,
       )
-      for (const m of plan.queued) this.insertQueued(m)
-      for (const [user, c] of plan.counters) this.stmts.setNextSeq.run(c.next, user)
+      for (const m of plan.queued) this.insertLogged(m)
+      this.writeCounters(plan.counters)
       return plan
     })()
     this.applyCounters(plan.counters)
+    for (const m of plan.queued) this.remember(m)
     return plan.queued
   }
 
   async pruneDedupe(before: number): Promise<number> {
     return this.stmts.pruneDedupe.run(before).changes
   }
+
+  // ---------------------------------------------------------------- topics
 
   async subscribe(user: number, topic: string): Promise<boolean> {
     return this.stmts.subscribe.run(topic, user).changes > 0
@@ -548,6 +895,8 @@ export class SqliteStore implements Store {
     return this.stmts.topics.all() as { topic: string; subscribers: number }[]
   }
 
+  // ---------------------------------------------------------------- blocks
+
   async block(user: number, target: number): Promise<boolean> {
     return this.stmts.block.run(user, target).changes > 0
   }
@@ -566,7 +915,17 @@ export class SqliteStore implements Store {
 }
 
 /** The methods whose success shows the store can write again. */
-const WRITES = new Set(['commit', 'createUser', 'renameUser', 'setTokenHash', 'setLastSeen', 'subscribe', 'block'])
+const WRITES = new Set([
+  'commit',
+  'createUser',
+  'createDevice',
+  'renameUser',
+  'setPassword',
+  'setLastSeen',
+  'subscribe',
+  'block',
+  'releaseDue',
+])
 
 // A full disk can fail any statement that writes (a commit, a registration, a subscription, the WAL growing): every
 // public method of the store reports it the same way, as StoreError FULL (src/store/errors.ts), whatever it was doing.
