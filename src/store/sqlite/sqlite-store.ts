@@ -303,34 +303,39 @@ export class SqliteStore implements Store {
     db.pragma('synchronous = FULL')
     db.pragma('foreign_keys = OFF')
     db.pragma('busy_timeout = 5000')
-    db.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`)
-    const version = db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string } | undefined
-    if (version !== undefined && Number(version.value) > SCHEMA_VERSION) {
+    try {
+      db.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`)
+      const version = db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string } | undefined
+      if (version !== undefined && Number(version.value) > SCHEMA_VERSION) {
+        throw new StoreError('SCHEMA_TOO_NEW', `database schema ${version.value} is newer than this program (${SCHEMA_VERSION})`)
+      }
+      if (db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue'`).get() !== undefined)
+        migrateFromQueue(db)
+      db.exec(SCHEMA)
+      // The skeleton column is refilled when the skeleton function changes (core/names.ts SKELETON_VERSION).
+      const skeletonVersion = db.prepare(`SELECT value FROM meta WHERE key = 'skeleton'`).get() as { value: string } | undefined
+      if (skeletonVersion?.value !== SKELETON_VERSION)
+        db.transaction(() => {
+          const rows = db.prepare(`SELECT id, name FROM users ORDER BY id`).all() as { id: number; name: string }[]
+          const set = db.prepare(`UPDATE users SET skeleton = ? WHERE id = ?`)
+          const clash = fillSkeletons(
+            rows,
+            (id, skeleton) => set.run(skeleton, id),
+            () => db.exec(`UPDATE users SET skeleton = NULL`),
+          )
+          logSkeletonClash(this.opts.logger, clash)
+          db.prepare(
+            `INSERT INTO meta (key, value) VALUES ('skeleton', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+          ).run(SKELETON_VERSION)
+        })()
+      db.prepare(`INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(
+        String(SCHEMA_VERSION),
+      )
+    } catch (err) {
+      // A failed migration rolled back; the file stays as it was, and this connection must not linger.
       db.close()
-      throw new StoreError('SCHEMA_TOO_NEW', `database schema ${version.value} is newer than this program (${SCHEMA_VERSION})`)
+      throw err
     }
-    if (db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue'`).get() !== undefined)
-      migrateFromQueue(db)
-    db.exec(SCHEMA)
-    // The skeleton column is refilled when the skeleton function changes (core/names.ts SKELETON_VERSION).
-    const skeletonVersion = db.prepare(`SELECT value FROM meta WHERE key = 'skeleton'`).get() as { value: string } | undefined
-    if (skeletonVersion?.value !== SKELETON_VERSION)
-      db.transaction(() => {
-        const rows = db.prepare(`SELECT id, name FROM users ORDER BY id`).all() as { id: number; name: string }[]
-        const set = db.prepare(`UPDATE users SET skeleton = ? WHERE id = ?`)
-        const clash = fillSkeletons(
-          rows,
-          (id, skeleton) => set.run(skeleton, id),
-          () => db.exec(`UPDATE users SET skeleton = NULL`),
-        )
-        logSkeletonClash(this.opts.logger, clash)
-        db.prepare(
-          `INSERT INTO meta (key, value) VALUES ('skeleton', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-        ).run(SKELETON_VERSION)
-      })()
-    db.prepare(`INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(
-      String(SCHEMA_VERSION),
-    )
     this.db = db
     this.stmts = this.prepare()
   }

@@ -1,0 +1,317 @@
+/**
+ * SqliteStore opening a data directory of release 0.1.0 (schema 3: a `queue` per user of what no session had
+ * acknowledged, one token per user) migrates it in place to the retained log with devices (schema 4). The file is
+ * built here with release 0.1.0's own SQL, as its SqliteStore left it, and then opened by today's store.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { nameSkeleton, SKELETON_VERSION } from '../../src/core/names.js'
+import { kindCode } from '../../src/schema/message.js'
+import { StoreError } from '../../src/store/errors.js'
+import Database from '../../src/store/sqlite/driver.js'
+import { SqliteFileMeta } from '../../src/store/sqlite/sqlite-file-meta.js'
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js'
+
+// Release 0.1.0's schema (schema 3), copied from `git show 780df2d:src/store/sqlite/sqlite-store.ts`: the SCHEMA
+// string, and what its open() added (the skeleton index and the meta rows). Frozen: do not edit.
+const SCHEMA_V3 = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL UNIQUE,
+  token_hash TEXT,
+  created_at INTEGER NOT NULL,
+  next_seq INTEGER NOT NULL DEFAULT 1,
+  last_seen INTEGER,
+  skeleton TEXT
+);
+CREATE TABLE IF NOT EXISTS queue (
+  user INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  sender INTEGER NOT NULL,
+  sender_name TEXT NOT NULL,
+  msg_id INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  flags INTEGER NOT NULL,
+  topic TEXT,
+  expires_at INTEGER,
+  not_before INTEGER,
+  file_id TEXT,
+  body BLOB NOT NULL,
+  PRIMARY KEY (user, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS queue_expires ON queue (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS held (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  user INTEGER NOT NULL,
+  not_before INTEGER NOT NULL,
+  sender INTEGER NOT NULL,
+  sender_name TEXT NOT NULL,
+  msg_id INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  flags INTEGER NOT NULL,
+  topic TEXT,
+  expires_at INTEGER,
+  file_id TEXT,
+  body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS held_due ON held (not_before);
+CREATE INDEX IF NOT EXISTS queue_file ON queue (file_id) WHERE file_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS held_file ON held (file_id) WHERE file_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS dedupe (
+  sender INTEGER NOT NULL,
+  msg_id INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (sender, msg_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedupe_at ON dedupe (at);
+CREATE TABLE IF NOT EXISTS subs (
+  topic TEXT NOT NULL,
+  user INTEGER NOT NULL,
+  PRIMARY KEY (topic, user)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS subs_user ON subs (user);
+CREATE TABLE IF NOT EXISTS blocks (
+  user INTEGER NOT NULL,
+  target INTEGER NOT NULL,
+  PRIMARY KEY (user, target)
+) WITHOUT ROWID;
+`
+const V3_OPEN = `
+CREATE UNIQUE INDEX IF NOT EXISTS users_skeleton ON users (skeleton);
+INSERT INTO meta (key, value) VALUES ('schema', '3');
+`
+
+const T0 = 1_700_000_000_000
+const H_ALICE = 'a1'.repeat(32)
+const H_CAROL = 'c3'.repeat(32)
+
+const dir = mkdtempSync(join(tmpdir(), 'sb-migrate-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+let n = 0
+
+interface V3Row {
+  user: number
+  seq: number
+  sender: number
+  kind: number
+  topic?: string
+  fileId?: string
+  body: string
+}
+
+/**
+ * A schema-3 file: alice (token, seqs 1, 2 and 4 acknowledged and gone; 3, 5, 6 queued), bob (tokenless, 1 and 2
+ * queued), carol (token, next seq 4, nothing queued); a held message for alice; subscriptions, a block, a dedupe key.
+ */
+function buildV3(path: string, over: { carolToken?: string } = {}): { alice: number; bob: number; carol: number } {
+  const db = new Database(path)
+  db.pragma('journal_mode = WAL')
+  db.exec(SCHEMA_V3)
+  db.exec(V3_OPEN)
+  db.prepare(`INSERT INTO meta (key, value) VALUES ('skeleton', ?)`).run(SKELETON_VERSION)
+  const user = db.prepare(
+    `INSERT INTO users (name, token_hash, created_at, next_seq, last_seen, skeleton) VALUES (?, ?, ?, ?, ?, ?)`,
+  )
+  const alice = Number(user.run('alice', H_ALICE, T0, 7, T0 + 500, nameSkeleton('alice')).lastInsertRowid)
+  const bob = Number(user.run('bob', null, T0 + 1, 3, null, nameSkeleton('bob')).lastInsertRowid)
+  const carol = Number(user.run('carol', over.carolToken ?? H_CAROL, T0 + 2, 4, null, nameSkeleton('carol')).lastInsertRowid)
+  const q = db.prepare(
+    `INSERT INTO queue (user, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, NULL, NULL, ?, ?)`,
+  )
+  const rows: V3Row[] = [
+    { user: alice, seq: 3, sender: bob, kind: kindCode('text'), body: 'three' },
+    { user: alice, seq: 5, sender: bob, kind: kindCode('text'), topic: 'news', body: 'five' },
+    { user: alice, seq: 6, sender: 0, kind: kindCode('receipt'), body: '{"seq":9}' },
+    { user: bob, seq: 1, sender: alice, kind: kindCode('file'), fileId: 'f-1', body: '{"name":"a.txt"}' },
+    { user: bob, seq: 2, sender: 0, kind: kindCode('notice'), body: 'hi' },
+  ]
+  for (const r of rows)
+    q.run(
+      r.user,
+      r.seq,
+      r.sender,
+      r.sender === 0 ? 'SERVER' : 'x',
+      100 + r.seq,
+      r.kind,
+      T0 + r.seq,
+      r.topic ?? null,
+      r.fileId ?? null,
+      Buffer.from(r.body),
+    )
+  db.prepare(
+    `INSERT INTO held (user, not_before, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, file_id, body)
+     VALUES (?, ?, ?, 'bob', 500, 0, ?, 0, NULL, NULL, NULL, ?)`,
+  ).run(alice, T0 + 60_000, bob, T0, Buffer.from('later'))
+  db.prepare(`INSERT INTO subs (topic, user) VALUES ('news', ?), ('news', ?)`).run(alice, bob)
+  db.prepare(`INSERT INTO blocks (user, target) VALUES (?, ?)`).run(carol, bob)
+  db.prepare(`INSERT INTO dedupe (sender, msg_id, at) VALUES (?, 77, ?)`).run(bob, T0)
+  db.close()
+  return { alice, bob, carol }
+}
+
+async function open(path: string): Promise<SqliteStore> {
+  const store = new SqliteStore({ path })
+  await store.open()
+  return store
+}
+
+describe('SqliteStore: migration from schema 3 (release 0.1.0)', () => {
+  it('keeps users, names, tokens and queued messages; each user gets a device whose cursor is just before its oldest queued message', async (t) => {
+    const path = join(dir, `v3-${++n}.db`)
+    const { alice, bob, carol } = buildV3(path)
+    let store = await open(path)
+    t.after(() => store.close())
+
+    // Users and names.
+    assert.equal(await store.countUsers(), 3)
+    assert.deepEqual(await store.userByName('alice'), {
+      id: alice,
+      name: 'alice',
+      tokenless: false,
+      passwordHash: null,
+      createdAt: T0,
+    })
+    assert.deepEqual(await store.userById(bob), { id: bob, name: 'bob', tokenless: true, passwordHash: null, createdAt: T0 + 1 })
+    assert.equal((await store.userByName('carol'))?.tokenless, false)
+    assert.equal(await store.lastSeen(alice), T0 + 500)
+    await assert.rejects(
+      store.createUser('ALICE', { tokenHash: null, label: 'x' }, T0),
+      (e: unknown) => e instanceof StoreError && e.code === 'NAME_TAKEN',
+    )
+    assert.deepEqual(
+      (await store.staleTokenless(T0 + 10, 10)).map((u) => u.id),
+      [bob],
+    )
+
+    // The old tokens find a device of the right user; its cursor stands before the oldest queued message.
+    const da = await store.deviceByToken(H_ALICE)
+    assert.deepEqual(da, {
+      id: da!.id,
+      user: alice,
+      label: 'migrated',
+      tokenHash: H_ALICE,
+      createdAt: T0,
+      lastSeen: T0 + 500,
+      acks: { floor: 2, above: [] },
+    })
+    const dc = await store.deviceByToken(H_CAROL)
+    assert.equal(dc?.user, carol)
+    assert.deepEqual(dc?.acks, { floor: 3, above: [] }, 'nothing queued: the live end')
+    const bobDevices = await store.devices(bob)
+    assert.deepEqual(
+      bobDevices.map((d) => [d.user, d.tokenHash, d.acks.floor]),
+      [[bob, null, 0]],
+      'a tokenless user gets one device without a token',
+    )
+    assert.deepEqual([da!.id, bobDevices[0]!.id, dc!.id], [1, 2, 3], 'devices 1..n in user order')
+
+    // The queue became the log, in order, with peers for direct text and file messages.
+    const log = await store.readLog(alice, da!.acks.floor, 100, T0)
+    assert.deepEqual(
+      log.map((m) => [m.seq, m.body.toString(), m.peer, m.topic, m.kind]),
+      [
+        [3, 'three', bob, undefined, 'text'],
+        [5, 'five', undefined, 'news', 'text'],
+        [6, '{"seq":9}', undefined, undefined, 'receipt'],
+      ],
+    )
+    assert.deepEqual(
+      (await store.readLog(bob, 0, 100, T0)).map((m) => [m.seq, m.peer, m.fileId]),
+      [
+        [1, alice, 'f-1'],
+        [2, undefined, undefined],
+      ],
+    )
+    assert.deepEqual(await store.queueStats(alice), { count: 3, bytes: 5 + 4 + 9 })
+    assert.deepEqual(await store.queueStats(bob), { count: 2, bytes: 16 + 2 })
+    assert.deepEqual(await store.queueStats(carol), { count: 0, bytes: 0 })
+    assert.deepEqual(
+      (await store.history(alice, { peer: bob, before: 0, limit: 10 })).map((m) => m.seq),
+      [3],
+    )
+
+    // Subscriptions, blocks and dedupe keys stay.
+    assert.deepEqual(await store.subscribers('news'), [alice, bob])
+    assert.equal(await store.isBlocked(carol, bob), true)
+    const dup = await store.commit([
+      { type: 'send', dedupe: { sender: bob, msgId: 77 }, copies: [], limits: { maxCount: 10, maxBytes: 1000 } },
+    ])
+    assert.deepEqual(dup, [{ type: 'send', duplicate: true }])
+
+    // The log goes on: the next seq, acks, a held message released with its peer.
+    const limits = { maxCount: 100, maxBytes: 1 << 20 }
+    const copy = { kind: 'text' as const, from: carol, fromName: 'carol', msgId: 1, ts: T0 + 100, flags: 0, peer: carol }
+    const [sent] = await store.commit([{ type: 'send', copies: [{ ...copy, to: alice, body: Buffer.from('new') }], limits }])
+    assert.deepEqual(sent, { type: 'send', duplicate: false, seqs: [7] })
+    const acks = await store.commit([
+      { type: 'ack', user: alice, device: da!.id, seq: 3 },
+      { type: 'ack', user: alice, device: da!.id, seq: 4 }, // acknowledged under 0.1.0: gone
+      { type: 'ack', user: alice, device: da!.id, seq: 3 },
+    ])
+    assert.ok(acks[0]?.type === 'ack' && acks[0].first?.body.toString() === 'three' && acks[0].fresh)
+    assert.deepEqual(acks[1], { type: 'ack', first: null, fresh: true })
+    assert.deepEqual(acks[2], { type: 'ack', first: null, fresh: false })
+    assert.deepEqual(await store.queueStats(alice), { count: 3, bytes: 4 + 9 + 3 })
+    const released = await store.releaseDue(T0 + 60_000, 10)
+    assert.deepEqual(
+      released.map((m) => [m.to, m.seq, m.peer, m.body.toString()]),
+      [[alice, 8, bob, 'later']],
+    )
+
+    // Once migrated, a restart opens schema 4 as it is.
+    await store.close()
+    store = await open(path)
+    assert.deepEqual((await store.deviceByToken(H_ALICE))?.acks, { floor: 4, above: [] })
+    assert.deepEqual(await store.queueStats(alice), { count: 4, bytes: 4 + 9 + 3 + 5 })
+    assert.equal((await store.readLog(alice, 0, 100, T0)).length, 5)
+    await store.close()
+    const db = new Database(path, { readonly: true })
+    t.after(() => db.close())
+    assert.equal((db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string }).value, '4')
+    assert.equal(db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'queue'`).get(), undefined, 'the queue table is gone')
+    const userColumns = (db.prepare(`PRAGMA table_info(users)`).all() as { name: string }[]).map((c) => c.name)
+    assert.ok(!userColumns.includes('token_hash'), 'tokens live with the devices only')
+  })
+
+  it('the file store opens on a migrated file and still sees the files messages carry', async (t) => {
+    const path = join(dir, `v3-${++n}.db`)
+    buildV3(path)
+    const store = await open(path)
+    t.after(() => store.close())
+    const meta = new SqliteFileMeta({ path })
+    await meta.open()
+    t.after(() => meta.close())
+    await meta.record({ id: 'f-1', sha256: 'ab', name: 'a.txt', size: 1, sender: 1, createdAt: T0 }, [])
+    await meta.record({ id: 'f-2', sha256: 'cd', name: 'b.txt', size: 1, sender: 1, createdAt: T0 }, [])
+    const swept = await meta.sweep({ now: T0 + 10, before: T0 + 10, keep: [], limit: 10 })
+    assert.deepEqual(
+      swept.map((f) => f.id),
+      ['f-2'],
+      'f-1 is carried by a message in the log',
+    )
+  })
+
+  it('is one transaction: a migration that fails leaves the schema-3 file as it was', async () => {
+    const path = join(dir, `v3-${++n}.db`)
+    // Two users with one token (never made by 0.1.0, but possible by hand): the devices' unique token index refuses it.
+    buildV3(path, { carolToken: H_ALICE })
+    await assert.rejects(open(path), /UNIQUE/)
+    const db = new Database(path, { readonly: true })
+    try {
+      assert.equal((db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string }).value, '3')
+      assert.equal((db.prepare(`SELECT count(*) AS n FROM queue`).get() as { n: number }).n, 5)
+      assert.equal(db.prepare(`SELECT 1 FROM sqlite_master WHERE name IN ('log', 'devices')`).get(), undefined)
+      const userColumns = (db.prepare(`PRAGMA table_info(users)`).all() as { name: string }[]).map((c) => c.name)
+      assert.ok(userColumns.includes('token_hash') && !userColumns.includes('tokenless'))
+    } finally {
+      db.close()
+    }
+  })
+})
