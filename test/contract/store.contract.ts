@@ -20,7 +20,8 @@
  * - A read of a row is `first` once, whether or not any device acknowledged it, also within one batch and also
  *   for a row inserted earlier in the same batch; read marks survive a restart; a read of no row is null.
  * - A sent copy (Flag SENT = 8) gets a seq at once (never -1, never refused by the limits, not counted by
- *   queueStats) and is handled from the start. It does not count as "stored" for dedupe: a send whose every real
+ *   queueStats) and is handled from the start; the device it names (`device`) has it at once: that cursor takes the
+ *   seq in the same commit. It does not count as "stored" for dedupe: a send whose every real
  *   copy was refused gives its key back although its sent copy was kept (the sender's retry is not a duplicate).
  * - createDevice's cursor floor is the user's next seq - 1 (refused copies took no seq; held ones have none yet);
  *   the first device's is 0.
@@ -866,6 +867,7 @@ export function runStoreContract(
     test('sent copies: a seq at once, never refused by the limits, never held, not counted by queueStats', async (store) => {
       const a = await mkUser(store, 'a')
       const b = await mkUser(store, 'b')
+      const d2 = (await store.createDevice(a.id, tok(4040), 'web', T0))!
       const full = { maxCount: 1, maxBytes: 5 }
       assert.equal(await sendOne(store, copy(a.id), full), 1)
       assert.equal(await sendOne(store, copy(a.id), full), 0, 'the queue is at its limit')
@@ -877,10 +879,37 @@ export function runStoreContract(
       assert.deepEqual(await store.queueStats(a.id), { count: 1, bytes: 5 })
       assert.deepEqual(await seqs(store, a.id), [1, 2, 3])
       assertSameMessage((await store.readLog(a.id, 1, 1, T0))[0], { ...s1, seq: 2 })
-      // Handled from the start: a device's ack moves its cursor but is never first.
-      assert.deepEqual(ackOf((await store.commit([ack(a, 2)]))[0]), { first: null, fresh: true })
+      // The device it was sent from has it at once (no hole in its cursor)...
+      assert.deepEqual(await cursor(store, a.device), { floor: 0, above: [[2, 3]] })
+      assert.deepEqual(ackOf((await store.commit([ack(a, 2)]))[0]), { first: null, fresh: false })
+      // ...and it is handled from the start: another device's ack moves that cursor but is never first.
+      assert.deepEqual(ackOf((await store.commit([ack(a, 2, d2.id)]))[0]), { first: null, fresh: true })
       assert.deepEqual(await store.queueStats(a.id), { count: 1, bytes: 5 })
-      assert.deepEqual(await cursor(store, a.device), { floor: 0, above: [[2, 2]] })
+      assert.deepEqual(await cursor(store, d2.id), { floor: 0, above: [[2, 2]] })
+    })
+
+    test("sent copies: the sending device's cursor takes the seq in the same commit, and keeps it over a restart", async (store, swap) => {
+      const a = await mkUser(store, 'a')
+      const b = await mkUser(store, 'b')
+      const d2 = (await store.createDevice(a.id, tok(8080), 'web', T0))!
+      const res = await store.commit([
+        send([copy(a.id)]), // 1: received
+        send([copy(b.id), sentCopy(a, b.id)]), // 2: sent from a's first device
+        send([copy(b.id), sentCopy({ id: a.id, device: d2.id }, b.id)]), // 3: sent from d2
+        ack(a, 1),
+      ])
+      assert.deepEqual(seqsOf(res[1]), [1, 2])
+      assert.deepEqual(seqsOf(res[2]), [2, 3])
+      assert.deepEqual(await cursor(store, a.device), { floor: 2, above: [] })
+      assert.deepEqual(await cursor(store, d2.id), { floor: 0, above: [[3, 3]] })
+      let s = store
+      if (opts.reopen !== undefined) {
+        s = await opts.reopen(store)
+        swap(s)
+      }
+      assert.deepEqual(await cursor(s, a.device), { floor: 2, above: [] })
+      assert.deepEqual(await cursor(s, d2.id), { floor: 0, above: [[3, 3]] })
+      assert.deepEqual(await cursor(s, b.device), { floor: 0, above: [] }, "the recipient's cursor is not the sender's")
     })
 
     test('sent copies do not count as stored for dedupe: every real copy refused gives the key back', async (store) => {
@@ -1342,7 +1371,7 @@ export function runStoreContract(
       const b = await mkUser(store, 'b')
       await store.commit([
         ...Array.from({ length: 4 }, (_, i) => send([copy(a.id, { ts: T0 + i * 10 })])), // 1..4, ts T0..T0+30
-        send([sentCopy(a, b.id, { ts: T0 + 40 })]), // 5
+        send([sentCopy(a, b.id, { ts: T0 + 40, device: undefined })]), // 5 (from no device: its ack below is fresh)
         send([copy(a.id, { ts: T0 + 50 })]), // 6
         send([copy(b.id, { ts: T0 })]),
       ])
@@ -1416,7 +1445,17 @@ export function runStoreContract(
       await store.commit([ack(a, 1), ack(a, 2), ack(a, 4), ack(a, 2, d2.id), read(a, 3)])
       const s = await opts.reopen(store)
       swap(s)
-      assert.deepEqual(await cursor(s, a.device), { floor: 2, above: [[4, 4]] })
+      assert.deepEqual(
+        await cursor(s, a.device),
+        {
+          floor: 2,
+          above: [
+            [4, 4],
+            [6, 6],
+          ],
+        },
+        'the sent copy (6) too',
+      )
       assert.deepEqual(await cursor(s, d2.id), { floor: 0, above: [[2, 2]] })
       assert.deepEqual(await s.queueStats(a.id), { count: 2, bytes: 10 })
       assert.deepEqual(ackOf((await s.commit([ack(a, 1, d2.id)]))[0]), { first: null, fresh: true }, 'handled before')
