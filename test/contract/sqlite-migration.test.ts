@@ -1,7 +1,9 @@
 /**
  * SqliteStore opening a data directory of release 0.1.0 (schema 3: a `queue` per user of what no session had
  * acknowledged, one token per user) migrates it in place to the retained log with devices (schema 4). The file is
- * built here with release 0.1.0's own SQL, as its SqliteStore left it, and then opened by today's store.
+ * built here with release 0.1.0's own SQL, as its SqliteStore left it, and then opened by today's store. Files of
+ * schemas 1 and 2 (older columns missing) take the same road. (The schema 1 and 2 tests were in
+ * test/unit/sqlite-migration.test.ts, which built them from a current file; that is no longer possible.)
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -296,6 +298,57 @@ describe('SqliteStore: migration from schema 3 (release 0.1.0)', () => {
       ['f-2'],
       'f-1 is carried by a message in the log',
     )
+  })
+
+  it('a schema-1 file (no users.last_seen, no skeleton) is upgraded in place too', async (t) => {
+    const path = join(dir, `v1-${++n}.db`)
+    const db = new Database(path)
+    // Schema 1 is schema 3 without users.last_seen (schema 2) and users.skeleton (schema 3).
+    db.exec(SCHEMA_V3)
+    db.exec(`ALTER TABLE users DROP COLUMN last_seen; ALTER TABLE users DROP COLUMN skeleton;
+      INSERT INTO meta (key, value) VALUES ('schema', '1');
+      INSERT INTO users (name, token_hash, created_at, next_seq) VALUES ('alice', '${H_ALICE}', 1, 3);`)
+    db.prepare(
+      `INSERT INTO queue (user, seq, sender, sender_name, msg_id, kind, ts, flags, body) VALUES (1, 2, 0, 'SERVER', 1, 3, 1, 0, ?)`,
+    ).run(Buffer.from('hi'))
+    db.close()
+    const store = await open(path)
+    t.after(() => store.close())
+    assert.equal((await store.userById(1))?.name, 'alice', 'data kept')
+    assert.equal(await store.lastSeen(1), undefined)
+    await store.setLastSeen(1, 42)
+    assert.equal(await store.lastSeen(1), 42)
+    assert.deepEqual((await store.deviceByToken(H_ALICE))?.acks, { floor: 1, above: [] })
+    assert.deepEqual(
+      (await store.readLog(1, 0, 10, 1)).map((m) => m.body.toString()),
+      ['hi'],
+    )
+    await assert.rejects(store.createUser('ALICE', { tokenHash: null, label: 'x' }, 2), /looks like "alice"/)
+  })
+
+  it('a schema-2 file gets users.skeleton; of two existing look-alike names the older keeps it, and both still work', async (t) => {
+    const path = join(dir, `v2-${++n}.db`)
+    const db = new Database(path)
+    // A file written by schema 2 (no skeleton), holding names that an older program let through side by side.
+    db.exec(SCHEMA_V3)
+    db.exec(`ALTER TABLE users DROP COLUMN skeleton; INSERT INTO meta (key, value) VALUES ('schema', '2');
+      INSERT INTO users (name, token_hash, created_at) VALUES ('alice', NULL, 1), ('Alice', NULL, 2), ('bob', NULL, 3)`)
+    db.close()
+    const warned: object[] = []
+    const store = new SqliteStore({
+      path,
+      logger: { debug() {}, info() {}, error() {}, warn: (o: object) => void warned.push(o) },
+    })
+    await store.open()
+    t.after(() => store.close())
+    assert.equal((await store.userLike('ALICE'))?.name, 'alice', 'the older keeps the skeleton')
+    assert.equal((await store.userByName('Alice'))?.name, 'Alice', 'the later one is kept')
+    assert.deepEqual(warned, [{ user: 2, name: 'Alice', like: 'alice' }], 'the clash is logged')
+    const legacy = { tokenHash: null, label: 'x' }
+    await assert.rejects(store.createUser('\u0430lice', legacy, 4), /looks like "alice"/)
+    await assert.rejects(store.createUser('BOB', legacy, 4), /looks like "bob"/)
+    assert.equal((await store.createUser('carol', legacy, 4)).user.name, 'carol')
+    assert.equal((await store.devices(2)).length, 1, 'the later look-alike got its device too')
   })
 
   it('is one transaction: a migration that fails leaves the schema-3 file as it was', async () => {
