@@ -378,8 +378,11 @@ export class SessionRegistry {
               if (!on && !core.sessions.hasUser(user)) this.notifyPresence(s, false)
             })
             .catch((err) => core.log.warn({ err }, 'presence check failed'))
+      // In the next group commit: many sessions ending at once (a slow-consumer cut, a shutdown) share one.
       if (reason !== 'deleted')
-        void core.store.setLastSeen(user, s.lastSeen, s.device).catch((err) => core.log.warn({ err }, 'last seen not recorded'))
+        void core.committer
+          .submit({ type: 'seen', user, device: s.device, at: s.lastSeen })
+          .catch((err) => core.log.warn({ err }, 'last seen not recorded'))
     }
     s.held = []
     this.hooks.ended(s)

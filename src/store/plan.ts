@@ -59,7 +59,7 @@ export function usersOf(ops: readonly StoreOp[]): number[] {
   const users = new Set<number>()
   for (const op of ops)
     if (op.type === 'send') for (const c of op.copies) users.add(c.to)
-    else users.add(op.user)
+    else if (op.type !== 'seen') users.add(op.user)
   return [...users].sort((a, b) => a - b)
 }
 
@@ -118,6 +118,8 @@ export interface CommitPlan {
   devices: Map<number, AckSet>
   /** Rows to mark read, in op order. */
   reads: { user: number; seq: number }[]
+  /** Last-seen times to write (the latest per device), in op order. */
+  seen: { user: number; device: number; at: number }[]
 }
 
 /** What planCommit keeps while it walks a batch. */
@@ -266,8 +268,14 @@ export function planCommit(input: CommitInput): CommitPlan {
     readKeys: new Set(),
   }
   const results: StoreResult[] = new Array<StoreResult>(input.ops.length)
+  const seen: { user: number; device: number; at: number }[] = []
   for (let i = 0; i < input.ops.length; i++) {
     const op = input.ops[i]!
+    if (op.type === 'seen') {
+      seen.push({ user: op.user, device: op.device, at: op.at })
+      results[i] = { type: 'seen' }
+      continue
+    }
     results[i] =
       op.type === 'send'
         ? planSend(st, op)
@@ -287,7 +295,16 @@ export function planCommit(input: CommitInput): CommitPlan {
       st.counters.delete(user)
   }
   for (const [device, a] of st.devices) if (sameAcks(a, st.input.devices.get(device)!)) st.devices.delete(device)
-  return { results, queued: st.queued, held: st.held, released, counters: st.counters, devices: st.devices, reads: st.reads }
+  return {
+    results,
+    queued: st.queued,
+    held: st.held,
+    released,
+    counters: st.counters,
+    devices: st.devices,
+    reads: st.reads,
+    seen,
+  }
 }
 
 /**

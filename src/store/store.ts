@@ -72,6 +72,11 @@ export type StoreOp =
   | { type: 'ack'; user: number; device: number; seq: number }
   /** The message at `seq` of `user`'s log was read (on some device). */
   | { type: 'read'; user: number; seq: number }
+  /**
+   * A session of `device` ended at `at`: the user's and the device's last seen. In the batch, so that many sessions
+   * ending at once (a slow-consumer cut, a shutdown) cost no commit of their own.
+   */
+  | { type: 'seen'; user: number; device: number; at: number }
 
 /** Why a copy was not stored: its queue is at the length or the bytes limit, or the recipient does not exist. */
 export type QueueRefusal = 'queue-length' | 'queue-bytes' | 'no-such-user'
@@ -92,6 +97,7 @@ export type StoreResult =
   | { type: 'ack'; first: StoredMessage | null; fresh: boolean }
   /** `first`: the message, when it had not been marked read before (its sender is told 210 once); else null. */
   | { type: 'read'; first: StoredMessage | null }
+  | { type: 'seen' }
 
 export interface QueueStats {
   /** Messages no device has acknowledged (what the queue limits count). */

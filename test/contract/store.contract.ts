@@ -285,6 +285,22 @@ export function runStoreContract(
       await store.setPassword(424242, 'x') // an unknown user: nothing, no error
     })
 
+    test('a seen op in a batch records the user’s and the device’s last seen with the batch, and answers in order', async (store, swap) => {
+      const a = await mkUser(store, 'alice', { now: 1000 })
+      const res = await store.commit([
+        { type: 'seen', user: a.id, device: a.device, at: 4000 },
+        send([copy(a.id)]),
+        { type: 'seen', user: a.id, device: a.device, at: 6000 },
+      ])
+      assert.deepEqual(res[0], { type: 'seen' })
+      assert.deepEqual(seqsOf(res[1]), [1])
+      assert.deepEqual(res[2], { type: 'seen' })
+      let s = store
+      if (opts.reopen !== undefined) swap((s = await opts.reopen(store)))
+      assert.equal(await s.lastSeen(a.id), 6000, 'the later one wins, and it is durable')
+      assert.equal((await s.deviceById(a.device))?.lastSeen, 6000)
+    })
+
     test('lastSeen is undefined until set, then the latest value; a device given gets it too', async (store) => {
       const a = await mkUser(store, 'alice', { now: 1000 })
       const b = await mkUser(store, 'bob', { now: 1000 })

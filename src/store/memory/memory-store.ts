@@ -318,8 +318,8 @@ export class MemoryStore implements Store {
     const rows: (StoredMessage | undefined)[] = []
     const wasRead: boolean[] = []
     for (const op of ops) {
-      const u = op.type === 'send' ? undefined : d.users.get(op.user)
-      rows.push(op.type === 'send' ? undefined : u?.log.get(op.seq))
+      const u = op.type === 'send' || op.type === 'seen' ? undefined : d.users.get(op.user)
+      rows.push(op.type === 'send' || op.type === 'seen' ? undefined : u?.log.get(op.seq))
       wasRead.push(op.type === 'read' && u !== undefined && u.read.has(op.seq))
     }
     const plan = planCommit({ ops, counters, devices, fresh: (s, m) => fresh.has(`${s}:${m}`), rows, wasRead })
@@ -327,6 +327,7 @@ export class MemoryStore implements Store {
     for (const m of plan.queued) d.users.get(m.to)!.log.set(m.seq, stored(m, m.seq))
     for (const c of plan.held) d.held.push({ id: d.nextHeldId++, copy: stored(c, 0) })
     for (const r of plan.reads) d.users.get(r.user)?.read.add(r.seq)
+    for (const x of plan.seen) await this.setLastSeen(x.user, x.at, x.device)
     for (const [id, acks] of plan.devices) d.devices.get(id)!.acks = acks
     this.applyCounters(plan.counters)
     return plan.results

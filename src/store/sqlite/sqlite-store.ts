@@ -666,7 +666,7 @@ export class SqliteStore implements Store {
       const wasRead = new Array<boolean>(ops.length).fill(false)
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i]!
-        if (op.type === 'send') continue
+        if (op.type === 'send' || op.type === 'seen') continue
         const c = before.get(op.user)
         if (c === undefined || op.seq < 1 || op.seq >= c.next) continue
         if (op.type === 'ack' && hasAck(c.handled, op.seq)) continue
@@ -686,6 +686,10 @@ export class SqliteStore implements Store {
       for (const m of plan.queued) this.insertLogged(m)
       for (const c of plan.held) this.insertHeld(c)
       for (const r of plan.reads) this.stmts.markRead.run(r.user, r.seq)
+      for (const x of plan.seen) {
+        this.stmts.setLastSeen.run(x.at, x.user)
+        this.stmts.setDeviceSeen.run(x.at, x.device, x.user)
+      }
       for (const [id, acks] of plan.devices) this.stmts.setCursor.run(acks.floor, encodeAbove(acks.above), id)
       this.writeCounters(plan.counters)
       return plan
