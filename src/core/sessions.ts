@@ -378,10 +378,11 @@ export class SessionRegistry {
               if (!on && !core.sessions.hasUser(user)) this.notifyPresence(s, false)
             })
             .catch((err) => core.log.warn({ err }, 'presence check failed'))
-      // In the next group commit: many sessions ending at once (a slow-consumer cut, a shutdown) share one.
+      // When the session ended (what LAST_SEEN promises), in the next group commit: many sessions ending at once
+      // (a slow-consumer cut, a shutdown) share one.
       if (reason !== 'deleted')
         void core.committer
-          .submit({ type: 'seen', user, device: s.device, at: s.lastSeen })
+          .submit({ type: 'seen', user, device: s.device, at: core.now() })
           .catch((err) => core.log.warn({ err }, 'last seen not recorded'))
     }
     s.held = []

@@ -35,7 +35,8 @@ async function fixture(t: TestContext, opts: Partial<FileServiceOptions> = {}) {
   const root = mkdtempSync(join(tmpdir(), 'sb-'))
   const dbPath = join(root, 'switchboard.db')
   const dir = join(root, 'files')
-  const broker = new Broker({ store: new SqliteStore({ path: dbPath }), bus: new LocalBus() })
+  const store = new SqliteStore({ path: dbPath })
+  const broker = new Broker({ store, bus: new LocalBus() })
   await broker.start()
   const files = new FileService({
     blobs: new FsBlobStore({ dir }),
@@ -76,7 +77,7 @@ async function fixture(t: TestContext, opts: Partial<FileServiceOptions> = {}) {
       temps: readdirSync(join(dir, 'tmp')),
     }
   }
-  return { root, dir, dbPath, broker, files, user, relogin, onDisk }
+  return { root, dir, dbPath, store, broker, files, user, relogin, onDisk }
 }
 
 function fileMessage(p: Peer, fileId?: string): Message | undefined {
@@ -418,7 +419,7 @@ test('a file to ALL reaches everyone online, and only they may download it', asy
   await rejectsWith(f.files.openDownload(olga.session, r.fileId), 'SB_ERR_FORBIDDEN')
 })
 
-test('gc removes a file once no message refers to it and the retention has passed; shared content stays', async (t) => {
+test('gc removes a file once no message in any log refers to it and the retention has passed; shared content stays', async (t) => {
   const RET = 60_000
   const f = await fixture(t, { retentionMs: RET })
   const alice = await f.user('alice')
@@ -441,6 +442,10 @@ test('gc removes a file once no message refers to it and the retention has passe
 
   const msg = await until("bob's file message", () => fileMessage(bob, toBob.fileId))
   assert.equal(await f.broker.ack(bob.session, msg.seq), true)
+  // Acknowledged, the message stays in bob's log (his history, his other devices), and so does the file.
+  assert.equal((await f.files.gc(t0 + 20 * RET)).files, 0, 'a message in a log still refers to it')
+  // The log's retention removes the acknowledged messages (bob's, and alice's sent copies); carol's waits.
+  assert.ok((await f.store.retain({ before: Date.now() + 1, keep: 0 }, 1000)) >= 2)
   const t1 = t0 + 20 * RET
   assert.equal((await f.files.gc(t1)).files, 0, 'the first pass after the ack only marks it')
   assert.equal((await f.files.gc(t1 + RET - 1)).files, 0, 'bob can still download during the retention')
@@ -456,6 +461,7 @@ test('gc removes a file once no message refers to it and the retention has passe
 
   const cmsg = await until("carol's file message", () => fileMessage(carol, toCarol.fileId))
   await f.broker.ack(carol.session, cmsg.seq)
+  await f.store.retain({ before: Date.now() + 1, keep: 0 }, 1000)
   const t2 = t1 + 5 * RET
   await f.files.gc(t2)
   assert.deepEqual(await f.files.gc(t2 + RET), { files: 1, blobs: 1, bytes: body.length, temps: 0 })

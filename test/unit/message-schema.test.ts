@@ -68,6 +68,8 @@ const sample: Message = {
   expiresAt: 1_700_000_060_000,
   notBefore: 1_700_000_001_000,
   fileId: 'f1',
+  peer: 1,
+  device: 4,
 }
 
 /** A msg's bytes written field by field from MSG_FIELDS: the schema's layout, independent of the codec. */
