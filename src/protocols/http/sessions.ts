@@ -1,16 +1,23 @@
 /**
  * HTTP sessions: the broker's sessions for REST callers (poll mode) and SSE streams (push mode), kept per
- * user by this adapter and found again by bearer token.
+ * device by this adapter and found again by bearer token.
  *
  * The token. The core logs in by (id or name) + secret; HTTP callers present one opaque string, so the
- * token this adapter hands out is "<id>.<secret>": the id says whose session to look up, the secret is
- * checked against the hash kept in memory for that session (or, when there is no session, by
- * broker.login against the store). Only sha256 hashes are kept.
+ * token this adapter hands out is "<id>.<secret>": the id says whose sessions to look among, the secret is
+ * checked against the hash kept in memory for each of them (or, when none matches, by broker.login against
+ * the store). Only sha256 hashes are kept.
  *
- * One session per user (DESIGN §1): a call whose token finds no live HTTP session of its user logs in,
- * which replaces that user's live session on any protocol (a TCP client of the same user is told
- * "replaced" and closed). HTTP sessions are ended by DELETE /v1/session or by the broker's reaper once no
+ * Each token is a device (issue 11): a call whose token finds no live HTTP session of its device logs in as
+ * that device, which replaces that device's live session on any protocol (a TCP client holding the same
+ * token is told "replaced"); the user's other devices — other tokens, from a password login — keep theirs,
+ * so two browsers of one user poll or stream side by side. The same token from two places is one device:
+ * REST calls share its session, and a second stream replaces the first (which is told `closing: replaced`).
+ * HTTP sessions are ended by DELETE /v1/session, by revoking the device, or by the broker's reaper once no
  * call came for idleTimeoutMs, like any session.
+ *
+ * Some calls (history, devices, password) need the caller's identity, not a session: `oneShot` runs them on
+ * the device's live HTTP session when there is one, else on a send-only session attached beside whatever the
+ * device has open elsewhere (a page connected by WebSocket asking for history is not logged out by it).
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { BrokerError } from '../../core/errors.js'
@@ -321,11 +328,12 @@ export class HttpSession implements SessionSink {
   }
 }
 
-/** The adapter's sessions by user id. */
+/** The adapter's sessions by user id, one per device. */
 export class HttpSessions {
-  private readonly byUser = new Map<number, HttpSession>()
-  /** Logins under way, so that concurrent first calls with one token start one session, not replace each other. */
-  private readonly pending = new Map<number, Promise<HttpSession>>()
+  private readonly byUser = new Map<number, HttpSession[]>()
+  private count = 0
+  /** Logins under way by "<id>.<secret hash>", so that concurrent first calls with one token start one session. */
+  private readonly pending = new Map<string, Promise<HttpSession>>()
   readonly authBuckets: RateBuckets
 
   constructor(
@@ -335,12 +343,18 @@ export class HttpSessions {
     this.authBuckets = opts.authBuckets ?? new RateBuckets(opts.authRatePerSecond)
   }
 
+  /** HTTP sessions held now (every device's). */
   get size(): number {
-    return this.byUser.size
+    return this.count
   }
 
-  all(): IterableIterator<HttpSession> {
-    return this.byUser.values()
+  *all(): IterableIterator<HttpSession> {
+    for (const list of this.byUser.values()) yield* list
+  }
+
+  /** The live session of this user whose token hashes to `h`, if there is one. */
+  private find(id: number, h: Buffer): HttpSession | undefined {
+    return this.byUser.get(id)?.find((hs) => hs.live && hs.matches(h))
   }
 
   private guard(ip: string): void {
@@ -358,20 +372,35 @@ export class HttpSessions {
 
   private forget(hs: HttpSession): void {
     hs.release()
-    if (this.byUser.get(hs.userId) === hs) this.byUser.delete(hs.userId)
+    const list = this.byUser.get(hs.userId)
+    const i = list?.indexOf(hs) ?? -1
+    if (i < 0) return
+    list!.splice(i, 1)
+    this.count--
+    if (list!.length === 0) this.byUser.delete(hs.userId)
   }
 
   private keep(hs: HttpSession, session: Session): HttpSession {
     hs.attached(session)
     if (session.closed) return hs
-    this.byUser.get(hs.userId)?.close('replaced', 'a new HTTP session started')
-    this.byUser.set(hs.userId, hs)
+    // The broker ended the device's previous session (here: its sink closed, and forget() dropped it); a
+    // session of this device still listed would be one the broker no longer knows.
+    const list = this.byUser.get(hs.userId) ?? []
+    for (const old of list.filter((x) => x.session?.device === session.device))
+      old.close('replaced', 'a new HTTP session started')
+    list.push(hs)
+    this.count++
+    this.byUser.set(hs.userId, list)
     // Two-phase attach: the broker pushes into hs from here on (what it held since the login first).
     this.broker.ready(session)
     return hs
   }
 
-  async register(name: string, ip: string): Promise<{ hs: HttpSession; token: string; name: string }> {
+  async register(
+    name: string,
+    ip: string,
+    opts: { password?: string; label?: string } = {},
+  ): Promise<{ hs: HttpSession; token: string; name: string }> {
     this.guard(ip)
     // The sink must exist before the broker knows the user id; it learns it from the result. The broker pushes
     // nothing into it before keep() says ready.
@@ -381,7 +410,7 @@ export class HttpSessions {
       backlog: () => hs?.backlog() ?? 0,
       close: (reason, text) => hs?.close(reason, text),
     }
-    const r = await this.broker.register(name, PROTOCOL_REST, proxy, 'poll')
+    const r = await this.broker.register(name, PROTOCOL_REST, proxy, 'poll', { ...opts, address: ip })
     hs = this.make(r.user.id, hashSecret(r.token))
     this.keep(hs, r.session)
     return { hs, token: formatToken(r.user.id, r.token), name: r.user.name }
@@ -406,30 +435,68 @@ export class HttpSessions {
     return this.authenticate(t.id, t.secret, ip)
   }
 
+  /**
+   * A password login (POST /v1/login with a password): a new device of the user, and its token. No session
+   * starts: the first call with the token starts one, like any token's.
+   */
+  async loginPassword(
+    name: string,
+    password: string,
+    label: string | undefined,
+    ip: string,
+  ): Promise<{ id: number; name: string; device: number; token: string }> {
+    this.guard(ip)
+    const r = await this.broker.newDevice(name, password, { label: label ?? 'http', address: ip })
+    return { id: r.user.id, name: r.user.name, device: r.device, token: formatToken(r.user.id, r.token) }
+  }
+
   private async authenticate(id: number, secret: string, ip: string, guarded = false): Promise<HttpSession> {
     const h = hashSecret(secret)
+    const key = `${id}.${h.toString('hex')}`
     for (;;) {
-      const hs = this.byUser.get(id)
-      if (hs !== undefined && hs.live && hs.matches(h)) return hs
-      const p = this.pending.get(id)
+      const hs = this.find(id, h)
+      if (hs !== undefined) return hs
+      const p = this.pending.get(key)
       if (p === undefined) break
       await p.catch(() => undefined)
     }
     if (!guarded) this.guard(ip)
     const p = (async () => {
       const hs = this.make(id, h)
-      const session = await this.broker.login({ id }, secret, PROTOCOL_REST, hs, 'poll')
+      const session = await this.broker.login({ id }, secret, PROTOCOL_REST, hs, 'poll', { address: ip })
       return this.keep(hs, session)
     })()
-    this.pending.set(id, p)
+    this.pending.set(key, p)
     try {
       return await p
     } finally {
-      this.pending.delete(id)
+      this.pending.delete(key)
     }
   }
 
-  /** A push session for an SSE stream: always a new session, replacing the user's polling one. */
+  /**
+   * Run `fn` as the bearer of `token` without starting (or replacing) the device's session: on its live HTTP
+   * session when it has one, else on a send-only session that ends with the call.
+   */
+  async oneShot<T>(token: string, ip: string, fn: (s: Session) => Promise<T>): Promise<T> {
+    const t = parseToken(token)
+    if (t === undefined) {
+      this.guard(ip)
+      throw new BrokerError('SB_ERR_AUTH', 'the token is not "<id>.<secret>" as /v1/register returned it')
+    }
+    const live = this.find(t.id, hashSecret(t.secret))
+    if (live !== undefined) return fn(live.session)
+    this.guard(ip)
+    const sink: SessionSink = { push: () => true, backlog: () => 0, close: () => undefined }
+    const s = await this.broker.login({ id: t.id }, t.secret, PROTOCOL_REST, sink, 'poll', { sendOnly: true, address: ip })
+    try {
+      return await fn(s)
+    } finally {
+      this.broker.detach(s)
+    }
+  }
+
+  /** A push session for an SSE stream: always a new session, replacing its device's (polling or streaming) one. */
   async openStream(token: string, ip: string, outlet: PushOutlet): Promise<HttpSession> {
     const t = parseToken(token)
     if (t === undefined) {
@@ -437,11 +504,10 @@ export class HttpSessions {
       throw new BrokerError('SB_ERR_AUTH', 'the token is not "<id>.<secret>" as /v1/register returned it')
     }
     const h = hashSecret(t.secret)
-    const current = this.byUser.get(t.id)
     // A caller that already holds a live session with this secret has proven it; others go through the guard.
-    if (current === undefined || !current.live || !current.matches(h)) this.guard(ip)
+    if (this.find(t.id, h) === undefined) this.guard(ip)
     const hs = this.make(t.id, h, outlet)
-    const session = await this.broker.login({ id: t.id }, t.secret, PROTOCOL_SSE, hs, 'push')
+    const session = await this.broker.login({ id: t.id }, t.secret, PROTOCOL_SSE, hs, 'push', { address: ip })
     return this.keep(hs, session)
   }
 
@@ -456,6 +522,6 @@ export class HttpSessions {
 
   /** Wake every long poll (the listener is closing). */
   wakeAll(): void {
-    for (const hs of this.byUser.values()) hs.wake()
+    for (const hs of this.all()) hs.wake()
   }
 }
