@@ -74,7 +74,9 @@ test('login by full token, by name + secret, and a wrong token', async (t) => {
   const secret = a.token.split('.')[1]!
   const l1 = await f.api('POST', '/v1/login', { token: a.token })
   assert.equal(l1.status, 200)
-  assert.deepEqual(l1.body, { id: a.id, name: 'carol', token: a.token })
+  // Each token is a device: the login says which (the one registration made).
+  assert.deepEqual(l1.body, { id: a.id, name: 'carol', device: (a as { device?: number }).device, token: a.token })
+  assert.equal(typeof l1.body.device, 'number')
   const l2 = await f.api('POST', '/v1/login', { name: 'carol', token: secret })
   assert.equal(l2.status, 200)
   assert.equal(l2.body.token, a.token)

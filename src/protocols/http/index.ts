@@ -26,7 +26,7 @@ import type { NativeConnection, NativeOptions } from '../native/adapter.js'
 import { registerAdmin } from './admin.js'
 import { HttpMetrics } from './metrics.js'
 import { buildOpenApi, docsPage } from './openapi.js'
-import { HttpError, PROBLEM_TYPE, problem, toWire } from './problem.js'
+import { HttpError, loginRetryAfter, PROBLEM_TYPE, problem, toWire } from './problem.js'
 import { registerFiles } from './files.js'
 import { registerRest } from './rest.js'
 import { EventBudget, HttpSessions } from './sessions.js'
@@ -230,7 +230,12 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
   app.setErrorHandler((err, req, reply) => {
     const rate =
       (err as { limit?: string }).limit === 'authRatePerSecond' ? sessions.opts.authRatePerSecond : broker.limits.ratePerSecond
-    const w = toWire(err, { instance: req.url.split('?')[0]!, ratePerSecond: rate })
+    const retryAfter = loginRetryAfter(err)
+    const w = toWire(err, {
+      instance: req.url.split('?')[0]!,
+      ratePerSecond: rate,
+      ...(retryAfter !== undefined ? { retryAfter } : {}),
+    })
     if (w.status >= 500) req.log.error({ err }, 'request failed')
     if (w.body.code === 'SB_ERR_INTERNAL') broker.log.error({ err, url: req.url }, 'HTTP request failed')
     void reply.code(w.status).headers(w.headers).type(PROBLEM_TYPE).send(w.body)

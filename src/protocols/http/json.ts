@@ -85,6 +85,7 @@ export function messageJson(m: Message): MessageJson {
   if (m.expiresAt) out.expiresAt = m.expiresAt
   if (m.notBefore) out.notBefore = m.notBefore
   if (m.fileId) out.fileId = m.fileId
+  if (m.peer) out.peer = m.peer
   Object.assign(out, bodyJson(m.body))
   if (m.kind === 'receipt') {
     const r = decodeReceiptBody(m.body)

@@ -32,6 +32,8 @@ export interface WireContext {
   instance?: string
   /** Requests per second the rate limit allows, to compute Retry-After. */
   ratePerSecond?: number
+  /** Seconds to wait, when the error knows better than a rate (failed logins: the core says when). */
+  retryAfter?: number
 }
 
 interface FastifyishError {
@@ -52,6 +54,16 @@ export function problem(code: ErrorCode, detail: string, extra: Partial<Problem>
     ...extra,
   }
   return p
+}
+
+/**
+ * Failed logins (limit loginAttempts): the core's limiter says when the next attempt is allowed in its text
+ * ("try again in N s") and nowhere else; a minute when it does not.
+ */
+export function loginRetryAfter(err: unknown): number | undefined {
+  if (!isBrokerError(err) || err.limit !== 'loginAttempts') return undefined
+  const m = /try again in (\d+) s/.exec(err.message)
+  return m === null ? 60 : Math.max(1, Number(m[1]))
 }
 
 /** Seconds until one more request is allowed at `rate` per second (at least 1: Retry-After is whole seconds). */
@@ -94,7 +106,7 @@ export function toWire(err: unknown, ctx: WireContext = {}): WireError {
     }
   }
   if (ctx.instance !== undefined) body.instance = ctx.instance
-  if (body.code === 'SB_ERR_RATE_LIMITED') headers['retry-after'] = String(retryAfterSeconds(ctx.ratePerSecond))
+  if (body.code === 'SB_ERR_RATE_LIMITED') headers['retry-after'] = String(ctx.retryAfter ?? retryAfterSeconds(ctx.ratePerSecond))
   if (body.status === 401) headers['www-authenticate'] = 'Bearer realm="switchboard"'
   return { status: body.status, headers, body }
 }

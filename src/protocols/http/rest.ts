@@ -7,6 +7,7 @@ import { randomInt } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { BrokerError } from '../../core/errors.js'
 import type { Broker } from '../../core/broker.js'
+import type { Session } from '../../core/session.js'
 import type { Message } from '../../core/types.js'
 import { messageJson, parseAddress, parseUser } from './json.js'
 import { routes, type RouteSpec, type Schema } from './routes-spec.js'
@@ -69,16 +70,30 @@ export function registerRest(app: FastifyInstance, deps: RestDeps): void {
     return sessions.fromToken(token, req.ip)
   }
 
+  /** A call that needs who the bearer is, not a session of its own (see HttpSessions.oneShot). */
+  const oneShot = <T>(req: FastifyRequest, fn: (s: Session) => Promise<T>): Promise<T> => {
+    const token = bearerToken(req, false)
+    if (token === undefined)
+      throw new BrokerError('SB_ERR_NOT_LOGGED_IN', 'send Authorization: Bearer <token>, the token POST /v1/register returned')
+    return sessions.oneShot(token, req.ip, fn)
+  }
+
   const handlers: Record<string, (hs: HttpSession | undefined, req: FastifyRequest, reply: FastifyReply) => Promise<unknown>> = {
     // Session -------------------------------------------------------------
     async register(_hs, req, reply) {
-      const { name } = req.body as { name: string }
-      const r = await sessions.register(name, req.ip)
+      const { name, password, label } = req.body as { name: string; password?: string; label?: string }
+      const r = await sessions.register(name, req.ip, {
+        ...(password !== undefined ? { password } : {}),
+        ...(label !== undefined ? { label } : {}),
+      })
       reply.code(201)
-      return { id: r.hs.userId, name: r.name, token: r.token }
+      return { id: r.hs.userId, name: r.name, device: r.hs.session.device, token: r.token }
     },
     async login(_hs, req) {
-      const b = req.body as { token: string; id?: number; name?: string }
+      const b = req.body as { token?: string; id?: number; name?: string; password?: string; label?: string }
+      // A password makes a new device (its own token, its own session); a token comes back as its device.
+      if (b.password !== undefined) return sessions.loginPassword(b.name!, b.password, b.label, req.ip)
+      if (b.token === undefined) throw new BrokerError('SB_ERR_AUTH', 'give a token, or a name and password')
       // base64url secrets have no '.', so a full token and a bare secret cannot be mistaken for each other.
       const parsed = parseToken(b.token)
       const secret = parsed?.secret ?? b.token
@@ -86,7 +101,7 @@ export function registerRest(app: FastifyInstance, deps: RestDeps): void {
       if (b.name !== undefined) hs = await sessions.login({ name: b.name }, secret, req.ip)
       else if (b.id !== undefined || parsed !== undefined) hs = await sessions.login({ id: b.id ?? parsed!.id }, secret, req.ip)
       else throw new BrokerError('SB_ERR_AUTH', 'give the full token "<id>.<secret>", or the secret with id or name')
-      return { id: hs.userId, name: hs.session.user.name, token: formatToken(hs.userId, secret) }
+      return { id: hs.userId, name: hs.session.user.name, device: hs.session.device, token: formatToken(hs.userId, secret) }
     },
     async whoami(hs) {
       const p = broker.whoami(hs!.session)
@@ -110,6 +125,34 @@ export function registerRest(app: FastifyInstance, deps: RestDeps): void {
     async rename(hs, req) {
       const u = await broker.rename(hs!.session, (req.body as { name: string }).name)
       return { id: u.id, name: u.name }
+    },
+
+    // Devices and password (one-shot: they do not start or replace the device's session) ---------------
+    async devices(_hs, req) {
+      const { list, self } = await oneShot(req, async (s) => ({ list: await broker.devices(s), self: s }))
+      // The core counts every local session as its device online, the one-shot one asking too: the asking
+      // device is online only when it has a session of its own (a stream, a poll, a WebSocket).
+      const selfOnline = broker.sessionsOf(self.user.id).some((x) => x.device === self.device && !x.sendOnly && !x.closed)
+      return {
+        devices: list.map((d) => ({
+          id: d.id,
+          label: d.label,
+          createdAt: d.createdAt,
+          ...(d.lastSeen !== undefined ? { lastSeen: d.lastSeen } : {}),
+          online: d.current && self.sendOnly ? selfOnline : d.online,
+          current: d.current,
+        })),
+      }
+    },
+    async revokeDevice(_hs, req, reply) {
+      const { id } = req.params as { id: number }
+      await oneShot(req, (s) => broker.revokeDevice(s, id))
+      return reply.code(204).send()
+    },
+    async setPassword(_hs, req, reply) {
+      const b = req.body as { password: string | null; current?: string }
+      await oneShot(req, (s) => broker.setPassword(s, b.password, b.current))
+      return reply.code(204).send()
     },
 
     // Messages -------------------------------------------------------------
@@ -190,6 +233,17 @@ export function registerRest(app: FastifyInstance, deps: RestDeps): void {
         )
       await broker.markRead(hs!.session, m)
       return reply.code(204).send()
+    },
+    async history(_hs, req) {
+      const q = req.query as { with?: string; before?: number; limit: number }
+      const r = await oneShot(req, (s) =>
+        broker.history(s, {
+          with: q.with === undefined ? undefined : parseAddress(q.with),
+          ...(q.before !== undefined ? { before: q.before } : {}),
+          limit: q.limit,
+        }),
+      )
+      return { messages: r.messages.map(messageJson), more: r.more }
     },
     async receipts(hs, req) {
       broker.touch(hs!.session)
@@ -308,7 +362,9 @@ export function registerRest(app: FastifyInstance, deps: RestDeps): void {
     if (spec.custom) continue
     const h = handlers[spec.operationId]
     if (h === undefined) throw new Error(`no handler for ${spec.operationId}`)
-    const handler: Handler = async (req, reply) => h(spec.auth === 'none' ? undefined : await auth(req, spec), req, reply)
+    // 'bearer-once' routes check the token themselves, without a session of their own (oneShot above).
+    const handler: Handler = async (req, reply) =>
+      h(spec.auth === 'none' || spec.auth === 'bearer-once' ? undefined : await auth(req, spec), req, reply)
     app.route({ method: spec.method, url: spec.url, schema: fastifySchema(spec), handler })
   }
 }

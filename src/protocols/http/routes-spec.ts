@@ -33,9 +33,10 @@ export interface RouteSpec {
   description?: string
   /**
    * 'bearer': Authorization: Bearer <token>; 'bearer-or-query': also ?token= (for EventSource, <a href>, WebSocket);
-   * 'admin': the operator's --admin-token, as a bearer token or the password of HTTP Basic authentication.
+   * 'admin': the operator's --admin-token, as a bearer token or the password of HTTP Basic authentication;
+   * 'bearer-once': a bearer token that is checked but starts no session (nor replaces the device's).
    */
-  auth: 'none' | 'bearer' | 'bearer-or-query' | 'admin'
+  auth: 'none' | 'bearer' | 'bearer-or-query' | 'bearer-once' | 'admin'
   params?: Schema
   querystring?: Schema
   body?: Schema
@@ -75,6 +76,20 @@ const base64Field = {
   description: 'The body as base64, for bytes that are not UTF-8 text.',
 }
 const textField = { type: 'string', description: 'The body as UTF-8 text.' }
+/** Bounded here so a huge one is refused before it is hashed; the server's own rule (8 characters to 256 UTF-8 bytes) answers 400 SB_ERR_PASSWORD_INVALID. */
+const passwordField = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 1024,
+  description: 'A password: at least 8 characters, at most 256 UTF-8 bytes.',
+}
+const labelField = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 64,
+  description: 'What this device is called in the device list (e.g. "laptop browser"). Default: the protocol.',
+}
+const deviceId = { type: 'integer', minimum: 1, maximum: 0xfffffffe, description: "A device's id (GET /v1/devices)." }
 const bodyOneOf = [{ required: ['text'] }, { required: ['base64'] }]
 
 /** `to` of a message: an integer is a user id; a string is ALL, SERVER, #topic or a user name. */
@@ -146,15 +161,30 @@ export const components: Record<string, Schema> = {
   },
   Credentials: {
     type: 'object',
-    required: ['id', 'name', 'token'],
+    required: ['id', 'name', 'device', 'token'],
     additionalProperties: false,
     properties: {
       id: userId,
       name: { type: 'string' },
+      device: { ...deviceId, description: 'The device this token is (each token is one device of the user).' },
       token: {
         type: 'string',
-        description: 'The bearer token for every other call: "<id>.<secret>". Keep it: it is the only way back to this name.',
+        description:
+          'The bearer token for every other call: "<id>.<secret>". Keep it: only a hash is kept, and without a password it is the only way back to this name.',
       },
+    },
+  },
+  Device: {
+    type: 'object',
+    required: ['id', 'label', 'createdAt', 'online', 'current'],
+    additionalProperties: false,
+    properties: {
+      id: deviceId,
+      label: { type: 'string', description: 'What the device called itself when it was made (its protocol by default).' },
+      createdAt: { type: 'integer', description: 'When it was made (registration or password login), ms since the epoch.' },
+      lastSeen: { type: 'integer', description: 'When its last session ended, ms since the epoch; absent if none has yet.' },
+      online: { type: 'boolean', description: 'A session of this device is open now.' },
+      current: { type: 'boolean', description: 'This is the device whose token made the request.' },
     },
   },
   User: {
@@ -224,11 +254,14 @@ export const components: Record<string, Schema> = {
     additionalProperties: false,
     properties: {
       id: { type: 'integer', description: 'Increasing per session; pass the last one you handled as `after`.' },
-      type: { type: 'string', enum: ['message', 'receipt', 'notice', 'presence', 'rename', 'conversation', 'closed'] },
+      type: {
+        type: 'string',
+        enum: ['message', 'receipt', 'notice', 'presence', 'rename', 'conversation', 'read', 'closed'],
+      },
       data: {
         type: 'object',
         description:
-          'message: a Message; receipt: a Receipt; notice: {code,text}; presence: {id,name,online,protocol,at}; rename: {id,name,oldName}; conversation: {event,convId,peer,expiresAt?,reason?,text?}; closed: {reason,text}.',
+          'message: a Message; receipt: a Receipt; notice: {code,text}; presence: {id,name,online,protocol,at}; rename: {id,name,oldName}; conversation: {event,convId,peer,expiresAt?,reason?,text?}; read: {seq,at} (another of your devices marked your message `seq` read); closed: {reason,text}.',
       },
     },
   },
@@ -336,9 +369,9 @@ export const routes: RouteSpec[] = [
     tag: 'session',
     summary: 'Register a new name',
     description:
-      'Creates the user and a polling session. The answer carries the token ("<id>.<secret>") for every other call; only a hash is kept, so it cannot be shown again.',
+      'Creates the user, its first device and a polling session. The answer carries the token ("<id>.<secret>") for every other call; only a hash is kept, so it cannot be shown again. With a `password`, the name can also be logged in from elsewhere (POST /v1/login with name and password), each such login a new device.',
     auth: 'none',
-    body: obj({ name: nameField }),
+    body: obj({ name: nameField, password: passwordField, label: labelField }, ['name']),
     responses: { 201: json('Registered.', ref('Credentials')) },
     errors: [409, 413],
   },
@@ -347,17 +380,24 @@ export const routes: RouteSpec[] = [
     method: 'POST',
     url: '/v1/login',
     tag: 'session',
-    summary: 'Come back to a name with its token',
+    summary: 'Come back to a name with its token, or log in with a name and password (a new device)',
     description:
-      'Checks the token and starts a polling session. Give the full token "<id>.<secret>" alone, or the secret with `id` or `name`. Not needed before other calls: any call with a valid bearer token starts the session itself. One session per user: this replaces a live session of the same user on any protocol.',
+      'With a token: checks it and starts a polling session of its device. Give the full token "<id>.<secret>" alone, or the secret with `id` or `name`. Not needed before other calls: any call with a valid bearer token starts the session itself. One session per device: this replaces a live session of the same token on any protocol; the user\'s other devices stay.\n\nWith `name` and `password`: a new device of that user, starting at the live end (what came before is in GET /v1/history), with its own token, returned once; no session starts until the token is used. A wrong password and an unknown name get the same 401. Failed attempts are limited per name and per client address: past the limit, 429 with Retry-After.',
     auth: 'none',
     body: {
       type: 'object',
       additionalProperties: false,
-      required: ['token'],
-      properties: { token: { type: 'string', minLength: 1, maxLength: 512 }, id: userId, name: nameField },
+      oneOf: [{ required: ['token'] }, { required: ['name', 'password'] }],
+      properties: {
+        token: { type: 'string', minLength: 1, maxLength: 512 },
+        id: userId,
+        name: nameField,
+        password: passwordField,
+        label: labelField,
+      },
     },
     responses: { 200: json('Logged in.', ref('Credentials')) },
+    errors: [401, 429],
   },
   {
     operationId: 'whoami',
@@ -396,6 +436,41 @@ export const routes: RouteSpec[] = [
     body: obj({ name: nameField }),
     responses: { 200: json('Renamed.', ref('User')) },
     errors: [409, 413],
+  },
+  {
+    operationId: 'setPassword',
+    method: 'PUT',
+    url: '/v1/password',
+    tag: 'session',
+    summary: 'Set, change or remove (null) the password',
+    description:
+      'Setting the first password needs only the token; changing or removing one needs the `current` password too (a wrong one is 401, and counts against the failed-login limit). Devices already logged in stay.',
+    auth: 'bearer-once',
+    body: obj({ password: { ...passwordField, type: ['string', 'null'] }, current: passwordField }, ['password']),
+    responses: { 204: noContent },
+    errors: [403],
+  },
+  {
+    operationId: 'devices',
+    method: 'GET',
+    url: '/v1/devices',
+    tag: 'session',
+    summary: 'Your devices: each token, from registration or a password login',
+    auth: 'bearer-once',
+    responses: { 200: json('Devices, oldest first.', obj({ devices: { type: 'array', items: ref('Device') } })) },
+  },
+  {
+    operationId: 'revokeDevice',
+    method: 'DELETE',
+    url: '/v1/devices/:id',
+    tag: 'session',
+    summary: 'Revoke a device: its token is refused from now on, and its open sessions end',
+    description:
+      'Its SSE stream gets `closing` with reason "revoked", its long polls answer 401, and any call with its token is 401. Revoking the device making the request is allowed (a log-out that also forgets the token).',
+    auth: 'bearer-once',
+    params: obj({ id: deviceId }),
+    responses: { 204: noContent },
+    errors: [404],
   },
 
   // Messages -------------------------------------------------------------
@@ -499,6 +574,39 @@ export const routes: RouteSpec[] = [
     auth: 'bearer',
     body: obj({ seq: seqField }),
     responses: { 204: noContent },
+    errors: [404],
+  },
+  {
+    operationId: 'history',
+    method: 'GET',
+    url: '/v1/history',
+    tag: 'messages',
+    summary: 'Your history, newest first: with one user, of one #topic, or everything',
+    description:
+      'The messages the server keeps for you (--retention), in both directions: what you received, and what you sent from any of your devices (flag 8, a sent copy: `from` is you and `peer` is whom it went to). Page back with `before` = the smallest seq of the last page while `more` is true. Reading history acknowledges nothing and starts no session.',
+    auth: 'bearer-once',
+    querystring: {
+      type: 'object',
+      properties: {
+        with: {
+          type: 'string',
+          minLength: 1,
+          maxLength: 257,
+          description: 'A user name, or "#topic" (%23topic in a URL). Without it: everything.',
+        },
+        before: { ...seqField, description: 'Only messages with a seq below this one.' },
+        limit: { type: 'integer', minimum: 1, maximum: 256, default: 50 },
+      },
+    },
+    responses: {
+      200: json(
+        'A page, newest first.',
+        obj({
+          messages: { type: 'array', items: ref('Message') },
+          more: { type: 'boolean', description: 'Older messages remain: ask again with `before`.' },
+        }),
+      ),
+    },
     errors: [404],
   },
   {
@@ -918,7 +1026,7 @@ export const routes: RouteSpec[] = [
 ]
 
 export const tags: { name: string; description: string }[] = [
-  { name: 'session', description: 'Register, log in, log out, rename.' },
+  { name: 'session', description: 'Register, log in (by token or password), log out, rename, password, devices.' },
   { name: 'messages', description: 'Send, poll, acknowledge, receipts.' },
   { name: 'events', description: 'Live events by long poll, server-sent events or WebSocket.' },
   { name: 'presence', description: 'Who is online.' },
