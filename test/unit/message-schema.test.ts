@@ -120,11 +120,15 @@ test('the HTTP JSON has the schema JSON fields (kind by name), and the OpenAPI M
   for (const n of jsonFields) assert.ok(n in j, `${n} is in the JSON`)
   assert.equal(j.kind, 'file')
   assert.equal(j.text, '{"fileId":"f1"}')
-  const bare = messageJson({ ...sample, topic: undefined, expiresAt: 0, notBefore: undefined, fileId: '' }) as unknown as Record<
-    string,
-    unknown
-  >
-  for (const n of ['topic', 'expiresAt', 'notBefore', 'fileId']) assert.ok(!(n in bare), `absent ${n} is left out`)
+  const bare = messageJson({
+    ...sample,
+    topic: undefined,
+    expiresAt: 0,
+    notBefore: undefined,
+    fileId: '',
+    peer: undefined,
+  }) as unknown as Record<string, unknown>
+  for (const n of ['topic', 'expiresAt', 'notBefore', 'fileId', 'peer']) assert.ok(!(n in bare), `absent ${n} is left out`)
 
   const schema = components.Message as { required: string[]; properties: Record<string, { enum?: string[] }> }
   assert.deepEqual(Object.keys(schema.properties), [...jsonFields, 'text', 'base64', 'receipt'])
