@@ -333,3 +333,97 @@ test(
     assert.deepEqual(cspViolations, [], 'nothing the page does is blocked by its Content-Security-Policy')
   },
 )
+
+test(
+  'web page, several devices: register with a password, log in with it in a second browser, see the history, both receive',
+  { skip, timeout: 180_000 },
+  async (t) => {
+    ensureBuilt()
+    const dataDir = mkdtempSync(join(tmpdir(), 'sb-web-'))
+    t.after(() => rmSync(dataDir, { recursive: true, force: true }))
+    const config = resolveConfig({ port: 0, httpPort: 0, host: '127.0.0.1', dataDir }, {})
+    const server = await startServer(config, silentLogger)
+    t.after(() => server.close())
+    const wired = server.listeners.find((l) => l.name === 'http' || l.name.startsWith('http+'))
+    assert.ok(wired, 'the server has its HTTP listener')
+    const url = `http://127.0.0.1:${wired.port}/`
+    mkdirSync(ARTIFACTS, { recursive: true })
+    const browser: Browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-sync'],
+    })
+    t.after(() => browser.close())
+    // Three contexts are three browsers with nothing in common (their own localStorage): alice's laptop and phone, bob.
+    const laptop = await (await browser.newContext({ viewport: { width: 1100, height: 720 } })).newPage()
+    const phone = await (await browser.newContext({ viewport: { width: 390, height: 780 }, isMobile: true })).newPage()
+    const bob = await (await browser.newContext({ viewport: { width: 1100, height: 720 } })).newPage()
+    const pageErrors: string[] = []
+    for (const p of [laptop, phone, bob]) p.on('pageerror', (e) => pageErrors.push(e.message))
+    const PW = 'correct horse battery'
+
+    // alice registers with a password on her laptop; she and bob talk.
+    await laptop.goto(url)
+    await laptop.getByTestId('name').fill('alice')
+    await laptop.getByTestId('password').fill(PW)
+    await laptop.getByTestId('login').click()
+    await laptop.getByTestId('me').filter({ hasText: 'alice' }).waitFor()
+    await login(bob, url, 'bob')
+    await laptop.getByTestId('person-bob').click()
+    await laptop.getByTestId('compose').fill('hello from the laptop')
+    await laptop.getByTestId('send').click()
+    await bob.getByTestId('person-alice').click()
+    await bob.getByTestId('msg-in').filter({ hasText: 'hello from the laptop' }).waitFor()
+    await bob.getByTestId('compose').fill('hi alice')
+    await bob.getByTestId('send').click()
+    await laptop.getByTestId('msg-in').filter({ hasText: 'hi alice' }).waitFor()
+
+    // A wrong password is refused with the same words as an unknown name.
+    await phone.goto(url)
+    await phone.getByTestId('name').fill('alice')
+    await phone.getByTestId('password').fill('not the password')
+    await phone.getByTestId('password-login').click()
+    assert.equal(await phone.getByTestId('login-error').textContent(), 'Wrong name or password.')
+
+    // Her phone logs in with the password: a new device, the laptop stays online.
+    await phone.getByTestId('password').fill(PW)
+    await phone.getByTestId('password-login').click()
+    await phone.getByTestId('me').filter({ hasText: 'alice' }).waitFor()
+    assert.equal(await laptop.getByTestId('conn').getAttribute('data-state'), 'online', 'the laptop was not logged out')
+
+    // The phone has no local history: opening the conversation loads it from the server, both directions.
+    await phone.getByTestId('person-bob').click()
+    await phone.getByTestId('msg-out').filter({ hasText: 'hello from the laptop' }).waitFor()
+    await phone.getByTestId('msg-in').filter({ hasText: 'hi alice' }).waitFor()
+    await phone.screenshot({ path: join(ARTIFACTS, 'web-second-device-history.png') })
+
+    // A new message reaches both of alice's browsers.
+    await bob.getByTestId('compose').fill('to both of your devices')
+    await bob.getByTestId('send').click()
+    await laptop.getByTestId('msg-in').filter({ hasText: 'to both of your devices' }).waitFor()
+    await phone.getByTestId('msg-in').filter({ hasText: 'to both of your devices' }).waitFor()
+
+    // What she sends from the phone shows on the laptop as hers.
+    await phone.getByTestId('compose').fill('sent from my phone')
+    await phone.getByTestId('send').click()
+    await bob.getByTestId('msg-in').filter({ hasText: 'sent from my phone' }).waitFor()
+    await laptop.getByTestId('msg-out').filter({ hasText: 'sent from my phone' }).waitFor()
+    assert.equal(await laptop.getByTestId('msg-in').filter({ hasText: 'sent from my phone' }).count(), 0)
+
+    // Changing the password needs the current one.
+    await laptop.getByTestId('password-open').click()
+    await laptop.getByTestId('password-new').fill('a brand new password')
+    await laptop.getByTestId('password-save').click()
+    assert.equal(await laptop.getByTestId('password-error').textContent(), 'The current password is wrong.')
+    await laptop.getByTestId('password-current').fill(PW)
+    await laptop.getByTestId('password-save').click()
+    await laptop.getByTestId('password-form').waitFor({ state: 'detached' })
+    const r = await fetch(`${url}v1/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'alice', password: 'a brand new password' }),
+    })
+    assert.equal(r.status, 200, 'the new password logs in')
+    assert.deepEqual(pageErrors, [])
+  },
+)

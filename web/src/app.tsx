@@ -82,6 +82,7 @@ function nameBytes(name: string): number {
 function Login({ model }: { model: ChatModel }): JSX.Element {
   const remembered = lastLogin(model.server)
   const [name, setName] = useState('')
+  const [password, setPassword] = useState('')
   const [other, setOther] = useState(remembered === undefined)
   useEffect(() => void model.loadLimits(), [model])
   const busy = model.state === 'connecting'
@@ -94,9 +95,13 @@ function Login({ model }: { model: ChatModel }): JSX.Element {
     : spaces
       ? 'A name is one word: no spaces.'
       : undefined
+  const pwShort = password !== '' && [...password].length < 8
   const submit = (e: Event): void => {
     e.preventDefault()
-    if (name.trim() !== '' && problem === undefined) void model.login(name)
+    if (name.trim() !== '' && problem === undefined && !pwShort) void model.login(name, password)
+  }
+  const withPassword = (): void => {
+    if (name.trim() !== '' && problem === undefined && password !== '') void model.loginWithPassword(name, password)
   }
   return (
     <main class="login">
@@ -134,15 +139,38 @@ function Login({ model }: { model: ChatModel }): JSX.Element {
             <p id="name-rule" class={`hint${problem ? ' bad' : ''}`} data-testid="name-rule" data-max={max}>
               {problem ?? `One word, at most ${max} bytes · ${bytes}/${max}`}
             </p>
+            <label for="password">Password (optional)</label>
+            <input
+              id="password"
+              type="password"
+              data-testid="password"
+              autoComplete="current-password"
+              placeholder="at least 8 characters"
+              value={password}
+              aria-invalid={pwShort}
+              onInput={(e) => setPassword(e.currentTarget.value)}
+            />
+            {pwShort && <p class="hint bad">A password has at least 8 characters.</p>}
             <button
               class="primary"
               type="submit"
               data-testid="login"
-              disabled={busy || name.trim() === '' || problem !== undefined}
+              disabled={busy || name.trim() === '' || problem !== undefined || pwShort}
             >
               {busy ? 'Connecting…' : 'Enter'}
             </button>
-            <p class="hint">A new name is registered; a name you used here before logs in with its remembered token.</p>
+            <button
+              type="button"
+              data-testid="password-login"
+              disabled={busy || name.trim() === '' || problem !== undefined || password === ''}
+              onClick={withPassword}
+            >
+              Log in with password
+            </button>
+            <p class="hint">
+              Enter: a new name is registered (with the password, if you give one); a name you used here before logs in with its
+              remembered token. Log in with password: your name from another browser or device.
+            </p>
           </form>
         )}
         {model.loginError && (
@@ -522,7 +550,12 @@ function Conversation({ model, onBack }: { model: ChatModel; onBack: () => void 
         </div>
       </header>
       <ul class="messages" data-testid="messages">
-        {list.length === 0 && <li class="system">No messages yet. Say hello.</li>}
+        {model.loadingHistory[model.active] && (
+          <li class="system" data-testid="history-loading">
+            Loading earlier messages…
+          </li>
+        )}
+        {list.length === 0 && !model.loadingHistory[model.active] && <li class="system">No messages yet. Say hello.</li>}
         {list.map((m) => (
           <Message key={m.key} m={m} model={model} />
         ))}
@@ -577,10 +610,70 @@ const STATE_LABEL = {
   closed: 'disconnected',
 }
 
+// ------------------------------------------------------------------ password
+
+function PasswordForm({ model, onDone }: { model: ChatModel; onDone: () => void }): JSX.Element {
+  const [current, setCurrent] = useState('')
+  const [next, setNext] = useState('')
+  const [error, setError] = useState<string | undefined>(undefined)
+  const [busy, setBusy] = useState(false)
+  const submit = async (e: Event): Promise<void> => {
+    e.preventDefault()
+    setBusy(true)
+    setError(undefined)
+    try {
+      await model.setPassword(next, current)
+      model.say('Password saved: log in with it from another browser or device.')
+      onDone()
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err))
+    } finally {
+      setBusy(false)
+    }
+  }
+  return (
+    <form class="password-form stack" data-testid="password-form" onSubmit={(e) => void submit(e)}>
+      <label for="pw-current">Current password (if you have one)</label>
+      <input
+        id="pw-current"
+        type="password"
+        autoComplete="current-password"
+        data-testid="password-current"
+        value={current}
+        onInput={(e) => setCurrent(e.currentTarget.value)}
+      />
+      <label for="pw-new">New password</label>
+      <input
+        id="pw-new"
+        type="password"
+        autoComplete="new-password"
+        data-testid="password-new"
+        placeholder="at least 8 characters"
+        value={next}
+        onInput={(e) => setNext(e.currentTarget.value)}
+      />
+      {error && (
+        <p class="error" role="alert" data-testid="password-error">
+          {error}
+        </p>
+      )}
+      <div class="row">
+        <button class="primary small" type="submit" data-testid="password-save" disabled={busy || [...next].length < 8}>
+          Save
+        </button>
+        <button class="small" type="button" onClick={onDone}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  )
+}
+
 export function App({ model }: { model: ChatModel }): JSX.Element {
   useModel(model)
   // On a phone the list and the conversation take turns; on a wide screen both show.
   const [showList, setShowList] = useState(true)
+  const [passwordOpen, setPasswordOpen] = useState(false)
   if (model.me === undefined) return <Login model={model} />
   const totalUnread = Object.values(model.unread).reduce((a, b) => a + b, 0)
   return (
@@ -604,11 +697,17 @@ export function App({ model }: { model: ChatModel }): JSX.Element {
             Sign in again
           </button>
         ) : (
-          <button class="small" data-testid="logout" onClick={() => void model.logout()}>
-            Log out
-          </button>
+          <>
+            <button class="small" data-testid="password-open" onClick={() => setPasswordOpen(!passwordOpen)}>
+              Password
+            </button>
+            <button class="small" data-testid="logout" onClick={() => void model.logout()}>
+              Log out
+            </button>
+          </>
         )}
       </header>
+      {passwordOpen && <PasswordForm model={model} onDone={() => setPasswordOpen(false)} />}
       {model.banner && (
         <div class={`banner ${model.banner.tone}`} role="status" data-testid="banner">
           <span>{model.banner.text}</span>

@@ -4,6 +4,12 @@
  * counts, topics, live-chat requests, each sent message's receipt. Views call the methods and re-render on
  * `subscribe`. Delivery across network drops is the SDK's: it reconnects with the token, resends what the
  * server had not accepted and drops messages it already acknowledged.
+ *
+ * Several devices (issue 11): a name with a password logs in from another browser as a new device (POST
+ * /v1/login, then the SDK with that device's token). A conversation that this browser has no history of is
+ * loaded from the server's (GET /v1/history), both directions; what the user sent from another device comes
+ * as a sent copy (flag SENT) and shows as ours. The REST calls carry "<id>.<token>" and are one-shot on the
+ * server: they do not replace this page's WebSocket session.
  */
 import {
   ALL_ID,
@@ -135,7 +141,9 @@ export function explain(err: unknown): string {
       case 'SB_ERR_NAME_INVALID':
         return `That name cannot be used: ${err.message}`
       case 'SB_ERR_AUTH':
-        return 'The remembered login is no longer valid (the account may have been deleted). Register a name again.'
+        return 'The remembered login is no longer valid (the account may have been deleted, or this browser signed out elsewhere). Register a name again, or log in with its password.'
+      case 'SB_ERR_PASSWORD_INVALID':
+        return `That password cannot be used: ${err.message}.`
       case 'SB_ERR_CONNECT':
         return 'The server cannot be reached. Check that it is running, then try again.'
       case 'SB_ERR_UNKNOWN_RECIPIENT':
@@ -170,6 +178,10 @@ export class ChatModel {
   limitsLoaded = false
   /** People looked up before their conversation opened, by name. */
   people: Record<string, PersonInfo> = {}
+  /** Conversations whose history is being loaded from the server (GET /v1/history), shown as loading. */
+  loadingHistory: Record<string, boolean> = {}
+  /** Names by user id, learned from who, presence and messages: a sent copy names its peer by id only. */
+  private names = new Map<number, string>()
 
   readonly server = wsUrl()
   private client: SwitchboardClient | undefined
@@ -213,10 +225,88 @@ export class ChatModel {
 
   // ------------------------------------------------------------------ session
 
-  async login(name: string): Promise<void> {
+  /**
+   * Enter with a name: the token this browser remembers for it, else a new registration. With a password, a
+   * new registration gets it (PUT /v1/password); a name this browser does not know but the server does is
+   * then told apart by loginWithPassword.
+   */
+  async login(name: string, password = ''): Promise<void> {
+    const ok = await this.connect(name)
+    if (!ok || password === '' || !this.registeredNow) return
+    try {
+      await this.setPassword(password)
+    } catch (err) {
+      this.say(`Registered, but the password was not set: ${explain(err)}`, 'error')
+    }
+  }
+
+  /** Log in to an existing name with its password: a new device of it, with its own token, remembered here. */
+  async loginWithPassword(rawName: string, password: string): Promise<void> {
+    const name = rawName.trim()
     this.loginError = undefined
     this.state = 'connecting'
     this.changed()
+    try {
+      const r = await fetch(`${httpBase(this.server)}/v1/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name, password, label: browserLabel() }),
+      })
+      const body = (await r.json().catch(() => ({}))) as { id?: number; name?: string; token?: string; detail?: string }
+      if (!r.ok || body.token === undefined || body.id === undefined) {
+        this.state = 'signed-out'
+        this.loginError =
+          r.status === 401
+            ? 'Wrong name or password.'
+            : r.status === 429
+              ? `Too many failed attempts: try again in ${r.headers.get('retry-after') ?? 'a few'} s.`
+              : (body.detail ?? `The server answered ${r.status}.`)
+        this.changed()
+        return
+      }
+      const secret = body.token.slice(body.token.indexOf('.') + 1)
+      new LocalCredentialStore().set(this.server, { id: body.id, name: body.name ?? name, token: secret })
+    } catch (err) {
+      this.state = 'signed-out'
+      this.loginError = explain(err)
+      this.changed()
+      return
+    }
+    await this.connect(name)
+  }
+
+  /** Set or change the password (changing one needs the current one). Rejects with the server's reason. */
+  async setPassword(password: string, current?: string): Promise<void> {
+    const body: { password: string; current?: string } = { password }
+    if (current !== undefined && current !== '') body.current = current
+    const r = await this.rest('PUT', '/v1/password', body)
+    if (!r.ok) {
+      const p = (await r.json().catch(() => ({}))) as { detail?: string; code?: string }
+      throw new Error(r.status === 401 ? 'The current password is wrong.' : (p.detail ?? `the server answered ${r.status}`))
+    }
+  }
+
+  /** A REST call as this device ("<id>.<token>"): one-shot on the server, so this page's session stays. */
+  private rest(method: string, path: string, body?: unknown): Promise<Response> {
+    const c = this.client
+    if (!c) return Promise.reject(new Error('not connected'))
+    const init: RequestInit = { method, headers: { authorization: `Bearer ${c.id}.${c.token}` } }
+    if (body !== undefined) {
+      init.body = JSON.stringify(body)
+      ;(init.headers as Record<string, string>)['content-type'] = 'application/json'
+    }
+    return fetch(`${httpBase(this.server)}${path}`, init)
+  }
+
+  /** Whether the last connect() registered the name (rather than logging in with a remembered token). */
+  private registeredNow = false
+
+  private async connect(name: string): Promise<boolean> {
+    this.loginError = undefined
+    this.state = 'connecting'
+    this.changed()
+    const known = new LocalCredentialStore().get(this.server, name.trim())
+    this.registeredNow = known === undefined
     let c: SwitchboardClient
     try {
       c = await SwitchboardClient.connect({
@@ -233,18 +323,23 @@ export class ChatModel {
         forgetLast()
       }
       this.state = 'signed-out'
-      this.loginError = explain(err)
+      this.loginError =
+        err instanceof SwitchboardError && err.code === 'SB_ERR_NAME_TAKEN'
+          ? 'That name is taken. If it is yours, give its password and choose "Log in with password".'
+          : explain(err)
       this.changed()
-      return
+      return false
     }
     this.client = c
     this.me = { id: c.id, name: c.name }
+    this.names.set(c.id, c.name)
     this.convs = loadHistory(this.server, c.id)
     this.convs[ROOM] ??= []
     this.state = 'online'
     c.on('message', (m) => this.onMessage(m))
     c.on('receipt', (r) => this.onReceipt(r))
     c.on('presence', (p) => {
+      this.names.set(p.id, p.name)
       if (p.online) this.online.set(p.id, { id: p.id, name: p.name, protocol: p.protocol })
       else this.online.delete(p.id)
       const known = this.people[p.name]
@@ -304,6 +399,7 @@ export class ChatModel {
     document.addEventListener('visibilitychange', () => this.markActiveRead())
     await this.refresh()
     this.changed()
+    return true
   }
 
   /** Who is online, topics, our subscriptions; presence events from now on. */
@@ -313,6 +409,7 @@ export class ChatModel {
     try {
       await c.watchPresence(true)
       const [who, subs, topics] = await Promise.all([c.who(), c.subscriptions(), c.topics()])
+      for (const u of who) this.names.set(u.id, u.name)
       this.online = new Map(who.filter((u) => u.id !== c.id).map((u) => [u.id, { id: u.id, name: u.name, protocol: u.protocol }]))
       this.subscribed = subs.sort()
       this.topics = topics
@@ -377,11 +474,71 @@ export class ChatModel {
   /** Open a conversation; a person's is looked up again (online, last seen, or gone) unless just done. */
   open(key: string, lookUp = true): void {
     this.active = key
+    const fresh = (this.convs[key] ?? []).length === 0
     this.convs[key] ??= []
     this.unread[key] = 0
     this.changed()
     const d = describeKey(key)
     if (lookUp && d.kind === 'user') void this.lookUp(d.name)
+    // Nothing of it in this browser (a new device, or cleared storage): the server's history fills it in.
+    if (fresh && d.kind !== 'room') void this.loadServerHistory(key)
+  }
+
+  /** The last page of a conversation's history from the server, merged in before what arrived meanwhile. */
+  async loadServerHistory(key: string): Promise<void> {
+    const me = this.me
+    if (!me || this.loadingHistory[key]) return
+    const d = describeKey(key)
+    this.loadingHistory[key] = true
+    this.changed()
+    try {
+      const w = d.kind === 'topic' ? `#${d.name}` : d.name
+      const r = await this.rest('GET', `/v1/history?limit=100&with=${encodeURIComponent(w)}`)
+      if (!r.ok) return
+      const page = (await r.json()) as { messages: HistoryMessage[] }
+      const list = (this.convs[key] ??= [])
+      const have = new Set(list.map((m) => m.key))
+      const older: ChatMessage[] = []
+      for (const h of page.messages.slice().reverse()) {
+        const m = this.fromHistory(h, me, d.name)
+        if (m !== undefined && !have.has(m.key)) older.push(m)
+      }
+      if (older.length > 0) {
+        this.convs[key] = [...older, ...list]
+        this.persistSoon()
+      }
+    } catch {
+      // the server is away: the conversation starts empty, live messages still come
+    } finally {
+      delete this.loadingHistory[key]
+      this.changed()
+    }
+  }
+
+  private fromHistory(h: HistoryMessage, me: { id: number; name: string }, peer: string): ChatMessage | undefined {
+    if (h.kind !== 'text' && h.kind !== 'file') return undefined
+    const mine = h.from === me.id || (h.flags & SENT) !== 0
+    const m: ChatMessage = {
+      key: mine ? `sent:${h.seq}` : `in:${h.seq}`,
+      dir: mine ? 'out' : 'in',
+      from: mine ? me.name : h.fromName || peer,
+      text: h.text ?? '',
+      ts: h.ts,
+    }
+    if (mine) {
+      m.msgId = h.msgId
+      m.status = 'sent'
+    }
+    if (h.kind === 'file') {
+      try {
+        const f = JSON.parse(h.text ?? '{}') as { fileId?: string; name?: string; size?: number; text?: string }
+        if (f.fileId !== undefined) m.file = { fileId: f.fileId, name: f.name ?? 'file', size: f.size ?? 0 }
+        m.text = f.text ?? ''
+      } catch {
+        // not the announcement's JSON: shown as text
+      }
+    }
+    return m
   }
 
   private async lookUp(name: string): Promise<void> {
@@ -427,6 +584,8 @@ export class ChatModel {
     else if (m.to === ALL_ID) key = ROOM
     else key = userKey(m.fromName)
     const own = m.from === c.id
+    if (own && m.seq !== 0 && (m.kind === 'text' || m.kind === 'file')) this.onSentCopy(m)
+    if (!own && m.from !== 0) this.names.set(m.from, m.fromName)
     if (!own && m.kind !== 'receipt') {
       const text = m.kind === 'notice' ? `[${m.fromName || 'server'}] ${m.text}` : m.text
       const msg: ChatMessage = {
@@ -446,6 +605,47 @@ export class ChatModel {
     }
     if (m.seq !== 0) c.ack(m.seq)
     this.changed()
+  }
+
+  /**
+   * A message this user sent from another device (a sent copy: on the wire its `to` is whom it went to):
+   * shown as ours, in that conversation.
+   */
+  private onSentCopy(m: IncomingMessage): void {
+    const me = this.me
+    if (!me) return
+    if (m.topic !== undefined) return this.fileSentCopy(topicKey(m.topic), m, me)
+    // The wire names whom it went to in `to`; a server that leaves `to` as this user has it in the history's `peer`.
+    if (m.to !== me.id) {
+      const peer = this.names.get(m.to)
+      if (peer !== undefined) this.fileSentCopy(userKey(peer), m, me)
+      return
+    }
+    void this.rest('GET', `/v1/history?limit=1&before=${m.seq + 1}`)
+      .then((r) => (r.ok ? (r.json() as Promise<{ messages: HistoryMessage[] }>) : undefined))
+      .then((page) => {
+        const h = page?.messages[0]
+        const peer = h?.seq === m.seq && h.peer !== undefined ? this.names.get(h.peer) : undefined
+        if (peer !== undefined && this.me === me) {
+          this.fileSentCopy(userKey(peer), m, me)
+          this.changed()
+        }
+      })
+      .catch(() => undefined)
+  }
+
+  private fileSentCopy(key: string, m: IncomingMessage, me: { name: string }): void {
+    const msg: ChatMessage = {
+      key: `sent:${m.seq}`,
+      dir: 'out',
+      from: me.name,
+      text: m.text,
+      ts: m.ts,
+      msgId: m.msgId,
+      status: 'sent',
+    }
+    if (m.file) msg.file = { fileId: m.file.fileId, name: m.file.name, size: m.file.size }
+    if (!this.convs[key]?.some((x) => x.key === msg.key)) this.push(key, msg)
   }
 
   private setStatus(msg: ChatMessage, status: SendStatus, detail?: string): void {
@@ -734,6 +934,38 @@ export class ChatModel {
     }
     this.changed()
   }
+}
+
+/** Flag 8 of a message: a sent copy, in the sender's own log (src/core/types.ts Flag.SENT). */
+const SENT = 8
+
+/** A message as GET /v1/history returns it (the HTTP API's Message). */
+interface HistoryMessage {
+  seq: number
+  msgId: number
+  from: number
+  fromName: string
+  kind: string
+  ts: number
+  flags: number
+  peer?: number
+  topic?: string
+  text?: string
+}
+
+/** What this device is called in the device list. */
+function browserLabel(): string {
+  const ua = navigator.userAgent
+  const browser = /Firefox\//.test(ua)
+    ? 'Firefox'
+    : /Edg\//.test(ua)
+      ? 'Edge'
+      : /Chrome\//.test(ua)
+        ? 'Chrome'
+        : /Safari\//.test(ua)
+          ? 'Safari'
+          : 'browser'
+  return `web (${browser})`
 }
 
 /** A File as the SDK's chunk stream, read a slice at a time (never whole in memory). */
