@@ -654,7 +654,7 @@ export const routes: RouteSpec[] = [
     tag: 'events',
     summary: 'Server-sent events: messages pushed as they arrive',
     description:
-      'Starts a push session (replacing the polling one). Events: ready, message (id: = seq), receipt, notice, presence, rename, conversation, closing. Every message with an id (and every queued receipt) must be acknowledged with POST /v1/ack using the same token: until then its sender gets 300 "not yet" after the ack timeout, and it is pushed again on the next stream. With ack=auto the server acknowledges each one as it writes it to the stream (at most once: what is in flight when the connection drops is not pushed again). A comment line every 15 s keeps proxies from closing it.',
+      'Starts a push session of the token\'s device (replacing its polling one, or an earlier stream with the same token; the user\'s other devices keep theirs). Events: ready, message (id: = seq), receipt, notice, presence, rename, conversation, read (another of your devices marked a message read), closing (reason replaced, revoked, shutdown…). Every message with an id (and every queued receipt) must be acknowledged with POST /v1/ack using the same token: until then its sender gets 300 "not yet" after the ack timeout, and it is pushed again on the next stream. With ack=auto the server acknowledges each one as it writes it to the stream (at most once: what is in flight when the connection drops is not pushed again). A comment line every 15 s keeps proxies from closing it.',
     auth: 'bearer-or-query',
     querystring: {
       type: 'object',
