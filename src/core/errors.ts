@@ -65,6 +65,8 @@ export function errorCodeFromNumber(n: number): ErrorCode {
 
 export class BrokerError extends Error {
   override readonly name = 'BrokerError'
+  /** For a rate limit: when the next attempt is allowed (ms from now), where the core knows it. */
+  retryAfterMs?: number
   constructor(
     readonly code: ErrorCode,
     message: string,

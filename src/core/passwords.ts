@@ -65,8 +65,14 @@ export class LoginLimiter {
   check(key: string, what: string): void {
     const b = this.refill(key)
     if (b !== undefined && b.tokens < 1) {
-      const waitS = Math.ceil(((1 - b.tokens) * 60) / this.perMinute)
-      throw new BrokerError('SB_ERR_RATE_LIMITED', `too many failed logins for ${what}: try again in ${waitS} s`, 'loginAttempts')
+      const waitMs = Math.ceil(((1 - b.tokens) * 60_000) / this.perMinute)
+      const err = new BrokerError(
+        'SB_ERR_RATE_LIMITED',
+        `too many failed logins for ${what}: try again in ${Math.ceil(waitMs / 1000)} s`,
+        'loginAttempts',
+      )
+      err.retryAfterMs = waitMs
+      throw err
     }
   }
 

@@ -201,7 +201,7 @@ export class SessionRegistry {
     guard(this.core, s)
     const online = new Set<number>()
     for (const p of await this.core.bus.online()) if (p.id === s.user.id && p.device !== undefined) online.add(p.device)
-    for (const x of this.all(s.user.id)) online.add(x.device)
+    for (const x of this.all(s.user.id)) if (!x.sendOnly) online.add(x.device)
     return (await this.core.store.devices(s.user.id)).map((d) => ({
       id: d.id,
       user: d.user,

@@ -236,7 +236,8 @@ function planAck(st: PlanState, op: AckOp, before: StoredMessage | undefined): S
   const cursor = cursorOf(st, op.device)
   if (c === undefined || cursor === undefined || op.seq < 1 || op.seq >= c.next) return { type: 'ack', first: null, fresh: false }
   const fresh = addAck(cursor, op.seq)
-  if (hasAck(c.handled, op.seq)) return { type: 'ack', first: null, fresh }
+  // A device that had it already (a new device's cursor starts past what it never received) is never first.
+  if (!fresh || hasAck(c.handled, op.seq)) return { type: 'ack', first: null, fresh }
   const m = rowOf(st, before, op.user, op.seq)
   addAck(c.handled, op.seq)
   if (m === undefined) return { type: 'ack', first: null, fresh }

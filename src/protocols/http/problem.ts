@@ -56,14 +56,10 @@ export function problem(code: ErrorCode, detail: string, extra: Partial<Problem>
   return p
 }
 
-/**
- * Failed logins (limit loginAttempts): the core's limiter says when the next attempt is allowed in its text
- * ("try again in N s") and nowhere else; a minute when it does not.
- */
+/** Failed logins (limit loginAttempts): the seconds until the core's limiter allows the next attempt (a minute if it did not say). */
 export function loginRetryAfter(err: unknown): number | undefined {
   if (!isBrokerError(err) || err.limit !== 'loginAttempts') return undefined
-  const m = /try again in (\d+) s/.exec(err.message)
-  return m === null ? 60 : Math.max(1, Number(m[1]))
+  return err.retryAfterMs === undefined ? 60 : Math.max(1, Math.ceil(err.retryAfterMs / 1000))
 }
 
 /** Seconds until one more request is allowed at `rate` per second (at least 1: Retry-After is whole seconds). */
