@@ -2,12 +2,13 @@
  * FileMeta in the cluster's PostgreSQL schema (tables `files` and `file_access`, migration 3 of
  * PostgresStore), on the store's own pool, so every node sees the same files and who may download them.
  * The bytes live in the files folder, which the nodes of a cluster share (`--files-dir` on a shared mount).
- * Same semantics as sqlite-file-meta.ts; "referenced" is read from the store's queue and held tables.
+ * Same semantics as sqlite-file-meta.ts; "referenced" is read from the store's log and held tables (a log row
+ * keeps its file until retention removes the row).
  */
 import type { FileMeta, FileRecord, FileSweep } from '../file-meta.js'
 import type { PostgresStore } from './postgres-store.js'
 
-const REFS = `SELECT file_id FROM queue WHERE file_id IS NOT NULL UNION SELECT file_id FROM held WHERE file_id IS NOT NULL`
+const REFS = `SELECT file_id FROM log WHERE file_id IS NOT NULL UNION SELECT file_id FROM held WHERE file_id IS NOT NULL`
 
 interface FileRow {
   id: string

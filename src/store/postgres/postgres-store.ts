@@ -1,24 +1,41 @@
 /**
  * The shared store of cluster mode: PostgreSQL, used by every node at once. What the SQLite store may keep in
- * memory (next seq, queue length and bytes per user) lives here in the `users` row, read and changed under a
- * row lock inside each commit transaction, so nodes never hand out the same seq and never overfill a queue.
+ * memory (next seq, what no device has acknowledged, the handled set) lives here in the `users` row, and each
+ * device's cursor in its `devices` row; both are read and changed under row locks inside each commit
+ * transaction, so nodes never hand out the same seq, never overfill a log and never report a first
+ * acknowledgement (200) or a first read (210) twice.
  *
  * One commit(ops) is one transaction with a fixed number of multi-row statements whatever the batch size
- * (dedupe keys, lock the users, delete acked rows, insert queued rows, insert held rows, update counters),
- * and with synchronous_commit on it is durable when it resolves: group commit across all of a node's senders.
+ * (dedupe keys, lock the users, lock the devices, read the rows the acks and reads name, insert log rows, insert
+ * held rows, mark reads, update cursors, update counters), and with synchronous_commit on it is durable when it
+ * resolves: group commit across all of a node's senders. An ack writes its device's row and its user's row, once
+ * per batch however many acks it holds; log rows leave only in bulk (retain, expire, deleteUser).
  *
- * Row locks are always taken in user id order, so concurrent batches from several nodes do not deadlock;
- * the rare deadlock that remains possible against the reaper's statements is retried. What a batch does (seqs,
- * limits, held copies, dedupe) is planned by ../plan.ts, as for SQLite; this file reads, deletes and writes.
+ * Row locks are always taken users first, then devices, each in ascending id order, so concurrent batches from
+ * several nodes do not deadlock; the rare deadlock that remains possible against the reaper's statements is
+ * retried. What a batch does (seqs, limits, held copies, dedupe, cursors) is planned by ../plan.ts, as for SQLite
+ * and memory; this file reads and writes.
  */
 import pg from 'pg'
 import { nameTaken, storageFull, StoreError } from '../errors.js'
-import { dedupeKeys, planCommit, planRelease, usersOf, type QueueCounters } from '../plan.js'
+import { decodeAbove, encodeAbove, hasAck, type AckSet } from '../acks.js'
+import { dedupeKeys, devicesOf, planCommit, planExpire, planRelease, usersOf, type QueueCounters } from '../plan.js'
 import { nameSkeleton, SKELETON_VERSION } from '../../core/names.js'
 import { fillSkeletons, logSkeletonClash } from '../rows.js'
 import type { Logger } from '../../core/types.js'
-import { kindNumber, messageFromRow, userFromRow, type MessageColumns, type UserColumns } from '../rows.js'
-import type { NewCopy, QueueStats, Store, StoredMessage, StoreOp, StoreResult, UserRecord } from '../store.js'
+import { kindNumber, messageFromRow, type MessageColumns } from '../rows.js'
+import type {
+  DeviceRecord,
+  HistoryQuery,
+  NewCopy,
+  QueueStats,
+  RetentionPolicy,
+  Store,
+  StoredMessage,
+  StoreOp,
+  StoreResult,
+  UserRecord,
+} from '../store.js'
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/database */
@@ -127,6 +144,64 @@ export const MIGRATIONS: string[] = [
   CREATE UNIQUE INDEX users_skeleton ON users (skeleton);
   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   `,
+  // The queue becomes a retained log with a cursor per device (store.ts). What was queued is what no device has
+  // acknowledged: it is copied into the log, and each user's handled set and its one device's cursor start just
+  // below its oldest queued seq (or at its last seq when nothing was queued). The user's token becomes that
+  // device's, so every existing token keeps working. peer is the sender of a direct text or file message (kinds
+  // 0 and 1; no topic, not from SERVER, id 0), as the core sets it for new ones. Indexes are built after the copy.
+  `
+  CREATE TABLE log (
+    user_id BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    sender BIGINT NOT NULL,
+    sender_name TEXT NOT NULL,
+    msg_id BIGINT NOT NULL,
+    kind SMALLINT NOT NULL,
+    ts BIGINT NOT NULL,
+    flags INTEGER NOT NULL,
+    topic TEXT,
+    expires_at BIGINT,
+    not_before BIGINT,
+    file_id TEXT,
+    body BYTEA NOT NULL,
+    peer BIGINT,
+    device BIGINT,
+    read BOOLEAN NOT NULL DEFAULT false,
+    PRIMARY KEY (user_id, seq)
+  );
+  INSERT INTO log (user_id, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body, peer)
+    SELECT user_id, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body,
+      CASE WHEN topic IS NULL AND sender <> 0 AND kind IN (0, 1) THEN sender END
+    FROM queue;
+  CREATE INDEX log_peer ON log (user_id, peer, seq) WHERE peer IS NOT NULL;
+  CREATE INDEX log_expires ON log (expires_at) WHERE expires_at IS NOT NULL;
+  CREATE INDEX log_file ON log (file_id) WHERE file_id IS NOT NULL;
+  ALTER TABLE held ADD COLUMN peer BIGINT, ADD COLUMN device BIGINT;
+  UPDATE held SET peer = sender WHERE topic IS NULL AND sender <> 0 AND kind IN (0, 1);
+  ALTER TABLE users
+    ADD COLUMN tokenless BOOLEAN NOT NULL DEFAULT false,
+    ADD COLUMN password_hash TEXT,
+    ADD COLUMN handled_floor BIGINT NOT NULL DEFAULT 0,
+    ADD COLUMN handled_above TEXT NOT NULL DEFAULT '';
+  UPDATE users u SET
+    tokenless = u.token_hash IS NULL,
+    handled_floor = coalesce((SELECT min(q.seq) FROM queue q WHERE q.user_id = u.id), u.next_seq) - 1;
+  CREATE TABLE devices (
+    id BIGINT GENERATED BY DEFAULT AS IDENTITY (MAXVALUE 4294967294) PRIMARY KEY,
+    user_id BIGINT NOT NULL,
+    label TEXT NOT NULL,
+    token_hash TEXT UNIQUE,
+    created_at BIGINT NOT NULL,
+    last_seen BIGINT,
+    ack_floor BIGINT NOT NULL DEFAULT 0,
+    ack_above TEXT NOT NULL DEFAULT ''
+  );
+  INSERT INTO devices (user_id, label, token_hash, created_at, last_seen, ack_floor)
+    SELECT id, 'migrated', token_hash, created_at, last_seen, handled_floor FROM users ORDER BY id;
+  CREATE INDEX devices_user ON devices (user_id);
+  ALTER TABLE users DROP COLUMN token_hash;
+  DROP TABLE queue;
+  `,
 ]
 
 /** Every migration of every Switchboard schema takes this advisory lock (with the schema's hash as 2nd key). */
@@ -144,17 +219,76 @@ const types: pg.CustomTypesConfig = {
       : pg.types.getTypeParser(oid, format as 'text')) as pg.CustomTypesConfig['getTypeParser'],
 }
 
-interface QueueRow extends MessageColumns {
+interface LogRow extends MessageColumns {
   user_id: number
 }
 
-type UserRow = UserColumns
-
-function rowToMessage(r: QueueRow): StoredMessage {
-  return messageFromRow(r, r.user_id)
+interface UserRow {
+  id: number
+  name: string
+  tokenless: boolean
+  password_hash: string | null
+  created_at: number
 }
 
-const rowToUser = userFromRow
+const USER_COLS = 'id, name, tokenless, password_hash, created_at'
+
+interface DeviceRow {
+  id: number
+  user_id: number
+  label: string
+  token_hash: string | null
+  created_at: number
+  last_seen: number | null
+  ack_floor: number
+  ack_above: string
+}
+
+const DEVICE_COLS = 'id, user_id, label, token_hash, created_at, last_seen, ack_floor, ack_above'
+
+function rowToMessage(r: LogRow): StoredMessage {
+  const m = messageFromRow(r, r.user_id)
+  // The columns rows.ts may not map yet (they are the log's, not the queue's).
+  if (r.peer !== null && r.peer !== undefined) m.peer = r.peer
+  if (r.device !== null && r.device !== undefined) m.device = r.device
+  return m
+}
+
+function rowToUser(r: UserRow): UserRecord {
+  return { id: r.id, name: r.name, tokenless: r.tokenless, passwordHash: r.password_hash, createdAt: r.created_at }
+}
+
+function rowToDevice(r: DeviceRow): DeviceRecord {
+  return {
+    id: r.id,
+    user: r.user_id,
+    label: r.label,
+    tokenHash: r.token_hash,
+    createdAt: r.created_at,
+    lastSeen: r.last_seen ?? undefined,
+    acks: { floor: r.ack_floor, above: decodeAbove(r.ack_above) },
+  }
+}
+
+interface CounterRow {
+  id: number
+  next_seq: number
+  q_count: number
+  q_bytes: number
+  handled_floor: number
+  handled_above: string
+}
+
+const COUNTER_COLS = 'id, next_seq, q_count, q_bytes, handled_floor, handled_above'
+
+function rowToCounters(r: CounterRow): QueueCounters {
+  return {
+    next: r.next_seq,
+    count: r.q_count,
+    bytes: r.q_bytes,
+    handled: { floor: r.handled_floor, above: decodeAbove(r.handled_above) },
+  }
+}
 
 function pgCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null ? (err as { code?: string }).code : undefined
@@ -190,16 +324,18 @@ function storeError(err: unknown): unknown {
 const UNIQUE_VIOLATION = '23505'
 const RETRYABLE = new Set(['40P01', '40001']) // deadlock detected, serialization failure
 
-const QUEUE_COLS = 'user_id, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body'
-const QUEUE_TYPES =
-  'bigint[], bigint[], bigint[], text[], bigint[], smallint[], bigint[], integer[], text[], bigint[], bigint[], text[], bytea[]'
-const HELD_COLS = 'user_id, not_before, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, file_id, body'
+const LOG_COLS =
+  'user_id, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body, peer, device'
+const LOG_TYPES =
+  'bigint[], bigint[], bigint[], text[], bigint[], smallint[], bigint[], integer[], text[], bigint[], bigint[], text[], bytea[], bigint[], bigint[]'
+const HELD_COLS =
+  'user_id, not_before, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, file_id, body, peer, device'
 const HELD_TYPES =
-  'bigint[], bigint[], bigint[], text[], bigint[], smallint[], bigint[], integer[], text[], bigint[], text[], bytea[]'
+  'bigint[], bigint[], bigint[], text[], bigint[], smallint[], bigint[], integer[], text[], bigint[], text[], bytea[], bigint[], bigint[]'
 
 /** Column arrays for one multi-row INSERT ... SELECT FROM unnest(...): one statement whatever the batch size. */
-class QueueColumns {
-  readonly cols: unknown[][] = Array.from({ length: 13 }, () => [])
+class LogColumns {
+  readonly cols: unknown[][] = Array.from({ length: 15 }, () => [])
   get length(): number {
     return this.cols[0]!.length
   }
@@ -218,11 +354,13 @@ class QueueColumns {
     c[10]!.push(m.notBefore ?? null)
     c[11]!.push(m.fileId ?? null)
     c[12]!.push(m.body)
+    c[13]!.push(m.peer ?? null)
+    c[14]!.push(m.device ?? null)
   }
 }
 
 class HeldColumns {
-  readonly cols: unknown[][] = Array.from({ length: 12 }, () => [])
+  readonly cols: unknown[][] = Array.from({ length: 14 }, () => [])
   get length(): number {
     return this.cols[0]!.length
   }
@@ -240,6 +378,8 @@ class HeldColumns {
     k[9]!.push(c.expiresAt ?? null)
     k[10]!.push(c.fileId ?? null)
     k[11]!.push(c.body)
+    k[12]!.push(c.peer ?? null)
+    k[13]!.push(c.device ?? null)
   }
 }
 
@@ -393,15 +533,31 @@ export class PostgresStore implements Store {
 
   // ---------------------------------------------------------------- users
 
-  async createUser(name: string, tokenHash: string | null, now: number): Promise<UserRecord> {
+  async createUser(
+    name: string,
+    device: { tokenHash: string | null; label: string },
+    now: number,
+    passwordHash: string | null = null,
+  ): Promise<{ user: UserRecord; device: DeviceRecord }> {
     try {
-      const { rows } = await this.query<{ id: number }>(
-        'INSERT INTO users (name, skeleton, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id',
-        [name, nameSkeleton(name), tokenHash, now],
-      )
-      return { id: rows[0]!.id, name, tokenHash, createdAt: now }
+      return await this.tx(async (c) => {
+        const { rows } = await c.query<{ id: number }>(
+          `INSERT INTO users (name, skeleton, tokenless, password_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+          [name, nameSkeleton(name), device.tokenHash === null, passwordHash, now],
+        )
+        const id = rows[0]!.id
+        const dev = await c.query<DeviceRow>(
+          `INSERT INTO devices (user_id, label, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING ${DEVICE_COLS}`,
+          [id, device.label, device.tokenHash, now],
+        )
+        return {
+          user: { id, name, tokenless: device.tokenHash === null, passwordHash, createdAt: now },
+          device: rowToDevice(dev.rows[0]!),
+        }
+      })
     } catch (err) {
-      if (pgCode(err) === UNIQUE_VIOLATION) throw await this.nameTaken(name)
+      // The name or its skeleton (users); a token already in use (devices) is the caller's bug, passed on.
+      if (pgCode(err) === UNIQUE_VIOLATION && (err as { table?: string }).table === 'users') throw await this.nameTaken(name)
       throw err
     }
   }
@@ -413,28 +569,25 @@ export class PostgresStore implements Store {
   }
 
   async userLike(name: string): Promise<UserRecord | undefined> {
-    const { rows } = await this.query<UserRow>('SELECT id, name, token_hash, created_at FROM users WHERE skeleton = $1', [
-      nameSkeleton(name),
-    ])
+    const { rows } = await this.query<UserRow>(`SELECT ${USER_COLS} FROM users WHERE skeleton = $1`, [nameSkeleton(name)])
     return rows[0] && rowToUser(rows[0])
   }
 
   async staleTokenless(before: number, limit: number): Promise<UserRecord[]> {
     const { rows } = await this.query<UserRow>(
-      `SELECT id, name, token_hash, created_at FROM users
-       WHERE token_hash IS NULL AND coalesce(last_seen, created_at) < $1 ORDER BY id LIMIT $2`,
+      `SELECT ${USER_COLS} FROM users WHERE tokenless AND coalesce(last_seen, created_at) < $1 ORDER BY id LIMIT $2`,
       [before, limit],
     )
     return rows.map(rowToUser)
   }
 
   async userById(id: number): Promise<UserRecord | undefined> {
-    const { rows } = await this.query<UserRow>('SELECT id, name, token_hash, created_at FROM users WHERE id = $1', [id])
+    const { rows } = await this.query<UserRow>(`SELECT ${USER_COLS} FROM users WHERE id = $1`, [id])
     return rows[0] && rowToUser(rows[0])
   }
 
   async userByName(name: string): Promise<UserRecord | undefined> {
-    const { rows } = await this.query<UserRow>('SELECT id, name, token_hash, created_at FROM users WHERE name = $1', [name])
+    const { rows } = await this.query<UserRow>(`SELECT ${USER_COLS} FROM users WHERE name = $1`, [name])
     return rows[0] && rowToUser(rows[0])
   }
 
@@ -447,20 +600,28 @@ export class PostgresStore implements Store {
     }
   }
 
-  async setTokenHash(id: number, tokenHash: string | null): Promise<void> {
-    await this.query('UPDATE users SET token_hash = $1 WHERE id = $2', [tokenHash, id])
+  async setPassword(id: number, passwordHash: string | null): Promise<void> {
+    await this.query('UPDATE users SET password_hash = $1 WHERE id = $2', [passwordHash, id])
   }
 
   async deleteUser(id: number): Promise<StoredMessage[]> {
     return this.tx(async (c) => {
       // The user row first, as commit() does, so a concurrent batch for this user waits and then finds it gone.
-      await c.query('SELECT 1 FROM users WHERE id = $1 FOR UPDATE', [id])
-      const { rows } = await c.query<QueueRow>(`DELETE FROM queue WHERE user_id = $1 RETURNING ${QUEUE_COLS}`, [id])
+      const { rows: u } = await c.query<CounterRow>(`SELECT ${COUNTER_COLS} FROM users WHERE id = $1 FOR UPDATE`, [id])
+      if (u[0] === undefined) return []
+      const handled = rowToCounters(u[0]).handled
+      // Only what no device acknowledged is returned (its senders are told): the rows up to the floor go unread.
+      await c.query('DELETE FROM log WHERE user_id = $1 AND seq <= $2', [id, handled.floor])
+      const { rows } = await c.query<LogRow>(`DELETE FROM log WHERE user_id = $1 RETURNING ${LOG_COLS}`, [id])
       await c.query('DELETE FROM held WHERE user_id = $1', [id])
+      await c.query('DELETE FROM devices WHERE user_id = $1', [id])
       await c.query('DELETE FROM subs WHERE user_id = $1', [id])
       await c.query('DELETE FROM blocks WHERE user_id = $1 OR target = $1', [id])
       await c.query('DELETE FROM users WHERE id = $1', [id])
-      return rows.map(rowToMessage).sort((a, b) => a.seq - b.seq)
+      return rows
+        .filter((r) => !hasAck(handled, r.seq))
+        .map(rowToMessage)
+        .sort((a, b) => a.seq - b.seq)
     })
   }
 
@@ -469,8 +630,17 @@ export class PostgresStore implements Store {
     return rows[0]?.last_seen ?? undefined
   }
 
-  async setLastSeen(id: number, at: number): Promise<void> {
-    await this.query('UPDATE users SET last_seen = $1 WHERE id = $2', [at, id])
+  async setLastSeen(id: number, at: number, device?: number): Promise<void> {
+    if (device === undefined) {
+      await this.query('UPDATE users SET last_seen = $1 WHERE id = $2', [at, id])
+      return
+    }
+    // The user's row, then the device's, in one transaction: the order commit() locks them in, so a session ending
+    // while its last acks commit cannot deadlock with them.
+    await this.tx(async (c) => {
+      await c.query('UPDATE users SET last_seen = $1 WHERE id = $2', [at, id])
+      await c.query('UPDATE devices SET last_seen = $1 WHERE id = $2 AND user_id = $3', [at, device, id])
+    })
   }
 
   async countUsers(): Promise<number> {
@@ -478,7 +648,41 @@ export class PostgresStore implements Store {
     return rows[0]!.n
   }
 
-  // ---------------------------------------------------------------- queues
+  // ---------------------------------------------------------------- devices
+
+  async createDevice(user: number, tokenHash: string, label: string, now: number): Promise<DeviceRecord | undefined> {
+    // FOR SHARE waits for a batch in flight for this user: the cursor starts after every seq it handed out, and a
+    // concurrent deleteUser cannot leave the device behind.
+    const { rows } = await this.query<DeviceRow>(
+      `INSERT INTO devices (user_id, label, token_hash, created_at, ack_floor)
+       SELECT id, $2, $3, $4, next_seq - 1 FROM users WHERE id = $1 FOR SHARE
+       RETURNING ${DEVICE_COLS}`,
+      [user, label, tokenHash, now],
+    )
+    return rows[0] && rowToDevice(rows[0])
+  }
+
+  async deviceByToken(tokenHash: string): Promise<DeviceRecord | undefined> {
+    const { rows } = await this.query<DeviceRow>(`SELECT ${DEVICE_COLS} FROM devices WHERE token_hash = $1`, [tokenHash])
+    return rows[0] && rowToDevice(rows[0])
+  }
+
+  async deviceById(id: number): Promise<DeviceRecord | undefined> {
+    const { rows } = await this.query<DeviceRow>(`SELECT ${DEVICE_COLS} FROM devices WHERE id = $1`, [id])
+    return rows[0] && rowToDevice(rows[0])
+  }
+
+  async devices(user: number): Promise<DeviceRecord[]> {
+    const { rows } = await this.query<DeviceRow>(`SELECT ${DEVICE_COLS} FROM devices WHERE user_id = $1 ORDER BY id`, [user])
+    return rows.map(rowToDevice)
+  }
+
+  async deleteDevice(user: number, device: number): Promise<boolean> {
+    const r = await this.query('DELETE FROM devices WHERE id = $1 AND user_id = $2', [device, user])
+    return (r.rowCount ?? 0) > 0
+  }
+
+  // ---------------------------------------------------------------- the log
 
   async commit(ops: StoreOp[]): Promise<StoreResult[]> {
     if (ops.length === 0) return []
@@ -501,92 +705,157 @@ export class PostgresStore implements Store {
       for (const r of rows) fresh.add(`${r.sender}:${r.msg_id}`)
     }
 
-    // 2. Lock every user this batch touches, in id order, and read its counters.
+    // 2. Lock every user this batch touches, in id order, and read its counters; 3. the same for the devices the
+    //    acks name (after the users: every transaction takes users, then devices). An ack names a device of its
+    //    own user only.
     const counters = await this.lockCounters(c, usersOf(ops))
-
-    // 3. Delete the rows that acks name and that exist already; the planner applies their effects in op order.
-    const ackUsers: number[] = []
-    const ackSeqs: number[] = []
-    for (const op of ops)
-      if (op.type === 'ack') {
-        ackUsers.push(op.user)
-        ackSeqs.push(op.seq)
-      }
-    const removed: (StoredMessage | undefined)[] = new Array<StoredMessage | undefined>(ops.length)
-    if (ackUsers.length > 0) {
-      const { rows } = await c.query<QueueRow>(
-        `DELETE FROM queue q USING unnest($1::bigint[], $2::bigint[]) AS a(u, s)
-         WHERE q.user_id = a.u AND q.seq = a.s RETURNING ${QUEUE_COLS.split(', ')
-           .map((k) => `q.${k}`)
-           .join(', ')}`,
-        [ackUsers, ackSeqs],
+    const devices = new Map<number, AckSet>()
+    const deviceIds = devicesOf(ops)
+    if (deviceIds.length > 0) {
+      const { rows } = await c.query<{ id: number; user_id: number; ack_floor: number; ack_above: string }>(
+        'SELECT id, user_id, ack_floor, ack_above FROM devices WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE',
+        [deviceIds],
       )
-      // Each deleted row answers the first ack that names it; a repeated ack in the batch finds it gone.
-      const firstAck = new Map<string, number>()
-      ops.forEach((op, i) => {
-        if (op.type === 'ack' && !firstAck.has(`${op.user}:${op.seq}`)) firstAck.set(`${op.user}:${op.seq}`, i)
-      })
-      for (const r of rows) removed[firstAck.get(`${r.user_id}:${r.seq}`)!] = rowToMessage(r)
+      const owner = new Map<number, number>()
+      for (const r of rows) {
+        owner.set(r.id, r.user_id)
+        devices.set(r.id, { floor: r.ack_floor, above: decodeAbove(r.ack_above) })
+      }
+      for (const op of ops) if (op.type === 'ack' && owner.get(op.device) !== op.user) devices.delete(op.device)
     }
 
-    // 4. Plan (../plan.ts), 5. write it: keys given back, queued rows, held rows, counters.
-    const plan = planCommit({ ops, counters, fresh: (s, m) => fresh.has(`${s}:${m}`), removed })
+    // 4. The rows the acks and reads name, in one query. An ack of a seq its user has handled already needs none
+    //    (the handled set only grows within a batch), which spares the read for every device after the first.
+    const rows: (StoredMessage | undefined)[] = new Array<StoredMessage | undefined>(ops.length)
+    const wasRead: boolean[] = new Array<boolean>(ops.length).fill(false)
+    const want = new Map<string, [number, number]>()
+    for (const op of ops) {
+      if (op.type === 'send') continue
+      if (op.type === 'ack') {
+        const h = counters.get(op.user)?.handled
+        if (h === undefined || hasAck(h, op.seq) || !devices.has(op.device)) continue
+      }
+      want.set(`${op.user}:${op.seq}`, [op.user, op.seq])
+    }
+    if (want.size > 0) {
+      const pairs = [...want.values()]
+      const { rows: found } = await c.query<LogRow & { read: boolean }>(
+        `SELECT ${LOG_COLS.split(', ')
+          .map((k) => `l.${k}`)
+          .join(', ')}, l.read
+         FROM log l JOIN unnest($1::bigint[], $2::bigint[]) AS a(u, s) ON l.user_id = a.u AND l.seq = a.s`,
+        [pairs.map((p) => p[0]), pairs.map((p) => p[1])],
+      )
+      const byKey = new Map(found.map((r) => [`${r.user_id}:${r.seq}`, r]))
+      ops.forEach((op, i) => {
+        if (op.type === 'send') return
+        const r = byKey.get(`${op.user}:${op.seq}`)
+        if (r === undefined) return
+        rows[i] = rowToMessage(r)
+        wasRead[i] = r.read
+      })
+    }
+
+    // 5. Plan (../plan.ts), 6. write it: keys given back, log rows, held rows, reads, cursors, counters.
+    const plan = planCommit({ ops, counters, devices, fresh: (s, m) => fresh.has(`${s}:${m}`), rows, wasRead })
     if (plan.released.length > 0)
       await c.query(
         'DELETE FROM dedupe d USING unnest($1::bigint[], $2::bigint[]) AS k(s, m) WHERE d.sender = k.s AND d.msg_id = k.m',
         [plan.released.map((k) => k.sender), plan.released.map((k) => k.msgId)],
       )
-    if (plan.queued.length > 0) {
-      const q = new QueueColumns()
-      for (const m of plan.queued) q.push(m)
-      await c.query(`INSERT INTO queue (${QUEUE_COLS}) SELECT * FROM unnest(${placeholders(QUEUE_TYPES)})`, q.cols)
-    }
+    await this.insertLog(c, plan.queued)
     if (plan.held.length > 0) {
       const h = new HeldColumns()
       for (const cp of plan.held) h.push(cp)
       await c.query(`INSERT INTO held (${HELD_COLS}) SELECT * FROM unnest(${placeholders(HELD_TYPES)})`, h.cols)
     }
+    if (plan.reads.length > 0)
+      await c.query(
+        `UPDATE log l SET read = true FROM unnest($1::bigint[], $2::bigint[]) AS r(u, s) WHERE l.user_id = r.u AND l.seq = r.s`,
+        [plan.reads.map((r) => r.user), plan.reads.map((r) => r.seq)],
+      )
+    if (plan.devices.size > 0) {
+      const ids: number[] = []
+      const floors: number[] = []
+      const above: string[] = []
+      for (const [id, a] of plan.devices) {
+        ids.push(id)
+        floors.push(a.floor)
+        above.push(encodeAbove(a.above))
+      }
+      await c.query(
+        `UPDATE devices d SET ack_floor = v.f, ack_above = v.a
+         FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS v(id, f, a) WHERE d.id = v.id`,
+        [ids, floors, above],
+      )
+    }
     await this.writeCounters(c, plan.counters)
     return plan.results
+  }
+
+  private async insertLog(c: pg.PoolClient, queued: readonly StoredMessage[]): Promise<void> {
+    if (queued.length === 0) return
+    const q = new LogColumns()
+    for (const m of queued) q.push(m)
+    await c.query(`INSERT INTO log (${LOG_COLS}) SELECT * FROM unnest(${placeholders(LOG_TYPES)})`, q.cols)
   }
 
   /** Lock the users' rows (in id order, so concurrent batches do not deadlock) and read their counters. */
   private async lockCounters(c: pg.PoolClient, users: number[]): Promise<Map<number, QueueCounters>> {
     const counters = new Map<number, QueueCounters>()
     if (users.length === 0) return counters
-    const { rows } = await c.query<{ id: number; next_seq: number; q_count: number; q_bytes: number }>(
-      'SELECT id, next_seq, q_count, q_bytes FROM users WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE',
+    const { rows } = await c.query<CounterRow>(
+      `SELECT ${COUNTER_COLS} FROM users WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`,
       [users],
     )
-    for (const r of rows) counters.set(r.id, { next: r.next_seq, count: r.q_count, bytes: r.q_bytes })
+    for (const r of rows) counters.set(r.id, rowToCounters(r))
     return counters
   }
 
   /** Write the counters that changed. */
   private async writeCounters(c: pg.PoolClient, counters: Map<number, QueueCounters>): Promise<void> {
+    if (counters.size === 0) return
     const ids: number[] = []
     const next: number[] = []
     const count: number[] = []
     const bytes: number[] = []
+    const floor: number[] = []
+    const above: string[] = []
     for (const [id, u] of counters) {
       ids.push(id)
       next.push(u.next)
       count.push(u.count)
       bytes.push(u.bytes)
+      floor.push(u.handled.floor)
+      above.push(encodeAbove(u.handled.above))
     }
-    if (ids.length === 0) return
     await c.query(
-      `UPDATE users u SET next_seq = v.n, q_count = v.c, q_bytes = v.b
-       FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS v(id, n, c, b) WHERE u.id = v.id`,
-      [ids, next, count, bytes],
+      `UPDATE users u SET next_seq = v.n, q_count = v.c, q_bytes = v.b, handled_floor = v.f, handled_above = v.a
+       FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[]) AS v(id, n, c, b, f, a)
+       WHERE u.id = v.id`,
+      [ids, next, count, bytes, floor, above],
     )
   }
 
-  async readQueue(user: number, afterSeq: number, limit: number, now: number): Promise<StoredMessage[]> {
-    const { rows } = await this.query<QueueRow>(
-      `SELECT ${QUEUE_COLS} FROM queue WHERE user_id = $1 AND seq > $2 AND (expires_at IS NULL OR expires_at > $3)
+  async readLog(user: number, afterSeq: number, limit: number, now: number): Promise<StoredMessage[]> {
+    const { rows } = await this.query<LogRow>(
+      `SELECT ${LOG_COLS} FROM log WHERE user_id = $1 AND seq > $2 AND (expires_at IS NULL OR expires_at > $3)
        ORDER BY seq LIMIT $4`,
       [user, afterSeq, now, limit],
+    )
+    return rows.map(rowToMessage)
+  }
+
+  async history(user: number, q: HistoryQuery): Promise<StoredMessage[]> {
+    // Text and file (kinds 0 and 1) only. With a peer, the (user_id, peer, seq) index walks that conversation.
+    const where = ['user_id = $1', 'kind = ANY($2::smallint[])']
+    const values: unknown[] = [user, [kindNumber('text'), kindNumber('file')]]
+    if (q.before > 0) where.push(`seq < $${values.push(q.before)}`)
+    if (q.peer !== undefined) where.push(`peer = $${values.push(q.peer)}`, 'topic IS NULL')
+    if (q.topic !== undefined) where.push(`topic = $${values.push(q.topic)}`)
+    const { rows } = await this.query<LogRow>(
+      `SELECT ${LOG_COLS} FROM log WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT $${values.push(q.limit)}`,
+      values,
     )
     return rows.map(rowToMessage)
   }
@@ -600,23 +869,57 @@ export class PostgresStore implements Store {
   }
 
   async expire(now: number, limit: number): Promise<StoredMessage[]> {
-    // Find candidates without locks, then remove them as acks: when several nodes' reapers race, the DELETE
-    // returns each row to one of them only, so each sender is told once.
-    const { rows } = await this.query<{ user_id: number; seq: number }>(
-      'SELECT user_id, seq FROM queue WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2',
+    // Find candidates without locks, then, with their users locked, delete them: when several nodes' reapers race,
+    // the DELETE returns each row to one of them only, and the planner counts each as handled once.
+    const { rows: due } = await this.query<{ user_id: number; seq: number }>(
+      'SELECT user_id, seq FROM log WHERE expires_at IS NOT NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2',
       [now, limit],
     )
-    if (rows.length === 0) return []
-    const results = await this.commit(rows.map((r) => ({ type: 'ack' as const, user: r.user_id, seq: r.seq })))
-    const out: StoredMessage[] = []
-    for (const r of results) if (r.type === 'ack' && r.removed !== null) out.push(r.removed)
-    return out
+    if (due.length === 0) return []
+    return this.tx(async (c) => {
+      const counters = await this.lockCounters(
+        c,
+        [...new Set(due.map((r) => r.user_id))].sort((a, b) => a - b),
+      )
+      const { rows } = await c.query<LogRow>(
+        `DELETE FROM log l USING unnest($1::bigint[], $2::bigint[]) AS a(u, s)
+         WHERE l.user_id = a.u AND l.seq = a.s RETURNING ${LOG_COLS.split(', ')
+           .map((k) => `l.${k}`)
+           .join(', ')}`,
+        [due.map((r) => r.user_id), due.map((r) => r.seq)],
+      )
+      const plan = planExpire(
+        rows.map(rowToMessage).sort((a, b) => a.to - b.to || a.seq - b.seq),
+        counters,
+      )
+      await this.writeCounters(c, plan.counters)
+      return plan.expired
+    })
+  }
+
+  async retain(policy: RetentionPolicy, limit: number): Promise<number> {
+    // Without the users' locks: a row in its user's handled set stays handled (the set only grows while the user
+    // lives), so what this finds acknowledged may go whatever a concurrent batch does. Handled is the floor, or
+    // one of the "lo-hi" ranges above it (acks.ts), parsed here from handled_above. SKIP LOCKED: a row a batch is
+    // marking read, or another node's retention is taking, is left for the next run instead of waited for.
+    const r = await this.query(
+      `DELETE FROM log WHERE (user_id, seq) IN (
+         SELECT l.user_id, l.seq FROM users u JOIN log l ON l.user_id = u.id
+         WHERE (l.ts < $1 OR l.seq < u.next_seq - $2)
+           AND (l.seq <= u.handled_floor OR (u.handled_above <> '' AND EXISTS (
+             SELECT 1 FROM unnest(string_to_array(u.handled_above, ',')) AS r(range)
+             WHERE l.seq BETWEEN split_part(r.range, '-', 1)::bigint
+               AND coalesce(nullif(split_part(r.range, '-', 2), ''), split_part(r.range, '-', 1))::bigint)))
+         LIMIT $3 FOR UPDATE OF l SKIP LOCKED)`,
+      [policy.before, policy.keep, limit],
+    )
+    return r.rowCount ?? 0
   }
 
   async releaseDue(now: number, limit: number): Promise<StoredMessage[]> {
     return this.tx(async (c) => {
       // SKIP LOCKED: nodes releasing at the same time split the due rows instead of waiting or doubling up.
-      const { rows } = await c.query<QueueRow & { id: number }>(
+      const { rows } = await c.query<LogRow & { id: number }>(
         `DELETE FROM held WHERE id IN (
            SELECT id FROM held WHERE not_before <= $1 ORDER BY not_before, id LIMIT $2 FOR UPDATE SKIP LOCKED)
          RETURNING id, ${HELD_COLS}`,
@@ -632,11 +935,7 @@ export class PostgresStore implements Store {
         rows.map((r) => rowToMessage({ ...r, seq: 0 })),
         counters,
       )
-      if (plan.queued.length > 0) {
-        const q = new QueueColumns()
-        for (const m of plan.queued) q.push(m)
-        await c.query(`INSERT INTO queue (${QUEUE_COLS}) SELECT * FROM unnest(${placeholders(QUEUE_TYPES)})`, q.cols)
-      }
+      await this.insertLog(c, plan.queued)
       await this.writeCounters(c, plan.counters)
       return plan.queued
     })
