@@ -21,9 +21,18 @@ import { nameTaken, storageFull, StoreError } from '../errors.js'
 import { decodeAbove, encodeAbove, hasAck, type AckSet } from '../acks.js'
 import { dedupeKeys, devicesOf, planCommit, planExpire, planRelease, usersOf, type QueueCounters } from '../plan.js'
 import { nameSkeleton, SKELETON_VERSION } from '../../core/names.js'
-import { fillSkeletons, logSkeletonClash } from '../rows.js'
 import type { Logger } from '../../core/types.js'
-import { kindNumber, messageFromRow, type MessageColumns } from '../rows.js'
+import {
+  deviceFromRow,
+  fillSkeletons,
+  kindNumber,
+  logSkeletonClash,
+  messageFromRow,
+  userFromRow,
+  type DeviceColumns,
+  type MessageColumns,
+  type UserColumns,
+} from '../rows.js'
 import type {
   DeviceRecord,
   HistoryQuery,
@@ -223,51 +232,23 @@ interface LogRow extends MessageColumns {
   user_id: number
 }
 
-interface UserRow {
-  id: number
-  name: string
-  tokenless: boolean
-  password_hash: string | null
-  created_at: number
-}
-
 const USER_COLS = 'id, name, tokenless, password_hash, created_at'
 
-interface DeviceRow {
-  id: number
+interface DeviceRow extends DeviceColumns {
   user_id: number
-  label: string
-  token_hash: string | null
-  created_at: number
-  last_seen: number | null
-  ack_floor: number
-  ack_above: string
 }
 
 const DEVICE_COLS = 'id, user_id, label, token_hash, created_at, last_seen, ack_floor, ack_above'
 
 function rowToMessage(r: LogRow): StoredMessage {
-  const m = messageFromRow(r, r.user_id)
-  // The columns rows.ts may not map yet (they are the log's, not the queue's).
-  if (r.peer !== null && r.peer !== undefined) m.peer = r.peer
-  if (r.device !== null && r.device !== undefined) m.device = r.device
-  return m
+  return messageFromRow(r, r.user_id)
 }
 
-function rowToUser(r: UserRow): UserRecord {
-  return { id: r.id, name: r.name, tokenless: r.tokenless, passwordHash: r.password_hash, createdAt: r.created_at }
-}
+type UserRow = UserColumns
+const rowToUser = userFromRow
 
 function rowToDevice(r: DeviceRow): DeviceRecord {
-  return {
-    id: r.id,
-    user: r.user_id,
-    label: r.label,
-    tokenHash: r.token_hash,
-    createdAt: r.created_at,
-    lastSeen: r.last_seen ?? undefined,
-    acks: { floor: r.ack_floor, above: decodeAbove(r.ack_above) },
-  }
+  return deviceFromRow(r, r.user_id)
 }
 
 interface CounterRow {
