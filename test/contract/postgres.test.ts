@@ -130,6 +130,7 @@ async function agreeWithMemory(t: TestContext, seed: number): Promise<void> {
     }
     const user = pick(users)
     const seq = Math.floor(r() * 30)
+    if (x > 0.95) return { type: 'seen', user, device: pick([...devices.keys()]), at: now + seq }
     if (x < 0.85) {
       const own = [...devices].filter(([, u]) => u === user).map(([d]) => d)
       const device = r() < 0.9 && own.length > 0 ? pick(own) : pick([...devices.keys(), 999])

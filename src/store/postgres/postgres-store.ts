@@ -7,7 +7,7 @@
  *
  * One commit(ops) is one transaction with a fixed number of multi-row statements whatever the batch size
  * (dedupe keys, lock the users, lock the devices, read the rows the acks and reads name, insert log rows, insert
- * held rows, mark reads, update cursors, update counters), and with synchronous_commit on it is durable when it
+ * held rows, mark reads, update cursors, record last seen, update counters), and with synchronous_commit on it is durable when it
  * resolves: group commit across all of a node's senders. An ack writes its device's row and its user's row, once
  * per batch however many acks it holds; log rows leave only in bulk (retain, expire, deleteUser).
  *
@@ -687,20 +687,35 @@ export class PostgresStore implements Store {
     }
 
     // 2. Lock every user this batch touches, in id order, and read its counters; 3. the same for the devices the
-    //    acks name (after the users: every transaction takes users, then devices). An ack names a device of its
-    //    own user only.
-    const counters = await this.lockCounters(c, usersOf(ops))
+    //    acks and sent copies name (after the users: every transaction takes users, then devices). An ack names a
+    //    device of its own user only. The rows 'seen' ops write are locked here too, in the same two ordered
+    //    steps, so that writing them later cannot take a lock out of order.
+    const seenUsers = new Map<number, number>()
+    const seenDevices = new Map<string, { device: number; user: number; at: number }>()
+    for (const op of ops)
+      if (op.type === 'seen') {
+        // The last one in op order wins, as if each were applied in turn; one naming a device of another user
+        // changes no device (keyed by both, so it does not hide an earlier one that does).
+        seenUsers.set(op.user, op.at)
+        seenDevices.set(`${op.device}:${op.user}`, { device: op.device, user: op.user, at: op.at })
+      }
+    const counters = await this.lockCounters(c, ascending(usersOf(ops), seenUsers.keys()))
     const devices = new Map<number, AckSet>()
     const deviceIds = devicesOf(ops)
-    if (deviceIds.length > 0) {
+    const lockDevices = ascending(
+      deviceIds,
+      [...seenDevices.values()].map((x) => x.device),
+    )
+    if (lockDevices.length > 0) {
       const { rows } = await c.query<{ id: number; user_id: number; ack_floor: number; ack_above: string }>(
         'SELECT id, user_id, ack_floor, ack_above FROM devices WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE',
-        [deviceIds],
+        [lockDevices],
       )
+      const named = new Set(deviceIds)
       const owner = new Map<number, number>()
       for (const r of rows) {
         owner.set(r.id, r.user_id)
-        devices.set(r.id, { floor: r.ack_floor, above: decodeAbove(r.ack_above) })
+        if (named.has(r.id)) devices.set(r.id, { floor: r.ack_floor, above: decodeAbove(r.ack_above) })
       }
       for (const op of ops) if (op.type === 'ack' && owner.get(op.device) !== op.user) devices.delete(op.device)
     }
@@ -711,7 +726,7 @@ export class PostgresStore implements Store {
     const wasRead: boolean[] = new Array<boolean>(ops.length).fill(false)
     const want = new Map<string, [number, number]>()
     for (const op of ops) {
-      if (op.type === 'send') continue
+      if (op.type === 'send' || op.type === 'seen') continue
       if (op.type === 'ack') {
         const h = counters.get(op.user)?.handled
         if (h === undefined || hasAck(h, op.seq) || !devices.has(op.device)) continue
@@ -729,7 +744,7 @@ export class PostgresStore implements Store {
       )
       const byKey = new Map(found.map((r) => [`${r.user_id}:${r.seq}`, r]))
       ops.forEach((op, i) => {
-        if (op.type === 'send') return
+        if (op.type === 'send' || op.type === 'seen') return
         const r = byKey.get(`${op.user}:${op.seq}`)
         if (r === undefined) return
         rows[i] = rowToMessage(r)
@@ -768,6 +783,18 @@ export class PostgresStore implements Store {
         `UPDATE devices d SET ack_floor = v.f, ack_above = v.a
          FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS v(id, f, a) WHERE d.id = v.id`,
         [ids, floors, above],
+      )
+    }
+    if (seenUsers.size > 0) {
+      await c.query(
+        'UPDATE users u SET last_seen = v.at FROM unnest($1::bigint[], $2::bigint[]) AS v(id, at) WHERE u.id = v.id',
+        [[...seenUsers.keys()], [...seenUsers.values()]],
+      )
+      const seen = [...seenDevices.values()]
+      await c.query(
+        `UPDATE devices d SET last_seen = v.at FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(id, u, at)
+         WHERE d.id = v.id AND d.user_id = v.u`,
+        [seen.map((x) => x.device), seen.map((x) => x.user), seen.map((x) => x.at)],
       )
     }
     await this.writeCounters(c, plan.counters)
@@ -980,6 +1007,11 @@ export class PostgresStore implements Store {
     const { rows } = await this.query<{ target: number }>('SELECT target FROM blocks WHERE user_id = $1 ORDER BY target', [user])
     return rows.map((r) => r.target)
   }
+}
+
+/** The ids of both lists, each once, ascending (the order to lock rows in). */
+function ascending(a: Iterable<number>, b: Iterable<number>): number[] {
+  return [...new Set([...a, ...b])].sort((x, y) => x - y)
 }
 
 /** `$1::bigint[], $2::text[], ...` for an unnest over column arrays of the given types. */
