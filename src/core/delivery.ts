@@ -478,7 +478,7 @@ export class Delivery {
       if (s.recent.size > RECENT_ACKED) s.recent.delete(s.recent.keys().next().value!)
     }
     if (r.first !== null) {
-      this.core.sessions.forgetNotYet(s.user.id, seq)
+      this.core.sessions.acknowledged(s.user.id, seq)
       const first = r.first
       if (first.kind !== 'receipt' && first.flags & Flag.RECEIPT && !(first.flags & Flag.SENT) && first.from !== SERVER_ID)
         this.receipts.tell(first.from, ReceiptStatus.DELIVERED, first, s.user, seq, this.core.now())

@@ -52,9 +52,10 @@ export class Receipts {
    * user's node died before the cluster noticed.
    */
   async deliver(to: number, receipt: Receipt): Promise<void> {
-    const s = this.sessions.get(to)
-    if (s !== undefined) {
-      this.sessions.emit(s, { type: 'receipt', receipt, seq: 0 })
+    // Every session of the user: the device (or the send-only one-shot) that sent it may not be the oldest one.
+    const here = this.sessions.all(to)
+    if (here.length > 0) {
+      for (const s of here) this.sessions.emit(s, { type: 'receipt', receipt, seq: 0 })
       return
     }
     const { limits } = this.core

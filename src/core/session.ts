@@ -96,7 +96,7 @@ export class Session {
  * user's sessions share — which messages' senders were told 300 already (one 300 per message, not per device).
  */
 export class SessionTable {
-  private readonly byUser = new Map<number, { sessions: Session[]; notYet: Set<number> }>()
+  private readonly byUser = new Map<number, { sessions: Session[]; notYet: Set<number>; acked: Set<number> }>()
   private count = 0
 
   /** How many sessions (not users). */
@@ -125,7 +125,7 @@ export class SessionTable {
 
   add(s: Session): void {
     let e = this.byUser.get(s.user.id)
-    if (e === undefined) this.byUser.set(s.user.id, (e = { sessions: [], notYet: new Set() }))
+    if (e === undefined) this.byUser.set(s.user.id, (e = { sessions: [], notYet: new Set(), acked: new Set() }))
     e.sessions.push(s)
     this.count++
   }
@@ -142,20 +142,25 @@ export class SessionTable {
   }
 
   /**
-   * Was the sender of `seq` (in `user`'s log) told 300 already? Marks it told. Shared by the user's sessions
-   * here, forgotten when the last one ends.
+   * May the sender of `seq` (in `user`'s log) be told 300 now? Not when it was told already, nor when a device
+   * acknowledged it (its 200 went out: a 300 after it would be a lie). Marks it told. Shared by the user's
+   * sessions here, forgotten when the last one ends.
    */
   firstNotYet(user: number, seq: number): boolean {
     const e = this.byUser.get(user)
     if (e === undefined) return true
-    if (e.notYet.has(seq)) return false
+    if (e.notYet.has(seq) || e.acked.has(seq)) return false
     e.notYet.add(seq)
     return true
   }
 
-  /** The message was acknowledged: its 300 is history. */
-  forgetNotYet(user: number, seq: number): void {
-    this.byUser.get(user)?.notYet.delete(seq)
+  /** A device acknowledged `seq` first: no 300 for it from any other device here (the last ACKED_KEPT of them). */
+  acknowledged(user: number, seq: number): void {
+    const e = this.byUser.get(user)
+    if (e === undefined) return
+    e.notYet.delete(seq)
+    e.acked.add(seq)
+    if (e.acked.size > ACKED_KEPT) e.acked.delete(e.acked.values().next().value!)
   }
 
   *values(): IterableIterator<Session> {
@@ -169,3 +174,5 @@ export class SessionTable {
 }
 
 const NONE: readonly Session[] = []
+/** Acknowledged seqs remembered per user against a late 300 from another device's timer or end. */
+const ACKED_KEPT = 4096
