@@ -57,6 +57,14 @@ const frames: { name: string; frame: Frame }[] = [
     frame: { type: 'LOGIN', corr: 7, version: 1, flags: 1, id: 0, name: 'bob', token: 'secret' },
   },
   {
+    name: 'LOGIN with a password (PASSWORD 2: id 0, the name, the password in token): a new device',
+    frame: { type: 'LOGIN', corr: 8, version: 1, flags: 2, id: 0, name: 'bob', token: 'correct horse battery' },
+  },
+  {
+    name: 'LOGIN send-only (SEND_ONLY 4) by id: beside the device session, handed nothing from the log',
+    frame: { type: 'LOGIN', corr: 9, version: 1, flags: 4, id: 2, name: '', token: 'Gm4n0Xb1yH0k5y3fXn7ZxQ2kq9b0Jv1w' },
+  },
+  {
     name: 'LOGIN with the largest id and corr',
     frame: { type: 'LOGIN', corr: 0xffffffff, version: 1, flags: 0, id: 0xfffffffe, name: '', token: '' },
   },
@@ -171,6 +179,13 @@ const frames: { name: string; frame: Frame }[] = [
   { name: 'REQUEST SUBSCRIBE news', frame: { type: 'REQUEST', corr: 19, op: 7, arg: 'news' } },
   { name: 'REQUEST BLOCK bob', frame: { type: 'REQUEST', corr: 20, op: 11, arg: 'bob' } },
   { name: 'REQUEST PRESENCE on', frame: { type: 'REQUEST', corr: 21, op: 14, arg: 'on' } },
+  { name: 'REQUEST DEVICES', frame: { type: 'REQUEST', corr: 35, op: 16, arg: '' } },
+  { name: 'REQUEST REVOKE device 3', frame: { type: 'REQUEST', corr: 36, op: 17, arg: '3' } },
+  {
+    name: 'REQUEST PASSWORD: change it (with the current one)',
+    frame: { type: 'REQUEST', corr: 37, op: 18, arg: '{"password":"new secret","current":"old secret"}' },
+  },
+  { name: 'REQUEST PASSWORD: clear it (null)', frame: { type: 'REQUEST', corr: 38, op: 18, arg: '{"password":null}' } },
   {
     name: 'CONV request to user #2 (no conversation id yet)',
     frame: { type: 'CONV', corr: 22, action: 0, convId: '', to: { kind: 'user', id: 2 }, body: Buffer.alloc(0) },
@@ -249,6 +264,22 @@ const frames: { name: string; frame: Frame }[] = [
     frame: { type: 'DOWNLOAD', corr: 33, fileId: 'f-2cf24dba', offset: 2 ** 32 + 1, length: 65_536 },
   },
   { name: 'BYE', frame: { type: 'BYE', corr: 34 } },
+  {
+    name: 'HISTORY with bob by name, newest page (before 0), 50 at most',
+    frame: { type: 'HISTORY', corr: 39, with: { kind: 'name', name: 'bob' }, before: 0, limit: 50 },
+  },
+  {
+    name: 'HISTORY with user #2, the page before seq 41',
+    frame: { type: 'HISTORY', corr: 40, with: { kind: 'user', id: 2 }, before: 41, limit: 20 },
+  },
+  {
+    name: 'HISTORY of a topic',
+    frame: { type: 'HISTORY', corr: 41, with: { kind: 'topic', topic: 'news' }, before: 0, limit: 256 },
+  },
+  {
+    name: 'HISTORY of everything (ALL), before the largest seq',
+    frame: { type: 'HISTORY', corr: 42, with: { kind: 'all' }, before: MAX_U53, limit: 1 },
+  },
 
   // ------------------------------------------------------------ server → client
   {
@@ -574,6 +605,48 @@ const frames: { name: string; frame: Frame }[] = [
     name: 'FILE_DATA a middle chunk beyond 4 GiB',
     frame: { type: 'FILE_DATA', corr: 33, offset: 2 ** 32 + 1, last: 0, data: Buffer.from([0, 1, 2, 0xff]) },
   },
+  {
+    name: 'RESULT DEVICES (JSON text)',
+    frame: {
+      type: 'RESULT',
+      corr: 35,
+      op: 16,
+      text: JSON.stringify([
+        { id: 1, label: 'native', createdAt: T, lastSeen: T + 500, online: true, current: true },
+        { id: 3, label: 'native', createdAt: T + 60_000, lastSeen: T + 90_000, online: false, current: false },
+      ]),
+      users: [],
+      items: [],
+    },
+  },
+  { name: 'RESULT REVOKE (the revoked id)', frame: { type: 'RESULT', corr: 36, op: 17, text: '3', users: [], items: [] } },
+  { name: 'RESULT PASSWORD', frame: { type: 'RESULT', corr: 37, op: 18, text: 'ok', users: [], items: [] } },
+  {
+    name: 'DELIVER a sent copy (flags SENT 8 | RECEIPT 1: from = you, to = whom it went to)',
+    frame: {
+      type: 'DELIVER',
+      corr: 0,
+      msg: msg({ seq: 4, msgId: 7, from: 1, fromName: 'alice', to: 2, flags: 9, body: b('hi bob') }),
+    },
+  },
+  {
+    name: 'READ_ELSEWHERE seq 12, read on another of your devices',
+    frame: { type: 'READ_ELSEWHERE', corr: 0, seq: 12, at: T + 2000 },
+  },
+  { name: 'HISTORY_PAGE empty (nothing before)', frame: { type: 'HISTORY_PAGE', corr: 40, more: 0, msgs: [] } },
+  {
+    name: 'HISTORY_PAGE of 2, newest first, more to come (a received message and a sent copy)',
+    frame: {
+      type: 'HISTORY_PAGE',
+      corr: 39,
+      more: 1,
+      msgs: [
+        msg({ seq: 6, msgId: 3, from: 2, fromName: 'bob', to: 1, body: b('and you?') }),
+        msg({ seq: 5, msgId: 8, from: 1, fromName: 'alice', to: 2, flags: 8, body: b('fine') }),
+      ],
+    },
+  },
+  { name: 'CLOSING revoked', frame: { type: 'CLOSING', corr: 0, reason: 'revoked', text: 'this device was revoked' } },
   { name: 'CLOSING replaced', frame: { type: 'CLOSING', corr: 0, reason: 'replaced', text: 'you logged in again elsewhere' } },
   { name: 'CLOSING idle', frame: { type: 'CLOSING', corr: 0, reason: 'idle', text: 'idle for more than 120 s' } },
   { name: 'CLOSING shutdown', frame: { type: 'CLOSING', corr: 0, reason: 'shutdown', text: 'the server is shutting down' } },
@@ -637,7 +710,8 @@ const invalid: Invalid[] = [
   { name: 'length 4: shorter than the type and corr', hex: '0000000407000000', outcome: 'malformed', corr: 0 },
   { name: 'unknown frame type 0x00', hex: frameHex(0x00, ''), outcome: 'malformed', corr: 1 },
   { name: 'unknown frame type 0x30', hex: frameHex(0x30, ''), outcome: 'malformed', corr: 1 },
-  { name: 'unknown frame type 0x4e (a gap in the server range)', hex: frameHex(0x4e, ''), outcome: 'malformed', corr: 1 },
+  { name: 'unknown frame type 0x11 (past the last client frame)', hex: frameHex(0x11, ''), outcome: 'malformed', corr: 1 },
+  { name: 'unknown frame type 0x51 (past the last server frame)', hex: frameHex(0x51, ''), outcome: 'malformed', corr: 1 },
   { name: 'unknown frame type 0xff', hex: frameHex(0xff, ''), outcome: 'malformed', corr: 1 },
   { name: 'PING with a byte left over after its (zero) fields', hex: frameHex(0x07, '00'), outcome: 'malformed', corr: 1 },
   { name: 'ACK with a 4-byte seq (field runs past the frame)', hex: frameHex(0x04, '00000001'), outcome: 'malformed', corr: 1 },
@@ -686,6 +760,18 @@ const invalid: Invalid[] = [
     corr: 1,
   },
   { name: 'BATCH whose list count says 2 but holds none', hex: frameHex(0x45, '0002'), outcome: 'malformed', corr: 1 },
+  {
+    name: 'HISTORY_PAGE whose list count says 1 but holds none',
+    hex: frameHex(0x50, '01 0001'),
+    outcome: 'malformed',
+    corr: 1,
+  },
+  {
+    name: 'HISTORY with a 1-byte limit (field runs past the frame)',
+    hex: frameHex(0x10, '02 0000000000000000 32'),
+    outcome: 'malformed',
+    corr: 1,
+  },
   { name: 'RESULT with a users count of 1 and no user', hex: frameHex(0x48, '01 0000 0001'), outcome: 'malformed', corr: 1 },
   {
     name: 'a 1 MiB + 1 byte frame announced by its length alone (too large before any body arrives)',

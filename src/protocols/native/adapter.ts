@@ -7,7 +7,7 @@ import { BrokerError, ErrorNumbers, asBrokerError, type ErrorCode } from '../../
 import type { Broker, SendResult } from '../../core/broker.js'
 import { encodeOnce } from '../encode-once.js'
 import type { Session } from '../../core/session.js'
-import { ALL_ID, type CloseReason, type Message, type Outbound, type SessionSink } from '../../core/types.js'
+import { ALL_ID, Flag, type CloseReason, type Message, type Outbound, type SessionSink } from '../../core/types.js'
 import { kindCode, kindOf } from '../../schema/message.js'
 import { encode, FrameReader } from './codec.js'
 import {
@@ -89,6 +89,9 @@ function clip(text: string): string {
  * A message as the native `msg` (the schema's native fields, the kind as its code, '' or 0 for what is absent).
  * Spelled out for speed: the WireMessage type comes from the schema, so a native field missing here does not
  * compile, and test/unit/message-schema.test.ts checks the values.
+ *
+ * A sent copy (flag SENT) lives in the sender's log, so the core's `to` is its owner; on the wire `to` is whom
+ * it was sent to (the core's `peer`), which is what a client shows. A topic copy has no peer and keeps `to`.
  */
 export function toWireMessage(m: Message): WireMessage {
   return {
@@ -96,7 +99,7 @@ export function toWireMessage(m: Message): WireMessage {
     msgId: m.msgId,
     from: m.from,
     fromName: m.fromName,
-    to: m.to,
+    to: m.flags & Flag.SENT && m.peer !== undefined ? m.peer : m.to,
     topic: m.topic ?? '',
     kind: kindCode(m.kind),
     flags: m.flags,
@@ -105,6 +108,24 @@ export function toWireMessage(m: Message): WireMessage {
     fileId: m.fileId ?? '',
     body: m.body,
   }
+}
+
+/** REQUEST PASSWORD's arg: JSON {"password": string|null, "current"?: string}. */
+function passwordArg(arg: string): { password: string | null; current?: string } {
+  let v: unknown
+  try {
+    v = JSON.parse(arg)
+  } catch {
+    v = undefined
+  }
+  const o = v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined
+  if (
+    o === undefined ||
+    !(typeof o.password === 'string' || o.password === null) ||
+    !(o.current === undefined || typeof o.current === 'string')
+  )
+    throw new BrokerError('SB_ERR_MALFORMED', 'PASSWORD takes JSON {"password": string|null, "current"?: string}')
+  return o.current === undefined ? { password: o.password } : { password: o.password, current: o.current }
 }
 
 export class NativeConnection implements SessionSink {
@@ -298,6 +319,10 @@ export class NativeConnection implements SessionSink {
         this.broker.end(s, 'ended', 'goodbye')
         return
       }
+      case 'HISTORY': {
+        const page = await this.broker.history(this.need(), { with: f.with, before: f.before, limit: f.limit })
+        return this.send({ type: 'HISTORY_PAGE', corr: f.corr, more: page.more ? 1 : 0, msgs: page.messages.map(toWireMessage) })
+      }
       default:
         // A server-to-client frame from a client is malformed input like any other: error, then close.
         this.broker.log.warn({ remote: this.remote, frame: f.type }, 'client sent a server frame: closing')
@@ -325,19 +350,28 @@ export class NativeConnection implements SessionSink {
 
   private async loginNow(f: FrameOf<'REGISTER'> | FrameOf<'LOGIN'>): Promise<void> {
     const mode = f.flags & SessionFlag.POLL ? 'poll' : 'push'
+    const protocol = this.opts.protocol ?? PROTOCOL
+    const address = this.admission?.address ?? this.remote
     let token = ''
     if (f.type === 'REGISTER') {
-      const r = await this.broker.register(f.name, this.opts.protocol ?? PROTOCOL, this, mode)
+      if (f.flags & (SessionFlag.PASSWORD | SessionFlag.SEND_ONLY))
+        throw new BrokerError(
+          'SB_ERR_UNSUPPORTED',
+          'PASSWORD and SEND_ONLY are LOGIN flags (set a password with REQUEST PASSWORD)',
+        )
+      const r = await this.broker.register(f.name, protocol, this, mode, { address })
       this.session = r.session
       token = r.token
     } else {
-      this.session = await this.broker.login(
-        f.id !== 0 ? { id: f.id } : { name: f.name },
-        f.token,
-        this.opts.protocol ?? PROTOCOL,
-        this,
-        mode,
-      )
+      const opts = { address, sendOnly: (f.flags & SessionFlag.SEND_ONLY) !== 0 }
+      if (f.flags & SessionFlag.PASSWORD) {
+        // A new device: the token field carries the password, the answer carries the device's token (once).
+        if (f.id !== 0) throw new BrokerError('SB_ERR_MALFORMED', 'LOGIN with PASSWORD names the user by name: id must be 0')
+        const r = await this.broker.loginPassword(f.name, f.token, protocol, this, mode, opts)
+        this.session = r.session
+        token = r.token
+      } else
+        this.session = await this.broker.login(f.id !== 0 ? { id: f.id } : { name: f.name }, f.token, protocol, this, mode, opts)
     }
     clearTimeout(this.loginTimer)
     if (this.closed) {
@@ -459,6 +493,36 @@ export class NativeConnection implements SessionSink {
       case Op.PRESENCE:
         b.watchPresence(s, f.arg !== 'off')
         return reply(f.arg !== 'off' ? 'on' : 'off')
+      case Op.DEVICES:
+        return reply(
+          JSON.stringify(
+            (await b.devices(s)).map((d) => ({
+              id: d.id,
+              label: d.label,
+              createdAt: d.createdAt,
+              lastSeen: d.lastSeen,
+              online: d.online,
+              current: d.current,
+            })),
+          ),
+        )
+      case Op.REVOKE: {
+        if (!/^[0-9]{1,15}$/.test(f.arg)) throw new BrokerError('SB_ERR_MALFORMED', 'REVOKE takes a device id in decimal')
+        const id = Number(f.arg)
+        // Revoking this very device ends this session: answer first, or the answer would follow the CLOSING.
+        if (id === s.device) {
+          reply(String(id))
+          await b.revokeDevice(s, id)
+          return
+        }
+        await b.revokeDevice(s, id)
+        return reply(String(id))
+      }
+      case Op.PASSWORD: {
+        const { password, current } = passwordArg(f.arg)
+        await b.setPassword(s, password, current)
+        return reply('ok')
+      }
       default:
         throw new BrokerError('SB_ERR_UNSUPPORTED', `unknown request op ${f.op}`)
     }
@@ -554,6 +618,9 @@ export class NativeConnection implements SessionSink {
         break
       case 'rename':
         this.send({ type: 'RENAMED', corr: 0, id: ev.user.id, oldName: ev.oldName, newName: ev.user.name })
+        break
+      case 'read':
+        this.send({ type: 'READ_ELSEWHERE', corr: 0, seq: ev.seq, at: ev.at })
         break
       case 'conversation': {
         const c = ev.ev

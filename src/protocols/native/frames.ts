@@ -36,6 +36,9 @@ export const Op = {
   BLOCKED: 13,
   PRESENCE: 14, // arg "on" / "off": receive PRESENCE frames
   LAST_SEEN: 15, // arg a name: users[0] with lastSeen (protocol and since empty / 0 when offline)
+  DEVICES: 16, // text = JSON array of your devices: {id, label, createdAt, lastSeen, online, current}
+  REVOKE: 17, // arg a device id in decimal: text = that id; the device's sessions get CLOSING revoked
+  PASSWORD: 18, // arg JSON {"password": string|null, "current"?: string}: text = "ok"
   CONVERSATION: 20, // reply to CONV action 0 (request): text = conversation id
   UPLOAD: 21, // reply to FILE_BEGIN: text = upload id
 } as const
@@ -44,11 +47,18 @@ export const Op = {
 export const ConvAction = { REQUEST: 0, ACCEPT: 1, DECLINE: 2, MESSAGE: 3, CLOSE: 4 } as const
 export const ConvEventCode = { request: 0, accepted: 1, declined: 2, message: 3, closed: 4, expired: 5 } as const
 
-/** LOGIN / REGISTER flags. */
-export const SessionFlag = { POLL: 1 } as const
+/**
+ * LOGIN / REGISTER flags. PASSWORD and SEND_ONLY are LOGIN's only: PASSWORD makes a new device of the user named
+ * by `name` (the `token` field carries the password); SEND_ONLY attaches beside the device's own session and is
+ * handed nothing from the log (a one-shot command).
+ */
+export const SessionFlag = { POLL: 1, PASSWORD: 2, SEND_ONLY: 4 } as const
 
 /** SEND flags: the same bits as the core's Flag. */
 export const SendFlag = { RECEIPT: 1, READ_RECEIPT: 2, IDEMPOTENT: 4 } as const
+
+/** Bits of a `msg`'s flags: the sender's SEND flags, and SENT, which the server sets on a sent copy. */
+export const MsgFlag = { ...SendFlag, SENT: 8 } as const
 
 /** ACCEPTED status codes. */
 export const SendStatusCode = { delivered: 0, queued: 1, stored: 2, scheduled: 3, duplicate: 4 } as const
@@ -185,6 +195,15 @@ export const FRAMES = {
     ],
   },
   BYE: { code: 0x0f, dir: 'c2s', fields: [] },
+  HISTORY: {
+    code: 0x10,
+    dir: 'c2s',
+    fields: [
+      ['with', 'addr'],
+      ['before', 'u53'],
+      ['limit', 'u16'],
+    ],
+  },
 
   // server → client
   ERROR: {
@@ -306,12 +325,28 @@ export const FRAMES = {
       ['data', 'bytes'],
     ],
   },
+  READ_ELSEWHERE: {
+    code: 0x4e,
+    dir: 's2c',
+    fields: [
+      ['seq', 'u53'],
+      ['at', 'u53'],
+    ],
+  },
   CLOSING: {
     code: 0x4f,
     dir: 's2c',
     fields: [
       ['reason', 'str'],
       ['text', 'str'],
+    ],
+  },
+  HISTORY_PAGE: {
+    code: 0x50,
+    dir: 's2c',
+    fields: [
+      ['more', 'u8'],
+      ['msgs', 'msgs'],
     ],
   },
 } as const satisfies Record<string, FrameSpec>
