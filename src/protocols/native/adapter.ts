@@ -293,13 +293,11 @@ export class NativeConnection implements SessionSink {
         const msgs = await this.broker.take(this.need(), f.max, f.mode === 1 ? 'peek' : 'take', Math.min(f.waitMs, 60_000))
         return this.send({ type: 'BATCH', corr: f.corr, msgs: msgs.map(toWireMessage) })
       }
-      case 'READ': {
-        const s = this.need()
-        const m = this.broker.inflightMessage(s, f.seq)
-        if (m === undefined)
-          throw new BrokerError('SB_ERR_UNKNOWN_MESSAGE', `no message ${f.seq} was delivered to this session lately`)
-        return this.broker.markRead(s, m)
-      }
+      case 'READ':
+        // Any message of the user's log: one this session was handed (an ACK just before may still be committing,
+        // so the session's own record of it is not asked), or one a device found in HISTORY. The store marks it
+        // once; a seq that is not in the log, or was read already, does nothing.
+        return this.broker.markRead(this.need(), { seq: f.seq })
       case 'REQUEST':
         return this.request(f)
       case 'CONV':
@@ -500,7 +498,7 @@ export class NativeConnection implements SessionSink {
               id: d.id,
               label: d.label,
               createdAt: d.createdAt,
-              lastSeen: d.lastSeen,
+              lastSeen: d.lastSeen ?? null,
               online: d.online,
               current: d.current,
             })),
