@@ -21,7 +21,7 @@
  * c.on('message', (m) => console.log(m.fromName, m.text))
  * const r = await c.send('bob', 'hello')   // settles with bob's receipt: 200, 300 or 202
  */
-import { ALL_ID } from '../core/types.js'
+import { ALL_ID, type Address } from '../core/types.js'
 import { encode } from '../protocols/native/codec.js'
 import { ConvAction, Op, SendFlag, type FrameOf } from '../protocols/native/frames.js'
 import { kindOf, MESSAGE_KINDS } from '../schema/message.js'
@@ -35,7 +35,10 @@ import {
   SwitchboardError,
   type ClientEvents,
   type ConnectOptions,
+  type DeviceInfo,
   type FileDescriptor,
+  type HistoryPage,
+  type HistoryQuery,
   type IncomingMessage,
   type SendOptions,
   type SendResult,
@@ -120,16 +123,17 @@ export class SwitchboardClient {
       serverKey = `${host}:${port}`
     }
     const c = new SwitchboardClient(opts, connector, serverKey)
+    // A password makes a new device (open() logs in with it): the credential store is not asked.
     const known =
       opts.token !== undefined
         ? { id: opts.id ?? 0, name: opts.name, token: opts.token }
-        : opts.register === true
+        : opts.register === true || opts.password !== undefined
           ? undefined
           : await opts.credentials?.get(serverKey, opts.name)
     if (known !== undefined) {
       c.id = known.id
       c.token = known.token
-    } else if (opts.register === false) {
+    } else if (opts.register === false && opts.password === undefined) {
       throw new SwitchboardError(
         'SB_ERR_NOT_LOGGED_IN',
         `no token known for "${opts.name}" on ${serverKey}: register first or pass a token`,
@@ -291,14 +295,66 @@ export class SwitchboardClient {
     return out
   }
 
-  /** Acknowledge a message: the server removes it and tells its sender 200. */
+  /**
+   * Acknowledge a message: this device has it (it is not handed it again); the first of the user's devices to
+   * acknowledge it tells its sender 200.
+   */
   ack(seq: number): void {
     this.protocol.ackSeq(seq)
   }
 
-  /** Mark a message read (before acknowledging it) so a sender that asked gets a read receipt (210). */
+  /**
+   * Mark a message of this user's log read, so a sender that asked gets a read receipt (210, once) and the
+   * user's other devices a 'read' event.
+   */
   markRead(seq: number): void {
     this.protocol.writeFrame({ type: 'READ', corr: this.protocol.corrNext(), seq }, 'READ')
+  }
+
+  /**
+   * A page of this user's history, newest first: a conversation with a user (both directions: sent copies have
+   * `sent` true), a topic, or everything. Page back with `before` = the last message's seq while `more`.
+   * @example let p = await c.history({ with: 'bob', limit: 20 }); if (p.more) p = await c.history({ with: 'bob', before: p.messages.at(-1)!.seq })
+   */
+  async history(q: HistoryQuery = {}): Promise<HistoryPage> {
+    const w = q.with
+    const address: Address =
+      w === undefined
+        ? { kind: 'all' }
+        : typeof w === 'number'
+          ? { kind: 'user', id: w }
+          : typeof w === 'string'
+            ? addressOf(w)
+            : { kind: 'topic', topic: w.topic }
+    const limit = Math.max(1, Math.min(q.limit ?? 50, 256))
+    const f = (await this.protocol.call(
+      { type: 'HISTORY', corr: 0, with: address, before: q.before ?? 0, limit },
+      'HISTORY',
+    )) as FrameOf<'HISTORY_PAGE'>
+    return { messages: f.msgs.map((m) => this.protocol.toIncoming(m)), more: f.more !== 0 }
+  }
+
+  // ------------------------------------------------------------ devices and the password
+
+  /**
+   * Set the password (so that `connect({ name, password })` can make new devices), change it (with `current`),
+   * or clear it (null). Rejects with SB_ERR_PASSWORD_INVALID (8 … 256 bytes) or SB_ERR_AUTH (wrong current one).
+   */
+  async setPassword(password: string | null, current?: string): Promise<void> {
+    await this.protocol.op(Op.PASSWORD, JSON.stringify(current === undefined ? { password } : { password, current }))
+  }
+
+  /** This user's devices, oldest first. */
+  async devices(): Promise<DeviceInfo[]> {
+    return JSON.parse((await this.protocol.op(Op.DEVICES)).text) as DeviceInfo[]
+  }
+
+  /**
+   * Revoke a device: its token stops working and its sessions end (CLOSING revoked). Revoking this client's own
+   * device closes this client. Rejects with SB_ERR_UNKNOWN_DEVICE.
+   */
+  async revokeDevice(id: number): Promise<void> {
+    await this.protocol.op(Op.REVOKE, String(id))
   }
 
   // ------------------------------------------------------------ requests to the server

@@ -7,8 +7,8 @@ import { errorCodeFromNumber } from '../core/errors.js'
 import { encode, FrameReader } from '../protocols/native/codec.js'
 import {
   ConvEventCode,
+  MsgFlag,
   Op,
-  SendFlag,
   SendStatusCode,
   type Frame,
   type FrameOf,
@@ -159,6 +159,8 @@ export class Protocol {
         if (f.body.length > 0) ev.text = f.body.toString('utf8')
         return this.events.emit('conversation', ev)
       }
+      case 'READ_ELSEWHERE':
+        return this.events.emit('read', { seq: f.seq, at: f.at })
       case 'CLOSING':
         this.closeReason = { reason: f.reason, text: f.text }
         return
@@ -169,7 +171,7 @@ export class Protocol {
         return
       }
       default: {
-        // WELCOME, RESULT, BATCH, PONG: replies by corr.
+        // WELCOME, RESULT, BATCH, HISTORY_PAGE, PONG: replies by corr.
         const r = this.requests.get(f.corr)
         if (r === undefined) return
         this.requests.delete(f.corr)
@@ -267,7 +269,8 @@ export class Protocol {
       body: w.body,
       ts: w.ts,
       flags: w.flags,
-      wantsReadReceipt: (w.flags & SendFlag.READ_RECEIPT) !== 0,
+      wantsReadReceipt: (w.flags & (MsgFlag.READ_RECEIPT | MsgFlag.SENT)) === MsgFlag.READ_RECEIPT,
+      sent: (w.flags & MsgFlag.SENT) !== 0,
     }
     if (w.topic !== '') m.topic = w.topic
     if (w.expiresAt !== 0) m.expiresAt = w.expiresAt

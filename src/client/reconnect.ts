@@ -10,8 +10,8 @@ import type { Protocol } from './protocol.js'
 import { SwitchboardError, type ClientEvents, type ConnectOptions, type ReconnectingEvent } from './types.js'
 import type { Emitter } from './util.js'
 
-/** Close reasons after which reconnecting would be wrong: someone meant it. */
-const FINAL_CLOSE = new Set(['replaced', 'deleted', 'ended'])
+/** Close reasons after which reconnecting would be wrong: someone meant it (a revoked device's token is refused). */
+const FINAL_CLOSE = new Set(['replaced', 'deleted', 'ended', 'revoked'])
 
 /** The delay before reconnect attempt `attempt` (1, 2 …): doubling from the first, capped, with jitter. */
 export function backoffDelay(attempt: number, initialDelayMs = 100, maxDelayMs = 5000, random = Math.random): number {
@@ -69,18 +69,31 @@ export class Reconnector {
     p.lastRx = Date.now()
     const self = p.self
     const flags = this.opts.mode === 'poll' ? SessionFlag.POLL : 0
+    const login = flags | (this.opts.sendOnly === true ? SessionFlag.SEND_ONLY : 0)
+    // With a token: that device. Else with a password (once: the new device's token is kept for reconnects).
+    const password = self.token === '' ? this.opts.password : undefined
     const hello: Frame =
       self.token !== ''
         ? {
             type: 'LOGIN',
             corr: 0,
             version: PROTOCOL_VERSION,
-            flags,
+            flags: login,
             id: self.id,
             name: self.id === 0 ? self.name : '',
             token: self.token,
           }
-        : { type: 'REGISTER', corr: 0, version: PROTOCOL_VERSION, flags, name: self.name }
+        : password !== undefined
+          ? {
+              type: 'LOGIN',
+              corr: 0,
+              version: PROTOCOL_VERSION,
+              flags: login | SessionFlag.PASSWORD,
+              id: 0,
+              name: self.name,
+              token: password,
+            }
+          : { type: 'REGISTER', corr: 0, version: PROTOCOL_VERSION, flags, name: self.name }
     let welcome: FrameOf<'WELCOME'>
     try {
       welcome = (await p.request(hello, hello.type, true)) as FrameOf<'WELCOME'>
@@ -88,7 +101,8 @@ export class Reconnector {
       conn.destroy()
       throw err
     }
-    const registered = hello.type === 'REGISTER'
+    // A new token (a registration or a new device) is saved.
+    const registered = welcome.token !== ''
     const previousName = self.name
     self.id = welcome.id
     self.name = welcome.name

@@ -66,9 +66,19 @@ export interface ConnectOptions {
   connector?: Connector
   /** The name to register or log in as. */
   name: string
-  /** Log in with this id and token (else from `credentials`, else register). */
+  /** Log in with this id and token (else with `password`, else from `credentials`, else register). */
   id?: number
   token?: string
+  /**
+   * Log in with `name` and this password: the server makes a new device of the user and gives it a token, which
+   * the client keeps (and saves in `credentials`) and reconnects with. Ignored when `token` is given.
+   */
+  password?: string
+  /**
+   * Attach beside this device's own session instead of replacing it, and be handed nothing from the log: for a
+   * one-shot command that sends or asks while a chat of the same device runs. No 'message' events but live ones.
+   */
+  sendOnly?: boolean
   /** true: always register `name`; false: never register (log in only); default: register when no token is known. */
   register?: boolean | undefined
   /** 'push' (default): messages are pushed; 'poll': take() them. */
@@ -109,7 +119,7 @@ export interface IncomingMessage {
   msgId: number
   from: number
   fromName: string
-  /** This user's id, or ALL_ID for the room. */
+  /** This user's id, or ALL_ID for the room; for a sent copy (`sent`), whom it was sent to. */
   to: number
   /** Set for a topic copy. */
   topic?: string
@@ -123,8 +133,50 @@ export interface IncomingMessage {
   expiresAt?: number
   /** For a file message. */
   file?: FileDescriptor
-  /** True when the sender asked for a read receipt. */
+  /** True when the sender asked for a read receipt (never for a sent copy). */
   wantsReadReceipt: boolean
+  /**
+   * A sent copy: this user sent it, from another of its devices (flag SENT). `from` is this user, `to` the
+   * recipient (for a topic, `to` is this user and `topic` is set).
+   */
+  sent: boolean
+}
+
+/** One of this user's devices (REQUEST DEVICES). */
+export interface DeviceInfo {
+  id: number
+  /** What made it ('native', 'http', …). */
+  label: string
+  createdAt: number
+  /** When a session of it last ended; null if none has. */
+  lastSeen: number | null
+  /** It has a session now. */
+  online: boolean
+  /** It is this client's device. */
+  current: boolean
+}
+
+/** What history() pages through: a conversation, a topic, or everything (the default). */
+export interface HistoryQuery {
+  /** A user by name (string) or id (number), or `{ topic }`; absent: everything in this user's log. */
+  with?: string | number | { topic: string } | undefined
+  /** Only messages with a seq below this (exclusive); 0 or absent: from the newest. */
+  before?: number
+  /** At most this many (1 … 256, default 50). */
+  limit?: number
+}
+
+export interface HistoryPage {
+  /** Newest first. Sent copies have `sent` true. */
+  messages: IncomingMessage[]
+  /** Older messages remain: ask again with `before` = the last message's seq. */
+  more: boolean
+}
+
+/** A message of this user's log was read on another of its devices. */
+export interface ReadEvent {
+  seq: number
+  at: number
 }
 
 export const ReceiptNames: Record<number, string> = {
@@ -256,6 +308,8 @@ export interface ClientEvents {
   presence: PresenceEvent
   rename: RenameEvent
   conversation: ConversationEventInfo
+  /** A message of this user's log (by seq) was marked read on another of its devices. */
+  read: ReadEvent
   /** The client is closed for good (by close(), or the server ended the session, or reconnect gave up). */
   closed: ClosedEvent
   reconnecting: ReconnectingEvent
