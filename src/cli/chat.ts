@@ -12,7 +12,8 @@ import { SwitchboardClient, SwitchboardError, type IncomingMessage, type SendRes
 import { downloadToFile, fileSource } from '../client/node-files.js'
 import type { ServerFlags } from './commands.js'
 import { connectOptions, loginError, refusalText } from './oneshot.js'
-import { bytes, hhmmss, progressBar, receiptText } from './format.js'
+import { bytes, dateTime, hhmmss, historyLines, progressBar, receiptText } from './format.js'
+import { MutableOutput } from './secret.js'
 
 export const HELP = `Commands (plain text goes to the room, or to the open conversation):
   /msg NAME TEXT        message a user (receipts: ✓ stored, ✓✓ delivered, … not yet, read)
@@ -30,7 +31,10 @@ export const HELP = `Commands (plain text goes to the room, or to the open conve
   /send-file [@TARGET] PATH [TEXT]   send a file to the room or a target (004: >>sendfile<< PATH [TEXT])
   /download ID [DIR]    download a file you were sent
   /block NAME  /unblock NAME
-  /history              this session's messages
+  /history [NAME]       this session's messages; with NAME, your history with NAME from the server (or topic:NAME)
+  /devices              your devices (each login with the password is one)
+  /revoke ID            end a device: its token stops working
+  /password             set, change or clear your password (asked without echo)
   /help                 this list
   /quit                 leave                      (004: >>exit<<)`
 
@@ -73,9 +77,11 @@ function endedText(name: string, reason: string, text: string): string {
   switch (reason) {
     case 'replaced':
       return (
-        `* this chat was ended: "${name}" logged in again elsewhere (another chat, the web page, or a ` +
-        `"switchboard send --as ${name}"), and a user has one session at a time. Run "switchboard chat ${name}" to come back.`
+        `* this chat was ended: "${name}" logged in again elsewhere with this device's token (another ` +
+        `"switchboard chat ${name}" here), and a device has one session at a time. Run "switchboard chat ${name}" to come back.`
       )
+    case 'revoked':
+      return `* this chat was ended: this device of "${name}" was revoked (from another device). Log in again with "switchboard login ${name}".`
     case 'deleted':
       return `* this chat was ended: the account "${name}" was deleted`
     case 'auth':
@@ -100,9 +106,11 @@ export async function runChat(name: string, flags: ServerFlags & { register?: bo
   }
 
   const out = process.stdout
+  // readline writes through this, so that a password typed for /password is not echoed.
+  const echo = new MutableOutput(out)
   const rl = readline.createInterface({
     input: process.stdin,
-    output: out,
+    output: echo,
     terminal: process.stdin.isTTY === true && out.isTTY === true,
     historySize: 500,
   })
@@ -112,7 +120,11 @@ export async function runChat(name: string, flags: ServerFlags & { register?: bo
   let shortIds = 0
   let conversation: { id: string; peer: string } | undefined
   let request: { id: string; peer: string } | undefined
-  let waitingFor: { kind: 'mail'; target: string } | undefined
+  let waitingFor:
+    | { kind: 'mail'; target: string }
+    /** /password: asking for the current one, the new one, and the new one again; none is echoed. */
+    | { kind: 'secret'; step: 'current' | 'new' | 'again'; current?: string; next?: string }
+    | undefined
   let quitting = false
   /** Set when the server ended the session (not the person): the chat exits non-zero. */
   let endedByServer = false
@@ -121,7 +133,13 @@ export async function runChat(name: string, flags: ServerFlags & { register?: bo
 
   const setPrompt = (): void => {
     const prompt = waitingFor
-      ? `text for ${waitingFor.target}> `
+      ? waitingFor.kind === 'secret'
+        ? {
+            current: 'current password (Enter if none)> ',
+            new: 'new password (Enter to clear it)> ',
+            again: 'new password again> ',
+          }[waitingFor.step]
+        : `text for ${waitingFor.target}> `
       : request
         ? `accept ${request.peer}? [y/n]> `
         : conversation
@@ -139,7 +157,9 @@ export async function runChat(name: string, flags: ServerFlags & { register?: bo
     if (keep) history.push(line)
     if (!quitting) {
       setPrompt()
-      rl.prompt(true)
+      // While a password is typed the prompt is written past readline, which would echo the line typed so far.
+      if (echo.muted) out.write(rl.getPrompt())
+      else rl.prompt(true)
     }
   }
   const fail = (err: unknown): void => {
@@ -151,13 +171,19 @@ export async function runChat(name: string, flags: ServerFlags & { register?: bo
     const t = `[${hhmmss(m.ts)}]`
     const file = m.file ? ` [file ${m.file.name}, ${bytes(m.file.size)} — /download ${m.file.fileId}]` : ''
     if (m.kind === 'notice') return `${t} * ${m.text}`
+    // A sent copy: sent by this user from another device.
+    if (m.sent && m.topic !== undefined) return `${t} you @${m.topic} (from another device): ${m.text}${file}`
+    if (m.sent) return `${t} you → ${names.get(m.to) ?? `#${m.to}`} (from another device): ${m.text}${file}`
     if (m.topic !== undefined) return `${t} ${m.fromName} @${m.topic}: ${m.text}${file}`
     if (m.to === 0xffffffff) return `${t} ${m.fromName}: ${m.text}${file}`
     return `${t} ${m.fromName} → you: ${m.text}${file}`
   }
+  /** Names of the users seen in this session by id (a sent copy names its recipient by id only). */
+  const names = new Map<number, string>()
 
   client.on('message', (m) => {
-    if (m.kind !== 'notice' && m.to !== 0xffffffff) unreadMail.push(m)
+    if (m.from !== client.id && m.fromName !== '') names.set(m.from, m.fromName)
+    if (m.kind !== 'notice' && m.to !== 0xffffffff && !m.sent) unreadMail.push(m)
     print(show(m))
   })
   client.on('receipt', (r) => {
@@ -319,6 +345,11 @@ export async function runChat(name: string, flags: ServerFlags & { register?: bo
   }
 
   const handle = async (line: string): Promise<void> => {
+    if (echo.muted) {
+      echo.muted = false
+      out.write('\n')
+    }
+    if (waitingFor?.kind === 'secret') return passwordStep(waitingFor, line)
     const input = line.trim()
     if (waitingFor !== undefined) {
       const target = waitingFor.target
@@ -491,10 +522,83 @@ export async function runChat(name: string, flags: ServerFlags & { register?: bo
         if (args[0] === undefined) return print('usage: /unblock NAME', false)
         return client.unblock(args[0]).then((u) => print(`* unblocked ${u.name}`, false), fail)
       case '/history':
+        if (args[0] !== undefined) return serverHistory(args[0])
         return print(history.length ? `history of this session:\n${history.join('\n')}` : '(nothing yet)', false)
+      case '/devices':
+        return showDevices()
+      case '/revoke':
+        if (args[0] === undefined || !/^\d+$/.test(args[0])) return print('usage: /revoke ID (the ids are in /devices)', false)
+        return client.revokeDevice(Number(args[0])).then(() => print(`* device ${args[0]} revoked`, false), fail)
+      case '/password':
+        waitingFor = { kind: 'secret', step: 'current' }
+        return
       default:
         return print(`unknown command ${cmd}: /help lists them`, false)
     }
+  }
+
+  /** /history NAME: the server's history with NAME (or a topic), oldest first. */
+  const serverHistory = async (target: string): Promise<void> => {
+    const w = target.startsWith('topic:') ? { topic: target.slice(6) } : target
+    const page = await client.history({ with: w, limit: 20 }).catch((e: unknown) => (fail(e), undefined))
+    if (page === undefined) return
+    if (page.messages.length === 0) return print(`(no history with ${target})`, false)
+    if (typeof w === 'string') {
+      const u = await client.lastSeen(w).catch(() => undefined)
+      if (u !== undefined) names.set(u.user.id, u.user.name)
+    }
+    const lines = historyLines(page.messages, client.id, names)
+    print(
+      `history with ${target}${page.more ? ' (the last 20; switchboard history has more)' : ''}:\n` +
+        lines.map((l) => '  ' + l).join('\n'),
+      false,
+    )
+  }
+
+  const showDevices = async (): Promise<void> => {
+    const list = await client.devices().catch((e: unknown) => (fail(e), undefined))
+    if (list === undefined) return
+    print(
+      `your devices (${list.length}):\n` +
+        list
+          .map(
+            (d) =>
+              `  ${String(d.id).padStart(4)}  ${d.label.padEnd(10)} since ${dateTime(d.createdAt)}  ` +
+              (d.online ? 'online' : d.lastSeen !== null ? `last seen ${dateTime(d.lastSeen)}` : 'never used') +
+              (d.current ? '  (this one)' : ''),
+          )
+          .join('\n'),
+      false,
+    )
+  }
+
+  /** One answer of the /password dialogue; the last one sets (or clears) the password. */
+  const passwordStep = async (
+    w: { step: 'current' | 'new' | 'again'; current?: string; next?: string },
+    line: string,
+  ): Promise<void> => {
+    if (w.step === 'current') {
+      waitingFor = { kind: 'secret', step: 'new', current: line }
+      return
+    }
+    if (w.step === 'new' && line !== '') {
+      waitingFor = { kind: 'secret', step: 'again', current: w.current ?? '', next: line }
+      return
+    }
+    waitingFor = undefined
+    if (w.step === 'again' && line !== w.next) return print('! the two new passwords differ; nothing changed', false)
+    const next = w.step === 'new' ? null : line
+    const current = w.current === '' ? undefined : w.current
+    return client
+      .setPassword(next, current)
+      .then(
+        () =>
+          print(
+            next === null ? '* password cleared' : `* password set: switchboard login ${client.name} makes new devices with it`,
+            false,
+          ),
+        fail,
+      )
   }
 
   const subscribe = (topic: string): Promise<void> =>
@@ -526,6 +630,8 @@ export async function runChat(name: string, flags: ServerFlags & { register?: bo
         if (quitting) return
         setPrompt()
         rl.prompt(true)
+        // The prompt is out; what is typed for a password is not echoed.
+        echo.muted = waitingFor?.kind === 'secret'
       })
   })
   setPrompt()

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { Option } from 'commander'
 import { runChat } from './chat.js'
-import { runInbox, runSend } from './oneshot.js'
+import { runHistory, runInbox, runLogin, runRegister, runSend } from './oneshot.js'
 
 export interface ServerFlags {
   host: string
@@ -20,7 +20,7 @@ function serverOptions(cmd: Command): Command {
     .option('--url <ws-url>', 'connect over WebSocket instead, e.g. ws://127.0.0.1:7080/v1/ws')
 }
 
-/** The client commands of the `switchboard` program: chat, send, inbox. */
+/** The client commands of the `switchboard` program: chat, send, inbox, history, login, register. */
 export function registerClientCommands(program: Command): void {
   serverOptions(
     program
@@ -66,5 +66,46 @@ export function registerClientCommands(program: Command): void {
       .option('--keep', 'print without acknowledging (they stay queued)'),
   ).action(async (name: string, flags: ServerFlags & { keep?: boolean }) => {
     process.exitCode = await runInbox(name, flags)
+  })
+
+  serverOptions(
+    program
+      .command('history')
+      .argument('<name>', 'whose history: a name logged in here before')
+      .description(
+        "print a page of NAME's history, oldest first: everything, or the conversation --with a user (both directions) or a topic. " +
+          'A chat of NAME keeps running. Exit status 0, or 1 on failure',
+      )
+      .option('--with <name>', 'only the conversation with this user (or topic:NAME)')
+      .option('--limit <n>', 'at most this many messages (1 … 256)', '50')
+      .option('--before <seq>', 'only messages older than this seq (page back with the seq the last page printed)'),
+  ).action(async (name: string, flags: ServerFlags & { with?: string; limit: string; before?: string }) => {
+    process.exitCode = await runHistory(name, flags)
+  })
+
+  serverOptions(
+    program
+      .command('login')
+      .argument('<name>', 'the user to log in as')
+      .description(
+        'log in with the password of NAME (asked without echo): a new device of NAME here, whose token is saved in ' +
+          '$SWITCHBOARD_HOME/credentials.json for chat, send, inbox and history. Exit status 0, or 1 (wrong name or password, too many attempts)',
+      )
+      .option('--password-stdin', 'read the password from the first line of stdin (for scripts)'),
+  ).action(async (name: string, flags: ServerFlags & { passwordStdin?: boolean }) => {
+    process.exitCode = await runLogin(name, flags)
+  })
+
+  serverOptions(
+    program
+      .command('register')
+      .argument('<name>', 'the name to register')
+      .description(
+        'register NAME and save its token in $SWITCHBOARD_HOME/credentials.json; with --password-stdin, set its password too ' +
+          '(so that switchboard login NAME works on other machines). Exit status 0, or 1',
+      )
+      .option('--password-stdin', 'read a password from the first line of stdin and set it'),
+  ).action(async (name: string, flags: ServerFlags & { passwordStdin?: boolean }) => {
+    process.exitCode = await runRegister(name, flags)
   })
 }

@@ -43,3 +43,46 @@ export function receiptText(r: ReceiptEvent): string {
       return `receipt ${r.status} from ${who}`
   }
 }
+
+/** "2026-12-02 16:45:36", local time: history spans days. */
+export function dateTime(ms: number): string {
+  const d = new Date(ms)
+  const p = (n: number): string => String(n).padStart(2, '0')
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${hhmmss(ms)}`
+}
+
+/**
+ * Lines for a page of history, oldest first (the server pages newest first): "[when] #seq alice → bob: text".
+ * A sent copy names its recipient by id; `names` (id → name, e.g. from the page's received messages) says it.
+ */
+export function historyLines(
+  messages: readonly {
+    seq: number
+    ts: number
+    from: number
+    fromName: string
+    to: number
+    topic?: string
+    text: string
+    sent: boolean
+    file?: { name: string; fileId: string }
+  }[],
+  selfId: number,
+  names: ReadonlyMap<number, string> = new Map(),
+): string[] {
+  const known = new Map(names)
+  for (const m of messages) if (m.from !== selfId && m.fromName !== '') known.set(m.from, m.fromName)
+  return [...messages].reverse().map((m) => {
+    const from = m.from === selfId ? 'you' : m.fromName
+    const to =
+      m.topic !== undefined
+        ? `@${m.topic}`
+        : m.to === 0xffffffff
+          ? 'room'
+          : m.to === selfId
+            ? 'you'
+            : (known.get(m.to) ?? `#${m.to}`)
+    const file = m.file !== undefined ? ` [file ${m.file.name} — /download ${m.file.fileId}]` : ''
+    return `[${dateTime(m.ts)}] #${m.seq} ${from} → ${to}: ${m.text}${file}`
+  })
+}

@@ -1,4 +1,8 @@
-/** One-shot commands for scripts: `switchboard send` and `switchboard inbox`. */
+/**
+ * One-shot commands for scripts: `switchboard send`, `inbox`, `history`, `login` and `register`. Those that only
+ * send or ask log in SEND_ONLY: beside the device's own session (a chat of the same name keeps running), and
+ * handed nothing from the log.
+ */
 import WebSocket from 'ws'
 import { FileCredentialStore } from '../client/credentials.js'
 import {
@@ -9,7 +13,8 @@ import {
   type WebSocketConstructor,
 } from '../client/index.js'
 import type { ServerFlags } from './commands.js'
-import { hhmmss, receiptText } from './format.js'
+import { hhmmss, historyLines, receiptText } from './format.js'
+import { passwordFrom } from './secret.js'
 
 /** Exit statuses of `switchboard send`. */
 export const SendExit = { DELIVERED: 0, FAILED: 1, STORED: 3, NOT_YET: 4 } as const
@@ -45,7 +50,7 @@ export function loginError(
     if (err.code === 'SB_ERR_NAME_TAKEN')
       return `the name "${name}" is registered by someone else, and there is no token for it in ${new FileCredentialStore().path}. Choose another name.`
     if (err.code === 'SB_ERR_AUTH')
-      return `the server ${server} refused the remembered token for "${name}" (the account may have been deleted). Remove its entry from ${new FileCredentialStore().path} to register again.`
+      return `the server ${server} refused the remembered token for "${name}" (this device was revoked, or the account deleted). Log in again with switchboard login ${name} if it has a password, or remove its entry from ${new FileCredentialStore().path} to register again.`
     if (err.code === 'SB_ERR_CONNECT') return `${err.message}. Is the server running (switchboard serve)?`
     return `${err.message} (${err.code})`
   }
@@ -82,6 +87,7 @@ export async function runSend(
       // Only on purpose: a mistyped or renamed --as must not create a new user.
       register: flags.register === true ? undefined : false,
       reconnect: false,
+      sendOnly: true,
       receiptTimeoutMs: Number(flags.timeout) || 15_000,
     })
   } catch (err) {
@@ -159,6 +165,122 @@ export async function runInbox(name: string, flags: ServerFlags & { keep?: boole
   } finally {
     // A round trip after the ACKs so they are read before we leave (ACK has no reply of its own).
     await client.whoami().catch(() => undefined)
+    await client.close(500)
+  }
+}
+
+/** `switchboard login NAME`: log in with the password, making a new device here; its token is saved. */
+export async function runLogin(name: string, flags: ServerFlags & { passwordStdin?: boolean }): Promise<number> {
+  const server = flags.url ?? `${flags.host}:${flags.port}`
+  let password: string
+  try {
+    password = await passwordFrom(flags, `password for ${name}: `)
+  } catch (err) {
+    process.stderr.write(`switchboard login: ${(err as Error).message}\n`)
+    return 1
+  }
+  let client: SwitchboardClient
+  try {
+    // SEND_ONLY: making the device must not take its messages (the chat that uses the token will).
+    client = await SwitchboardClient.connect({ ...connectOptions(flags, name), password, sendOnly: true, reconnect: false })
+  } catch (err) {
+    const why =
+      err instanceof SwitchboardError && err.code === 'SB_ERR_AUTH'
+        ? `wrong name or password for "${name}" on ${server} (a user without a password cannot log in with one: set it with /password in a chat)`
+        : loginError(err, name, server)
+    process.stderr.write(`switchboard login: ${why}\n`)
+    return 1
+  }
+  try {
+    const me = (await client.devices()).find((d) => d.current)
+    process.stdout.write(
+      `logged in as ${client.name} (#${client.id}): this is device ${me?.id ?? '?'}; its token is saved in ${new FileCredentialStore().path}\n`,
+    )
+    return 0
+  } catch (err) {
+    process.stderr.write(`switchboard login: ${(err as Error).message}\n`)
+    return 1
+  } finally {
+    await client.close(500)
+  }
+}
+
+/** `switchboard register NAME`: a new user, its token saved; with --password-stdin, a password too. */
+export async function runRegister(name: string, flags: ServerFlags & { passwordStdin?: boolean }): Promise<number> {
+  const server = flags.url ?? `${flags.host}:${flags.port}`
+  let password: string | undefined
+  try {
+    if (flags.passwordStdin === true) password = await passwordFrom(flags)
+  } catch (err) {
+    process.stderr.write(`switchboard register: ${(err as Error).message}\n`)
+    return 1
+  }
+  let client: SwitchboardClient
+  try {
+    client = await SwitchboardClient.connect({ ...connectOptions(flags, name), register: true, reconnect: false })
+  } catch (err) {
+    process.stderr.write(`switchboard register: ${loginError(err, name, server)}\n`)
+    return 1
+  }
+  try {
+    if (password !== undefined) await client.setPassword(password)
+    process.stdout.write(
+      `registered ${client.name} (#${client.id})${password !== undefined ? ' with a password' : ''}; its token is saved in ${new FileCredentialStore().path}\n`,
+    )
+    return 0
+  } catch (err) {
+    process.stderr.write(`switchboard register: registered ${client.name}, but the password was refused: ${refusalText(err)}\n`)
+    return 1
+  } finally {
+    await client.close(500)
+  }
+}
+
+/** `switchboard history NAME`: a page of NAME's history (everything, or --with a user or topic), oldest first. */
+export async function runHistory(
+  name: string,
+  flags: ServerFlags & { with?: string; limit: string; before?: string },
+): Promise<number> {
+  const server = flags.url ?? `${flags.host}:${flags.port}`
+  const limit = Number(flags.limit)
+  const before = flags.before === undefined ? 0 : Number(flags.before)
+  if (!Number.isInteger(limit) || limit < 1 || !Number.isSafeInteger(before) || before < 0) {
+    process.stderr.write('switchboard history: --limit takes 1 … 256 and --before a seq\n')
+    return 1
+  }
+  let client: SwitchboardClient
+  try {
+    client = await SwitchboardClient.connect({
+      ...connectOptions(flags, name),
+      register: false,
+      sendOnly: true,
+      reconnect: false,
+    })
+  } catch (err) {
+    process.stderr.write(`switchboard history: ${loginError(err, name, server)}\n`)
+    return 1
+  }
+  try {
+    const w = flags.with === undefined ? undefined : targetOf(flags.with)
+    const page = await client.history({
+      with: w === undefined ? undefined : typeof w === 'string' ? w : w.kind === 'topic' ? { topic: w.topic } : undefined,
+      before,
+      limit,
+    })
+    // A sent copy names its recipient by id: the user asked about is known by name.
+    const names = new Map<number, string>()
+    if (typeof w === 'string') {
+      const u = await client.lastSeen(w).catch(() => undefined)
+      if (u !== undefined) names.set(u.user.id, u.user.name)
+    }
+    if (page.messages.length === 0) process.stdout.write('(no messages)\n')
+    for (const line of historyLines(page.messages, client.id, names)) process.stdout.write(line + '\n')
+    if (page.more) process.stdout.write(`(older messages: --before ${page.messages.at(-1)!.seq})\n`)
+    return 0
+  } catch (err) {
+    process.stderr.write(`switchboard history: ${refusalText(err)}\n`)
+    return 1
+  } finally {
     await client.close(500)
   }
 }

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { startTestServer } from '../helpers/server.js'
 import { until } from '../helpers/wait.js'
-import { SwitchboardClient, type IncomingMessage } from '../../src/client/index.js'
+import { FileCredentialStore, SwitchboardClient, type IncomingMessage } from '../../src/client/index.js'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 const BIN = join(ROOT, 'bin', 'switchboard.js')
@@ -33,6 +33,22 @@ function sb(home: string, args: string[]): Promise<Run> {
         res({ code, stdout, stderr })
       },
     )
+  })
+}
+
+/** sb() with `input` on stdin (a password for --password-stdin). */
+function sbIn(home: string, args: string[], input: string): Promise<Run> {
+  return new Promise((res) => {
+    const child = execFile(
+      process.execPath,
+      [BIN, ...args],
+      { env: { ...process.env, SWITCHBOARD_HOME: home }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
+        res({ code, stdout, stderr })
+      },
+    )
+    child.stdin!.end(input)
   })
 }
 
@@ -245,7 +261,7 @@ test(
 )
 
 test(
-  'switchboard chat (tmux): a name is registered only on purpose; a replaced chat says so and exits 2; a server stop shows its reason on one status line',
+  'switchboard chat (tmux): a name is registered only on purpose; send --as the same name leaves the chat connected; a replaced chat says so and exits 2; a server stop shows its reason on one status line',
   { skip: !hasTmux() && 'tmux is not installed' },
   async (t) => {
     const first = await startTestServer(t)
@@ -270,11 +286,21 @@ test(
     chat('bob', '--register')
     await term.waitFor(/connected to .* as bob/)
 
-    // The README's own example while bob's chat is open: the script's login replaces the chat's session.
+    // The README's own example while bob's chat is open: the script logs in SEND_ONLY, beside the chat's session,
+    // which stays connected and keeps receiving.
     const script = await sb(h, ['send', '--as', 'bob', '--to', 'alice', '--port', String(port), 'from a script'])
     assert.equal(script.code, 0, script.stderr)
+    assert.match(script.stdout, /delivered to alice \(200\)/)
+    await alice.send('bob', 'the chat is still here')
+    await term.waitFor(/alice → you: the chat is still here/)
+    assert.doesNotMatch(term.screen(), /this chat was ended/)
+
+    // Another login of the same device (its token, without SEND_ONLY) replaces the chat's session.
+    const saved = new FileCredentialStore(join(h, 'credentials.json')).get(`127.0.0.1:${port}`, 'bob')!
+    const again = await SwitchboardClient.connect({ port, name: 'bob', id: saved.id, token: saved.token, reconnect: false })
+    t.after(() => again.close(200))
     const ended = await term.waitFor(/EXIT-\d/)
-    assert.match(ended, /this chat was ended: "bob" logged in again elsewhere/)
+    assert.match(ended, /this chat was ended: "bob" logged in again elsewhere with this device's token/)
     assert.match(ended, /EXIT-2/, 'a replaced chat exits non-zero')
 
     // The server stops (what SIGTERM does): the chat shows the server's reason once, then one status line
@@ -295,5 +321,106 @@ test(
     assert.doesNotMatch(back.split('\n').at(-1) ?? '', /attempt/)
     term.type('/quit')
     await term.waitFor(/EXIT-0/)
+  },
+)
+
+test('switchboard register --password-stdin, then login --password-stdin on another machine (a new device, its token saved), then history', async (t) => {
+  const { port } = await startTestServer(t)
+  const laptop = home(t)
+  const phone = home(t)
+  const p = ['--port', String(port)]
+  const PASSWORD = 'correct horse battery'
+
+  const reg = await sbIn(laptop, ['register', 'erin', '--password-stdin', ...p], `${PASSWORD}\n`)
+  assert.equal(reg.code, 0, reg.stderr)
+  assert.match(reg.stdout, /registered erin \(#\d+\) with a password/)
+  const frank = await SwitchboardClient.connect({ port, name: 'frank' })
+  t.after(() => frank.close(200))
+  frank.on('message', () => undefined)
+  assert.equal((await sb(laptop, ['send', '--as', 'erin', '--to', 'frank', ...p, 'hello frank'])).code, 0)
+  await frank.send('erin', 'hello erin')
+
+  // The wrong password: refused, nothing saved.
+  const wrong = await sbIn(phone, ['login', 'erin', '--password-stdin', ...p], 'not the password\n')
+  assert.equal(wrong.code, 1)
+  assert.match(wrong.stderr, /wrong name or password for "erin"/)
+  assert.equal(existsSync(join(phone, 'credentials.json')), false)
+
+  const login = await sbIn(phone, ['login', 'erin', '--password-stdin', ...p], `${PASSWORD}\n`)
+  assert.equal(login.code, 0, login.stderr)
+  assert.match(login.stdout, /logged in as erin \(#\d+\): this is device \d+/)
+  const saved = new FileCredentialStore(join(phone, 'credentials.json')).get(`127.0.0.1:${port}`, 'erin')
+  const laptopToken = new FileCredentialStore(join(laptop, 'credentials.json')).get(`127.0.0.1:${port}`, 'erin')
+  assert.ok(saved !== undefined && laptopToken !== undefined && saved.token !== laptopToken.token, 'a token of its own')
+
+  // The phone's device reads the conversation from the server, oldest first, both directions.
+  const h = await sb(phone, ['history', 'erin', '--with', 'frank', ...p])
+  assert.equal(h.code, 0, h.stderr)
+  const lines = h.stdout.trim().split('\n')
+  assert.equal(lines.length, 2, h.stdout)
+  assert.match(lines[0]!, /^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] #\d+ you → frank: hello frank$/)
+  assert.match(lines[1]!, /#\d+ frank → you: hello erin$/)
+  const all = await sb(phone, ['history', 'erin', ...p])
+  assert.match(all.stdout, /you → frank: hello frank\n.*frank → you: hello erin\n$/)
+  const one = await sb(phone, ['history', 'erin', '--with', 'frank', '--limit', '1', ...p])
+  assert.match(one.stdout, /frank → you: hello erin\n\(older messages: --before (\d+)\)/)
+  const before = /--before (\d+)/.exec(one.stdout)![1]!
+  const older = await sb(phone, ['history', 'erin', '--with', 'frank', '--limit', '1', '--before', before, ...p])
+  assert.match(older.stdout, /you → frank: hello frank\n$/)
+})
+
+test(
+  'switchboard chat (tmux): /password without echo, /devices, /history NAME from the server, /revoke, a sent copy from another device',
+  { skip: !hasTmux() && 'tmux is not installed' },
+  async (t) => {
+    const { port } = await startTestServer(t)
+    const h = home(t)
+    const term = terminal(t, 'devices')
+    const { waitFor, type } = term
+    const PASSWORD = 'correct horse battery'
+
+    const gus = await SwitchboardClient.connect({ port, name: 'gus' })
+    t.after(() => gus.close(200))
+    gus.on('message', () => undefined)
+
+    term.start(`SWITCHBOARD_HOME=${h} ${process.execPath} ${BIN} chat ida --register --port ${port}`)
+    await waitFor(/connected to .* as ida/)
+    type('/msg gus hello gus')
+    await waitFor(/#1 ✓✓ delivered to gus/)
+    await gus.send('ida', 'hello ida')
+    await waitFor(/gus → you: hello ida/)
+
+    // /password: asked three times, nothing typed is echoed.
+    type('/password')
+    await waitFor(/current password \(Enter if none\)> $/m)
+    type('')
+    await waitFor(/new password \(Enter to clear it\)> $/m)
+    type(PASSWORD)
+    await waitFor(/new password again> $/m)
+    type(PASSWORD)
+    await waitFor(/password set: switchboard login ida/)
+    assert.doesNotMatch(term.screen(), /correct horse/, 'the password was not echoed')
+
+    // A second device, made with the password: the chat lists it, sees what it sends, and revokes it.
+    const phone = await SwitchboardClient.connect({ port, name: 'ida', password: PASSWORD, reconnect: false })
+    t.after(() => phone.close(200))
+    const phoneClosed = new Promise<string>((res) => phone.once('closed', (e) => res(e.reason)))
+    await phone.send('gus', 'from the phone')
+    await waitFor(/you → gus \(from another device\): from the phone/)
+    type('/devices')
+    const devices = await waitFor(/your devices \(2\):[\s\S]*\(this one\)/)
+    const phoneId = (await phone.devices()).find((d) => d.current)!.id
+    assert.match(devices, new RegExp(`\\s${phoneId}\\s+native\\s+since`))
+
+    type('/history gus')
+    await waitFor(
+      /history with gus:\n\s+\[[^\]]+\] #\d+ you → gus: hello gus\n\s+.*gus → you: hello ida\n\s+.*you → gus: from the phone/,
+    )
+
+    type(`/revoke ${phoneId}`)
+    await waitFor(new RegExp(`device ${phoneId} revoked`))
+    assert.equal(await phoneClosed, 'revoked')
+    type('/quit')
+    await waitFor(/EXIT-0/)
   },
 )
