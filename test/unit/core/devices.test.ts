@@ -303,3 +303,25 @@ test('deleting the account ends every device’s session and refuses every token
   assert.equal((await bob2.sink.closed()).reason, 'deleted')
   await refused(loginUser(broker, bob2), 'SB_ERR_AUTH')
 })
+
+test('no 300 after a 200: the other device’s ack timer and its end stay silent once a device acknowledged', async (t) => {
+  const { broker, clock } = await startBroker(t, { ackTimeoutMs: 1000 })
+  const alice = await registerUser(broker, 'alice')
+  const bob1 = await registerUser(broker, 'bob')
+  await broker.setPassword(bob1.session, 'bob password')
+  const bob2 = await passwordDevice(broker, 'bob', 'bob password')
+  await broker.send(alice.session, { to: to('bob'), body: text('quick'), msgId: 2, receipt: true })
+  const m = (await bob1.sink.next('message')).msg
+  await bob2.sink.next('message')
+  await broker.ack(bob1.session, m.seq)
+  assert.equal((await alice.sink.next('receipt')).receipt.status, ReceiptStatus.DELIVERED)
+  broker.detach(bob1.session)
+  clock.advance(1500) // bob2 never acknowledged: its timer runs out
+  broker.detach(bob2.session)
+  await settle(broker, alice.session, await registerUser(broker, 'marker'))
+  assert.deepEqual(
+    alice.sink.pending('receipt').map((r) => r.receipt.status),
+    [],
+    'nothing after the 200',
+  )
+})
