@@ -330,6 +330,19 @@ export class Delivery {
     for (const w of [...s.takeWaiters]) w()
   }
 
+  /**
+   * Has the session's device this message already: acknowledged it (perhaps out of order), or sent it? A sent
+   * copy is known by its device whatever the mirror says: a read from the store may see it before the sender's
+   * send() has seen its commit.
+   */
+  private hasIt(s: Session, m: Message): boolean {
+    if (m.flags & Flag.SENT && m.device === s.device) {
+      addAck(s.acks, m.seq)
+      return true
+    }
+    return hasAck(s.acks, m.seq)
+  }
+
   /** Push queued messages to a ready push session while its window and its socket allow. */
   pump(s: Session): void {
     if (s.sendOnly) return
@@ -342,7 +355,7 @@ export class Delivery {
       if (msg.seq <= s.cursor) continue
       if (msg.expiresAt !== undefined && msg.expiresAt <= this.core.now()) continue // the reaper tells the sender
       s.cursor = msg.seq
-      if (hasAck(s.acks, msg.seq)) continue // this device has it already (acknowledged out of order, or sent it)
+      if (this.hasIt(s, msg)) continue
       s.inflight.set(msg.seq, msg)
       if (msg.flags & Flag.RECEIPT && !(msg.flags & Flag.SENT)) this.ackTimers.arm(s, msg.seq)
       this.core.counters.messagesOut++
@@ -438,7 +451,7 @@ export class Delivery {
     for (const r of rows) {
       if (r.seq <= s.cursor) continue
       s.cursor = r.seq
-      if (hasAck(s.acks, r.seq)) continue // this device acknowledged it (or sent it) already
+      if (this.hasIt(s, r)) continue
       out.push(r)
     }
     this.core.counters.messagesOut += out.length
