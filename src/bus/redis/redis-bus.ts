@@ -1,26 +1,38 @@
 /**
- * The cluster bus over Redis: one pub/sub channel per cluster for BusMessages, and the presence registry in a
- * hash (user id → PresenceInfo JSON, naming the node that holds the session).
+ * The cluster bus over Redis: one pub/sub channel per cluster for BusMessages, and the presence registry: one
+ * entry per online device (a user may be online from several devices, on several nodes), plus a count per user.
  *
  * Keys, all under `prefix` so clusters and test runs do not meet:
  *   {prefix}:bus            channel: every node publishes and listens; a node ignores its own messages
- *   {prefix}:presence       hash: user id → PresenceInfo (with `node`)
+ *   {prefix}:presence       hash: "{user}:{device}" → PresenceInfo JSON (with `node`, the holder of that session)
+ *   {prefix}:online         hash: user id → how many of its devices have an entry in {prefix}:presence
  *   {prefix}:nodes          set: node ids believed alive
  *   {prefix}:node:{id}      string with a TTL, refreshed by the node's heartbeat
  *
+ * The count exists so that isOnline(user), asked on every delivery, stays one O(1) HEXISTS however many devices
+ * and users there are; the per-device field keeps a device's login, logout and race independent of the user's
+ * other devices. Both hashes change only inside the Lua scripts below, each of which updates both at once, so the
+ * count is the number of the user's fields whenever Redis is between two scripts (a restart from a snapshot
+ * keeps them together too; a restart that lost them loses both, and the nodes re-register, below). A user with
+ * no device online has no count field (never a 0), so HEXISTS is the whole check.
+ *
  * A node that dies (kill -9, lost host) stops refreshing its key. Every survivor checks the set at each
  * heartbeat; the first whose atomic reap script finds the key gone removes the dead node from the set and its
- * presence entries from the hash, and announces each of those users as offline (a presence broadcast, to the
- * other nodes and to its own broker). The script runs in Redis, so exactly one survivor reaps each dead node.
+ * presence entries from the hash, and announces as offline each user left with no device online anywhere (a
+ * presence broadcast, to the other nodes and to its own broker; once per user, however many devices it had on
+ * the dead node). The script runs in Redis, so exactly one survivor reaps each dead node.
  *
- * isOnline is a Redis round trip (HEXISTS) unless the session is on this node. A cache kept by pub/sub would
- * be faster, but not linearizable: a node could see a user offline after its login was acknowledged, store a
- * receipt instead of pushing it, and never wake its session. The round trip keeps "setOnline resolved, then
- * isOnline anywhere sees it" true. See test/integration/redis-bus.test.ts for its measured cost.
+ * isOnline is a Redis round trip (HEXISTS on the count) unless a session of the user is on this node. A cache
+ * kept by pub/sub would be faster, but not linearizable: a node could see a user offline after its login was
+ * acknowledged, store a receipt instead of pushing it, and never wake its session. The round trip keeps
+ * "setOnline resolved, then isOnline anywhere sees it" true. See test/integration/redis-bus.test.ts for its cost.
  *
  * After a Redis restart or a lost connection ioredis reconnects and resubscribes; this bus then re-registers
- * its node and the presence of its local sessions, and wakes each of them, since wakes published while the
- * subscription was down are lost (the store still has the messages; the wake makes the session read them).
+ * its node and the presence of its local sessions, and wakes each of their users, since wakes published while
+ * the subscription was down are lost (the store still has the messages; the wake makes the sessions read them).
+ *
+ * The layout changed with devices (it was one field per user) along with the bus codec's version: a cluster is
+ * upgraded all at once, not node by node.
  */
 import { randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
@@ -44,52 +56,67 @@ export interface RedisBusOptions {
   logger?: Logger
 }
 
-/** Delete a presence entry only if it names this node: a user who moved to another node stays online there. */
+/** A device's field in the presence hash. The core always names the device; 0 stands for an entry that does not. */
+const fieldOf = (user: number, device: number | undefined): string => `${user}:${device ?? 0}`
+
+/**
+ * Delete a device's presence entry only if it names this node: a device that logged in again on another node
+ * stays online there. KEYS = presence hash, online counts; ARGV = field, user id, node.
+ */
 const OFFLINE_IF_MINE = `
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if not v then return 0 end
 local ok, p = pcall(cjson.decode, v)
-if ok and type(p) == 'table' and p.node == ARGV[2] then
+if ok and type(p) == 'table' and p.node == ARGV[3] then
   redis.call('HDEL', KEYS[1], ARGV[1])
+  if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
   return 1
 end
 return 0
 `
 
 /**
- * Write a presence entry unless the entry there is a newer session of the same user on another node: KEYS =
- * presence hash; ARGV = user id, entry JSON, since, node. Two logins racing on two nodes write on different
- * connections, so the older one's write may land last; it must not replace the newer, or the older node's
- * setOffline (after the kick) would then delete the only entry and the user would look offline everywhere.
- * "Newer" is the kick's rule: later since, ties to the greater node id.
+ * Write a device's presence entry unless the entry there is a newer session of the same device on another node:
+ * KEYS = presence hash, online counts; ARGV = field, user id, entry JSON, since, node. Two logins of one device
+ * racing on two nodes write on different connections, so the older one's write may land last; it must not
+ * replace the newer, or the older node's setOffline (after the kick) would then delete the device's only entry
+ * and it would look offline everywhere. "Newer" is the kick's rule: later since, ties to the greater node id.
+ * A new field (not a rewrite: a rename, a re-registration) counts one more device of the user.
  */
 const ONLINE_IF_NEWER = `
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v then
   local ok, p = pcall(cjson.decode, v)
-  if ok and type(p) == 'table' and p.node ~= ARGV[4] and type(p.since) == 'number' and type(p.node) == 'string' then
-    local since = tonumber(ARGV[3])
-    if p.since > since or (p.since == since and p.node > ARGV[4]) then return 0 end
+  if ok and type(p) == 'table' and p.node ~= ARGV[5] and type(p.since) == 'number' and type(p.node) == 'string' then
+    local since = tonumber(ARGV[4])
+    if p.since > since or (p.since == since and p.node > ARGV[5]) then return 0 end
   end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) == 1 then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end
 return 1
 `
 
 /**
- * Reap a dead node: KEYS = nodes set, presence hash, the node's liveness key; ARGV = node id.
- * Returns the removed presence entries (JSON), or nothing if the node is alive or another survivor reaped it.
+ * Reap a dead node: KEYS = nodes set, presence hash, the node's liveness key, online counts; ARGV = node id.
+ * Returns how many entries it removed, then the removed entry (JSON) of each user left with no device online;
+ * nothing if the node is alive or another survivor reaped it. The user is the field's, as the count is kept by
+ * field (an entry's JSON is not trusted to agree).
  */
 const REAP = `
 if redis.call('EXISTS', KEYS[3]) == 1 then return {} end
 if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return {} end
-local out = {}
+local out = {0}
 local all = redis.call('HGETALL', KEYS[2])
 for i = 1, #all, 2 do
   local ok, p = pcall(cjson.decode, all[i + 1])
   if ok and type(p) == 'table' and p.node == ARGV[1] then
     redis.call('HDEL', KEYS[2], all[i])
-    out[#out + 1] = all[i + 1]
+    out[1] = out[1] + 1
+    local user = string.match(all[i], '^([^:]*)') or all[i]
+    if redis.call('HINCRBY', KEYS[4], user, -1) <= 0 then
+      redis.call('HDEL', KEYS[4], user)
+      out[#out + 1] = all[i + 1]
+    end
   end
 end
 return out
@@ -102,12 +129,12 @@ export class RedisBus implements Bus {
   private readonly log: Logger
   private readonly heartbeatMs: number
   private readonly nodeTtlMs: number
-  private readonly keys: { bus: string; presence: string; nodes: string; node: (id: string) => string }
+  private readonly keys: { bus: string; presence: string; online: string; nodes: string; node: (id: string) => string }
   private cmd: Redis | undefined
   private sub: Redis | undefined
   private onMessage: (m: BusMessage) => void = () => {}
-  /** Presence of this node's sessions, to re-register after Redis lost it. */
-  private readonly local = new Map<number, PresenceInfo>()
+  /** Presence of this node's sessions (user → device → entry), to re-register after Redis lost it. */
+  private readonly local = new Map<number, Map<number, PresenceInfo>>()
   private heartbeat: NodeJS.Timeout | undefined
   private beating: Promise<void> | undefined
   private started = false
@@ -122,7 +149,13 @@ export class RedisBus implements Bus {
     this.nodeTtlMs = opts.nodeTtlMs ?? 5000
     if (this.nodeTtlMs <= this.heartbeatMs) throw new Error('nodeTtlMs must be longer than heartbeatMs')
     const p = this.prefix
-    this.keys = { bus: `${p}:bus`, presence: `${p}:presence`, nodes: `${p}:nodes`, node: (id) => `${p}:node:${id}` }
+    this.keys = {
+      bus: `${p}:bus`,
+      presence: `${p}:presence`,
+      online: `${p}:online`,
+      nodes: `${p}:nodes`,
+      node: (id) => `${p}:node:${id}`,
+    }
   }
 
   private connect(role: string): Redis {
@@ -198,8 +231,7 @@ export class RedisBus implements Bus {
     const m = cmd.multi()
     m.set(this.keys.node(this.nodeId), String(Date.now()), 'PX', this.nodeTtlMs)
     m.sadd(this.keys.nodes, this.nodeId)
-    for (const [id, info] of this.local)
-      m.eval(ONLINE_IF_NEWER, 1, this.keys.presence, String(id), JSON.stringify(info), String(info.since), this.nodeId)
+    for (const devices of this.local.values()) for (const info of devices.values()) m.eval(...this.onlineArgs(info))
     await m.exec()
     for (const user of this.local.keys()) this.onMessage({ type: 'wake', user })
   }
@@ -236,12 +268,23 @@ export class RedisBus implements Bus {
   }
 
   private async reap(node: string): Promise<void> {
-    const removed = (await this.cmd!.eval(REAP, 3, this.keys.nodes, this.keys.presence, this.keys.node(node), node)) as string[]
-    if (!Array.isArray(removed) || removed.length === 0) return
-    this.counters.reaped += removed.length
-    this.log.warn({ node, sessions: removed.length }, 'reaped the sessions of a dead node')
+    const res = (await this.cmd!.eval(
+      REAP,
+      4,
+      this.keys.nodes,
+      this.keys.presence,
+      this.keys.node(node),
+      this.keys.online,
+      node,
+    )) as unknown[]
+    if (!Array.isArray(res) || res.length === 0) return
+    const [count, ...offline] = res
+    const removed = typeof count === 'number' ? count : 0
+    this.counters.reaped += removed
+    this.log.warn({ node, sessions: removed, offline: offline.length }, 'reaped the sessions of a dead node')
     const at = Date.now()
-    for (const text of removed) {
+    for (const text of offline) {
+      if (typeof text !== 'string') continue
       let p: PresenceInfo
       try {
         p = JSON.parse(text) as PresenceInfo
@@ -266,16 +309,34 @@ export class RedisBus implements Bus {
       .catch((err: unknown) => this.log.warn({ err, type: m.type }, 'bus publish failed'))
   }
 
-  async setOnline(info: PresenceInfo): Promise<void> {
-    const p: PresenceInfo = { ...info, node: this.nodeId }
-    this.local.set(info.id, p)
-    await this.cmd!.eval(ONLINE_IF_NEWER, 1, this.keys.presence, String(info.id), JSON.stringify(p), String(p.since), this.nodeId)
+  /** ONLINE_IF_NEWER's arguments for `info`, to run on the connection or queue on a transaction. */
+  private onlineArgs(info: PresenceInfo): [string, number, ...string[]] {
+    const { presence, online } = this.keys
+    const field = fieldOf(info.id, info.device)
+    return [ONLINE_IF_NEWER, 2, presence, online, field, String(info.id), JSON.stringify(info), String(info.since), this.nodeId]
   }
 
-  // TODO(devices): one presence entry per device (issue 11 item 8); until then the user's entry.
-  async setOffline(user: number, _device: number): Promise<void> {
-    this.local.delete(user)
-    await this.cmd!.eval(OFFLINE_IF_MINE, 1, this.keys.presence, String(user), this.nodeId)
+  /** OFFLINE_IF_MINE's arguments for a device of `user`. */
+  private offlineArgs(user: number, device: number): [string, number, ...string[]] {
+    const { presence, online } = this.keys
+    return [OFFLINE_IF_MINE, 2, presence, online, fieldOf(user, device), String(user), this.nodeId]
+  }
+
+  async setOnline(info: PresenceInfo): Promise<void> {
+    const p: PresenceInfo = { ...info, node: this.nodeId }
+    let devices = this.local.get(info.id)
+    if (devices === undefined) this.local.set(info.id, (devices = new Map()))
+    devices.set(info.device ?? 0, p)
+    await this.cmd!.eval(...this.onlineArgs(p))
+  }
+
+  async setOffline(user: number, device: number): Promise<void> {
+    const devices = this.local.get(user)
+    if (devices !== undefined) {
+      devices.delete(device)
+      if (devices.size === 0) this.local.delete(user)
+    }
+    await this.cmd!.eval(...this.offlineArgs(user, device))
   }
 
   async online(): Promise<PresenceInfo[]> {
@@ -293,18 +354,40 @@ export class RedisBus implements Bus {
 
   async isOnline(user: number): Promise<boolean> {
     if (this.local.has(user)) return true
-    return (await this.cmd!.hexists(this.keys.presence, String(user))) === 1
+    return (await this.cmd!.hexists(this.keys.online, String(user))) === 1
   }
 
-  /** Which node holds `user`'s session, if any (for routing and tests). */
-  async nodeOf(user: number): Promise<string | undefined> {
-    const text = await this.cmd!.hget(this.keys.presence, String(user))
+  /** Which node holds the session of `user`'s `device`, if any (for routing and tests). */
+  async nodeOf(user: number, device: number): Promise<string | undefined> {
+    const text = await this.cmd!.hget(this.keys.presence, fieldOf(user, device))
     if (text === null) return undefined
     try {
       return (JSON.parse(text) as PresenceInfo).node
     } catch {
       return undefined
     }
+  }
+
+  /**
+   * The nodes holding a session of some device of `user`, sorted (for routing and tests). Scans the presence
+   * hash for the user's fields: O(every online device), unlike isOnline.
+   */
+  async nodesOf(user: number): Promise<string[]> {
+    const nodes = new Set<string>()
+    let cursor = '0'
+    do {
+      const [next, flat] = await this.cmd!.hscan(this.keys.presence, cursor, 'MATCH', `${user}:*`, 'COUNT', 1000)
+      cursor = next
+      for (let i = 1; i < flat.length; i += 2) {
+        try {
+          const node = (JSON.parse(flat[i]!) as PresenceInfo).node
+          if (typeof node === 'string') nodes.add(node)
+        } catch {
+          // an entry written by something else: not a session
+        }
+      }
+    } while (cursor !== '0')
+    return [...nodes].sort()
   }
 
   /** Graceful: this node's sessions leave the registry and the node leaves the set. */
@@ -317,7 +400,7 @@ export class RedisBus implements Bus {
     if (cmd !== undefined) {
       try {
         const m = cmd.multi()
-        for (const id of this.local.keys()) m.eval(OFFLINE_IF_MINE, 1, this.keys.presence, String(id), this.nodeId)
+        for (const [user, devices] of this.local) for (const device of devices.keys()) m.eval(...this.offlineArgs(user, device))
         m.srem(this.keys.nodes, this.nodeId)
         m.del(this.keys.node(this.nodeId))
         await m.exec()
