@@ -9,7 +9,11 @@
  */
 import type { BusMessage } from '../bus.js'
 
-export const BUS_CODEC_VERSION = 1
+/**
+ * 2: devices (kick names a device, revoke). A node of version 1 means other presence keys too (redis-bus.ts), so
+ * the versions refuse each other's messages (counted and logged as malformed) rather than half-understand them.
+ */
+export const BUS_CODEC_VERSION = 2
 
 export type DecodedBus = { ok: true; node: string; msg: BusMessage } | { ok: false; reason: string }
 
@@ -80,8 +84,18 @@ export function decodeBus(text: string | Buffer): DecodedBus {
       if (!isNum(m.except) || !isObj(m.ev) || typeof m.ev.type !== 'string') return { ok: false, reason: 'malformed broadcast' }
       break
     case 'kick':
-      if (!isNum(m.user) || typeof m.reason !== 'string' || typeof m.node !== 'string' || !isNum(m.since))
+      // device null is a kick of every session of the user (a legacy name); absent is not null: malformed.
+      if (
+        !isNum(m.user) ||
+        !(m.device === null || isNum(m.device)) ||
+        typeof m.reason !== 'string' ||
+        typeof m.node !== 'string' ||
+        !isNum(m.since)
+      )
         return { ok: false, reason: 'malformed kick' }
+      break
+    case 'revoke':
+      if (!isNum(m.user) || !isNum(m.device)) return { ok: false, reason: 'malformed revoke' }
       break
     default:
       return { ok: false, reason: `unknown message type ${String(m.type)}` }

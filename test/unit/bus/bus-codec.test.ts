@@ -22,7 +22,10 @@ const msg: Message = {
 
 const samples: BusMessage[] = [
   { type: 'wake', user: 12 },
-  { type: 'kick', user: 12, reason: 'replaced', node: 'n1', since: 1700000000000 },
+  { type: 'kick', user: 12, device: 3, reason: 'replaced', node: 'n1', since: 1700000000000 },
+  // null: every session of the user (a legacy name's one session), whichever device it is
+  { type: 'kick', user: 12, device: null, reason: 'replaced', node: 'n1', since: 1700000000000 },
+  { type: 'revoke', user: 12, device: 3 },
   { type: 'event', to: 5, ev: { type: 'message', msg } },
   { type: 'broadcast', ev: { type: 'message', msg: { ...msg, seq: 0, body: Buffer.alloc(0) } }, except: 3 },
   {
@@ -55,13 +58,16 @@ const samples: BusMessage[] = [
 ]
 
 test('every kind of bus message round-trips, Buffers included', () => {
+  const kinds = new Set(samples.map((m) => m.type))
+  assert.deepEqual([...kinds].sort(), ['broadcast', 'event', 'kick', 'revoke', 'wake'], 'a sample of every type')
   for (const m of samples) {
     const d = decodeBus(encodeBus('node-a', m))
     assert.ok(d.ok, JSON.stringify(d))
     assert.equal(d.node, 'node-a')
     assert.deepEqual(d.msg, m)
   }
-  const d = decodeBus(Buffer.from(encodeBus('n', samples[2]!)))
+  const withBody = samples.find((m) => m.type === 'event' && m.ev.type === 'message')!
+  const d = decodeBus(Buffer.from(encodeBus('n', withBody)))
   assert.ok(d.ok && d.msg.type === 'event' && d.msg.ev.type === 'message')
   assert.ok(Buffer.isBuffer(d.msg.ev.msg.body), 'the body comes back as a Buffer')
 })
@@ -87,13 +93,20 @@ test('decoding rejects what is not a bus message, without throwing', () => {
     'nul',
     '[]',
     '{}',
-    '{"v":2,"n":"a","m":{"type":"wake","user":1}}',
-    '{"v":1,"m":{"type":"wake","user":1}}',
-    '{"v":1,"n":"a","m":{"type":"wake"}}',
-    '{"v":1,"n":"a","m":{"type":"nope"}}',
-    '{"v":1,"n":"a","m":{"type":"event","to":1}}',
-    '{"v":1,"n":"a","m":{"type":"kick","user":1,"reason":"x"}}',
-    '{"v":1,"n":"a","m":null}',
+    '{"v":1,"n":"a","m":{"type":"wake","user":1}}', // a node of the release before devices
+    '{"v":3,"n":"a","m":{"type":"wake","user":1}}',
+    '{"v":2,"m":{"type":"wake","user":1}}',
+    '{"v":2,"n":"a","m":{"type":"wake"}}',
+    '{"v":2,"n":"a","m":{"type":"nope"}}',
+    '{"v":2,"n":"a","m":{"type":"event","to":1}}',
+    '{"v":2,"n":"a","m":{"type":"kick","user":1,"reason":"x"}}',
+    // a kick must say which device, or null for all: a missing device is not read as "all"
+    '{"v":2,"n":"a","m":{"type":"kick","user":1,"reason":"replaced","node":"b","since":5}}',
+    '{"v":2,"n":"a","m":{"type":"kick","user":1,"device":"3","reason":"replaced","node":"b","since":5}}',
+    '{"v":2,"n":"a","m":{"type":"revoke","user":1}}',
+    '{"v":2,"n":"a","m":{"type":"revoke","user":1,"device":null}}',
+    '{"v":2,"n":"a","m":{"type":"revoke","device":4}}',
+    '{"v":2,"n":"a","m":null}',
   ]
   for (const b of bad) {
     const d = decodeBus(b)
@@ -103,7 +116,7 @@ test('decoding rejects what is not a bus message, without throwing', () => {
 
 test('a __proto__ key in a peer message does not change prototypes', () => {
   const d = decodeBus(
-    '{"v":1,"n":"a","m":{"type":"event","to":1,"ev":{"type":"notice","code":"c","text":"t","data":{"__proto__":{"polluted":1}}}}}',
+    '{"v":2,"n":"a","m":{"type":"event","to":1,"ev":{"type":"notice","code":"c","text":"t","data":{"__proto__":{"polluted":1}}}}}',
   )
   assert.ok(d.ok)
   assert.equal(({} as Record<string, unknown>).polluted, undefined)
