@@ -75,8 +75,8 @@ async function childNode(t: TestContext, prefix: string, nodeId: string, user: n
   return child
 }
 
-function presence(id: number, name = `u${id}`): PresenceInfo {
-  return { id, name, protocol: 'native', since: 1, lastSeen: 2 }
+function presence(id: number, name = `u${id}`, device = 1): PresenceInfo {
+  return { id, name, protocol: 'native', since: 1, lastSeen: 2, device }
 }
 
 const offlineEvents = (got: BusMessage[], user: number): number =>
@@ -131,19 +131,72 @@ if (unreachable !== undefined) {
       await a.bus.setOnline(presence(1, 'alice'))
       assert.equal(await b.bus.isOnline(1), true, 'visible on another node as soon as setOnline resolved')
       assert.equal(await a.bus.isOnline(1), true)
-      assert.equal(await b.bus.nodeOf(1), 'a')
+      assert.equal(await b.bus.nodeOf(1, 1), 'a')
       await b.bus.setOnline(presence(2, 'bob'))
       const list = (await a.bus.online()).sort((x, y) => x.id - y.id)
       assert.deepEqual(list, [
         { ...presence(1, 'alice'), node: 'a' },
         { ...presence(2, 'bob'), node: 'b' },
       ])
-      await a.bus.setOffline(1)
+      await a.bus.setOffline(1, 1)
       assert.equal(await b.bus.isOnline(1), false)
       assert.deepEqual(
         (await b.bus.online()).map((p) => p.id),
         [2],
       )
+    })
+
+    it('a user is online while any of its devices is, on any node; each device leaves on its own', async (t) => {
+      const prefix = prefixFor(t)
+      const a = await node(t, prefix, 'a')
+      const b = await node(t, prefix, 'b')
+      const r = new Redis(REDIS_URL)
+      t.after(() => r.quit())
+      await a.bus.setOnline(presence(1, 'alice', 1))
+      await b.bus.setOnline(presence(1, 'alice', 2))
+      await b.bus.setOnline(presence(1, 'alice', 3))
+      // A rename rewrites a device's entry: still three devices, not four.
+      await b.bus.setOnline(presence(1, 'alice2', 3))
+      assert.deepEqual(await a.bus.nodesOf(1), ['a', 'b'])
+      assert.equal(await b.bus.nodeOf(1, 1), 'a')
+      assert.equal(await a.bus.nodeOf(1, 2), 'b')
+      assert.equal(await a.bus.nodeOf(1, 4), undefined)
+      assert.deepEqual((await a.bus.online()).map((p) => [p.device, p.node, p.name]).sort(), [
+        [1, 'a', 'alice'],
+        [2, 'b', 'alice'],
+        [3, 'b', 'alice2'],
+      ])
+      assert.equal(await r.hget(`${prefix}:online`, '1'), '3', 'the count is the number of devices')
+      await a.bus.setOffline(1, 1)
+      assert.equal(await b.bus.isOnline(1), true, 'its devices on b keep it online')
+      assert.equal(await a.bus.isOnline(1), true, 'a has no session of it left, and asks Redis')
+      assert.deepEqual(await a.bus.nodesOf(1), ['b'])
+      await a.bus.setOffline(1, 2) // not a's device: nothing happens
+      await b.bus.setOffline(1, 2)
+      await b.bus.setOffline(1, 2) // twice: counted once
+      assert.equal(await a.bus.isOnline(1), true)
+      await b.bus.setOffline(1, 3)
+      assert.equal(await a.bus.isOnline(1), false)
+      assert.equal(await b.bus.isOnline(1), false)
+      assert.deepEqual(await a.bus.nodesOf(1), [])
+      assert.equal(await r.hexists(`${prefix}:online`, '1'), 0, 'no count left behind at zero')
+      assert.deepEqual(await r.hgetall(`${prefix}:presence`), {})
+    })
+
+    it('a device that logged in again elsewhere is not taken offline by its old node, nor its other devices', async (t) => {
+      const prefix = prefixFor(t)
+      const a = await node(t, prefix, 'a')
+      const b = await node(t, prefix, 'b')
+      await a.bus.setOnline(presence(6, 'u6', 1))
+      await a.bus.setOnline(presence(6, 'u6', 2))
+      await b.bus.setOnline({ ...presence(6, 'u6', 1), since: 5 }) // device 1 logged in again on b
+      assert.equal(await a.bus.nodeOf(6, 1), 'b')
+      await a.bus.setOffline(6, 1) // a ends device 1's old session after the kick
+      assert.equal(await a.bus.nodeOf(6, 1), 'b')
+      await a.bus.setOffline(6, 2)
+      assert.equal(await a.bus.isOnline(6), true, 'device 1, on b, keeps the user online')
+      await b.bus.setOffline(6, 1)
+      assert.equal(await a.bus.isOnline(6), false)
     })
 
     it('setOffline by the old node does not remove a user who moved to another node', async (t) => {
@@ -152,9 +205,9 @@ if (unreachable !== undefined) {
       const b = await node(t, prefix, 'b')
       await a.bus.setOnline(presence(5))
       await b.bus.setOnline(presence(5)) // logged in again on b; a's session is being kicked
-      await a.bus.setOffline(5) // a ends its session after the kick arrives
+      await a.bus.setOffline(5, 1) // a ends its session after the kick arrives
       assert.equal(await a.bus.isOnline(5), true)
-      assert.equal(await a.bus.nodeOf(5), 'b')
+      assert.equal(await a.bus.nodeOf(5, 1), 'b')
     })
 
     it('a killed node is reaped once: its users go offline and every survivor hears it exactly once', async (t) => {
@@ -162,8 +215,11 @@ if (unreachable !== undefined) {
       const a = await node(t, prefix, 'a')
       const b = await node(t, prefix, 'b')
       const dead = await node(t, prefix, 'dead')
-      await dead.bus.setOnline(presence(7))
+      await dead.bus.setOnline(presence(7, 'u7', 1))
+      await dead.bus.setOnline(presence(7, 'u7', 2))
       await dead.bus.setOnline(presence(8))
+      await dead.bus.setOnline(presence(9, 'u9', 1))
+      await b.bus.setOnline(presence(9, 'u9', 2)) // 9 has another device, on a survivor
       await a.bus.setOnline(presence(1))
       assert.equal(await a.bus.isOnline(7), true)
       const t0 = Date.now()
@@ -183,11 +239,15 @@ if (unreachable !== undefined) {
         return beats.a.size >= 3 && beats.b.size >= 3
       })
       for (const u of [7, 8]) {
-        assert.equal(offlineEvents(a.got, u), 1)
+        assert.equal(offlineEvents(a.got, u), 1, 'once per user, however many of its devices were there')
         assert.equal(offlineEvents(b.got, u), 1)
       }
-      assert.equal(a.bus.counters.reaped + b.bus.counters.reaped, 2, 'one survivor did the work')
+      assert.equal(a.bus.counters.reaped + b.bus.counters.reaped, 4, 'one survivor did the work')
       assert.equal(await b.bus.isOnline(1), true, "the survivors' own users stay online")
+      assert.equal(await a.bus.isOnline(9), true, 'a user with a device on a survivor stays online…')
+      assert.equal(offlineEvents(a.got, 9) + offlineEvents(b.got, 9), 0, '…and nobody is told it went offline')
+      assert.deepEqual(await a.bus.nodesOf(9), ['b'])
+      assert.deepEqual(await r.hgetall(`${prefix}:online`), { '1': '1', '9': '1' })
       assert.deepEqual((await r.smembers(`${prefix}:nodes`)).sort(), ['a', 'b'])
     })
 
@@ -196,7 +256,8 @@ if (unreachable !== undefined) {
       const r = new Redis(REDIS_URL)
       t.after(() => r.quit())
       await r.sadd(`${prefix}:nodes`, 'ghost')
-      await r.hset(`${prefix}:presence`, '11', JSON.stringify({ ...presence(11), node: 'ghost' }))
+      await r.hset(`${prefix}:presence`, '11:1', JSON.stringify({ ...presence(11), node: 'ghost' }))
+      await r.hset(`${prefix}:online`, '11', 1)
       const a = await node(t, prefix, 'a')
       await until('the ghost to be reaped', async () => !(await a.bus.isOnline(11)), 2000)
       assert.equal(offlineEvents(a.got, 11), 1, 'the reaper tells its own broker too')
@@ -214,7 +275,7 @@ if (unreachable !== undefined) {
       assert.equal(await a.bus.isOnline(3), false)
       b.kill('SIGCONT')
       await until('b to re-register', () => a.bus.isOnline(3), 5000)
-      assert.equal(await a.bus.nodeOf(3), 'b')
+      assert.equal(await a.bus.nodeOf(3, 0), 'b', 'an entry without a device is device 0')
       const r = new Redis(REDIS_URL)
       t.after(() => r.quit())
       assert.deepEqual((await r.smembers(`${prefix}:nodes`)).sort(), ['a', 'b'])
@@ -226,11 +287,12 @@ if (unreachable !== undefined) {
       const [ida, idb] = [`a-${process.pid}-${n}`, `b-${process.pid}-${n}`]
       const a = await node(t, prefix, ida)
       const b = await node(t, prefix, idb)
-      await a.bus.setOnline(presence(1))
+      await a.bus.setOnline(presence(1, 'u1', 1))
+      await a.bus.setOnline(presence(1, 'u1', 2))
       const r = new Redis(REDIS_URL)
       t.after(() => r.quit())
       // A restarted Redis has lost our keys and dropped our connections (never the machine's other clients).
-      await r.del(`${prefix}:presence`, `${prefix}:nodes`, `${prefix}:node:${ida}`, `${prefix}:node:${idb}`)
+      await r.del(`${prefix}:presence`, `${prefix}:online`, `${prefix}:nodes`, `${prefix}:node:${ida}`, `${prefix}:node:${idb}`)
       const ids = ((await r.client('LIST')) as string)
         .split('\n')
         .filter((l) => [ida, idb].some((id) => l.includes(` name=switchboard:${id}:`)))
@@ -252,7 +314,9 @@ if (unreachable !== undefined) {
         10_000,
       )
       assert.ok(a.bus.counters.reconnects >= 1)
-      assert.equal(await b.bus.nodeOf(1), ida)
+      assert.equal(await b.bus.nodeOf(1, 1), ida)
+      assert.equal(await b.bus.nodeOf(1, 2), ida)
+      assert.equal(await r.hget(`${prefix}:online`, '1'), '2', 'both devices re-registered, counted once each')
     })
 
     it('isOnline cost, measured (a Redis round trip for remote users, none for local ones)', async (t) => {
@@ -284,12 +348,17 @@ if (unreachable !== undefined) {
       const prefix = prefixFor(t)
       const a = await node(t, prefix, 'a')
       const b = await node(t, prefix, 'b')
-      await a.bus.setOnline(presence(1))
+      await a.bus.setOnline(presence(1, 'u1', 1))
+      await a.bus.setOnline(presence(1, 'u1', 2))
+      await a.bus.setOnline(presence(2, 'u2', 1))
+      await b.bus.setOnline(presence(2, 'u2', 2))
       await a.bus.close()
       assert.equal(await b.bus.isOnline(1), false)
+      assert.equal(await b.bus.isOnline(2), true, 'its device on b')
       const r = new Redis(REDIS_URL)
       t.after(() => r.quit())
       assert.deepEqual(await r.smembers(`${prefix}:nodes`), ['b'])
+      assert.deepEqual(await r.hgetall(`${prefix}:online`), { '2': '1' })
     })
   })
 }
