@@ -214,6 +214,22 @@ export async function withRedis<T>(url: string, fn: (r: Redis) => Promise<T>): P
   }
 }
 
+/**
+ * The nodes the presence registry (redis-bus.ts: a field per user:device) names for `user`'s devices, sorted,
+ * from a HGETALL of `{prefix}:presence`.
+ */
+export function registryNodes(presence: Record<string, string>, user: number): string[] {
+  const nodes: string[] = []
+  for (const [field, text] of Object.entries(presence))
+    if (field.startsWith(`${user}:`)) nodes.push((JSON.parse(text) as { node: string }).node)
+  return nodes.sort()
+}
+
+/** Is `user` online in the registry (some device, on some node)? */
+export function registryOnline(url: string, prefix: string, user: number): Promise<boolean> {
+  return withRedis(url, async (r) => (await r.hexists(`${prefix}:online`, String(user))) === 1)
+}
+
 export function deleteKeys(url: string, prefix: string): Promise<void> {
   return withRedis(url, async (r) => {
     let cursor = '0'
