@@ -25,7 +25,7 @@ describe('cluster: files shared through PostgreSQL and one folder', { skip: unav
     for (const n of cluster.nodes) {
       const fs = new FileService({
         blobs: new FsBlobStore({ dir, shared: true }),
-        meta: new PostgresFileMeta(n.store),
+        meta: new PostgresFileMeta(n.postgres),
         broker: n.broker,
       })
       await fs.start()
@@ -109,7 +109,7 @@ describe('cluster: files shared through PostgreSQL and one folder', { skip: unav
     // A third node (re)starts: in a folder it owned alone, every temporary file would be a dead one.
     const late = new FileService({
       blobs: new FsBlobStore({ dir, shared: true }),
-      meta: new PostgresFileMeta(cluster.node(1).store),
+      meta: new PostgresFileMeta(cluster.node(1).postgres),
       broker: cluster.node(1).broker,
     })
     await late.start()

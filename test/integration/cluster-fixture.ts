@@ -11,6 +11,8 @@ import pg from 'pg'
 import { Redis } from 'ioredis'
 import { Broker, type BrokerOptions } from '../../src/core/broker.js'
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js'
+import { MemoryStore } from '../../src/store/memory/memory-store.js'
+import type { Store } from '../../src/store/store.js'
 import { RedisBus } from '../../src/bus/redis/redis-bus.js'
 import type { CloseReason, Outbound, SessionSink } from '../../src/core/types.js'
 import { until } from '../helpers/wait.js'
@@ -19,17 +21,22 @@ import type { Session } from '../../src/core/session.js'
 export const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
-/** Why the cluster services cannot be used, or undefined when both answer. Under CI=true, throws instead. */
-export async function clusterServicesUnavailable(): Promise<string | undefined> {
+/**
+ * Why the cluster services cannot be used, or undefined when they answer (`pg: false`: Redis alone, for a cluster
+ * over a memory store). Under CI=true, throws instead.
+ */
+export async function clusterServicesUnavailable(need: { pg?: boolean } = {}): Promise<string | undefined> {
   const reasons: string[] = []
-  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 })
-  try {
-    await c.connect()
-    await c.query('SELECT 1')
-  } catch (err) {
-    reasons.push(`PostgreSQL at ${PG_URL} is unreachable (${(err as Error).message})`)
-  } finally {
-    await c.end().catch(() => {})
+  if (need.pg !== false) {
+    const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 })
+    try {
+      await c.connect()
+      await c.query('SELECT 1')
+    } catch (err) {
+      reasons.push(`PostgreSQL at ${PG_URL} is unreachable (${(err as Error).message})`)
+    } finally {
+      await c.end().catch(() => {})
+    }
   }
   const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 })
   r.on('error', () => {})
@@ -125,8 +132,14 @@ export class InProcessNode implements ClusterNode {
     readonly nodeId: string,
     readonly broker: Broker,
     readonly bus: RedisBus,
-    readonly store: PostgresStore,
+    readonly store: Store,
   ) {}
+
+  /** The node's store as the PostgreSQL store (what file metadata is kept in); throws in a memory cluster. */
+  get postgres(): PostgresStore {
+    if (!(this.store instanceof PostgresStore)) throw new Error(`${this.nodeId} has no PostgreSQL store`)
+    return this.store
+  }
 
   async kill(): Promise<void> {
     if (this.down) return
@@ -148,6 +161,11 @@ export interface ClusterOptions {
   broker?: Partial<BrokerOptions>
   heartbeatMs?: number
   nodeTtlMs?: number
+  /**
+   * 'postgres' (default): the nodes share a schema. 'memory': they share one named MemoryStore in this process —
+   * the bus and the core's cluster paths without PostgreSQL (a store is the store's contract tests' business).
+   */
+  store?: 'postgres' | 'memory'
 }
 
 let clusters = 0
@@ -173,7 +191,10 @@ export class Cluster {
 
   async addNode(): Promise<InProcessNode> {
     const nodeId = `node-${String.fromCharCode(97 + this.added++)}`
-    const store = new PostgresStore({ connectionString: PG_URL, schema: this.schema, poolSize: 4 })
+    const store =
+      this.opts.store === 'memory'
+        ? new MemoryStore({ name: this.schema })
+        : new PostgresStore({ connectionString: PG_URL, schema: this.schema, poolSize: 4 })
     const bus = new RedisBus({
       url: REDIS_URL,
       prefix: this.prefix,
@@ -194,15 +215,18 @@ export class Cluster {
     return n
   }
 
-  /** Stop every node, drop the schema and delete the keys. */
+  /** Stop every node, drop the schema (or the memory store's data) and delete the keys. */
   async close(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.stop().catch(() => {})))
-    const c = new pg.Client({ connectionString: PG_URL })
-    await c.connect()
-    try {
-      await c.query(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`)
-    } finally {
-      await c.end()
+    if (this.opts.store === 'memory') MemoryStore.drop(this.schema)
+    else {
+      const c = new pg.Client({ connectionString: PG_URL })
+      await c.connect()
+      try {
+        await c.query(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`)
+      } finally {
+        await c.end()
+      }
     }
     const r = new Redis(REDIS_URL)
     try {
