@@ -13,7 +13,6 @@ import type { Broker } from '../../src/core/broker.js'
 import type { Session } from '../../src/core/session.js'
 import { Cluster, FakeSink, clusterServicesUnavailable, ready } from './cluster-fixture.js'
 import { until } from '../helpers/wait.js'
-import { PostgresStore } from '../../src/store/postgres/postgres-store.js'
 
 type MessageEv = Extract<Outbound, { type: 'message' }>
 type ReceiptEv = Extract<Outbound, { type: 'receipt' }>
@@ -32,15 +31,7 @@ const PASSWORD = 'dana-pass-phrase'
 
 const variants = [
   { store: 'memory' as const, unavailable: await clusterServicesUnavailable({ pg: false }) },
-  {
-    store: 'postgres' as const,
-    // TODO(pg): drop once the PostgreSQL store with devices (branch pg) is merged.
-    unavailable:
-      (await clusterServicesUnavailable()) ??
-      (typeof (PostgresStore.prototype as unknown as Record<string, unknown>).createDevice === 'function'
-        ? undefined
-        : 'the PostgreSQL store has no devices yet (branch pg)'),
-  },
+  { store: 'postgres' as const, unavailable: await clusterServicesUnavailable() },
 ]
 
 for (const { store, unavailable } of variants) {

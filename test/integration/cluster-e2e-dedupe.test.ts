@@ -27,7 +27,7 @@ describe('PostgresStore: idempotent sends that store nothing', { skip: unavailab
       await store.close()
       await dropSchema(schema)
     })
-    const u = await store.createUser('full', null, Date.now())
+    const { user: u } = await store.createUser('full', { tokenHash: null, label: 'test' }, Date.now())
     const [refused] = await store.commit([send(u.id, 1, 0)])
     assert.deepEqual(
       refused,
@@ -42,6 +42,6 @@ describe('PostgresStore: idempotent sends that store nothing', { skip: unavailab
     assert.deepEqual(gone, { type: 'send', duplicate: false, seqs: [0], refused: ['no-such-user'] }, 'no such user')
     const [gone2] = await store.commit([send(u.id, 2, 10)])
     assert.deepEqual(gone2, { type: 'send', duplicate: false, seqs: [2] })
-    assert.equal((await store.readQueue(u.id, 0, 10, Date.now())).length, 2)
+    assert.equal((await store.readLog(u.id, 0, 10, Date.now())).length, 2)
   })
 })
