@@ -79,8 +79,12 @@ describe('cluster: files shared through PostgreSQL and one folder', { skip: unav
       (e: Error & { code?: string }) => e.code === 'SB_ERR_FORBIDDEN',
     )
 
-    // Once bob acknowledged it and the retention is over, a gc on either node removes record and bytes.
+    // Acknowledged, the message stays in bob's log (and alice's sent copy in hers), and so does the file; once the
+    // log's retention removed them and the file retention is over, a gc on either node removes record and bytes.
     await B.ack(bob.session, ev.msg.seq)
+    assert.equal((await fb.gc(Date.now() + 48 * 3600_000)).files, 0, 'a message in a log still refers to it')
+    assert.ok((await cluster.node(1).store.retain({ before: Date.now() + 1, keep: 0 }, 1000)) >= 2)
+    assert.equal((await fa.gc(Date.now())).files, 0, 'the first pass after that only marks it')
     const swept = await fb.gc(Date.now() + 48 * 3600_000)
     assert.equal(swept.files, 1, 'the record is swept')
     assert.equal(swept.blobs, 1, 'and its bytes')
