@@ -119,7 +119,7 @@ describe('cluster e2e: three server processes', { skip: unavailable }, () => {
     )
     assert.deepEqual(
       tables.map((t) => t.table_name),
-      ['blocks', 'dedupe', 'file_access', 'files', 'held', 'meta', 'queue', 'schema_version', 'subs', 'users'],
+      ['blocks', 'dedupe', 'devices', 'file_access', 'files', 'held', 'log', 'meta', 'schema_version', 'subs', 'users'],
     )
     const nodes = await withRedis(cluster.redisUrl, (r) => r.smembers(`${cluster.name}:nodes`))
     assert.deepEqual(nodes.sort(), ['n0', 'n1', 'n2'], 'every node registered itself')
@@ -525,7 +525,7 @@ describe('cluster e2e: Redis killed and restarted', { skip: unavailable ?? redis
         const [nodes, presence] = await withRedis(redis.url, (r) =>
           Promise.all([r.smembers(`${cluster.name}:nodes`), r.hgetall(`${cluster.name}:presence`)]),
         )
-        const where = (u: User): string | undefined => registryNodes(presence, u.id).join()
+        const where = (u: User): string | undefined => registryNodes(presence, u.id).join() || undefined
         return (
           nodes.length === 3 &&
           where(a) === 'n0' &&
