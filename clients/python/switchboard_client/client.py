@@ -5,13 +5,14 @@ One reader thread decodes frames: a reply (corr of a pending request) wakes its 
 Pushed messages and queued receipts must be acknowledged; ``auto_ack`` does it as they arrive.
 """
 import itertools
+import json
 import random
 import queue
 import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 from .codec import Address, Decoded, Frame, FrameReader, Malformed, Message, TooLarge, User, encode, make
 from .frames import (DEFAULT_MAX_FRAME_BYTES, ERROR_NAMES, KIND_NAMES, PROTOCOL_VERSION, SEND_STATUS, Kind, Op,
@@ -36,7 +37,7 @@ class ConnectionClosed(Exception):
 class Welcome:
     id: int
     name: str
-    token: str  # empty after LOGIN: keep the one you have
+    token: str  # after REGISTER, or a password LOGIN (a new device's): keep it. Empty after a token LOGIN
     heartbeat_ms: int
     server: str
 
@@ -60,7 +61,23 @@ class Receipt:
     topic: str
 
 
-Event = Union[Message, Receipt, Frame]
+@dataclass
+class ReadElsewhere:
+    """Another device of this user marked the message at ``seq`` read (READ_ELSEWHERE)."""
+
+    seq: int
+    at: int
+
+
+@dataclass
+class HistoryPage:
+    """A page of history, newest first; ``more``: older messages remain (ask again with before = the last seq)."""
+
+    messages: List[Message]
+    more: bool
+
+
+Event = Union[Message, Receipt, ReadElsewhere, Frame]
 
 
 class _Pending:
@@ -103,6 +120,13 @@ class Client:
         """Resume a registered user by id (or by name when ``user_id`` is 0) with its token."""
         f = self._call("LOGIN", version=PROTOCOL_VERSION, flags=SessionFlag.POLL if poll else 0, id=user_id,
                        name=name, token=token)
+        return self._welcomed(f)
+
+    def login_password(self, name: str, password: str, poll: bool = False, send_only: bool = False) -> Welcome:
+        """Log in by name and password as a new device. The Welcome's ``token`` is that device's: keep it and log
+        in with ``login(token, name=...)`` next time (each password login makes another device)."""
+        flags = SessionFlag.PASSWORD | (SessionFlag.POLL if poll else 0) | (SessionFlag.SEND_ONLY if send_only else 0)
+        f = self._call("LOGIN", version=PROTOCOL_VERSION, flags=flags, id=0, name=name, token=password)
         return self._welcomed(f)
 
     def _welcomed(self, f: Frame) -> Welcome:
@@ -150,6 +174,16 @@ class Client:
     def ping(self) -> None:
         self._call("PING")
 
+    def history(self, with_: Union[Address, str, None] = None, before: int = 0, limit: int = 50) -> HistoryPage:
+        """A page of this user's history, newest first: with a user (an Address, or a name / '42'), a topic
+        ('#news'), or everything (None or 'ALL'). ``before``: only seqs below it (0 = from the newest)."""
+        if with_ is None:
+            addr = Address.all()
+        else:
+            addr = with_ if isinstance(with_, Address) else Address.parse(with_)
+        f = self._call("HISTORY", **{"with": addr, "before": before, "limit": limit})
+        return HistoryPage(f["msgs"], f["more"] != 0)
+
     # ------------------------------------------------------------------ requests to SERVER
 
     def request(self, op: int, arg: str = "") -> Frame:
@@ -174,6 +208,22 @@ class Client:
 
     def unsubscribe(self, topic: str) -> None:
         self.request(Op.UNSUBSCRIBE, topic)
+
+    def devices(self) -> List[Dict[str, Any]]:
+        """This user's devices: dicts with id, label, createdAt, lastSeen, online, current (never tokens)."""
+        out: List[Dict[str, Any]] = json.loads(self.request(Op.DEVICES)["text"])
+        return out
+
+    def revoke(self, device_id: int) -> None:
+        """Revoke a device: its token stops working and its sessions end."""
+        self.request(Op.REVOKE, str(device_id))
+
+    def set_password(self, password: Optional[str], current: Optional[str] = None) -> None:
+        """Set a password (None clears it); changing or clearing one needs the ``current`` one."""
+        arg: Dict[str, Any] = {"password": password}
+        if current is not None:
+            arg["current"] = current
+        self.request(Op.PASSWORD, json.dumps(arg))
 
     def bye(self) -> None:
         """End the session (the user stays registered) and close."""
@@ -284,6 +334,9 @@ class Client:
                 self.ack(f["ackSeq"])
             self.events.put(Receipt(f["msgId"], f["status"], f["recipient"], f["recipientName"], f["seq"], f["at"],
                                     f["topic"]))
+            return
+        if f.type == "READ_ELSEWHERE":
+            self.events.put(ReadElsewhere(f["seq"], f["at"]))
             return
         if f.type == "CLOSING":
             self.close_reason = "%s: %s" % (f["reason"], f["text"])

@@ -57,18 +57,30 @@ class Op:
     UNBLOCK = 12
     BLOCKED = 13
     PRESENCE = 14
+    LAST_SEEN = 15
+    DEVICES = 16  # RESULT text = the user's devices as a JSON list
+    REVOKE = 17  # arg = a device id
+    PASSWORD = 18  # arg = JSON {"password": ..., "current"?: ...}
     CONVERSATION = 20
     UPLOAD = 21
 
 
 class SessionFlag:
     POLL = 1
+    PASSWORD = 2  # LOGIN: id 0, name = the user, token = the password; WELCOME brings a new device's token
+    SEND_ONLY = 4  # attach beside the device's live session, for a one-shot command; nothing is delivered
 
 
 class SendFlag:
     RECEIPT = 1
     READ_RECEIPT = 2
     IDEMPOTENT = 4
+
+
+class MsgFlag:
+    """Bits of a msg's ``flags`` byte beyond the sender's SEND flags (set by the server)."""
+
+    SENT = 8  # a copy of what this user sent from another device; ``to`` is its recipient
 
 
 #: ACCEPTED status codes (index = code).
@@ -107,6 +119,8 @@ ERROR_NAMES = {
     18: "SB_ERR_SHUTTING_DOWN",
     19: "SB_ERR_INTERNAL",
     20: "SB_ERR_STORAGE_FULL",
+    21: "SB_ERR_PASSWORD_INVALID",
+    22: "SB_ERR_UNKNOWN_DEVICE",
 }
 
 Field = Tuple[str, str]
@@ -131,6 +145,7 @@ FRAMES: Dict[str, Tuple[int, str, Tuple[Field, ...]]] = {
     "FILE_ABORT": (0x0D, "c2s", (("uploadId", "str"),)),
     "DOWNLOAD": (0x0E, "c2s", (("fileId", "str"), ("offset", "u53"), ("length", "u53"))),
     "BYE": (0x0F, "c2s", ()),
+    "HISTORY": (0x10, "c2s", (("with", "addr"), ("before", "u53"), ("limit", "u16"))),
     # server -> client
     "ERROR": (0x40, "s2c", (("code", "u16"), ("limit", "str"), ("message", "str"))),
     "WELCOME": (0x41, "s2c", (("version", "u16"), ("id", "u32"), ("name", "str"), ("token", "str"),
@@ -150,7 +165,9 @@ FRAMES: Dict[str, Tuple[int, str, Tuple[Field, ...]]] = {
     "RENAMED": (0x4B, "s2c", (("id", "u32"), ("oldName", "str"), ("newName", "str"))),
     "FILE_INFO": (0x4C, "s2c", (("fileId", "str"), ("name", "str"), ("size", "u53"), ("sha256", "str"))),
     "FILE_DATA": (0x4D, "s2c", (("offset", "u53"), ("last", "u8"), ("data", "bytes"))),
+    "READ_ELSEWHERE": (0x4E, "s2c", (("seq", "u53"), ("at", "u53"))),
     "CLOSING": (0x4F, "s2c", (("reason", "str"), ("text", "str"))),
+    "HISTORY_PAGE": (0x50, "s2c", (("more", "u8"), ("msgs", "msgs"))),
 }
 
 FRAME_BY_CODE: Dict[int, str] = {spec[0]: name for name, spec in FRAMES.items()}
