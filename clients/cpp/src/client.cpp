@@ -1,5 +1,7 @@
 #include "switchboard/client.hpp"
 
+#include "switchboard/json.hpp"
+
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -214,6 +216,24 @@ Welcome Client::login(const std::string& token, uint32_t id, const std::string& 
   return welcomed(call(std::move(f)));
 }
 
+Welcome Client::loginPassword(const std::string& name, const std::string& password, bool poll, bool sendOnly) {
+  uint8_t flags = SessionFlag::Password | (poll ? SessionFlag::Poll : 0) | (sendOnly ? SessionFlag::SendOnly : 0);
+  Frame f("LOGIN", 0);
+  f.set("version", uint64_t(kProtocolVersion)).set("flags", uint64_t(flags)).set("id", uint64_t(0));
+  f.set("name", name).set("token", password);
+  return welcomed(call(std::move(f)));
+}
+
+HistoryPage Client::history(const Address& with, uint64_t before, uint16_t limit) {
+  Frame f("HISTORY", 0);
+  f.set("with", with).set("before", before).set("limit", uint64_t(limit));
+  Frame r = call(std::move(f));
+  HistoryPage page;
+  page.messages = r.get<std::vector<Message>>("msgs");
+  page.more = r.num("more") != 0;
+  return page;
+}
+
 Accepted Client::send(const Address& to, const std::string& text, bool receipt, uint64_t msgId) {
   Frame f("SEND", 0);
   f.set("msgId", msgId != 0 ? msgId : ++msgIds_).set("to", to).set("kind", uint64_t(Kind::Text));
@@ -251,6 +271,30 @@ User Client::whoami() {
 std::string Client::rename(const std::string& newName) { return request(op::RENAME, newName).str("text"); }
 void Client::subscribe(const std::string& topic) { request(op::SUBSCRIBE, topic); }
 void Client::unsubscribe(const std::string& topic) { request(op::UNSUBSCRIBE, topic); }
+
+std::vector<Device> Client::devices() {
+  json::Value list = json::parse(request(op::DEVICES).str("text"));
+  std::vector<Device> out;
+  for (auto& d : list.a) {
+    Device dev;
+    dev.id = d["id"].n;
+    if (d.has("label")) dev.label = d["label"].s;
+    if (d.has("createdAt")) dev.createdAt = d["createdAt"].n;
+    if (d.has("lastSeen")) dev.lastSeen = d["lastSeen"].n;
+    dev.online = d.has("online") && d["online"].b;
+    dev.current = d.has("current") && d["current"].b;
+    out.push_back(dev);
+  }
+  return out;
+}
+
+void Client::revoke(uint64_t deviceId) { request(op::REVOKE, std::to_string(deviceId)); }
+
+void Client::setPassword(const std::string& password, const std::string& current) {
+  std::string arg = "{\"password\":" + json::quote(password);
+  if (!current.empty()) arg += ",\"current\":" + json::quote(current);
+  request(op::PASSWORD, arg + "}");
+}
 
 void Client::bye() {
   try {

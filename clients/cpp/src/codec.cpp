@@ -29,6 +29,7 @@ const std::vector<FrameSpec> kFrames = {
     {"FILE_ABORT", 0x0d, true, {{"uploadId", F::Str}}},
     {"DOWNLOAD", 0x0e, true, {{"fileId", F::Str}, {"offset", F::U53}, {"length", F::U53}}},
     {"BYE", 0x0f, true, {}},
+    {"HISTORY", 0x10, true, {{"with", F::Addr}, {"before", F::U53}, {"limit", F::U16}}},
     // server -> client
     {"ERROR", 0x40, false, {{"code", F::U16}, {"limit", F::Str}, {"message", F::Str}}},
     {"WELCOME", 0x41, false,
@@ -52,7 +53,9 @@ const std::vector<FrameSpec> kFrames = {
     {"RENAMED", 0x4b, false, {{"id", F::U32}, {"oldName", F::Str}, {"newName", F::Str}}},
     {"FILE_INFO", 0x4c, false, {{"fileId", F::Str}, {"name", F::Str}, {"size", F::U53}, {"sha256", F::Str}}},
     {"FILE_DATA", 0x4d, false, {{"offset", F::U53}, {"last", F::U8}, {"data", F::Bytes}}},
+    {"READ_ELSEWHERE", 0x4e, false, {{"seq", F::U53}, {"at", F::U53}}},
     {"CLOSING", 0x4f, false, {{"reason", F::Str}, {"text", F::Str}}},
+    {"HISTORY_PAGE", 0x50, false, {{"more", F::U8}, {"msgs", F::Msgs}}},
 };
 
 struct Bad {
@@ -404,8 +407,9 @@ std::string errorName(uint16_t code) {
                                 "SB_ERR_RATE_LIMITED",     "SB_ERR_LIMIT",              "SB_ERR_UNSUPPORTED",
                                 "SB_ERR_FORBIDDEN",        "SB_ERR_CONFLICT",           "SB_ERR_UNKNOWN_FILE",
                                 "SB_ERR_FILE_CHECK",       "SB_ERR_UNKNOWN_CONVERSATION", "SB_ERR_SHUTTING_DOWN",
-                                "SB_ERR_INTERNAL",         "SB_ERR_STORAGE_FULL"};
-  if (code >= 1 && code <= 20) return names[code - 1];
+                                "SB_ERR_INTERNAL",         "SB_ERR_STORAGE_FULL",       "SB_ERR_PASSWORD_INVALID",
+                                "SB_ERR_UNKNOWN_DEVICE"};
+  if (code >= 1 && code <= 22) return names[code - 1];
   return "SB_ERR_" + std::to_string(code);
 }
 

@@ -5,7 +5,7 @@
 #include <set>
 #include <sstream>
 
-#include "json.hpp"
+#include "switchboard/json.hpp"
 #include "switchboard/codec.hpp"
 
 using namespace switchboard;

@@ -21,7 +21,7 @@ namespace switchboard {
 namespace op {
 constexpr uint8_t WHOAMI = 1, WHO = 2, RENAME = 3, END = 4, DELETE_ACCOUNT = 5, STATS = 6, SUBSCRIBE = 7,
                   UNSUBSCRIBE = 8, TOPICS = 9, SUBSCRIPTIONS = 10, BLOCK = 11, UNBLOCK = 12, BLOCKED = 13,
-                  PRESENCE = 14;
+                  PRESENCE = 14, LAST_SEEN = 15, DEVICES = 16, REVOKE = 17, PASSWORD = 18;
 }
 namespace send_flag {
 constexpr uint8_t RECEIPT = 1, READ_RECEIPT = 2, IDEMPOTENT = 4;
@@ -47,7 +47,8 @@ class ConnectionError : public std::runtime_error {
 
 struct Welcome {
   uint32_t id = 0;
-  std::string name, token, server;  // token is empty after LOGIN: keep yours
+  // token: after REGISTER, or a password login (the new device's): keep it. Empty after a token LOGIN.
+  std::string name, token, server;
   uint32_t heartbeatMs = 0;
 };
 
@@ -64,7 +65,21 @@ struct Receipt {
   std::string recipientName, topic;
 };
 
-/// An unsolicited event: a message, a receipt, or another frame (NOTICE, PRESENCE, RENAMED, CLOSING, ...).
+/// A page of history, newest first. more: older messages remain (ask again with before = the last seq).
+struct HistoryPage {
+  std::vector<Message> messages;
+  bool more = false;
+};
+
+/// One of the user's devices (from REQUEST DEVICES; never its token).
+struct Device {
+  uint64_t id = 0, createdAt = 0, lastSeen = 0;
+  std::string label;
+  bool online = false, current = false;
+};
+
+/// An unsolicited event: a message, a receipt, or another frame (NOTICE, PRESENCE, RENAMED, READ_ELSEWHERE,
+/// CLOSING, ...).
 struct Event {
   enum Kind { MessageEvent, ReceiptEvent, FrameEvent, Closed } kind = Closed;
   Message message;
@@ -83,13 +98,25 @@ class Client {
   Welcome registerUser(const std::string& name, bool poll = false);
   /// Resume by id (or by name when id is 0) with the token from registration.
   Welcome login(const std::string& token, uint32_t id, const std::string& name = "", bool poll = false);
+  /// Log in by name and password as a new device; the Welcome's token is that device's: keep it for login().
+  Welcome loginPassword(const std::string& name, const std::string& password, bool poll = false,
+                        bool sendOnly = false);
 
   Accepted send(const Address& to, const std::string& text, bool receipt = false, uint64_t msgId = 0);
   void ack(uint64_t seq);
   /// Poll (poll-mode sessions): the oldest queued messages, acknowledged unless peek.
   std::vector<Message> take(uint16_t max = 100, bool peek = false, uint32_t waitMs = 0);
 
+  /// A page of this user's history, newest first: with a user or a topic, or everything (Address::all()).
+  /// before: only seqs below it (0 = from the newest).
+  HistoryPage history(const Address& with, uint64_t before = 0, uint16_t limit = 50);
+
   Frame request(uint8_t op, const std::string& arg = "");
+  std::vector<Device> devices();
+  /// Revoke a device: its token stops working and its sessions end.
+  void revoke(uint64_t deviceId);
+  /// Set a password; changing one needs the current one (empty: none given).
+  void setPassword(const std::string& password, const std::string& current = "");
   std::vector<User> who();
   User whoami();
   std::string rename(const std::string& newName);

@@ -40,6 +40,21 @@ inline const std::map<std::string, uint8_t>& kindCodes() {
   return codes;
 }
 
+/// LOGIN / REGISTER flags.
+struct SessionFlag {
+  static constexpr uint8_t Poll = 1;
+  /// LOGIN: id 0, name = the user, token = the password; WELCOME brings a new device's token.
+  static constexpr uint8_t Password = 2;
+  /// Attach beside the device's live session, for a one-shot command; nothing is delivered to it.
+  static constexpr uint8_t SendOnly = 4;
+};
+
+/// Bits of a msg's flags byte beyond the sender's SEND flags (set by the server).
+struct MsgFlag {
+  /// A copy of what this user sent from another device; `to` is its recipient.
+  static constexpr uint8_t Sent = 8;
+};
+
 enum class FieldType { U8, U16, U32, U53, Str, Bytes, Addr, Msg, Msgs, Users, Items };
 
 struct Address {

@@ -1,19 +1,23 @@
-// A tiny JSON reader for the test vectors: objects, arrays, strings (with \u escapes), integers, true/false/null.
-// Integers are kept exact as uint64_t (u53 values do not fit a double's 53 bits... they do, but parse exactly).
+// A tiny JSON reader (and string quoting) for what the protocol carries as JSON text — RESULT DEVICES, the
+// PASSWORD request's argument — and for the test vectors: objects, arrays, strings (with \u escapes), numbers,
+// true/false/null. Unsigned integers are kept exact as uint64_t (u53 values fit a double too, but parse
+// exactly); a negative or fractional number is read past and kept as 0 (neg/frac say so).
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+namespace switchboard {
 namespace json {
 
 struct Value {
   enum Type { Null, Bool, Number, String, Array, Object } type = Null;
-  bool b = false;
+  bool b = false, neg = false, frac = false;
   uint64_t n = 0;
   std::string s;
   std::vector<Value> a;
@@ -143,9 +147,15 @@ class Parser {
     if (lit("true")) return v.type = Value::Bool, v.b = true, v;
     if (lit("false")) return v.type = Value::Bool, v;
     if (lit("null")) return v;
-    if (c >= '0' && c <= '9') {
+    if ((c >= '0' && c <= '9') || c == '-') {
       v.type = Value::Number;
+      v.neg = c == '-';
+      if (v.neg) i_++;
       while (i_ < t_.size() && t_[i_] >= '0' && t_[i_] <= '9') v.n = v.n * 10 + uint64_t(t_[i_++] - '0');
+      while (i_ < t_.size() && (t_[i_] == '.' || t_[i_] == 'e' || t_[i_] == 'E' || t_[i_] == '+' || t_[i_] == '-' ||
+                                (t_[i_] >= '0' && t_[i_] <= '9')))
+        v.frac = true, i_++;
+      if (v.neg || v.frac) v.n = 0;
       return v;
     }
     fail("unexpected character");
@@ -154,4 +164,19 @@ class Parser {
 
 inline Value parse(const std::string& text) { return Parser(text).parse(); }
 
+/// A JSON string literal for UTF-8 text (quotes, backslashes and control characters escaped).
+inline std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') out += '\\', out += char(c);
+    else if (c < 0x20) {
+      char buf[8];
+      snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else out += char(c);
+  }
+  return out + "\"";
+}
+
 }  // namespace json
+}  // namespace switchboard
