@@ -13,7 +13,8 @@ namespace Switchboard.Client
     public static class Op
     {
         public const byte Whoami = 1, Who = 2, Rename = 3, End = 4, DeleteAccount = 5, Stats = 6, Subscribe = 7,
-            Unsubscribe = 8, Topics = 9, Subscriptions = 10, Block = 11, Unblock = 12, Blocked = 13, Presence = 14;
+            Unsubscribe = 8, Topics = 9, Subscriptions = 10, Block = 11, Unblock = 12, Blocked = 13, Presence = 14,
+            LastSeen = 15, Devices = 16, Revoke = 17, Password = 18;
     }
 
     /// <summary>The server answered ERROR.</summary>
@@ -32,7 +33,8 @@ namespace Switchboard.Client
     public sealed class Welcome
     {
         public uint Id;
-        public string Name = "", Token = "", Server = ""; // Token is empty after LOGIN: keep yours
+        // Token: after Register, or a password login (the new device's): keep it. Empty after a token Login.
+        public string Name = "", Token = "", Server = "";
         public uint HeartbeatMs;
     }
 
@@ -49,6 +51,22 @@ namespace Switchboard.Client
         public int Status; // 200 delivered, 202 stored, 300 not yet, 210 read, 404, 410, 507
         public uint Recipient;
         public string RecipientName = "", Topic = "";
+    }
+
+    /// <summary>A page of history, newest first. More: older messages remain (ask again with before = the last
+    /// seq).</summary>
+    public sealed class HistoryPage
+    {
+        public List<Message> Messages = new List<Message>();
+        public bool More;
+    }
+
+    /// <summary>One of the user's devices (from REQUEST DEVICES; never its token).</summary>
+    public sealed class Device
+    {
+        public ulong Id, CreatedAt, LastSeen;
+        public string Label = "";
+        public bool Online, Current;
     }
 
     public enum EventKind { Message, Receipt, Frame, Closed }
@@ -113,6 +131,15 @@ namespace Switchboard.Client
                 .Set("flags", poll ? 1UL : 0UL).Set("id", (ulong)id).Set("name", name).Set("token", token)));
         }
 
+        /// <summary>Log in by name and password as a new device; the Welcome's Token is that device's: keep it for
+        /// Login (each password login makes another device).</summary>
+        public Welcome LoginPassword(string name, string password, bool poll = false, bool sendOnly = false)
+        {
+            ulong flags = SessionFlag.Password | (poll ? SessionFlag.Poll : 0u) | (sendOnly ? SessionFlag.SendOnly : 0u);
+            return Welcomed(Call(new Frame("LOGIN").Set("version", (ulong)Frames.ProtocolVersion)
+                .Set("flags", flags).Set("id", 0UL).Set("name", name).Set("token", password)));
+        }
+
         Welcome Welcomed(Frame f)
         {
             var w = new Welcome
@@ -162,6 +189,45 @@ namespace Switchboard.Client
         {
             return Call(new Frame("TAKE").Set("max", (ulong)max).Set("mode", peek ? 1UL : 0UL).Set("waitMs", (ulong)waitMs),
                 waitMs).Get<List<Message>>("msgs");
+        }
+
+        /// <summary>A page of this user's history, newest first: with a user or a topic, or everything
+        /// (Address.All()). before: only seqs below it (0 = from the newest).</summary>
+        public HistoryPage History(Address with, ulong before = 0, int limit = 50)
+        {
+            var r = Call(new Frame("HISTORY").Set("with", with).Set("before", before).Set("limit", (ulong)limit));
+            return new HistoryPage { Messages = r.Get<List<Message>>("msgs"), More = r.Num("more") != 0 };
+        }
+
+        public List<Device> Devices()
+        {
+            var list = new List<Device>();
+            foreach (var o in (List<object>)Json.Parse(Request(Op.Devices).Str("text")))
+            {
+                var d = (Dictionary<string, object>)o;
+                object v;
+                list.Add(new Device
+                {
+                    Id = (ulong)d["id"],
+                    Label = d.TryGetValue("label", out v) && v is string ? (string)v : "",
+                    CreatedAt = d.TryGetValue("createdAt", out v) && v is ulong ? (ulong)v : 0,
+                    LastSeen = d.TryGetValue("lastSeen", out v) && v is ulong ? (ulong)v : 0,
+                    Online = d.TryGetValue("online", out v) && v is bool && (bool)v,
+                    Current = d.TryGetValue("current", out v) && v is bool && (bool)v,
+                });
+            }
+            return list;
+        }
+
+        /// <summary>Revoke a device: its token stops working and its sessions end.</summary>
+        public void Revoke(ulong deviceId) { Request(Op.Revoke, deviceId.ToString()); }
+
+        /// <summary>Set a password (null clears it); changing or clearing one needs the current one.</summary>
+        public void SetPassword(string password, string current = null)
+        {
+            var arg = "{\"password\":" + (password == null ? "null" : Json.Quote(password));
+            if (current != null) arg += ",\"current\":" + Json.Quote(current);
+            Request(Op.Password, arg + "}");
         }
 
         public Frame Request(byte op, string arg = "") { return Call(new Frame("REQUEST").Set("op", (ulong)op).Set("arg", arg)); }

@@ -16,6 +16,23 @@ namespace Switchboard.Client
     /// src/schema/message.ts; the tests check these against test/vectors/native/schema.json.</summary>
     public enum MessageKind : byte { Text = 0, File = 1, Receipt = 2, Notice = 3, Control = 4 }
 
+    /// <summary>LOGIN / REGISTER flags.</summary>
+    public static class SessionFlag
+    {
+        public const byte Poll = 1;
+        /// <summary>LOGIN: id 0, name = the user, token = the password; WELCOME brings a new device's token.</summary>
+        public const byte Password = 2;
+        /// <summary>Attach beside the device's live session, for a one-shot command; nothing is delivered to it.</summary>
+        public const byte SendOnly = 4;
+    }
+
+    /// <summary>Bits of a msg's flags byte beyond the sender's SEND flags (set by the server).</summary>
+    public static class MsgFlag
+    {
+        /// <summary>A copy of what this user sent from another device; To is its recipient.</summary>
+        public const byte Sent = 8;
+    }
+
     public enum AddrKind : byte { User = 0, Name = 1, All = 2, Server = 3, Topic = 4 }
 
     public sealed class Address : IEquatable<Address>
@@ -147,6 +164,7 @@ namespace Switchboard.Client
             new FrameSpec("FILE_ABORT", 0x0d, true, "uploadId", S),
             new FrameSpec("DOWNLOAD", 0x0e, true, "fileId", S, "offset", U53, "length", U53),
             new FrameSpec("BYE", 0x0f, true),
+            new FrameSpec("HISTORY", 0x10, true, "with", A, "before", U53, "limit", U16),
             // server -> client
             new FrameSpec("ERROR", 0x40, false, "code", U16, "limit", S, "message", S),
             new FrameSpec("WELCOME", 0x41, false, "version", U16, "id", U32, "name", S, "token", S, "heartbeatMs", U32, "server", S),
@@ -162,7 +180,9 @@ namespace Switchboard.Client
             new FrameSpec("RENAMED", 0x4b, false, "id", U32, "oldName", S, "newName", S),
             new FrameSpec("FILE_INFO", 0x4c, false, "fileId", S, "name", S, "size", U53, "sha256", S),
             new FrameSpec("FILE_DATA", 0x4d, false, "offset", U53, "last", U8, "data", B),
+            new FrameSpec("READ_ELSEWHERE", 0x4e, false, "seq", U53, "at", U53),
             new FrameSpec("CLOSING", 0x4f, false, "reason", S, "text", S),
+            new FrameSpec("HISTORY_PAGE", 0x50, false, "more", U8, "msgs", FieldType.Msgs),
         };
 
         public static FrameSpec ByName(string name)
@@ -183,7 +203,7 @@ namespace Switchboard.Client
             "SB_ERR_NOT_LOGGED_IN", "SB_ERR_UNKNOWN_RECIPIENT", "SB_ERR_UNKNOWN_MESSAGE", "SB_ERR_QUEUE_FULL",
             "SB_ERR_RATE_LIMITED", "SB_ERR_LIMIT", "SB_ERR_UNSUPPORTED", "SB_ERR_FORBIDDEN", "SB_ERR_CONFLICT",
             "SB_ERR_UNKNOWN_FILE", "SB_ERR_FILE_CHECK", "SB_ERR_UNKNOWN_CONVERSATION", "SB_ERR_SHUTTING_DOWN",
-            "SB_ERR_INTERNAL", "SB_ERR_STORAGE_FULL",
+            "SB_ERR_INTERNAL", "SB_ERR_STORAGE_FULL", "SB_ERR_PASSWORD_INVALID", "SB_ERR_UNKNOWN_DEVICE",
         };
 
         public static string ErrorName(ulong code)

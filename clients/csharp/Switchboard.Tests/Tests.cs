@@ -3,7 +3,8 @@
 //            every input of invalid.json (conventions: test/vectors/README.md)
 //   live:    register, resume, receipts (200, 202), offline then poll, room, topic, rename, who, errors, against a
 //            server on SB_PORT, or one this runner starts (node bin/switchboard.js, from SB_REPO_ROOT)
-// Usage: mono Switchboard.Tests.exe [vectors|live|all]; exit 0 when everything passed.
+// Usage: mono Switchboard.Tests.exe [vectors|live|all]; exit 0 when everything passed. SB_VECTORS_DIR reads the
+// vectors from another folder (as the Python tests do).
 using System;
 using System.Collections;
 using System.Collections.Generic;
@@ -134,7 +135,8 @@ static class Tests
 
     static void Vectors()
     {
-        var dir = Path.Combine(RepoRoot(), "test", "vectors", "native");
+        var dir = Environment.GetEnvironmentVariable("SB_VECTORS_DIR");
+        if (string.IsNullOrEmpty(dir)) dir = Path.Combine(RepoRoot(), "test", "vectors", "native");
         var frames = (List<object>)Json.Parse(File.ReadAllText(Path.Combine(dir, "frames.json"), Encoding.UTF8));
         var seen = new HashSet<string>();
         var all = new List<byte>();

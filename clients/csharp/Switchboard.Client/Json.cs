@@ -1,11 +1,15 @@
-// A tiny JSON reader for the test vectors: objects become Dictionary<string, object>, arrays List<object>,
-// strings string, integers ulong (exact up to 2^64-1), true/false bool, null null.
+// A tiny JSON reader (and string quoting) for what the protocol carries as JSON text — RESULT DEVICES, the
+// PASSWORD request's argument — and for the test vectors: objects become Dictionary<string, object>, arrays
+// List<object>, strings string, unsigned integers ulong (exact up to 2^64-1), other numbers double,
+// true/false bool, null null.
 using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Text;
 
-static class Json
+namespace Switchboard.Client
+{
+public static class Json
 {
     public static object Parse(string text)
     {
@@ -63,11 +67,33 @@ static class Json
         if (string.CompareOrdinal(t, i, "null", 0, 4) == 0) { i += 4; return null; }
         if (c >= '0' && c <= '9')
         {
+            int start = i;
             ulong n = 0;
             while (i < t.Length && t[i] >= '0' && t[i] <= '9') n = n * 10 + (ulong)(t[i++] - '0');
-            return n;
+            if (i >= t.Length || (t[i] != '.' && t[i] != 'e' && t[i] != 'E')) return n;
+            return Number(t, ref i, start);
         }
+        if (c == '-') return Number(t, ref i, i++);
         throw new FormatException("JSON: unexpected '" + c + "' at " + i);
+    }
+
+    static double Number(string t, ref int i, int start)
+    {
+        while (i < t.Length && "0123456789.eE+-".IndexOf(t[i]) >= 0) i++;
+        return double.Parse(t.Substring(start, i - start), CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>A JSON string literal for the text (quotes, backslashes and control characters escaped).</summary>
+    public static string Quote(string s)
+    {
+        var sb = new StringBuilder("\"");
+        foreach (char c in s)
+        {
+            if (c == '"' || c == '\\') sb.Append('\\').Append(c);
+            else if (c < 0x20) sb.Append("\\u").Append(((int)c).ToString("x4"));
+            else sb.Append(c);
+        }
+        return sb.Append('"').ToString();
     }
 
     static void Expect(string t, ref int i, char c)
@@ -99,4 +125,5 @@ static class Json
         i++;
         return sb.ToString();
     }
+}
 }
