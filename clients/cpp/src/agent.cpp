@@ -3,6 +3,11 @@
 //   switchboard-cpp-agent --host H --port P register --name N                 -> WELCOME <id> <token>
 //   ... --name N --token T send --to NAME --text TEXT [--expect-receipt CODE] -> ACCEPTED <status> <seq> / RECEIPT <code>
 //   ... --name N --token T recv --count N [--poll]                            -> READY / MSG <fromName>\t<text>
+//   ... --name N --token T set-password --new-password P [--password CURRENT] -> PASSWORD set
+//   ... --name N --token T history --with W [--limit L]   -> HIST <seq> <from> <to> <flags>\t<text>, PAGE <more> <n>,
+//                                                            HISTORY <total>
+//   ... --name N --token T devices                        -> DEVICE <id> <current 0|1>\t<label> ..., DEVICES <n>
+// Instead of --token, --password P logs in with the password as a new device and first prints WELCOME <id> <token>.
 // Exit 0 when what was asked happened, 1 on timeout, 2 on an error.
 #include <cstdio>
 #include <iostream>
@@ -14,8 +19,8 @@ using namespace switchboard;
 using Clock = std::chrono::steady_clock;
 
 int main(int argc, char** argv) {
-  std::string host = "127.0.0.1", name, token, cmd, to, text;
-  int port = 7070, expect = 0, count = 1;
+  std::string host = "127.0.0.1", name, token, cmd, to, text, password, newPassword, with;
+  int port = 7070, expect = 0, count = 1, limit = 50;
   double timeoutS = 15;
   bool poll = false;
   for (int i = 1; i < argc; i++) {
@@ -37,7 +42,12 @@ int main(int argc, char** argv) {
     else if (a == "--expect-receipt") expect = std::stoi(next());
     else if (a == "--count") count = std::stoi(next());
     else if (a == "--poll") poll = true;
-    else if (a == "register" || a == "send" || a == "recv") cmd = a;
+    else if (a == "--password") password = next();
+    else if (a == "--new-password") newPassword = next();
+    else if (a == "--with") with = next();
+    else if (a == "--limit") limit = std::stoi(next());
+    else if (a == "register" || a == "send" || a == "recv" || a == "set-password" || a == "history" || a == "devices")
+      cmd = a;
     else {
       std::cerr << "ERROR unknown argument " << a << "\n";
       return 2;
@@ -56,7 +66,44 @@ int main(int argc, char** argv) {
       c.bye();
       return 0;
     }
-    c.login(token, 0, name, poll);
+    if (!password.empty() && cmd != "set-password") {
+      Welcome w = c.loginPassword(name, password, poll);
+      out("WELCOME " + std::to_string(w.id) + " " + w.token);
+    } else {
+      c.login(token, 0, name, poll);
+    }
+    if (cmd == "set-password") {
+      c.setPassword(newPassword, password);
+      out("PASSWORD set");
+      c.bye();
+      return 0;
+    }
+    if (cmd == "history") {
+      Address addr = with.empty() ? Address::all() : Address::parse(with);
+      uint64_t before = 0;
+      size_t total = 0;
+      for (;;) {
+        HistoryPage page = c.history(addr, before, uint16_t(limit));
+        for (auto& m : page.messages)
+          out("HIST " + std::to_string(m.seq) + " " + m.fromName + " " + std::to_string(m.to) + " " +
+              std::to_string(m.flags) + "\t" + m.text());
+        out("PAGE " + std::to_string(page.more ? 1 : 0) + " " + std::to_string(page.messages.size()));
+        total += page.messages.size();
+        if (!page.more || page.messages.empty()) break;
+        before = page.messages.back().seq;
+      }
+      out("HISTORY " + std::to_string(total));
+      c.bye();
+      return 0;
+    }
+    if (cmd == "devices") {
+      auto devices = c.devices();
+      for (auto& d : devices)
+        out("DEVICE " + std::to_string(d.id) + " " + (d.current ? "1" : "0") + "\t" + d.label);
+      out("DEVICES " + std::to_string(devices.size()));
+      c.bye();
+      return 0;
+    }
     if (cmd == "send") {
       Accepted acc = c.send(Address::parse(to), text, expect != 0);
       out("ACCEPTED " + acc.status + " " + std::to_string(acc.seq));
@@ -80,7 +127,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (cmd != "recv") {
-      std::cerr << "ERROR give a command: register, send or recv\n";
+      std::cerr << "ERROR give a command: register, send, recv, set-password, history or devices\n";
       return 2;
     }
     out("READY");

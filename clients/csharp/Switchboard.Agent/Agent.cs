@@ -3,6 +3,11 @@
 //   agent.exe --host H --port P register --name N                 -> WELCOME <id> <token>
 //   ... --name N --token T send --to NAME --text TEXT [--expect-receipt CODE] -> ACCEPTED <status> <seq> / RECEIPT <code>
 //   ... --name N --token T recv --count N [--poll]                -> READY / MSG <fromName>\t<text>
+//   ... --name N --token T set-password --new-password P [--password CURRENT] -> PASSWORD set
+//   ... --name N --token T history --with W [--limit L]   -> HIST <seq> <from> <to> <flags>\t<text>, PAGE <more> <n>,
+//                                                            HISTORY <total>
+//   ... --name N --token T devices                        -> DEVICE <id> <current 0|1>\t<label> ..., DEVICES <n>
+// Instead of --token, --password P logs in with the password as a new device and first prints WELCOME <id> <token>.
 // Exit 0 when what was asked happened, 1 on timeout, 2 on an error.
 using System;
 using System.Collections.Generic;
@@ -16,8 +21,9 @@ static class Agent
     static int Main(string[] args)
     {
         Console.OutputEncoding = new UTF8Encoding(false);
-        string host = "127.0.0.1", name = "", token = "", cmd = "", to = "", text = "";
-        int port = 7070, expect = 0, count = 1;
+        string host = "127.0.0.1", name = "", token = "", cmd = "", to = "", text = "", password = "", newPassword = "",
+            with = "";
+        int port = 7070, expect = 0, count = 1, limit = 50;
         double timeoutS = 15;
         bool poll = false;
         for (int i = 0; i < args.Length; i++)
@@ -40,7 +46,11 @@ static class Agent
                 case "--expect-receipt": expect = int.Parse(next()); break;
                 case "--count": count = int.Parse(next()); break;
                 case "--poll": poll = true; break;
-                case "register": case "send": case "recv": cmd = a; break;
+                case "--password": password = next(); break;
+                case "--new-password": newPassword = next(); break;
+                case "--with": with = next(); break;
+                case "--limit": limit = int.Parse(next()); break;
+                case "register": case "send": case "recv": case "set-password": case "history": case "devices": cmd = a; break;
                 default: Console.Error.WriteLine("ERROR unknown argument " + a); return 2;
             }
         }
@@ -57,7 +67,46 @@ static class Agent
                     c.Bye();
                     return 0;
                 }
-                c.Login(token, 0, name, poll);
+                if (password.Length > 0 && cmd != "set-password")
+                {
+                    var w = c.LoginPassword(name, password, poll);
+                    Out("WELCOME " + w.Id + " " + w.Token);
+                }
+                else c.Login(token, 0, name, poll);
+                if (cmd == "set-password")
+                {
+                    c.SetPassword(newPassword, password.Length > 0 ? password : null);
+                    Out("PASSWORD set");
+                    c.Bye();
+                    return 0;
+                }
+                if (cmd == "history")
+                {
+                    var addr = with.Length == 0 ? Address.All() : Address.Parse(with);
+                    ulong before = 0;
+                    int total = 0;
+                    while (true)
+                    {
+                        var page = c.History(addr, before, limit);
+                        foreach (var m in page.Messages)
+                            Out("HIST " + m.Seq + " " + m.FromName + " " + m.To + " " + m.Flags + "\t" + m.Text);
+                        Out("PAGE " + (page.More ? 1 : 0) + " " + page.Messages.Count);
+                        total += page.Messages.Count;
+                        if (!page.More || page.Messages.Count == 0) break;
+                        before = page.Messages[page.Messages.Count - 1].Seq;
+                    }
+                    Out("HISTORY " + total);
+                    c.Bye();
+                    return 0;
+                }
+                if (cmd == "devices")
+                {
+                    var devices = c.Devices();
+                    foreach (var d in devices) Out("DEVICE " + d.Id + " " + (d.Current ? 1 : 0) + "\t" + d.Label);
+                    Out("DEVICES " + devices.Count);
+                    c.Bye();
+                    return 0;
+                }
                 if (cmd == "send")
                 {
                     var acc = c.Send(Address.Parse(to), text, expect != 0);
@@ -76,7 +125,7 @@ static class Agent
                     Out("TIMEOUT");
                     return 1;
                 }
-                if (cmd != "recv") { Console.Error.WriteLine("ERROR give a command: register, send or recv"); return 2; }
+                if (cmd != "recv") { Console.Error.WriteLine("ERROR give a command: register, send, recv, set-password, history or devices"); return 2; }
                 Out("READY");
                 int got = 0;
                 while (got < count && left() > 0)

@@ -4,8 +4,14 @@
     agent ... --name N --token T send --to NAME --text TEXT [--expect-receipt CODE]
                                                                -> ACCEPTED <status> <seq> / RECEIPT <code>
     agent ... --name N --token T recv --count N [--poll]       -> READY / MSG <fromName>\t<text> ...
+    agent ... --name N --token T set-password --new-password P [--password CURRENT]  -> PASSWORD set
+    agent ... --name N --token T history --with W [--limit L]  -> HIST <seq> <from> <to> <flags>\t<text> (newest
+                                                                  first), PAGE <more> <count> after each page,
+                                                                  HISTORY <total> when no page has more
+    agent ... --name N --token T devices                       -> DEVICE <id> <current 0|1>\t<label> ..., DEVICES <n>
 
-Exit 0 when what was asked happened, 1 on timeout, 2 on an error. The C++ and C# agents behave the same.
+Instead of --token, --password P logs in with the password as a new device and first prints WELCOME <id> <token>
+(that device's token). Exit 0 when what was asked happened, 1 on timeout, 2 on an error. The C++ and C# agents behave the same.
 """
 import argparse
 import sys
@@ -25,12 +31,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--token", default="")
     p.add_argument("--timeout", type=float, default=15.0)
     # one flat set of options, in any order around the command, as the C++ and C# agents take them
-    p.add_argument("cmd", choices=("register", "send", "recv"))
+    p.add_argument("cmd", choices=("register", "send", "recv", "set-password", "history", "devices"))
     p.add_argument("--to", default="")
     p.add_argument("--text", default="")
     p.add_argument("--expect-receipt", type=int, default=0)
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--poll", action="store_true")
+    p.add_argument("--password", default="")
+    p.add_argument("--new-password", default="")
+    p.add_argument("--with", dest="with_", default="")
+    p.add_argument("--limit", type=int, default=50)
     a = p.parse_args(argv)
 
     def out(line: str) -> None:
@@ -45,7 +55,37 @@ def main(argv: Optional[List[str]] = None) -> int:
             out("WELCOME %d %s" % (w.id, w.token))
             c.bye()
             return 0
-        c.login(a.token, name=a.name, poll=a.poll)
+        if a.password and a.cmd != "set-password":
+            w = c.login_password(a.name, a.password, poll=a.poll)
+            out("WELCOME %d %s" % (w.id, w.token))
+        else:
+            c.login(a.token, name=a.name, poll=a.poll)
+        if a.cmd == "set-password":
+            c.set_password(a.new_password, a.password or None)
+            out("PASSWORD set")
+            c.bye()
+            return 0
+        if a.cmd == "history":
+            total, before = 0, 0
+            while True:
+                page = c.history(a.with_ or None, before=before, limit=a.limit)
+                for m in page.messages:
+                    out("HIST %d %s %d %d\t%s" % (m.seq, m.fromName, m.to, m.flags, m.text))
+                out("PAGE %d %d" % (1 if page.more else 0, len(page.messages)))
+                total += len(page.messages)
+                if not page.more or not page.messages:
+                    break
+                before = page.messages[-1].seq
+            out("HISTORY %d" % total)
+            c.bye()
+            return 0
+        if a.cmd == "devices":
+            devices = c.devices()
+            for d in devices:
+                out("DEVICE %d %d\t%s" % (d["id"], 1 if d.get("current") else 0, d.get("label", "")))
+            out("DEVICES %d" % len(devices))
+            c.bye()
+            return 0
         if a.cmd == "send":
             acc = c.send(a.to, a.text, receipt=a.expect_receipt != 0)
             out("ACCEPTED %s %d" % (acc.status, acc.seq))
