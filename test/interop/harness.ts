@@ -185,3 +185,37 @@ export function startAgent(cmd: string, args: string[], cwd: string = ROOT): Age
     },
   }
 }
+
+/** A client language whose agent program (clients/<lang>/…agent) the interop tests drive. */
+export interface Lang {
+  name: string
+  /** Start the agent with these arguments (after --host/--port). */
+  agent(args: string[]): AgentRun
+}
+
+/**
+ * The agents of the Python, C++ and C# clients that can run here (building C++ and C# first); a language whose
+ * toolchain is missing is named in `skipped` instead (under CI=true, missing() throws).
+ */
+export function agentLanguages(server: Server, skipped: string[]): Lang[] {
+  const hp = ['--host', server.host, '--port', String(server.port)]
+  const langs: Lang[] = []
+  const py = missing('python3')
+  if (py === undefined)
+    langs.push({
+      name: 'python',
+      agent: (a) => startAgent('python3', ['-m', 'switchboard_client.agent', ...hp, ...a], path.join(CLIENTS, 'python')),
+    })
+  else skipped.push(`python: ${py}`)
+  const cpp = missing('g++', 'cmake')
+  if (cpp === undefined) {
+    const bin = path.join(buildCpp(), 'switchboard-cpp-agent')
+    langs.push({ name: 'cpp', agent: (a) => startAgent(bin, [...hp, ...a]) })
+  } else skipped.push(`cpp: ${cpp}`)
+  const cs = missing('mcs', 'mono')
+  if (cs === undefined) {
+    const exe = path.join(buildCsharp(), 'switchboard-cs-agent.exe')
+    langs.push({ name: 'csharp', agent: (a) => startAgent('mono', [exe, ...hp, ...a]) })
+  } else skipped.push(`csharp: ${cs}`)
+  return langs
+}

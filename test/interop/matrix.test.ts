@@ -18,13 +18,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { test } from 'node:test'
 import { SwitchboardClient } from '../../src/client/index.js'
-import { CLIENTS, ROOT, buildCpp, buildCsharp, missing, startAgent, startServer, type AgentRun, type Server } from './harness.js'
-
-interface Lang {
-  name: string
-  /** Start the agent with these arguments (after --host/--port). */
-  agent(args: string[]): AgentRun
-}
+import { ROOT, agentLanguages, startServer, type AgentRun, type Lang, type Server } from './harness.js'
 
 // ------------------------------------------------------------------ the TypeScript side, in process
 
@@ -148,27 +142,7 @@ function tsAgent(server: Server, args: string[]): AgentRun {
 // ------------------------------------------------------------------ the languages
 
 function languages(server: Server, skipped: string[]): Lang[] {
-  const hp = ['--host', server.host, '--port', String(server.port)]
-  const langs: Lang[] = []
-  const py = missing('python3')
-  if (py === undefined)
-    langs.push({
-      name: 'python',
-      agent: (a) => startAgent('python3', ['-m', 'switchboard_client.agent', ...hp, ...a], path.join(CLIENTS, 'python')),
-    })
-  else skipped.push(`python: ${py}`)
-  const cpp = missing('g++', 'cmake')
-  if (cpp === undefined) {
-    const bin = path.join(buildCpp(), 'switchboard-cpp-agent')
-    langs.push({ name: 'cpp', agent: (a) => startAgent(bin, [...hp, ...a]) })
-  } else skipped.push(`cpp: ${cpp}`)
-  const cs = missing('mcs', 'mono')
-  if (cs === undefined) {
-    const exe = path.join(buildCsharp(), 'switchboard-cs-agent.exe')
-    langs.push({ name: 'csharp', agent: (a) => startAgent('mono', [exe, ...hp, ...a]) })
-  } else skipped.push(`csharp: ${cs}`)
-  langs.push({ name: 'ts', agent: (a) => tsAgent(server, a) })
-  return langs
+  return [...agentLanguages(server, skipped), { name: 'ts', agent: (a) => tsAgent(server, a) }]
 }
 
 interface Cell {
