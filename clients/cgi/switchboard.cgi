@@ -6,8 +6,13 @@ Each request opens a native-protocol connection to Switchboard, logs in with the
 
   GET                      log-in form (no cookie) or the inbox: new messages (taken now) and recent history,
                            who is online, a send form
+  GET ?with=W[&before=SEQ] the server's history with W (a name, #topic, or ALL for everything), newest first, a
+                           page at a time, with a link to the older page
   POST action=register     name                 -> REGISTER; the token goes into an HttpOnly, SameSite=Strict cookie
   POST action=login        name, token          -> LOGIN (resume a user registered anywhere)
+  POST action=password-login  name, password    -> LOGIN with the PASSWORD flag: this browser becomes a new device of
+                                                   the user; that device's token goes into the cookie
+  POST action=set-password password, current    -> REQUEST PASSWORD (current: needed to change an existing one)
   POST action=send         to, text             -> SEND to a name, ALL or #topic, with a receipt
   POST action=rename       name                 -> REQUEST RENAME
   POST action=logout                            -> forget the cookie
@@ -29,10 +34,11 @@ HERE = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
 
 from switchboard_client import Client, Message, Receipt, SwitchboardError  # noqa: E402
-from switchboard_client.frames import RECEIPT_STATUS, Kind  # noqa: E402
+from switchboard_client.frames import RECEIPT_STATUS, Kind, MsgFlag  # noqa: E402
 
 COOKIE = "sb_session"
 HISTORY = 50
+PAGE = 20  # messages per page of the server's history
 MAX_BODY = 64 * 1024
 
 
@@ -189,6 +195,11 @@ def login_page(error: str = "", status: str = "200 OK") -> None:
 <h2>Come back with your token</h2>
 <form method="post"><input type="hidden" name="action" value="login">
 <label>Name <input name="name" required></label> <label>Token <input name="token" required></label>
+<button>Log in</button></form>
+<h2>Or with your password</h2>
+<form method="post"><input type="hidden" name="action" value="password-login">
+<label>Name <input name="name" required></label>
+<label>Password <input name="password" type="password" required></label>
 <button>Log in</button></form>""" % err))
 
 
@@ -227,11 +238,50 @@ def inbox(sess: Tuple[int, str], note: str = "") -> None:
 <p><a href="%s">Check for new messages</a></p>
 <h2>Inbox (%d new)</h2>%s
 <h2>Online now (%d)</h2><ul>%s</ul>
+<form method="get"><label>History with <input name="with" required placeholder="name, #topic or ALL"></label>
+<button>Show</button></form>
 <form method="post"><input type="hidden" name="action" value="rename">
 <label>New name <input name="name" required maxlength="25"></label> <button>Rename</button></form>
+<form method="post"><input type="hidden" name="action" value="set-password">
+<label>New password <input name="password" type="password" required minlength="8"></label>
+<label>Current password (if you have one) <input name="current" type="password"></label>
+<button>Set password</button></form>
 <form method="post"><input type="hidden" name="action" value="logout"><button>Log out</button></form>""" % (
         esc(me.name), me.id, '<span class="note">%s</span>' % esc(note) if note else "", esc(script_url()),
         len(new), msgs or "<p>No messages yet.</p>", len(online), who)))
+
+
+def history_page(sess: Tuple[int, str], with_: str, before: int) -> None:
+    """A page of the server's history (HISTORY), newest first: every device reads the same log, so this shows
+    what was said before this browser logged in, and both sides (what you sent is a copy flagged SENT)."""
+    c = connect(sess)
+    try:
+        got = c.history(with_, before=before, limit=PAGE)
+    finally:
+        finish(c, sess[0])
+    is_user = with_ != "ALL" and not with_.startswith("#") and not with_.isdigit()
+
+    def row(m: Message) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.ts / 1000))
+        if m.flags & MsgFlag.SENT:  # a copy of what you sent; ``to`` is its recipient, known here by id only
+            if m.topic:
+                who = "you → #" + m.topic
+            elif m.to == 0xFFFFFFFF:
+                who = "you → ALL"
+            else:
+                who = "you → " + (with_ if is_user else "user %d" % m.to)
+        else:
+            who = m.fromName
+        return '<div class="msg"><span class="meta">%s #%d</span> <b>%s</b>: %s</div>' % (
+            esc(when), m.seq, esc(who), esc(m.text))
+
+    older = ""
+    if got.more and got.messages:
+        older = '<p><a href="%s?with=%s&amp;before=%d">Older messages</a></p>' % (
+            esc(script_url()), esc(quote(with_)), got.messages[-1].seq)
+    respond("200 OK", page("History", """<p><a href="%s">Back to your inbox</a></p>
+<h2>History with %s</h2>%s%s""" % (esc(script_url()), esc(with_),
+                                   "".join(row(m) for m in got.messages) or "<p>No messages.</p>", older)))
 
 
 def main() -> None:
@@ -241,6 +291,12 @@ def main() -> None:
     if method == "GET" or method == "HEAD":
         if sess is None:
             login_page()
+        elif query.get("with", "").strip():
+            before = query.get("before", "0")
+            try:
+                history_page(sess, query["with"].strip(), int(before) if before.isdigit() else 0)
+            except SwitchboardError as e:
+                redirect("note=" + quote("error: %s" % e))
         else:
             inbox(sess, query.get("note", ""))
         return
@@ -264,6 +320,12 @@ def main() -> None:
                 w = c.login(form.get("token", "").strip(), name=form.get("name", "").strip(), poll=True)
                 c.bye()
             redirect("", session_cookie("%d:%s" % (w.id, form.get("token", "").strip()), 30 * 24 * 3600))
+        elif action == "password-login":
+            with Client(*server()) as c:
+                w = c.login_password(form.get("name", "").strip(), form.get("password", ""), poll=True)
+                c.bye()
+            # This browser is a new device: the cookie holds that device's token (never shown, never in a URL).
+            redirect("", session_cookie("%d:%s" % (w.id, w.token), 30 * 24 * 3600))
         elif action == "logout":
             redirect("", session_cookie("", 0))
         elif sess is None:
@@ -275,6 +337,13 @@ def main() -> None:
             finally:
                 finish(c, sess[0])
             redirect("note=" + quote("sent to %s: %s" % (form.get("to", "").strip(), acc.status)))
+        elif action == "set-password":
+            c = connect(sess)
+            try:
+                c.set_password(form.get("password", ""), form.get("current", "") or None)
+            finally:
+                finish(c, sess[0])
+            redirect("note=" + quote("your password is set"))
         elif action == "rename":
             c = connect(sess)
             try:

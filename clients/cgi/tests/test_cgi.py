@@ -1,6 +1,7 @@
 """The CGI program behind a real lighttpd (mod_cgi) on a loopback port, against a real Switchboard server:
 log-in form -> register -> cookie -> inbox shows a message another client sent -> send -> the other client gets
-it -> receipt in the inbox -> rename -> log out."""
+it -> receipt in the inbox -> rename -> log out; and a password set on the inbox page, a password login (this
+browser a new device) and the server's history paged newest first."""
 import http.client
 import os
 import re
@@ -208,6 +209,66 @@ class CgiChat(unittest.TestCase):
         self.assertIn("Max-Age=0", hdrs.get("set-cookie", ""))
         status, _, _ = WEB.request("POST", PATH, {"action": "send", "to": "ALL", "text": "x"})
         self.assertEqual(status, 401)
+
+    def test_password_login_and_history(self) -> None:
+        assert WEB is not None
+        web_name = "hw" + uuid.uuid4().hex[:6]
+        py_name = "hp" + uuid.uuid4().hex[:6]
+        status, hdrs, _ = WEB.request("POST", PATH, {"action": "register", "name": web_name})
+        self.assertEqual(status, 200)
+        m = re.match(r"sb_session=(\d+:[^;]+);", hdrs.get("set-cookie", ""))
+        assert m is not None
+        first = "sb_session=" + m.group(1)
+
+        status, _, body = WEB.request("GET", PATH, cookie=first)
+        self.assertIn('value="set-password"', body)
+        status, hdrs, _ = WEB.request("POST", PATH, {"action": "set-password", "password": "web pass 1"}, cookie=first)
+        self.assertEqual(status, 303)
+        self.assertIn("your password is set", urlsplit(hdrs["location"]).query.replace("%20", " "))
+
+        # a conversation: the Python client and the web page take turns, 25 messages (more than one page of 20)
+        py = Client(SERVER.host, SERVER.port)
+        self.addCleanup(py.close)
+        py.register(py_name)
+        for i in range(25):
+            if i % 2 == 0:
+                py.send(web_name, "from py %d" % i)
+            else:
+                status, _, _ = WEB.request("POST", PATH, {"action": "send", "to": py_name, "text": "from web %d" % i},
+                                           cookie=first)
+                self.assertEqual(status, 303)
+
+        # another browser logs in with the password: a new device, with its own token in the cookie
+        status, _, body = WEB.request("GET", PATH)
+        self.assertIn('value="password-login"', body)
+        status, _, body = WEB.request("POST", PATH, {"action": "password-login", "name": web_name,
+                                                     "password": "wrong password"})
+        self.assertEqual(status, 400)
+        self.assertIn("SB_ERR_AUTH", body)
+        status, hdrs, _ = WEB.request("POST", PATH, {"action": "password-login", "name": web_name,
+                                                     "password": "web pass 1"})
+        self.assertEqual(status, 303)
+        m = re.match(r"sb_session=(\d+:[^;]+);", hdrs.get("set-cookie", ""))
+        assert m is not None
+        second = "sb_session=" + m.group(1)
+        self.assertNotEqual(second, first)
+        self.assertEqual(second.split(":")[0], first.split(":")[0])  # the same user
+
+        # the new device reads the past: newest first, 20 a page, both sides, then the older page
+        status, _, body = WEB.request("GET", PATH + "?with=" + py_name, cookie=second)
+        self.assertEqual(status, 200, body)
+        texts = re.findall(r"<b>([^<]*)</b>: (from (?:py|web) \d+)</div>", body)
+        self.assertEqual([t for _, t in texts], ["from %s %d" % ("py" if i % 2 == 0 else "web", i)
+                                                 for i in range(24, 4, -1)])
+        self.assertEqual(texts[0][0], py_name)
+        self.assertEqual(texts[1][0], "you → " + py_name)  # a sent copy, from the first browser
+        older = re.search(r'href="([^"]*before=\d+)"', body)
+        assert older is not None, body
+        status, _, body = WEB.request("GET", older.group(1).replace("&amp;", "&"), cookie=second)
+        self.assertEqual(status, 200)
+        texts = re.findall(r"<b>[^<]*</b>: (from (?:py|web) \d+)</div>", body)
+        self.assertEqual(texts, ["from %s %d" % ("py" if i % 2 == 0 else "web", i) for i in range(4, -1, -1)])
+        self.assertNotIn("before=", body)  # the oldest page: no link further back
 
 
 if __name__ == "__main__":
