@@ -148,3 +148,91 @@ test(
     assert.equal(seenMsgIds.size, TOTAL)
   },
 )
+
+test(
+  'kill -9 mid-stream to a user with two devices, one offline: each gets everything after its cursor once, in order',
+  { timeout: 90_000 },
+  async (t) => {
+    const N = 3000
+    const dataDir = mkdtempSync(join(tmpdir(), 'sb-kill9-dev-'))
+    let server = await serve(dataDir, 0)
+    const port = server.port
+    t.after(async () => {
+      if (server.proc.exitCode === null && server.proc.signalCode === null) {
+        server.proc.kill('SIGKILL')
+        await server.exited
+      }
+      rmSync(dataDir, { recursive: true, force: true })
+    })
+    const reconnect = { initialDelayMs: 50, maxDelayMs: 400 }
+    // The receiver's laptop registers and sets a password; its phone logs in with it (a second device), then goes
+    // away for the whole stream.
+    const laptop = await SwitchboardClient.connect({ port, name: 'twodev', register: true, reconnect })
+    await laptop.setPassword('two devices here')
+    const phone0 = await SwitchboardClient.connect({ port, name: 'twodev', password: 'two devices here', reconnect: false })
+    const phoneToken = { id: phone0.id, token: phone0.token }
+    await phone0.close(200)
+    const tx = await SwitchboardClient.connect({ port, name: 'streamer', register: true, reconnect })
+    t.after(async () => {
+      await tx.close(200)
+      await laptop.close(200)
+    })
+    const atLaptop: number[] = []
+    laptop.on('message', (m) => atLaptop.push(Number(m.text)))
+
+    const accepted = new Set<number>()
+    let killedAt = -1
+    let killing: Promise<void> | undefined
+    let inflight = 0
+    let next = 0
+    await new Promise<void>((done, fail) => {
+      const pump = (): void => {
+        while (inflight < WINDOW && next < N) {
+          const n = next++
+          inflight++
+          tx.send('twodev', String(n), { receipt: false }).then((r) => {
+            if (r.status === 'duplicate') return fail(new Error(`a first send answered duplicate: ${n}`))
+            accepted.add(n)
+            inflight--
+            if (killedAt < 0 && accepted.size >= N / 3) {
+              killedAt = accepted.size
+              server.proc.kill('SIGKILL')
+              killing = server.exited.then(async () => {
+                server = await serve(dataDir, port)
+              })
+            }
+            if (accepted.size === N) done()
+            else pump()
+          }, fail)
+        }
+      }
+      pump()
+    })
+    await killing
+    assert.ok(killedAt > 0 && killedAt < N, 'killed mid-stream')
+
+    // The laptop was online (it reconnected after the kill): every message once, in order.
+    await until('every message on the laptop', () => new Set(atLaptop).size >= N, 30_000, 50).catch(() => undefined)
+    // The phone comes back now: it was never handed anything, so everything is after its cursor.
+    const phone = await SwitchboardClient.connect({ port, name: 'twodev', ...phoneToken, reconnect })
+    t.after(() => phone.close(200))
+    const atPhone: number[] = []
+    phone.on('message', (m) => atPhone.push(Number(m.text)))
+    await until('every message on the phone', () => new Set(atPhone).size >= N, 30_000, 50).catch(() => undefined)
+
+    for (const [device, got] of [
+      ['laptop', atLaptop],
+      ['phone', atPhone],
+    ] as const) {
+      const inOrder = got.every((n, i) => i === 0 || n > got[i - 1]!)
+      t.diagnostic(`${device}: ${got.length} arrivals, ${new Set(got).size} distinct, in order: ${inOrder}`)
+      assert.equal(got.length, N, `${device}: each message once`)
+      assert.deepEqual(
+        [...new Set(got)].sort((a, b) => a - b),
+        Array.from({ length: N }, (_, i) => i),
+        `${device}: none lost`,
+      )
+      assert.ok(inOrder, `${device}: in order`)
+    }
+  },
+)
