@@ -112,7 +112,7 @@ export function buildOpenApi(opts: { version: string; serverUrl?: string }): Ope
       title: 'Switchboard HTTP API',
       version: opts.version,
       description:
-        "Every operation of the Switchboard broker over JSON. Authenticate with `Authorization: Bearer <id>.<secret>`, the token that /v1/register returns. One session per user: a call with a token starts (or reuses) that user's HTTP session, which replaces a live session of the same user on any other protocol. Errors are RFC 9457 problem details with a stable `code`.",
+        "Every operation of the Switchboard broker over JSON. Authenticate with `Authorization: Bearer <id>.<secret>`, the token that /v1/register returns. Each token is a device of its user: a call with a token starts (or reuses) that device's HTTP session, which replaces a live session of the same device on any other protocol; the user's other devices stay. POST /v1/login with a name and password makes a new device. Errors are RFC 9457 problem details with a stable `code`.",
     },
     tags,
     paths,
