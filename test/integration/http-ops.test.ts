@@ -157,10 +157,12 @@ test('/metrics: sessions per protocol, messages by kind, receipts by code, queue
 test('/metrics: the event-loop delay since the previous scrape (p50, p99, max)', async (t) => {
   const f = await startFixture(t)
   await f.api('GET', '/metrics') // a window starts
-  // The server runs in this process: hold its event loop for 40 ms, then let a timer of the monitor run late.
+  // The server runs in this process: hold its event loop for 40 ms, then let the monitor's timer (every 10 ms) run
+  // late. A timer of our own due after the monitor's is the proof that it ran: a setImmediate alone could let the
+  // next scrape in before any timers phase, with no sample in the window.
   const until = performance.now() + 40
   while (performance.now() < until);
-  await new Promise<void>((r) => setImmediate(r))
+  await new Promise<void>((r) => setTimeout(r, 15))
   const r = await f.api('GET', '/metrics')
   const stat = (s: string): number => {
     const m = new RegExp(`^switchboard_event_loop_delay_seconds\\{stat="${s}"\\} (\\S+)$`, 'm').exec(r.text)
