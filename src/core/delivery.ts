@@ -25,6 +25,8 @@ import { addAck, hasAck } from '../store/acks.js'
 /** Acknowledged messages per session that can still be marked read. */
 const RECENT_ACKED = 512
 const EMPTY = Buffer.alloc(0)
+/** How often the reaper applies retention. */
+const RETAIN_EVERY_MS = 60_000
 
 export interface SendRequest {
   to: Address
@@ -62,6 +64,7 @@ export type ServerRequestHandler = (s: Session, text: string) => Promise<string>
 export class Delivery {
   private readonly ackTimers: AckTimers
   private lastPrune = 0
+  private lastRetain = 0
 
   constructor(
     private readonly core: Core,
@@ -547,7 +550,11 @@ export class Delivery {
   /** Expired messages (senders get 410), held messages now due (released into their queues), old dedupe keys. */
   async reapQueues(now: number, dedupeRetentionMs: number, retention?: RetentionPolicy): Promise<void> {
     const { store } = this.core
-    if (retention !== undefined) await store.retain(retention, 10_000)
+    // Retention is bulk work on a scale of days: once a minute is plenty, and costs nothing between.
+    if (retention !== undefined && now - this.lastRetain >= RETAIN_EVERY_MS) {
+      this.lastRetain = now
+      await store.retain(retention, 10_000)
+    }
     for (const m of await store.expire(now, 1000))
       if (m.kind !== 'receipt' && m.flags & Flag.RECEIPT) {
         const u = await store.userById(m.to)
