@@ -156,21 +156,27 @@ test('/metrics: sessions per protocol, messages by kind, receipts by code, queue
 
 test('/metrics: the event-loop delay since the previous scrape (p50, p99, max)', async (t) => {
   const f = await startFixture(t)
-  await f.api('GET', '/metrics') // a window starts
-  // The server runs in this process: hold its event loop for 40 ms, then let the monitor's timer (every 10 ms) run
-  // late. A timer of our own due after the monitor's is the proof that it ran: a setImmediate alone could let the
-  // next scrape in before any timers phase, with no sample in the window.
-  const until = performance.now() + 40
-  while (performance.now() < until);
-  await new Promise<void>((r) => setTimeout(r, 15))
-  const r = await f.api('GET', '/metrics')
-  const stat = (s: string): number => {
-    const m = new RegExp(`^switchboard_event_loop_delay_seconds\\{stat="${s}"\\} (\\S+)$`, 'm').exec(r.text)
-    assert.ok(m, `${s} in\n${r.text}`)
+  const stat = (text: string, s: string): number => {
+    const m = new RegExp(`^switchboard_event_loop_delay_seconds\\{stat="${s}"\\} (\\S+)$`, 'm').exec(text)
+    assert.ok(m, `${s} in\n${text}`)
     return Number(m[1])
   }
-  assert.ok(stat('max') >= 0.025, `max ${stat('max')} s after a 40 ms turn`)
-  assert.ok(stat('p50') <= stat('p99') && stat('p99') <= stat('max'))
+  // The server runs in this process: hold its event loop for 40 ms between two scrapes, then let a timer due after
+  // the monitor's run. Where the monitor's sample of that turn lands depends on the loop's phases around the
+  // scrapes, so the measurement gets three tries; a monitor that never sees a 40 ms turn fails all three.
+  const maxes: number[] = []
+  for (let attempt = 0; attempt < 3; attempt++) {
+    await f.api('GET', '/metrics') // a window starts
+    const until = performance.now() + 40
+    while (performance.now() < until);
+    await new Promise<void>((r) => setTimeout(r, 15))
+    const r = await f.api('GET', '/metrics')
+    const [p50, p99, max] = [stat(r.text, 'p50'), stat(r.text, 'p99'), stat(r.text, 'max')]
+    assert.ok(p50 <= p99 && p99 <= max, `p50 ${p50} <= p99 ${p99} <= max ${max}`)
+    maxes.push(max)
+    if (max >= 0.025) break
+  }
+  assert.ok(maxes.at(-1)! >= 0.025, `max ${maxes.join(', ')} s after 40 ms turns`)
 })
 
 test('CORS: configured origins get the headers, others do not', async (t) => {

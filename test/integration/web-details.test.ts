@@ -31,16 +31,14 @@ async function login(page: Page, url: string, name: string): Promise<void> {
 /** Waits until the last message this page sent in the open conversation has one of these states. */
 async function lastStatus(page: Page, wanted: string[]): Promise<string> {
   const status = page.getByTestId('msg-out').last().getByTestId('status')
-  // (A string, evaluated in the page: the root tsconfig has no DOM types.)
-  await page.waitForFunction(
-    `(() => {
-      const all = document.querySelectorAll('[data-testid="msg-out"]')
-      const s = all[all.length - 1]?.querySelector('[data-testid="status"]')?.getAttribute('data-status')
-      return s != null && ${JSON.stringify(wanted)}.includes(s)
-    })()`,
-    undefined,
-    { timeout: 15_000 },
-  )
+  // A selector, not a function polled in the page: under the page's CSP (no 'unsafe-eval') Playwright cannot
+  // evaluate a polled predicate, and a wait that is not over at once failed with an EvalError.
+  await page
+    .getByTestId('msg-out')
+    .last()
+    .locator(wanted.map((w) => `[data-testid="status"][data-status=${JSON.stringify(w)}]`).join(', '))
+    .first()
+    .waitFor({ timeout: 15_000 })
   return (await status.getAttribute('data-status'))!
 }
 
