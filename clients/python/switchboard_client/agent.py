@@ -41,7 +41,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--new-password", default="")
     p.add_argument("--with", dest="with_", default="")
     p.add_argument("--limit", type=int, default=50)
-    a = p.parse_args(argv)
+    # A token (base64url) or a text may begin with "-", which argparse would take for an option: glue every
+    # option that takes a value to its value ("--token=-x…"), as the C++ and C# agents need no such help.
+    raw = list(sys.argv[1:] if argv is None else argv)
+    takes_value = {"--host", "--port", "--name", "--token", "--timeout", "--to", "--text", "--expect-receipt",
+                   "--count", "--password", "--new-password", "--with", "--limit"}
+    glued: List[str] = []
+    i = 0
+    while i < len(raw):
+        if raw[i] in takes_value and i + 1 < len(raw):
+            glued.append(f"{raw[i]}={raw[i + 1]}")
+            i += 2
+        else:
+            glued.append(raw[i])
+            i += 1
+    a = p.parse_args(glued)
 
     def out(line: str) -> None:
         sys.stdout.write(line + "\n")
