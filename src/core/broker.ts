@@ -1,34 +1,35 @@
 /**
  * The Broker: the facade adapters call (DESIGN §1). It wires the core's parts and owns their lifetimes, and
  * holds no logic of its own beyond that: the session registry (sessions.ts), the directory of users, topics and
- * blocks (directory.ts), receipts (receipts.ts), delivery (delivery.ts, with ack-timers.ts) and conversations
- * (conversations.ts) share the state in context.ts. It knows no protocol and no socket; text commands for SERVER
+ * blocks (directory.ts), receipts (receipts.ts), delivery (delivery.ts, with ack-timers.ts), conversations
+ * (conversations.ts), accounts that go (accounts.ts) and what operators read (operations.ts) share the state in
+ * context.ts. It knows no protocol and no socket; text commands for SERVER
  * come from outside (src/services/server-commands.ts), through `serverRequests`.
  *
  * A direct message's path: send() validates and resolves the address, the Committer puts the copy into
  * the next group commit (one transaction, one fsync per batch), and once the batch is durable the message
- * is accepted: pushed to the recipient's live session (or left queued), with a STORED receipt when the
- * recipient is offline. ack() removes it in a later batch and sends the sender a DELIVERED receipt; an ack
- * that does not come within ackTimeoutMs gives the sender NOT_YET.
+ * is accepted: pushed to every live session of the recipient (one per device), with a STORED receipt when no
+ * device is online. ack() advances that device's cursor in a later batch; the first device's ack sends the sender
+ * a DELIVERED receipt; an ack that does not come within ackTimeoutMs gives the sender NOT_YET (once).
  *
  * Attaching is two-phase: register/login/claim return a session that is online but receives nothing until
  * the adapter, having answered the login, calls ready(session).
  */
+import { Accounts } from './accounts.js'
 import { Committer } from './committer.js'
 import { isBrokerError } from './errors.js'
 import { guardStore } from './store-errors.js'
 import type { Core } from './context.js'
-import { guard, touch } from './context.js'
+import { touch } from './context.js'
 import { Conversations } from './conversations.js'
 import { Delivery, type SendRequest, type SendResult, type ServerRequestHandler } from './delivery.js'
 import { Directory } from './directory.js'
 import { Receipts } from './receipts.js'
+import { health, metrics, stats, type BrokerStats, type Health, type MetricsSnapshot } from './operations.js'
 import { SessionTable, type Session, type DeliveryMode } from './session.js'
 import { SessionRegistry, type AttachOptions } from './sessions.js'
 import {
   DEFAULT_LIMITS,
-  Flag,
-  ReceiptStatus,
   silentLogger,
   type Address,
   type CloseReason,
@@ -41,12 +42,13 @@ import {
   type SessionSink,
   type UserInfo,
 } from './types.js'
-import type { DeviceRecord, Store, UserRecord } from '../store/store.js'
+import type { DeviceRecord, Store } from '../store/store.js'
 import type { Bus, BusMessage } from '../bus/bus.js'
 
 export { normalizeName } from './directory.js'
 export { hashToken } from './sessions.js'
 export type { SendRequest, SendResult, SendStatus, ServerRequestHandler } from './delivery.js'
+export type { BrokerStats, Health, MetricsSnapshot } from './operations.js'
 
 export interface BrokerOptions {
   store: Store
@@ -79,40 +81,6 @@ export interface BrokerOptions {
   now?: () => number
 }
 
-export interface BrokerStats {
-  users: number
-  online: number
-  sessionsByProtocol: Record<string, number>
-  uptimeMs: number
-  messagesIn: Record<string, number>
-  messagesOut: number
-  receipts: Record<string, number>
-  commits: number
-  commitOps: number
-  commitMsTotal: number
-  slowConsumers: number
-}
-
-/** The cumulative figures and gauges of this node, read at once (for /metrics). */
-export interface MetricsSnapshot {
-  sessionsByProtocol: Record<string, number>
-  messagesIn: Record<string, number>
-  messagesOut: number
-  receipts: Record<string, number>
-  slowConsumers: number
-  commits: { commits: number; ops: number; msTotal: number; lastMs: number; maxBatch: number }
-}
-
-export interface Health {
-  storeKind: string
-  /** Sessions on this node. */
-  online: number
-  /** 'closing' while the broker shuts down; 'fail' when the store does not answer a ping; 'full' while its disk is full. */
-  store: 'ok' | 'fail' | 'full' | 'closing'
-  /** What is wrong, for 'full': a text a client may be shown (the data directory is only in the log). */
-  detail?: string
-}
-
 const NO_SERVER_REQUESTS: ServerRequestHandler = async () => 'this server answers no text commands'
 
 export class Broker {
@@ -122,13 +90,13 @@ export class Broker {
   readonly idleTimeoutMs: number
   readonly conversationTimeoutMs: number
   readonly legacyIdentityTtlMs: number
-  private lastTokenlessSweep = 0
   private readonly core: Core
   private readonly registry: SessionRegistry
   private readonly directory: Directory
   private readonly receipts: Receipts
   private readonly delivery: Delivery
   private readonly conversations: Conversations
+  private readonly accounts: Accounts
   private readonly reapIntervalMs: number
   private readonly dedupeRetentionMs: number
   readonly retentionMs: number
@@ -171,6 +139,7 @@ export class Broker {
       this.ackTimeoutMs,
       () => this.serverRequests,
     )
+    this.accounts = new Accounts(this.core, this.registry, this.directory, this.receipts, this.legacyIdentityTtlMs)
     this.conversations = new Conversations(this.core, this.registry, this.directory, this.conversationTimeoutMs)
     this.registry.hooks = {
       started: (s) => {
@@ -224,7 +193,7 @@ export class Broker {
     return this.registry.register(rawName, protocol, sink, mode, opts).catch(async (err: unknown) => {
       // The name (or a look-alike) is held by a tokenless identity past its time: it is released, and taken now.
       const holder = isBrokerError(err) && err.code === 'SB_ERR_NAME_TAKEN' ? await this.core.store.userLike(rawName) : undefined
-      if (holder === undefined || !(await this.expireTokenless(holder))) throw err
+      if (holder === undefined || !(await this.accounts.expireTokenless(holder))) throw err
       return this.registry.register(rawName, protocol, sink, mode, opts)
     })
   }
@@ -460,45 +429,9 @@ export class Broker {
     return this.directory.blocked(s)
   }
 
-  /** Delete the account: the name is released, its queue dropped, senders that asked are told (404). */
-  async deleteAccount(s: Session): Promise<void> {
-    guard(this.core, s)
-    const user = { ...s.user }
-    // Every device goes with the account: its sessions here, and (by the kick of every session) elsewhere.
-    for (const x of [...this.core.sessions.of(user.id)]) this.end(x, 'deleted', 'the account was deleted')
-    this.core.bus.publish({
-      type: 'kick',
-      user: user.id,
-      device: null,
-      reason: 'deleted',
-      node: this.core.bus.nodeId,
-      since: Number.MAX_SAFE_INTEGER,
-    })
-    await this.removeUser(user)
-    this.log.info({ user: user.id, name: user.name }, 'account deleted')
-  }
-
-  /** Remove a user and its queue; the senders of what was still queued that asked for receipts are told (404). */
-  private async removeUser(user: UserInfo): Promise<void> {
-    const dropped = await this.core.store.deleteUser(user.id)
-    this.directory.forgetUser(user.id, user.name)
-    const now = this.core.now()
-    for (const m of dropped)
-      if (m.kind !== 'receipt' && m.flags & Flag.RECEIPT) this.receipts.tell(m.from, ReceiptStatus.DELETED, m, user, m.seq, now)
-  }
-
-  /**
-   * A tokenless identity (legacy gateway login, or a 001 frame to a name never seen) not used for
-   * legacyIdentityTtlMs is not kept: it is removed with its queue, and its name is free again. Not while online.
-   */
-  private async expireTokenless(rec: UserRecord): Promise<boolean> {
-    const { store, bus } = this.core
-    if (!rec.tokenless || this.core.sessions.hasUser(rec.id) || (await bus.isOnline(rec.id))) return false
-    const last = (await store.lastSeen(rec.id)) ?? rec.createdAt
-    if (last >= this.core.now() - this.legacyIdentityTtlMs) return false
-    await this.removeUser({ id: rec.id, name: rec.name })
-    this.log.info({ user: rec.id, name: rec.name, lastSeen: last }, 'tokenless identity expired')
-    return true
+  /** Delete the account: every device goes, the name is released, the log dropped, senders that asked told (404). */
+  deleteAccount(s: Session): Promise<void> {
+    return this.accounts.delete(s)
   }
 
   // ---------------------------------------------------------------- conversations (conversations.ts)
@@ -522,34 +455,11 @@ export class Broker {
   // ---------------------------------------------------------------- operations
 
   async stats(): Promise<BrokerStats> {
-    const m = this.metrics()
-    return {
-      users: await this.core.store.countUsers(),
-      online: (await this.core.bus.online()).length,
-      sessionsByProtocol: m.sessionsByProtocol,
-      uptimeMs: this.core.now() - this.startedAt,
-      messagesIn: m.messagesIn,
-      messagesOut: m.messagesOut,
-      receipts: m.receipts,
-      commits: m.commits.commits,
-      commitOps: m.commits.ops,
-      commitMsTotal: m.commits.msTotal,
-      slowConsumers: m.slowConsumers,
-    }
+    return stats(this.core, this.startedAt)
   }
 
   metrics(): MetricsSnapshot {
-    const byProtocol: Record<string, number> = {}
-    for (const s of this.core.sessions.values()) byProtocol[s.protocol] = (byProtocol[s.protocol] ?? 0) + 1
-    const c = this.core.counters
-    return {
-      sessionsByProtocol: byProtocol,
-      messagesIn: { ...c.messagesIn },
-      messagesOut: c.messagesOut,
-      receipts: { ...c.receipts },
-      slowConsumers: c.slowConsumers,
-      commits: { ...this.core.committer.stats },
-    }
+    return metrics(this.core)
   }
 
   /** Registered users (all nodes). */
@@ -557,24 +467,14 @@ export class Broker {
     return this.core.store.countUsers()
   }
 
-  /** Queue depth of a user (for metrics and the web page's unread counts). */
+  /** What no device of a user has acknowledged (for metrics and the web page's unread counts). */
   queueStats(userId: number): Promise<{ count: number; bytes: number }> {
     return this.core.store.queueStats(userId)
   }
 
   /** Is the store answering? */
-  async health(): Promise<Health> {
-    const base = { storeKind: this.core.store.kind, online: this.core.sessions.size }
-    if (this.core.closing) return { ...base, store: 'closing' }
-    try {
-      await this.core.store.ping()
-    } catch (err) {
-      // A full disk: the store answers, but refuses writes until there is space (the ping tries one).
-      if (isBrokerError(err) && err.code === 'SB_ERR_STORAGE_FULL') return { ...base, store: 'full', detail: err.message }
-      this.log.warn({ err }, 'health check: store ping failed')
-      return { ...base, store: 'fail' }
-    }
-    return { ...base, store: 'ok' }
+  health(): Promise<Health> {
+    return health(this.core)
   }
 
   // ---------------------------------------------------------------- wiring
@@ -612,11 +512,7 @@ export class Broker {
       before: now - this.retentionMs,
       keep: this.retentionMessages,
     })
-    if (now - this.lastTokenlessSweep >= Math.min(60_000, this.legacyIdentityTtlMs)) {
-      this.lastTokenlessSweep = now
-      for (const rec of await this.core.store.staleTokenless(now - this.legacyIdentityTtlMs, 1000))
-        await this.expireTokenless(rec)
-    }
+    await this.accounts.sweepTokenless(now)
   }
 }
 
