@@ -3,13 +3,21 @@
  * ("native … listening on host:port"). One helper for the tests and the benchmark targets that need a real
  * server process (to kill it, to measure it, or to run several).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 // SWITCHBOARD_SERVER_ROOT runs another checkout's server (the bench compares commits with one harness).
 const ROOT = process.env.SWITCHBOARD_SERVER_ROOT ?? fileURLToPath(new URL('..', import.meta.url))
 const LISTENING = /native\S*\s+listening on [^\s:]+:(\d+)/
 const KEEP = 64 * 1024
+
+let help: string | undefined
+
+/** Whether the server under ROOT lists `flag` in `serve --help` (an older checkout lacks later options). */
+export function serverKnowsOption(flag: string): boolean {
+  help ??= spawnSync(process.execPath, ['bin/switchboard.js', 'serve', '--help'], { cwd: ROOT, encoding: 'utf8' }).stdout
+  return new RegExp(`(^|\\s)${flag.replace(/[-]/g, '\\-')}(?![\\w-])`, 'm').test(help)
+}
 
 export interface SpawnedServer {
   child: ChildProcess
@@ -39,7 +47,9 @@ export function spawnServer(args: readonly string[], opts: SpawnOptions = {}): P
   const label = opts.label ?? 'switchboard'
   const timeoutMs = opts.timeoutMs ?? 60_000
   return new Promise((resolve, reject) => {
-    const argv = [process.execPath, ...(opts.nodeArgs ?? []), 'bin/switchboard.js', 'serve', ...args]
+    // SWITCHBOARD_NODE_ARGS adds options for node (e.g. `--cpu-prof --cpu-prof-dir=prof` to profile a bench's server).
+    const extra = process.env.SWITCHBOARD_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? []
+    const argv = [process.execPath, ...extra, ...(opts.nodeArgs ?? []), 'bin/switchboard.js', 'serve', ...args]
     const [cmd, ...rest] = [...(opts.wrapper ?? []), ...argv]
     const child = spawn(cmd!, rest, {
       cwd: ROOT,

@@ -19,7 +19,13 @@ import { ALL_ID, SwitchboardClient, type SendOptions } from '../../src/client/in
 import type { BenchClient, BenchTarget, MessageKind, TargetFactory } from './target.js'
 import { waitForExit } from '../lib/spawn.js'
 import { scrapeEventLoopDelay } from '../lib/metrics.js'
-import { spawnServer } from '../../scripts/spawn-server.js'
+import { spawnServer, serverKnowsOption } from '../../scripts/spawn-server.js'
+
+const unlimited: readonly (readonly [string, string])[] = [
+  ['--auth-rate', '1000000'],
+  ['--max-connections-per-address', '1000000'],
+  ['--max-unauthenticated-per-address', '1000000'],
+]
 
 const HTTP_LISTENING = /^http\s+listening on \S*:(\d+)\s*$/m
 
@@ -46,8 +52,8 @@ export const switchboardTarget: TargetFactory = (params): BenchTarget => {
           ...['--port', '0', '--http-port', '0', '--data-dir', dataDir],
           ...['--log-level', 'warn', '--log-format', 'json', '--max-queue-length', '1000000', '--rate', '1000000'],
           // Every generated client comes from 127.0.0.1: the per-address caps and login rate are for strangers.
-          ...['--auth-rate', '1000000', '--max-connections-per-address', '1000000'],
-          ...['--max-unauthenticated-per-address', '1000000'],
+          // A server older than these options (SWITCHBOARD_SERVER_ROOT) has no caps to lift.
+          ...unlimited.filter(([flag]) => serverKnowsOption(flag)).flat(),
         ],
         {
           onStderr: (d) => process.stderr.write(d),
