@@ -34,20 +34,17 @@ serve.action(async (flags: Record<string, unknown>) => {
   const { log, output } = makeLogger(config['log-level'], config['log-format'])
   // The listening lines are a courtesy to whoever started us: a reader that has gone must not end the server.
   process.stdout.on('error', () => {})
-  let server
-  try {
-    server = await startServer(config, log)
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException
-    const hint = e.code === 'EADDRINUSE' ? ' (another program listens there: choose another port)' : ''
-    process.stderr.write(`switchboard: cannot start: ${e.message}${hint}\n`)
-    process.exit(1)
-  }
-  for (const l of server.listeners) process.stdout.write(`${l.name.padEnd(12)} listening on ${l.address}\n`)
-  process.stdout.write(`data         ${config.store === 'sqlite' ? config['data-dir'] : config.store}\n`)
-  log.info({ listeners: server.listeners.map((l) => ({ name: l.name, address: l.address })) }, 'switchboard started')
+  // The handlers go in before anything else happens: a signal that arrives while we start (or in the instant
+  // after "switchboard started" is written, which a supervisor may act on at once) is a request to stop, never
+  // the default action that kills the process before the store is closed.
+  let server: Awaited<ReturnType<typeof startServer>> | undefined
+  let requested: string | undefined
   let stopping = 0
   const stop = (signal: string): void => {
+    if (server === undefined) {
+      requested ??= signal
+      return
+    }
     if (stopping !== 0) {
       // Ctrl-C under `npm start` delivers SIGINT twice at once: from the terminal to the process group, and
       // forwarded by npm. Only a signal sent later (a person who insists) means "now".
@@ -77,6 +74,18 @@ serve.action(async (flags: Record<string, unknown>) => {
   }
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
+  try {
+    server = await startServer(config, log)
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    const hint = e.code === 'EADDRINUSE' ? ' (another program listens there: choose another port)' : ''
+    process.stderr.write(`switchboard: cannot start: ${e.message}${hint}\n`)
+    process.exit(1)
+  }
+  for (const l of server.listeners) process.stdout.write(`${l.name.padEnd(12)} listening on ${l.address}\n`)
+  process.stdout.write(`data         ${config.store === 'sqlite' ? config['data-dir'] : config.store}\n`)
+  log.info({ listeners: server.listeners.map((l) => ({ name: l.name, address: l.address })) }, 'switchboard started')
+  if (requested !== undefined) stop(requested)
 })
 
 registerClientCommands(program)
