@@ -10,25 +10,20 @@ interface Pending {
 /**
  * Group commit: every store write asked for during one turn of the event loop goes into one
  * store.commit() — one transaction, one fsync. While a commit is under way the next batch gathers,
- * so under load batches grow instead of syncs multiplying. A store that writes on a thread of its own
- * may take a second batch while the first is written (`Store.pipelineDepth`): the second is planned
- * meanwhile and written next. A caller's promise settles only once its batch is durable.
+ * so under load batches grow instead of syncs multiplying. A caller's promise settles only once its
+ * batch is durable.
  */
 export class Committer {
   private pending: Pending[] = []
   private scheduled = false
-  /** Batches handed to the store and not settled. */
-  private running = 0
-  private readonly depth: number
+  private running = false
   private idle: (() => void)[] = []
   readonly stats = { commits: 0, ops: 0, msTotal: 0, lastMs: 0, maxBatch: 0 }
 
   constructor(
     private readonly store: Store,
     private readonly log: Logger,
-  ) {
-    this.depth = Math.max(1, store.pipelineDepth ?? 1)
-  }
+  ) {}
 
   submit(op: StoreOp): Promise<StoreResult> {
     return new Promise((resolve, reject) => {
@@ -38,15 +33,15 @@ export class Committer {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.running >= this.depth) return
+    if (this.scheduled || this.running) return
     this.scheduled = true
     setImmediate(() => void this.flush())
   }
 
   private async flush(): Promise<void> {
     this.scheduled = false
-    if (this.running >= this.depth || this.pending.length === 0) return this.settleIdle()
-    this.running++
+    if (this.running || this.pending.length === 0) return this.settleIdle()
+    this.running = true
     const batch = this.pending
     this.pending = []
     const t0 = performance.now()
@@ -63,14 +58,14 @@ export class Committer {
       this.log.error({ err, ops: batch.length }, 'store commit failed')
       for (const p of batch) p.reject(err)
     } finally {
-      this.running--
+      this.running = false
       if (this.pending.length > 0) this.schedule()
       else this.settleIdle()
     }
   }
 
   private settleIdle(): void {
-    if (this.running > 0 || this.scheduled || this.pending.length > 0) return
+    if (this.running || this.scheduled || this.pending.length > 0) return
     const waiters = this.idle
     this.idle = []
     for (const w of waiters) w()
@@ -78,7 +73,7 @@ export class Committer {
 
   /** Resolves once everything submitted so far is committed. */
   drain(): Promise<void> {
-    if (this.running === 0 && !this.scheduled && this.pending.length === 0) return Promise.resolve()
+    if (!this.running && !this.scheduled && this.pending.length === 0) return Promise.resolve()
     return new Promise((resolve) => this.idle.push(resolve))
   }
 }

@@ -126,11 +126,6 @@ export interface RetentionPolicy {
 
 export interface Store {
   readonly kind: string
-  /**
-   * How many batches commit() may have under way at once (default 1). A store whose writes run elsewhere (the
-   * SQLite writer thread) plans the next batch while one is written; its results still settle in order.
-   */
-  readonly pipelineDepth?: number
   open(): Promise<void>
   close(): Promise<void>
   /** Cheap liveness check for /healthz. */

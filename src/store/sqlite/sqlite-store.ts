@@ -18,15 +18,23 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { isStoreError, nameTaken, storageFull, StoreError } from '../errors.js'
 import { decodeAbove, encodeAbove, hasAck, type AckSet } from '../acks.js'
-import { dedupeKeys, devicesOf, planCommit, planExpire, planRelease, usersOf, type QueueCounters } from '../plan.js'
+import {
+  dedupeKeys,
+  devicesOf,
+  planCommit,
+  planExpire,
+  planRelease,
+  usersOf,
+  type CommitPlan,
+  type QueueCounters,
+} from '../plan.js'
 import { nameSkeleton, SKELETON_VERSION } from '../../core/names.js'
-import { inlineWriter, packBatch, type BatchWriter } from './writer-batch.js'
-import { startWriterThread } from './writer-thread.js'
 import { fillSkeletons, logSkeletonClash } from '../rows.js'
 import type { Logger } from '../../core/types.js'
 import type {
   DeviceRecord,
   HistoryQuery,
+  NewCopy,
   QueueStats,
   RetentionPolicy,
   Store,
@@ -37,7 +45,6 @@ import type {
 } from '../store.js'
 
 const SCHEMA_VERSION = 4
-const noop = (): void => {}
 const RECENT_MAX = 100_000
 const RECENT_MAX_BYTES = 32 * 1024 * 1024
 /** Users retain() looks at per statement. */
@@ -272,15 +279,6 @@ interface Recent {
 export class SqliteStore implements Store {
   readonly kind = 'sqlite'
   private db!: BetterSqlite3.Database
-  private writer: BatchWriter | undefined
-  /** Settles when the last write queued by exclusive() has run. */
-  private busy: Promise<void> | undefined
-  /** Batches on the writer, each settling when written or failed. */
-  private writing = new Set<Promise<void>>()
-  /** Dedupe keys claimed by batches on the writer (not in the file yet). */
-  private pendingKeys = new Set<string>()
-  /** Counts failed batches: a batch's failure drops the caches once, not once per batch planned over it. */
-  private generation = 0
   private stmts!: ReturnType<SqliteStore['prepare']>
   /** user → its counters; loaded lazily, replaced after each successful write. */
   private counterCache = new Map<number, QueueCounters>()
@@ -346,27 +344,6 @@ export class SqliteStore implements Store {
     }
     this.db = db
     this.stmts = this.prepare()
-    try {
-      this.writer = this.opts.path === ':memory:' ? inlineWriter(db) : await startWriterThread(this.opts.path)
-    } catch (err) {
-      db.close()
-      throw err
-    }
-  }
-
-  /**
-   * Runs the writes of this store one after another: a batch is on the writer thread until it answers, and a
-   * write of this connection meanwhile (a registration, retention) would wait for its lock on the event loop, or
-   * be planned over counters the batch is about to change. Reads need not wait (WAL: they see the last commit).
-   */
-  private exclusive<T>(run: () => Promise<T>): Promise<T> {
-    const out = this.busy === undefined ? run() : this.busy.then(run)
-    const settled = out.then(noop, noop)
-    this.busy = settled
-    void settled.then(() => {
-      if (this.busy === settled) this.busy = undefined
-    })
-    return out
   }
 
   private prepare() {
@@ -410,7 +387,7 @@ export class SqliteStore implements Store {
       row: db.prepare(`SELECT * FROM log WHERE user = ? AND seq = ?`),
       markRead: db.prepare(`UPDATE log SET read = 1 WHERE user = ? AND seq = ?`),
       deleteRow: db.prepare(`DELETE FROM log WHERE user = ? AND seq = ?`),
-      dedupeHas: db.prepare(`SELECT 1 FROM dedupe WHERE sender = ? AND msg_id = ?`),
+      dedupe: db.prepare(`INSERT OR IGNORE INTO dedupe (sender, msg_id, at) VALUES (?, ?, ?)`),
       undedupe: db.prepare(`DELETE FROM dedupe WHERE sender = ? AND msg_id = ?`),
       readLog: db.prepare(
         `SELECT * FROM log WHERE user = ? AND seq > ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq LIMIT ?`,
@@ -422,6 +399,10 @@ export class SqliteStore implements Store {
       ),
       historyTopic: db.prepare(
         `SELECT * FROM log WHERE user = ? AND topic = ? AND seq < ? AND ${HISTORY_KINDS} ORDER BY seq DESC LIMIT ?`,
+      ),
+      insertHeld: db.prepare(
+        `INSERT INTO held (user, not_before, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, file_id, body, peer, device)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       dueHeld: db.prepare(
         `DELETE FROM held WHERE id IN (SELECT id FROM held WHERE not_before <= ? ORDER BY not_before, id LIMIT ?) RETURNING *`,
@@ -456,9 +437,6 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    await this.busy
-    await this.allWritten()
-    await this.writer?.close()
     if (this.db?.open) this.db.close()
   }
 
@@ -670,31 +648,8 @@ export class SqliteStore implements Store {
     for (const [user, c] of counters) this.counterCache.set(user, c)
   }
 
-  /**
-   * Batches the group commit may have on the writer thread at once: while one is written (and fsynced), the next
-   * is planned over what it will have written. One for an in-memory database, which writes inline.
-   */
-  get pipelineDepth(): number {
-    return this.opts.path === ':memory:' ? 1 : 2
-  }
-
   async commit(ops: StoreOp[]): Promise<StoreResult[]> {
     if (ops.length === 0) return []
-    const { written, results } = await this.exclusive(() => this.planAndPost(ops))
-    await written
-    return results
-  }
-
-  /**
-   * Plans a batch over the caches — which already hold what the batches still on the writer will have written — and
-   * hands it to the writer. The caches follow the plan at once (the next batch is planned over it); if a batch fails,
-   * the writer refuses every batch planned over it, and the caches are dropped to be read again from the file.
-   */
-  private async planAndPost(ops: StoreOp[]): Promise<{ written: Promise<void>; results: StoreResult[] }> {
-    // A row an ack or a read needs that the recent rows do not hold is read from the file, which has only what the
-    // writer has written: then the batches on their way must be written first (rare: the recent rows hold what was
-    // stored lately).
-    if (this.writing.size > 0 && this.needsRowsFromFile(ops)) await this.allWritten()
     const before = new Map<number, QueueCounters>()
     for (const user of usersOf(ops)) {
       const c = this.counters(user)
@@ -707,40 +662,44 @@ export class SqliteStore implements Store {
     }
     // An ack names a device of its own user only.
     for (const op of ops) if (op.type === 'ack' && this.cursorCache.get(op.device)?.user !== op.user) devices.delete(op.device)
-    // A key is fresh when neither the file nor a batch on its way has it.
-    const fresh: { sender: number; msgId: number; at: number }[] = []
-    const freshSet = new Set<string>()
-    for (const k of dedupeKeys(ops)) {
-      const key = `${k.sender}:${k.msgId}`
-      if (!this.pendingKeys.has(key) && this.stmts.dedupeHas.get(k.sender, k.msgId) === undefined) {
-        fresh.push(k)
-        freshSet.add(key)
+    const plan = this.db.transaction((): CommitPlan => {
+      const fresh = new Set<string>()
+      for (const k of dedupeKeys(ops))
+        if (this.stmts.dedupe.run(k.sender, k.msgId, k.at).changes > 0) fresh.add(`${k.sender}:${k.msgId}`)
+      // The rows the acks and reads name, as they were before the batch. An ack of a handled seq needs none (it
+      // cannot be first), which spares reading back everything a second device acknowledges.
+      const rows = new Array<StoredMessage | undefined>(ops.length)
+      const wasRead = new Array<boolean>(ops.length).fill(false)
+      for (let i = 0; i < ops.length; i++) {
+        const op = ops[i]!
+        if (op.type === 'send' || op.type === 'seen') continue
+        const c = before.get(op.user)
+        if (c === undefined || op.seq < 1 || op.seq >= c.next) continue
+        if (op.type === 'ack' && hasAck(c.handled, op.seq)) continue
+        const known = this.recent.get(op.user)?.get(op.seq)
+        if (known !== undefined) {
+          rows[i] = known.m
+          wasRead[i] = known.read
+          continue
+        }
+        const r = this.stmts.row.get(op.user, op.seq) as LogRow | undefined
+        if (r === undefined) continue
+        rows[i] = rowToMessage(r)
+        wasRead[i] = r.read !== 0
       }
-    }
-    // The rows the acks and reads name, as they were before the batch. An ack of a handled seq needs none (it
-    // cannot be first), which spares reading back everything a second device acknowledges.
-    const rows = new Array<StoredMessage | undefined>(ops.length)
-    const wasRead = new Array<boolean>(ops.length).fill(false)
-    for (let i = 0; i < ops.length; i++) {
-      const op = ops[i]!
-      if (op.type === 'send' || op.type === 'seen') continue
-      const c = before.get(op.user)
-      if (c === undefined || op.seq < 1 || op.seq >= c.next) continue
-      if (op.type === 'ack' && hasAck(c.handled, op.seq)) continue
-      const known = this.recent.get(op.user)?.get(op.seq)
-      if (known !== undefined) {
-        rows[i] = known.m
-        wasRead[i] = known.read
-        continue
+      const plan = planCommit({ ops, counters: before, devices, fresh: (s, m) => fresh.has(`${s}:${m}`), rows, wasRead })
+      for (const k of plan.released) this.stmts.undedupe.run(k.sender, k.msgId)
+      for (const m of plan.queued) this.insertLogged(m)
+      for (const c of plan.held) this.insertHeld(c)
+      for (const r of plan.reads) this.stmts.markRead.run(r.user, r.seq)
+      for (const x of plan.seen) {
+        this.stmts.setLastSeen.run(x.at, x.user)
+        this.stmts.setDeviceSeen.run(x.at, x.device, x.user)
       }
-      const r = this.stmts.row.get(op.user, op.seq) as LogRow | undefined
-      if (r === undefined) continue
-      rows[i] = rowToMessage(r)
-      wasRead[i] = r.read !== 0
-    }
-    const plan = planCommit({ ops, counters: before, devices, fresh: (s, m) => freshSet.has(`${s}:${m}`), rows, wasRead })
-    const batch = packBatch(plan, fresh)
-    // The caches follow the plan now.
+      for (const [id, acks] of plan.devices) this.stmts.setCursor.run(acks.floor, encodeAbove(acks.above), id)
+      this.writeCounters(plan.counters)
+      return plan
+    })()
     this.applyCounters(plan.counters)
     for (const [id, acks] of plan.devices) this.cursorCache.get(id)!.acks = acks
     for (const m of plan.queued) if (!hasAck(this.counterCache.get(m.to)!.handled, m.seq)) this.remember(m)
@@ -754,55 +713,7 @@ export class SqliteStore implements Store {
       const r = plan.results[i]!
       if (op.type === 'ack' && r.type === 'ack' && r.first !== null) this.forgetRecent(op.user, op.seq)
     }
-    const released = new Set(plan.released.map((k) => `${k.sender}:${k.msgId}`))
-    const claimed = fresh.map((k) => `${k.sender}:${k.msgId}`).filter((k) => !released.has(k))
-    for (const k of claimed) this.pendingKeys.add(k)
-    const generation = this.generation
-    const written = this.writer!.write(batch).then(
-      () => {
-        for (const k of claimed) this.pendingKeys.delete(k)
-      },
-      (err: unknown) => {
-        // The first failure of a generation drops what was planned; batches planned over it fail with it.
-        if (generation === this.generation) {
-          this.generation++
-          this.dropCaches()
-          this.writer!.reset()
-        }
-        throw err
-      },
-    )
-    const settled = written.then(noop, noop)
-    this.writing.add(settled)
-    void settled.then(() => this.writing.delete(settled))
-    return { written, results: plan.results }
-  }
-
-  /** Whether some ack or read of `ops` names a row the recent rows do not hold (so it must be read from the file). */
-  private needsRowsFromFile(ops: StoreOp[]): boolean {
-    for (const op of ops) {
-      if (op.type !== 'ack' && op.type !== 'read') continue
-      const c = this.counterCache.get(op.user)
-      if (c === undefined || op.seq < 1 || op.seq >= c.next) continue
-      if (op.type === 'ack' && hasAck(c.handled, op.seq)) continue
-      if (this.recent.get(op.user)?.get(op.seq) === undefined) return true
-    }
-    return false
-  }
-
-  /** Settles when every batch handed to the writer so far has been written (or has failed). */
-  private allWritten(): Promise<void> {
-    return Promise.all(this.writing).then(noop)
-  }
-
-  /** After a failed batch: the caches held what it would have written; the file is the truth again. */
-  private dropCaches(): void {
-    this.counterCache.clear()
-    this.cursorCache.clear()
-    this.recent.clear()
-    this.recentCount = 0
-    this.recentBytes = 0
-    this.pendingKeys.clear()
+    return plan.results
   }
 
   private remember(m: StoredMessage): void {
@@ -845,6 +756,25 @@ export class SqliteStore implements Store {
       m.body,
       m.peer ?? null,
       m.device ?? null,
+    )
+  }
+
+  private insertHeld(c: NewCopy): void {
+    this.stmts.insertHeld.run(
+      c.to,
+      c.notBefore,
+      c.from,
+      c.fromName,
+      c.msgId,
+      kindNumber(c.kind),
+      c.ts,
+      c.flags,
+      c.topic ?? null,
+      c.expiresAt ?? null,
+      c.fileId ?? null,
+      c.body,
+      c.peer ?? null,
+      c.device ?? null,
     )
   }
 
@@ -999,26 +929,6 @@ export class SqliteStore implements Store {
   }
 }
 
-/** The methods that write, run one after another (exclusive). */
-const SERIAL = new Set([
-  'ping',
-  'createUser',
-  'createDevice',
-  'renameUser',
-  'setPassword',
-  'deleteUser',
-  'setLastSeen',
-  'deleteDevice',
-  'expire',
-  'retain',
-  'releaseDue',
-  'pruneDedupe',
-  'subscribe',
-  'unsubscribe',
-  'block',
-  'unblock',
-])
-
 /** The methods whose success shows the store can write again. */
 const WRITES = new Set([
   'commit',
@@ -1036,14 +946,10 @@ const WRITES = new Set([
 // public method of the store reports it the same way, as StoreError FULL (src/store/errors.ts), whatever it was doing.
 for (const name of Object.getOwnPropertyNames(SqliteStore.prototype)) {
   const method: unknown = Object.getOwnPropertyDescriptor(SqliteStore.prototype, name)?.value
-  if (['constructor', 'settle', 'exclusive', 'allWritten', 'planAndPost'].includes(name) || typeof method !== 'function') continue
+  if (name === 'constructor' || name === 'settle' || typeof method !== 'function') continue
   Object.defineProperty(SqliteStore.prototype, name, {
     value: function (this: SqliteStore, ...args: unknown[]): unknown {
-      const run = (): unknown => (method as (...a: unknown[]) => unknown).apply(this, args)
-      // A write of this connection runs alone: after the batches on the writer, before any batch planned later.
-      const out: unknown = SERIAL.has(name)
-        ? this['exclusive'](() => this['allWritten']().then(run as () => Promise<unknown>))
-        : run()
+      const out: unknown = (method as (...a: unknown[]) => unknown).apply(this, args)
       return out instanceof Promise ? this['settle'](name, out) : out
     },
     writable: true,
