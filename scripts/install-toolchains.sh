@@ -6,7 +6,7 @@
 # run installs nothing. Debian/Ubuntu (apt-get); needs root or sudo. Called by .ci/run.
 set -eu
 
-PACKAGES="g++ cmake make mono-mcs mono-runtime lighttpd python3 tmux redis-server strace"
+PACKAGES="gcc g++ cmake make mono-mcs mono-runtime lighttpd python3 tmux redis-server strace"
 
 missing=""
 for p in $PACKAGES; do

@@ -7,6 +7,8 @@ import { test, type TestContext } from 'node:test'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { spawnServer } from '../../scripts/spawn-server.js'
 import assert from 'node:assert/strict'
 import net from 'node:net'
@@ -474,3 +476,94 @@ test('idle HTTP polling sessions hold at most their eventBufferBytes each and th
   assert.ok(ev.body.events.length > 0 && ev.body.events.length < 100)
   assert.equal(ev.body.events.at(-1).data.text, text.toString())
 })
+
+// ---------------------------------------------------------------- 6. room chat from many gateway clients
+
+/** The slow-disk shim (test/helpers/slow-fsync.c), built once; undefined where there is no C compiler. */
+function slowFsyncLibrary(t: TestContext): string | undefined {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-slowfsync-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const so = join(dir, 'slow-fsync.so')
+  const src = fileURLToPath(new URL('../helpers/slow-fsync.c', import.meta.url))
+  const cc = spawnSync('cc', ['-shared', '-fPIC', '-O2', '-o', so, src, '-ldl'], { encoding: 'utf8' })
+  return cc.status === 0 ? so : undefined
+}
+
+test(
+  '100 004 clients chatting in the room and cut all at once, on a disk whose flush takes 10 ms: a native round trip stays short (measured)',
+  { skip: process.platform !== 'linux' },
+  async (t) => {
+    const so = slowFsyncLibrary(t)
+    if (so === undefined) {
+      assert.ok(process.env.CI !== 'true', 'CI has a C compiler (scripts/install-toolchains.sh)')
+      t.skip('no C compiler to build the slow-disk shim')
+      return
+    }
+    const N = 100
+    // Every fsync of the server sleeps 10 ms first. Before session ends went through the group commit, each of the
+    // 100 ends was a transaction of its own on the event loop: 100 × 10 ms held every other client for a second.
+    const s = await spawned(
+      t,
+      [
+        '--http-port',
+        '-1',
+        '--p004-port',
+        '0',
+        '--auth-rate',
+        '100000',
+        '--max-unauthenticated-per-address',
+        '100000',
+        '--max-connections-per-address',
+        '100000',
+      ],
+      ['env', `LD_PRELOAD=${so}`, 'SLOW_FSYNC_MS=10'],
+    )
+    await until('the 004 listener', () => s.ports().p004 !== undefined)
+    const p004 = s.ports().p004!
+    const alice = await registered(t, s.port, 'alice')
+    const crowd: { socket: net.Socket; closed: () => boolean; data: () => Buffer }[] = []
+    const join004 = async (i: number): Promise<void> => {
+      const c = await rawConnect(p004)
+      c.socket.write(encodeClient({ kind: 'login', name: `g${i}`, utcOffsetSeconds: 0 }))
+      crowd[i] = c
+    }
+    await Promise.all(Array.from({ length: N }, (_, i) => join004(i)))
+    // Logged in: each has heard something from the room (its own arrival or another's).
+    await until('the crowd logged in', () => crowd.every((c) => c.data().length > 0), 30_000)
+    t.after(() => {
+      for (const c of crowd) c.socket.destroy()
+    })
+
+    // A native client pings every 20 ms while the crowd chats, is cut all at once, logs in again, and is cut again.
+    let pinging = true
+    const rtts: number[] = []
+    const pinger = (async () => {
+      while (pinging) {
+        const t0 = performance.now()
+        await alice.expect({ type: 'PING' }, 'PONG', 30_000)
+        rtts.push(performance.now() - t0)
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    })()
+    const line = encodeClient({ kind: 'message', text: 'hello everyone, this is a line of room chat' } as never)
+    for (let round = 0; round < 2; round++) {
+      for (let k = 0; k < 5; k++) {
+        for (const c of crowd) if (!c.closed()) c.socket.write(line)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      for (const c of crowd) c.socket.destroy()
+      await new Promise((r) => setTimeout(r, 500))
+      await Promise.all(Array.from({ length: N }, (_, i) => join004(i)))
+      await new Promise((r) => setTimeout(r, 500))
+    }
+    pinging = false
+    await pinger
+    rtts.sort((a, b) => a - b)
+    const max = rtts.at(-1)!
+    t.diagnostic(
+      `native PING round trip over ${rtts.length} pings: p50 ${rtts[rtts.length >> 1]!.toFixed(1)} ms, max ${max.toFixed(1)} ms`,
+    )
+    assert.ok(rtts.length >= 20, `only ${rtts.length} pings in ~3 s`)
+    assert.ok(max < 500, `a native PING waited ${max.toFixed(0)} ms behind the crowd (bound 500 ms; 100 ends × 10 ms is 1 s)`)
+  },
+)
