@@ -92,7 +92,17 @@ test(
 
     const app = join(work, 'app')
     execFileSync('mkdir', ['-p', app])
-    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', type: 'module', private: true }))
+    writeFileSync(
+      join(app, 'package.json'),
+      JSON.stringify({
+        name: 'app',
+        version: '1.0.0',
+        type: 'module',
+        private: true,
+        // npm 11.16+ lists unreviewed install scripts, npm 12 skips them: the native addons are approved.
+        allowScripts: { 'better-sqlite3': true, zeromq: true },
+      }),
+    )
     // Install scripts compile better-sqlite3 from source (minutes on a small machine). Unless asked for that
     // (SWITCHBOARD_PACK_TEST_BUILD=1), install without scripts and give it the addon this checkout built for the
     // same version and the same Node: what is under test is our package, not better-sqlite3's build.
