@@ -10,12 +10,14 @@ import { startP003 } from '../../src/protocols/p003/server.js'
 import { Op } from '../../src/protocols/native/frames.js'
 
 /**
- * Three registrations' worth of endpoints, at a place of their own in 47300-49299 for each test (gateway-matrix uses 47200-47219): the gateway
+ * Three registrations' worth of endpoints, at a place of their own in 24300-26297 for each test (gateway-matrix uses 24200-24219): the gateway
  * probes that nobody on this host is bound to a port before handing it out, so another test process using the
- * same ports at the same time would look like a client still holding them.
+ * same ports at the same time would look like a client still holding them. Below the kernel's ephemeral range
+ * (32768-60999 on Linux): there, any test's port-0 listener or outgoing connection could take one (CI saw a pool
+ * port in use, and three registrations left two endpoints free).
  */
 const endpointRange = (): [number, number] => {
-  const lo = 47300 + 6 * Math.floor(Math.random() * 333)
+  const lo = 24300 + 6 * Math.floor(Math.random() * 333)
   return [lo, lo + 5]
 }
 
