@@ -185,6 +185,8 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
     },
     // SSE streams and WebSockets are ended by preClose; idle keep-alive sockets need not hold close() up.
     forceCloseConnections: 'idle',
+    // While closing, requests are answered by the hook below (503 SB_ERR_SHUTTING_DOWN), not by fastify's bare 503.
+    return503OnClosing: false,
   }) as unknown as FastifyInstance
 
   const guard = opts.guard
@@ -239,6 +241,14 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
     if (w.status >= 500) req.log.error({ err }, 'request failed')
     if (w.body.code === 'SB_ERR_INTERNAL') broker.log.error({ err, url: req.url }, 'HTTP request failed')
     void reply.code(w.status).headers(w.headers).type(PROBLEM_TYPE).send(w.body)
+  })
+  // A request that arrives while the listener closes (on a keep-alive connection) is answered as the core answers
+  // a send it will not take: 503 SB_ERR_SHUTTING_DOWN, so a client can tell "not done, send it again later" by its
+  // code. /healthz says it its own way.
+  app.addHook('onRequest', async (req, reply) => {
+    if (!closing || req.url.startsWith('/healthz')) return
+    void reply.header('connection', 'close')
+    throw new BrokerError('SB_ERR_SHUTTING_DOWN', 'the server is shutting down')
   })
   app.setNotFoundHandler((req, reply) => {
     const w = toWire(new HttpError('SB_HTTP_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}; see /docs`), {
