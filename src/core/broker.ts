@@ -2,9 +2,9 @@
  * The Broker: the facade adapters call (DESIGN §1). It wires the core's parts and owns their lifetimes, and
  * holds no logic of its own beyond that: the session registry (sessions.ts), the directory of users, topics and
  * blocks (directory.ts), receipts (receipts.ts), delivery (delivery.ts, with ack-timers.ts), conversations
- * (conversations.ts), accounts that go (accounts.ts) and what operators read (operations.ts) share the state in
- * context.ts. It knows no protocol and no socket; text commands for SERVER
- * come from outside (src/services/server-commands.ts), through `serverRequests`.
+ * (conversations.ts), the logs' upkeep and history pages (log-upkeep.ts), accounts that go (accounts.ts) and what
+ * operators read (operations.ts) share the state in context.ts. It knows no protocol and no socket; text commands
+ * for SERVER come from outside (src/services/server-commands.ts), through `serverRequests`.
  *
  * A direct message's path: send() validates and resolves the address, the Committer puts the copy into
  * the next group commit (one transaction, one fsync per batch), and once the batch is durable the message
@@ -23,6 +23,7 @@ import type { Core } from './context.js'
 import { touch } from './context.js'
 import { Conversations } from './conversations.js'
 import { Delivery, type SendRequest, type SendResult, type ServerRequestHandler } from './delivery.js'
+import { LogUpkeep } from './log-upkeep.js'
 import { Directory } from './directory.js'
 import { Receipts } from './receipts.js'
 import { health, metrics, stats, type BrokerStats, type Health, type MetricsSnapshot } from './operations.js'
@@ -95,6 +96,7 @@ export class Broker {
   private readonly directory: Directory
   private readonly receipts: Receipts
   private readonly delivery: Delivery
+  private readonly upkeep: LogUpkeep
   private readonly conversations: Conversations
   private readonly accounts: Accounts
   private readonly reapIntervalMs: number
@@ -139,6 +141,7 @@ export class Broker {
       this.ackTimeoutMs,
       () => this.serverRequests,
     )
+    this.upkeep = new LogUpkeep(this.core, this.directory, this.receipts, (m) => this.delivery.committed(m))
     this.accounts = new Accounts(this.core, this.registry, this.directory, this.receipts, this.legacyIdentityTtlMs)
     this.conversations = new Conversations(this.core, this.registry, this.directory, this.conversationTimeoutMs)
     this.registry.hooks = {
@@ -371,7 +374,7 @@ export class Broker {
     s: Session,
     q: { with?: Address | undefined; before?: number; limit?: number },
   ): Promise<{ messages: Message[]; more: boolean }> {
-    return this.delivery.history(s, q)
+    return this.upkeep.history(s, q)
   }
 
   /** A message this session was handed and has not acknowledged (for markRead by seq). */
@@ -508,7 +511,7 @@ export class Broker {
   private async reap(): Promise<void> {
     const now = this.core.now()
     this.registry.reapIdle(now, this.idleTimeoutMs)
-    await this.delivery.reapQueues(now, this.dedupeRetentionMs, {
+    await this.upkeep.reap(now, this.dedupeRetentionMs, {
       before: now - this.retentionMs,
       keep: this.retentionMessages,
     })

@@ -5,9 +5,8 @@
  * log is pumped from its device's cursor within its window and its socket's backpressure, a poll session takes;
  * ack() advances the device's cursor and, when it was the first of the user's devices, tells the sender (200);
  * the ack timers tell it 300 (once per message, whatever the number of devices); read marks tell it 210 once and
- * the user's other devices that it was read; history pages the log; the reaper's log work (expired, held,
- * retention, dedupe keys) is here too. Room messages go to the session registry's broadcast; text for SERVER
- * to the handler the facade was given.
+ * the user's other devices that it was read. Room messages go to the session registry's broadcast; text for
+ * SERVER to the handler the facade was given. History pages and the reaper's log work are log-upkeep.ts.
  */
 import { BrokerError, isBrokerError } from './errors.js'
 import { AckTimers } from './ack-timers.js'
@@ -25,8 +24,6 @@ import { addAck, hasAck } from '../store/acks.js'
 /** Acknowledged messages per session that can still be marked read. */
 const RECENT_ACKED = 512
 const EMPTY = Buffer.alloc(0)
-/** How often the reaper applies retention. */
-const RETAIN_EVERY_MS = 60_000
 
 export interface SendRequest {
   to: Address
@@ -63,8 +60,6 @@ export type ServerRequestHandler = (s: Session, text: string) => Promise<string>
 
 export class Delivery {
   private readonly ackTimers: AckTimers
-  private lastPrune = 0
-  private lastRetain = 0
 
   constructor(
     private readonly core: Core,
@@ -520,54 +515,8 @@ export class Delivery {
     if (this.core.bus.clustered) this.core.bus.publish({ type: 'event', to: s.user.id, ev })
   }
 
-  /** A page of the session's user's history, newest first (peer or topic or everything). */
-  async history(
-    s: Session,
-    q: { with?: Address | undefined; before?: number; limit?: number },
-  ): Promise<{ messages: Message[]; more: boolean }> {
-    guard(this.core, s)
-    const limit = Math.max(1, Math.min(q.limit ?? 50, PAGE))
-    const query: { peer?: number; topic?: string; before: number; limit: number } = { before: q.before ?? 0, limit: limit + 1 }
-    const w = q.with
-    if (w !== undefined && w.kind === 'topic') query.topic = this.directory.normalizeTopic(w.topic)
-    else if (w !== undefined && (w.kind === 'user' || w.kind === 'name')) {
-      const u = await this.directory.resolveUser(w)
-      if (u === undefined) throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', `no such user: ${describe(w)}`)
-      query.peer = u.id
-    } else if (w !== undefined && w.kind !== 'all')
-      throw new BrokerError('SB_ERR_UNSUPPORTED', 'history is of a user, a topic, or everything')
-    const rows = await this.core.store.history(s.user.id, query)
-    return { messages: rows.slice(0, limit), more: rows.length > limit }
-  }
-
   /** A message this session was handed and has not acknowledged (for markRead by seq). */
   inflightMessage(s: Session, seq: number): Message | undefined {
     return s.inflight.get(seq) ?? s.recent.get(seq)
-  }
-
-  // ---------------------------------------------------------------- the reaper's queue work
-
-  /** Expired messages (senders get 410), held messages now due (released into their queues), old dedupe keys. */
-  async reapQueues(now: number, dedupeRetentionMs: number, retention?: RetentionPolicy): Promise<void> {
-    const { store } = this.core
-    // Retention is bulk work on a scale of days: once a minute is plenty, and costs nothing between.
-    if (retention !== undefined && now - this.lastRetain >= RETAIN_EVERY_MS) {
-      this.lastRetain = now
-      await store.retain(retention, 10_000)
-    }
-    for (const m of await store.expire(now, 1000))
-      if (m.kind !== 'receipt' && m.flags & Flag.RECEIPT) {
-        const u = await store.userById(m.to)
-        this.receipts.tell(m.from, ReceiptStatus.EXPIRED, m, { id: m.to, name: u?.name ?? '' }, m.seq, now)
-      }
-    for (const m of await store.releaseDue(now, 1000))
-      if (!(await this.committed(m)) && m.kind !== 'receipt' && m.flags & Flag.RECEIPT) {
-        const name = (await this.directory.resolveUser({ kind: 'user', id: m.to }))?.name ?? ''
-        this.receipts.tell(m.from, ReceiptStatus.STORED, m, { id: m.to, name }, m.seq, now)
-      }
-    if (now - this.lastPrune > 3600_000) {
-      this.lastPrune = now
-      await store.pruneDedupe(now - dedupeRetentionMs)
-    }
   }
 }
