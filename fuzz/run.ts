@@ -10,14 +10,16 @@
  * there is any. A summary (counts, rates, durations) is printed and written to fuzz-findings/summary.json.
  */
 import { Worker } from 'node:worker_threads'
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { cpus } from 'node:os'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { execSync } from 'node:child_process'
 import { parseArgs } from 'node:util'
 import { targets } from './targets.js'
 import { saveFinding } from './findings.js'
 import type { WorkerData } from './worker.js'
 import { fuzzListeners, type ListenerResult } from './listeners.js'
+import { checkCheapForms, checkFindings } from './self-test.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -28,6 +30,7 @@ const { values: args } = parseArgs({
     findings: { type: 'string', default: 'fuzz-findings' },
     'hang-ms': { type: 'string', default: '10000' },
     'slow-ms': { type: 'string', default: '250' },
+    'self-test': { type: 'boolean', default: false },
   },
 })
 const inputs = Number(args.inputs)
@@ -62,23 +65,34 @@ interface Progress {
 
 const fmt = (n: number) => n.toLocaleString('en-US')
 
+interface CodecOptions {
+  findingsDir: string
+  hangMs: number
+  slowMs: number
+  canaries: boolean
+}
+const codecOptions: CodecOptions = { findingsDir, hangMs, slowMs: Number(args['slow-ms']), canaries: false }
+
 /** Run one codec in a worker; restart it past a hanging input. */
-async function fuzzCodec(name: string, total: number): Promise<CodecResult> {
+async function fuzzCodec(name: string, total: number, o: CodecOptions = codecOptions): Promise<CodecResult> {
+  const { findingsDir, hangMs } = o
   const started = performance.now()
   const acc = { done: 0, crashes: 0, slow: 0, generated: 0, hangs: 0, corpus: 0, signatures: 0 }
   let round = 0
   while (acc.done < total) {
-    const shared = new SharedArrayBuffer(8 + 70_000)
+    const shared = new SharedArrayBuffer(32 + 70_000)
+    const first = round === 0
     const wd: WorkerData = {
       target: name,
       inputs: total - acc.done,
       seed: seed * 1000 + round++,
       findingsDir,
       shared,
-      slowMs: Number(args['slow-ms']),
+      slowMs: o.slowMs,
+      canaries: o.canaries && first, // planted in the first round only: the hang canary ends it
     }
     const w = new Worker(new URL('./worker-boot.mjs', import.meta.url), { workerData: wd })
-    const counter = new Int32Array(shared, 0, 2)
+    const counter = new Int32Array(shared, 0, 8)
     let last: Progress = { done: 0, crashes: 0, slow: 0, generated: 0, corpus: 0, signatures: 0 }
     let lastPrint = performance.now()
     const outcome = await new Promise<'done' | 'hang' | Error>((resolve) => {
@@ -116,26 +130,25 @@ async function fuzzCodec(name: string, total: number): Promise<CodecResult> {
         resolve('done')
       })
     })
-    acc.done += last.done
-    acc.crashes += last.crashes
-    acc.slow += last.slow
-    acc.generated += last.generated
+    // the counts from shared memory: the last progress message may be up to 50,000 inputs old when a worker hangs
+    acc.done += Atomics.load(counter, 0) // (a hanging input counts as run)
+    acc.crashes += Atomics.load(counter, 2)
+    acc.slow += Atomics.load(counter, 3)
+    acc.generated += Atomics.load(counter, 4)
     acc.corpus = last.corpus
     acc.signatures = Math.max(acc.signatures, last.signatures)
     if (outcome === 'hang') {
       acc.hangs++
       const len = Atomics.load(counter, 1)
-      const input = Buffer.from(new Uint8Array(shared, 8, len))
+      const input = Buffer.from(new Uint8Array(shared, 32, len))
       const file = saveFinding(findingsDir, name, 'hang', input, `no progress for ${hangMs} ms`)
       process.stdout.write(`  ${name}: HANG on an input of ${len} bytes, saved to ${file}\n`)
-      acc.done += Atomics.load(counter, 0) - last.done // inputs run since the last report
     } else if (outcome instanceof Error) {
       if (Atomics.load(counter, 0) === 0) throw outcome // it did not even start: a bug of the harness
       acc.crashes++
       process.stdout.write(`  ${name}: the worker died: ${outcome.stack}\n`)
       const len = Atomics.load(counter, 1)
-      saveFinding(findingsDir, name, 'crash', Buffer.from(new Uint8Array(shared, 8, len)), outcome.stack ?? String(outcome))
-      acc.done += Atomics.load(counter, 0) - last.done
+      saveFinding(findingsDir, name, 'crash', Buffer.from(new Uint8Array(shared, 32, len)), outcome.stack ?? String(outcome))
     }
   }
   const seconds = (performance.now() - started) / 1000
@@ -148,6 +161,26 @@ function commit(): string {
   } catch {
     return 'unknown'
   }
+}
+
+if (args['self-test']) {
+  // the cheap forms against what they replaced, then every codec with planted findings (fuzz/self-test.ts)
+  const bad = checkCheapForms()
+  process.stdout.write(`self-test: cheap forms ${bad.length === 0 ? 'agree' : 'DISAGREE'}\n`)
+  const dir = mkdtempSync(join(tmpdir(), 'sb-fuzz-self-test-'))
+  const n = 5000
+  for (const t of targets) {
+    if (only !== undefined && !only.includes(t.name)) continue
+    const r = await fuzzCodec(t.name, n, { findingsDir: dir, hangMs: 1500, slowMs: 50, canaries: true })
+    const missing = checkFindings(dir, t.name, r, n)
+    bad.push(...missing)
+    process.stdout.write(
+      `self-test ${t.name}: ${r.crashes} crashes, ${r.hangs} hangs, ${r.slow} slow in ${fmt(r.inputs)} inputs: ${missing.length === 0 ? 'all found' : 'MISSED'}\n`,
+    )
+  }
+  for (const b of bad) process.stdout.write(`  ${b}\n`)
+  process.stdout.write(bad.length === 0 ? `self-test passed (findings in ${dir})\n` : 'self-test FAILED\n')
+  process.exit(bad.length === 0 ? 0 : 1)
 }
 
 const startedAt = new Date()

@@ -19,6 +19,7 @@ import { routes } from '../src/protocols/http/routes-spec.js'
 import { body as bodyBytes, fastifySchema } from '../src/protocols/http/rest.js'
 import { parseAddress, parseUser } from '../src/protocols/http/json.js'
 import { shape } from './mutate.js'
+import { assertSame } from './equal.js'
 
 export interface Target {
   name: string
@@ -41,53 +42,63 @@ const sample = <T>(arb: fc.Arbitrary<T>, seed: number, n: number): T[] => fc.sam
 
 // ---------------------------------------------------------------- native
 
-const str = fc.string({ unit: 'binary', maxLength: 12 })
-const u53 = fc.oneof(fc.constantFrom(0, 1, Number.MAX_SAFE_INTEGER), fc.maxSafeNat())
-const bytes = fc.uint8Array({ maxLength: 24 }).map((a) => Buffer.from(a))
-const addr = fc.oneof(
-  fc.record({ kind: fc.constant('user' as const), id: fc.nat({ max: 0xffffffff }) }),
-  fc.record({ kind: fc.constant('name' as const), name: str }),
-  fc.constant({ kind: 'all' as const }),
-  fc.constant({ kind: 'server' as const }),
-  fc.record({ kind: fc.constant('topic' as const), topic: str }),
-)
-const msg = fc.record({
-  seq: u53,
-  msgId: u53,
-  from: fc.nat({ max: 0xffffffff }),
-  fromName: str,
-  to: fc.nat({ max: 0xffffffff }),
-  topic: str,
-  kind: fc.nat({ max: 255 }),
-  flags: fc.nat({ max: 255 }),
-  ts: u53,
-  expiresAt: u53,
-  fileId: str,
-  body: bytes,
-})
-const user = fc.record({ id: fc.nat({ max: 0xffffffff }), name: str, protocol: str, since: u53, lastSeen: u53 })
-const fieldArb: Record<FieldType, fc.Arbitrary<unknown>> = {
-  u8: fc.nat({ max: 0xff }),
-  u16: fc.nat({ max: 0xffff }),
-  u32: fc.nat({ max: 0xffffffff }),
-  u53,
-  str,
-  bytes,
-  addr,
-  msg,
-  msgs: fc.array(msg, { maxLength: 3 }),
-  users: fc.array(user, { maxLength: 3 }),
-  items: fc.array(fc.record({ name: str, count: fc.nat({ max: 0xffffffff }) }), { maxLength: 3 }),
+/** Built on first use: `fc.string({ unit: 'binary' })` maps all of Unicode when it is made (about a second),
+ * which every worker paid at load, whatever its target. */
+let nativeFrames: fc.Arbitrary<Frame> | undefined
+function nativeFrame(): fc.Arbitrary<Frame> {
+  nativeFrames ??= makeNativeFrame()
+  return nativeFrames
 }
-const nativeFrame: fc.Arbitrary<Frame> = fc.oneof(
-  ...(Object.keys(FRAMES) as FrameName[]).map((type) =>
-    fc.record({
-      type: fc.constant(type),
-      corr: fc.nat({ max: 0xffffffff }),
-      ...Object.fromEntries(FRAMES[type].fields.map(([f, t]) => [f, fieldArb[t]])),
-    }),
-  ),
-) as unknown as fc.Arbitrary<Frame>
+
+function makeNativeFrame(): fc.Arbitrary<Frame> {
+  const str = fc.string({ unit: 'binary', maxLength: 12 })
+  const u53 = fc.oneof(fc.constantFrom(0, 1, Number.MAX_SAFE_INTEGER), fc.maxSafeNat())
+  const bytes = fc.uint8Array({ maxLength: 24 }).map((a) => Buffer.from(a))
+  const addr = fc.oneof(
+    fc.record({ kind: fc.constant('user' as const), id: fc.nat({ max: 0xffffffff }) }),
+    fc.record({ kind: fc.constant('name' as const), name: str }),
+    fc.constant({ kind: 'all' as const }),
+    fc.constant({ kind: 'server' as const }),
+    fc.record({ kind: fc.constant('topic' as const), topic: str }),
+  )
+  const msg = fc.record({
+    seq: u53,
+    msgId: u53,
+    from: fc.nat({ max: 0xffffffff }),
+    fromName: str,
+    to: fc.nat({ max: 0xffffffff }),
+    topic: str,
+    kind: fc.nat({ max: 255 }),
+    flags: fc.nat({ max: 255 }),
+    ts: u53,
+    expiresAt: u53,
+    fileId: str,
+    body: bytes,
+  })
+  const user = fc.record({ id: fc.nat({ max: 0xffffffff }), name: str, protocol: str, since: u53, lastSeen: u53 })
+  const fieldArb: Record<FieldType, fc.Arbitrary<unknown>> = {
+    u8: fc.nat({ max: 0xff }),
+    u16: fc.nat({ max: 0xffff }),
+    u32: fc.nat({ max: 0xffffffff }),
+    u53,
+    str,
+    bytes,
+    addr,
+    msg,
+    msgs: fc.array(msg, { maxLength: 3 }),
+    users: fc.array(user, { maxLength: 3 }),
+    items: fc.array(fc.record({ name: str, count: fc.nat({ max: 0xffffffff }) }), { maxLength: 3 }),
+  }
+  return fc.oneof(
+    ...(Object.keys(FRAMES) as FrameName[]).map((type) =>
+      fc.record({
+        type: fc.constant(type),
+        corr: fc.nat({ max: 0xffffffff }),
+        ...Object.fromEntries(FRAMES[type].fields.map(([f, t]) => [f, fieldArb[t]])),
+      }),
+    ),
+  ) as unknown as fc.Arbitrary<Frame>
+}
 
 const NATIVE_MAX = [64, 4096, 1024 * 1024]
 
@@ -100,7 +111,7 @@ const nativeTarget: Target = {
     ...vectors('native/invalid.json').map((v) => Buffer.from(v.hex, 'hex')),
   ],
   generate: (seed, n) =>
-    sample(fc.array(nativeFrame, { minLength: 1, maxLength: 3 }), seed, n).map((fs) => Buffer.concat(fs.map(native.encode))),
+    sample(fc.array(nativeFrame(), { minLength: 1, maxLength: 3 }), seed, n).map((fs) => Buffer.concat(fs.map(native.encode))),
   run(input) {
     const max = NATIVE_MAX[input.length % 3]!
     const d = native.decode(input, max)
@@ -114,7 +125,7 @@ const nativeTarget: Target = {
     const cut = input.length >> 1
     const split = new native.FrameReader(max)
     const parts = [...split.push(input.subarray(0, cut)), ...split.push(input.subarray(cut))].map(withoutRest)
-    assert.deepEqual(parts, whole, 'FrameReader split differs from whole')
+    assertSame(parts, whole, 'FrameReader split differs from whole')
     return d.ok ? `ok:${d.frame.type}` : d.reason === 'malformed' ? `bad:${shape(d.detail)}` : d.reason
   },
 }
@@ -162,7 +173,7 @@ const p001Target: Target = {
       if (Buffer.byteLength(d.frame.text) <= p001.MAX_TEXT_BYTES) {
         const again = p001.decode(p001.encode(d.frame))
         assert.ok(again.ok, 'encode → decode failed')
-        assert.deepEqual(again.frame, d.frame, 'decode → encode → decode changed the frame')
+        assertSame(again.frame, d.frame, 'decode → encode → decode changed the frame')
       }
     }
     return sig
@@ -203,7 +214,7 @@ const p002Target: Target = {
     const del = p002.decodeDelivery(input, limits)
     // (lenient UTF-8 may grow a text: U+FFFD is 3 bytes, so the round trip is judged without the size limits)
     const big = { maxUsernameBytes: 1 << 30, maxMessageBytes: 1 << 30 }
-    if (del.ok) assert.deepEqual(p002.decodeDelivery(p002.encodeDelivery(del.frame), big), { ...del, rest: Buffer.alloc(0) })
+    if (del.ok) assertSame(p002.decodeDelivery(p002.encodeDelivery(del.frame), big), { ...del, rest: Buffer.alloc(0) })
     return `${sig}/${del.ok ? 'delivery' : del.reason === 'need-more' ? 'more' : shape(del.detail)}`
   },
 }
@@ -237,11 +248,11 @@ const p003Target: Target = {
     ).map((s) => Buffer.from(s)),
   run(input) {
     const req = p003.parseRequest(input)
-    if (req.kind !== 'unknown') assert.deepEqual(p003.parseRequest(p003.encodeRequest(req)), req, 'request mirror')
+    if (req.kind !== 'unknown') assertSame(p003.parseRequest(p003.encodeRequest(req)), req, 'request mirror')
     const pub = p003.parsePublication(input)
-    if (pub.kind === 'mail') assert.deepEqual(p003.parsePublication(p003.mailPublication(pub.target, pub.from, pub.text)), pub)
+    if (pub.kind === 'mail') assertSame(p003.parsePublication(p003.mailPublication(pub.target, pub.from, pub.text)), pub)
     const reply = p003.parseRegisterReply(input)
-    if (reply !== null) assert.deepEqual(p003.parseRegisterReply(p003.registerReply(...reply)), reply)
+    if (reply !== null) assertSame(p003.parseRegisterReply(p003.registerReply(...reply)), reply)
     if (req.kind === 'register') p003.isValidName(req.name)
     return `${req.kind}/${pub.kind}/${reply === null ? 0 : 1}`
   },
@@ -307,7 +318,7 @@ const p004Target: Target = {
       if (d.frame.kind !== 'unknown' && d.frame.kind !== 'file') {
         const again = p004.decodeClient(p004.encodeClient(d.frame))
         assert.ok(again.ok, 'encode → decode failed')
-        if (d.frame.kind === 'login' || d.frame.kind === 'rename') assert.deepEqual(again.frame, d.frame, 'client mirror')
+        if (d.frame.kind === 'login' || d.frame.kind === 'rename') assertSame(again.frame, d.frame, 'client mirror')
       }
     }
     const s = p004.decodeServer(input, limits)
@@ -374,9 +385,16 @@ const AjvCompiler = require('@fastify/ajv-compiler') as () => (
   o: object,
 ) => (s: { schema: object; method: string; url: string; httpPart: string }) => ((b: unknown) => boolean) & { errors?: unknown }
 const compile = AjvCompiler()({}, { customOptions: { removeAdditional: false, allowUnionTypes: true, coerceTypes: false } })
+const hasDefault = (s: unknown): boolean =>
+  typeof s === 'object' && s !== null && (Object.hasOwn(s, 'default') || Object.values(s).some(hasDefault))
 const bodyRoutes = routes
   .filter((r) => r.body !== undefined)
-  .map((r) => ({ r, validate: compile({ schema: fastifySchema(r).body!, method: r.method, url: r.url, httpPart: 'body' }) }))
+  .map((r) => {
+    const schema = fastifySchema(r).body!
+    // With removeAdditional and coerceTypes off, ajv changes a body only to fill in defaults (useDefaults): a
+    // route whose schema has none can validate the parsed value itself, without a copy.
+    return { r, validate: compile({ schema, method: r.method, url: r.url, httpPart: 'body' }), mutates: hasDefault(schema) }
+  })
 
 const httpSeeds = [
   '{"name":"alice"}',
@@ -443,9 +461,9 @@ const httpTarget: Target = {
       return `refused:${shape((err as Error).message)}`
     }
     let sig = 'json'
-    for (const { r, validate } of bodyRoutes) {
-      // ajv may mutate (defaults): each route gets its own copy, as each request has its own body
-      const b = structuredClone(value) as Record<string, unknown>
+    for (const { r, validate, mutates } of bodyRoutes) {
+      // ajv may mutate (defaults): such a route gets its own copy, as each request has its own body
+      const b = (mutates ? structuredClone(value) : value) as Record<string, unknown>
       if (!validate(b)) continue
       sig += `|${r.operationId}`
       if ('to' in b) parseAddress(b.to as number | string)
