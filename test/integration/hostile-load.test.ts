@@ -490,7 +490,7 @@ function slowFsyncLibrary(t: TestContext): string | undefined {
 }
 
 test(
-  '100 004 clients chatting in the room and cut all at once, on a disk whose flush takes 10 ms: a native round trip stays short (measured)',
+  '100 004 clients chatting in the room and cut all at once, on a disk whose flush takes 40 ms: a native round trip stays short (measured)',
   { skip: process.platform !== 'linux' },
   async (t) => {
     const so = slowFsyncLibrary(t)
@@ -500,8 +500,10 @@ test(
       return
     }
     const N = 100
-    // Every fsync of the server sleeps 10 ms first. Before session ends went through the group commit, each of the
-    // 100 ends was a transaction of its own on the event loop: 100 × 10 ms held every other client for a second.
+    // Every fsync of the server sleeps 40 ms first. Before session ends went through the group commit, each of the
+    // 100 ends was a transaction of its own on the event loop: 100 × 40 ms held every other client for 4 s (the
+    // issue's 1.1 s was the same with ~10 ms). The bound leaves room for a machine busy with other tests: the crowd's
+    // presence notices and logins cost CPU (up to 1.5 s of delay was seen on a 2-core machine at load 9).
     const s = await spawned(
       t,
       [
@@ -516,7 +518,7 @@ test(
         '--max-connections-per-address',
         '100000',
       ],
-      ['env', `LD_PRELOAD=${so}`, 'SLOW_FSYNC_MS=10'],
+      ['env', `LD_PRELOAD=${so}`, 'SLOW_FSYNC_MS=40'],
     )
     await until('the 004 listener', () => s.ports().p004 !== undefined)
     const p004 = s.ports().p004!
@@ -564,6 +566,6 @@ test(
       `native PING round trip over ${rtts.length} pings: p50 ${rtts[rtts.length >> 1]!.toFixed(1)} ms, max ${max.toFixed(1)} ms`,
     )
     assert.ok(rtts.length >= 20, `only ${rtts.length} pings in ~3 s`)
-    assert.ok(max < 500, `a native PING waited ${max.toFixed(0)} ms behind the crowd (bound 500 ms; 100 ends × 10 ms is 1 s)`)
+    assert.ok(max < 2500, `a native PING waited ${max.toFixed(0)} ms behind the crowd (bound 2.5 s; 100 ends × 40 ms is 4 s)`)
   },
 )
