@@ -1,3 +1,8 @@
+/**
+ * The group commit: owns the batch of store writes (copies, acks, read marks, last-seen) that the core's parts
+ * submit, hands one batch at a time to store.commit(), and settles each caller once its batch is durable. The
+ * stores do the I/O around the shared planner (src/store/plan.ts).
+ */
 import type { Store, StoreOp, StoreResult } from '../store/store.js'
 import type { Logger } from './types.js'
 
