@@ -196,12 +196,15 @@ export class SwitchboardClient {
     if (this.protocol.state === 'closed') return Promise.reject(new SwitchboardError('SB_ERR_CLOSED', 'the client is closed'))
     const address = addressOf(to)
     const msgId = opts.msgId ?? this.ids.next()
-    const idempotent = opts.idempotent ?? true
-    const wantReceipt = opts.receipt ?? true
+    const transient = opts.transient ?? false
+    // A transient message is never stored: nothing to dedupe and no receipt to wait for.
+    const idempotent = !transient && (opts.idempotent ?? true)
+    const wantReceipt = !transient && (opts.receipt ?? true)
     let flags = 0
     if (wantReceipt) flags |= SendFlag.RECEIPT
-    if (opts.readReceipt) flags |= SendFlag.READ_RECEIPT
+    if (opts.readReceipt && !transient) flags |= SendFlag.READ_RECEIPT
     if (idempotent) flags |= SendFlag.IDEMPOTENT
+    if (transient) flags |= SendFlag.TRANSIENT
     return new Promise<SendResult>((resolve, reject) => {
       const p: PendingSend = {
         msgId,

@@ -271,6 +271,7 @@ export class Protocol {
       flags: w.flags,
       wantsReadReceipt: (w.flags & (MsgFlag.READ_RECEIPT | MsgFlag.SENT)) === MsgFlag.READ_RECEIPT,
       sent: (w.flags & MsgFlag.SENT) !== 0,
+      transient: (w.flags & MsgFlag.TRANSIENT) !== 0,
     }
     if (w.topic !== '') m.topic = w.topic
     if (w.expiresAt !== 0) m.expiresAt = w.expiresAt

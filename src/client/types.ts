@@ -140,6 +140,8 @@ export interface IncomingMessage {
    * recipient (for a topic, `to` is this user and `topic` is set).
    */
   sent: boolean
+  /** A transient message (sent with `transient: true`): live only, never stored, seq 0, nothing to acknowledge. */
+  transient: boolean
 }
 
 /** One of this user's devices (REQUEST DEVICES). */
@@ -227,6 +229,13 @@ export interface SendOptions {
   idempotent?: boolean
   /** Use this msgId instead of the next generated one. */
   msgId?: number
+  /**
+   * Live only, like MQTT's QoS 0: handed to the recipient's online sessions, never stored, no receipt (the send
+   * settles with `accepted: 'delivered'`); refused with SB_ERR_OFFLINE when the recipient has no session online.
+   * For typing indicators, presence pings, telemetry. A direct message only; `receipt`, `readReceipt`,
+   * `idempotent` and `notBefore` do not apply.
+   */
+  transient?: boolean
   /**
    * Called once the server has taken the message (its ACCEPTED: stored, fsynced, or pushed live), before the
    * receipt settles the send: the "sent" tick beside the receipt's "delivered" one.

@@ -28,6 +28,7 @@ export const ErrorCodes = {
   SB_ERR_STORAGE_FULL: { status: 507, text: "the server's storage is full" },
   SB_ERR_PASSWORD_INVALID: { status: 400, text: 'the password is too short or too long' },
   SB_ERR_UNKNOWN_DEVICE: { status: 404, text: 'no such device of yours' },
+  SB_ERR_OFFLINE: { status: 409, text: 'the recipient is not online (a transient message is not stored)' },
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes
@@ -56,6 +57,7 @@ export const ErrorNumbers: Record<ErrorCode, number> = {
   SB_ERR_STORAGE_FULL: 20,
   SB_ERR_PASSWORD_INVALID: 21,
   SB_ERR_UNKNOWN_DEVICE: 22,
+  SB_ERR_OFFLINE: 23,
 }
 
 export function errorCodeFromNumber(n: number): ErrorCode {

@@ -25,6 +25,7 @@ export const Flag = {
   READ_RECEIPT: 2, // the sender wants a 'read' receipt when the recipient marks the message read
   IDEMPOTENT: 4, // (sender, msgId) is a dedupe key: a retry is stored and delivered once
   SENT: 8, // a sent copy: in the sender's own log, for its other devices and its history (set by the server)
+  TRANSIENT: 16, // live only: handed to the recipient's sessions, never stored, no seq, nothing to acknowledge
 } as const
 
 /**

@@ -408,8 +408,8 @@ std::string errorName(uint16_t code) {
                                 "SB_ERR_FORBIDDEN",        "SB_ERR_CONFLICT",           "SB_ERR_UNKNOWN_FILE",
                                 "SB_ERR_FILE_CHECK",       "SB_ERR_UNKNOWN_CONVERSATION", "SB_ERR_SHUTTING_DOWN",
                                 "SB_ERR_INTERNAL",         "SB_ERR_STORAGE_FULL",       "SB_ERR_PASSWORD_INVALID",
-                                "SB_ERR_UNKNOWN_DEVICE"};
-  if (code >= 1 && code <= 22) return names[code - 1];
+                                "SB_ERR_UNKNOWN_DEVICE",   "SB_ERR_OFFLINE"};
+  if (code >= 1 && code <= 23) return names[code - 1];
   return "SB_ERR_" + std::to_string(code);
 }
 

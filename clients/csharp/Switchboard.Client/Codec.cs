@@ -204,6 +204,7 @@ namespace Switchboard.Client
             "SB_ERR_RATE_LIMITED", "SB_ERR_LIMIT", "SB_ERR_UNSUPPORTED", "SB_ERR_FORBIDDEN", "SB_ERR_CONFLICT",
             "SB_ERR_UNKNOWN_FILE", "SB_ERR_FILE_CHECK", "SB_ERR_UNKNOWN_CONVERSATION", "SB_ERR_SHUTTING_DOWN",
             "SB_ERR_INTERNAL", "SB_ERR_STORAGE_FULL", "SB_ERR_PASSWORD_INVALID", "SB_ERR_UNKNOWN_DEVICE",
+            "SB_ERR_OFFLINE",
         };
 
         public static string ErrorName(ulong code)

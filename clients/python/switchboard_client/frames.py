@@ -75,6 +75,7 @@ class SendFlag:
     RECEIPT = 1
     READ_RECEIPT = 2
     IDEMPOTENT = 4
+    TRANSIENT = 16
 
 
 class MsgFlag:
@@ -121,6 +122,7 @@ ERROR_NAMES = {
     20: "SB_ERR_STORAGE_FULL",
     21: "SB_ERR_PASSWORD_INVALID",
     22: "SB_ERR_UNKNOWN_DEVICE",
+    23: "SB_ERR_OFFLINE",
 }
 
 Field = Tuple[str, str]

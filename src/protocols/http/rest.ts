@@ -23,6 +23,7 @@ interface SendBody {
   receipt?: boolean
   readReceipt?: boolean
   idempotent?: boolean
+  transient?: boolean
   ttlMs?: number
   notBefore?: number
 }
@@ -161,7 +162,8 @@ export function registerRest(app: FastifyInstance, deps: RestDeps): void {
       const b = req.body as SendBody
       const q = req.query as { wait?: 'none' | 'receipt'; timeout: number }
       const to = parseAddress(b.to)
-      const waitReceipt = q.wait === 'receipt' && (to.kind === 'user' || to.kind === 'name' || to.kind === 'topic')
+      const transient = b.transient === true
+      const waitReceipt = !transient && q.wait === 'receipt' && (to.kind === 'user' || to.kind === 'name' || to.kind === 'topic')
       const wantReceipt = b.receipt === true || waitReceipt
       // Receipts are matched by msgId: one the client did not choose is picked from a range clients rarely count up to.
       const msgId = b.msgId ?? (wantReceipt ? randomInt(2 ** 40, 2 ** 47) : 0)
@@ -175,6 +177,7 @@ export function registerRest(app: FastifyInstance, deps: RestDeps): void {
           receipt: wantReceipt,
           readReceipt: b.readReceipt === true,
           idempotent: b.idempotent === true,
+          transient,
           ttlMs: b.ttlMs,
           notBefore: b.notBefore,
         })

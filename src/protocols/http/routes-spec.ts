@@ -507,6 +507,11 @@ export const routes: RouteSpec[] = [
         receipt: { type: 'boolean', description: 'Ask for receipts: 202 stored, 200 delivered, 300 not yet…' },
         readReceipt: { type: 'boolean', description: 'Ask for a 210 read receipt when the recipient marks it read.' },
         idempotent: { type: 'boolean', description: 'Make (you, msgId) a dedupe key: a retry is stored and delivered once.' },
+        transient: {
+          type: 'boolean',
+          description:
+            "Live only (MQTT's QoS 0): handed to the recipient's online sessions (as a message event, flags 16), never stored, no receipt; 409 SB_ERR_OFFLINE when none is online. A direct message only.",
+        },
         ttlMs: {
           type: 'integer',
           minimum: 0,

@@ -402,6 +402,7 @@ export class NativeConnection implements SessionSink {
       idempotent: (f.flags & SendFlag.IDEMPOTENT) !== 0,
       receipt: (f.flags & SendFlag.RECEIPT) !== 0,
       readReceipt: (f.flags & SendFlag.READ_RECEIPT) !== 0,
+      transient: (f.flags & SendFlag.TRANSIENT) !== 0,
       ttlMs: f.ttlMs,
       notBefore: f.notBefore,
     })

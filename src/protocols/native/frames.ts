@@ -54,8 +54,8 @@ export const ConvEventCode = { request: 0, accepted: 1, declined: 2, message: 3,
  */
 export const SessionFlag = { POLL: 1, PASSWORD: 2, SEND_ONLY: 4 } as const
 
-/** SEND flags: the same bits as the core's Flag. */
-export const SendFlag = { RECEIPT: 1, READ_RECEIPT: 2, IDEMPOTENT: 4 } as const
+/** SEND flags: the same bits as the core's Flag (8, SENT, is the server's). TRANSIENT: live only, never stored. */
+export const SendFlag = { RECEIPT: 1, READ_RECEIPT: 2, IDEMPOTENT: 4, TRANSIENT: 16 } as const
 
 /** Bits of a `msg`'s flags: the sender's SEND flags, and SENT, which the server sets on a sent copy. */
 export const MsgFlag = { ...SendFlag, SENT: 8 } as const

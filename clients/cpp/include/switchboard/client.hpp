@@ -24,7 +24,7 @@ constexpr uint8_t WHOAMI = 1, WHO = 2, RENAME = 3, END = 4, DELETE_ACCOUNT = 5, 
                   PRESENCE = 14, LAST_SEEN = 15, DEVICES = 16, REVOKE = 17, PASSWORD = 18;
 }
 namespace send_flag {
-constexpr uint8_t RECEIPT = 1, READ_RECEIPT = 2, IDEMPOTENT = 4;
+constexpr uint8_t RECEIPT = 1, READ_RECEIPT = 2, IDEMPOTENT = 4, TRANSIENT = 16;
 }
 
 /// The server answered ERROR.
