@@ -17,6 +17,7 @@ import type { Receipts } from './receipts.js'
 import type { Session } from './session.js'
 import type { SessionRegistry } from './sessions.js'
 import { decodeReceiptBody } from './receipt-body.js'
+import { sendTransient } from './transient.js'
 import { ALL_ID, Flag, ReceiptStatus, SERVER_ID, type Address, type Message, type Outbound, type UserInfo } from './types.js'
 import type { NewCopy, RetentionPolicy, StoredMessage, StoreResult } from '../store/store.js'
 import { addAck, hasAck } from '../store/acks.js'
@@ -112,7 +113,7 @@ export class Delivery {
     counters.messagesIn[kind] = (counters.messagesIn[kind] ?? 0) + 1
 
     const to = req.to
-    if (req.transient) return this.sendTransient(s, req, kind, msgId, now)
+    if (req.transient) return sendTransient(this.core, this.sessions, this.directory, s, req, kind, msgId, now)
     if (to.kind === 'server') return this.toServer(s, req.body, msgId)
     if (to.kind === 'all') {
       const msg: Message = {
@@ -252,68 +253,6 @@ export class Delivery {
       limits: { maxCount: this.core.limits.maxQueueLength, maxBytes: this.core.limits.maxQueueBytes },
     })
     return { recipients, topic, copies, commit, sentCopy }
-  }
-
-  /**
-   * A transient message: straight to the recipient's sessions here, and through the bus to its sessions on other
-   * nodes; nothing is written. 'delivered' means handed to a session (or to the node that holds one), not read.
-   */
-  private async sendTransient(
-    s: Session,
-    req: SendRequest,
-    kind: 'text' | 'file',
-    msgId: number,
-    now: number,
-  ): Promise<SendResult> {
-    const to = req.to
-    if (to.kind !== 'user' && to.kind !== 'name')
-      throw new BrokerError('SB_ERR_UNSUPPORTED', 'a transient message goes to one user, by name or id')
-    if (kind !== 'text' || req.fileId !== undefined)
-      throw new BrokerError('SB_ERR_UNSUPPORTED', 'a file is never transient: it is stored until it is fetched')
-    if (req.notBefore !== undefined && req.notBefore > now)
-      throw new BrokerError('SB_ERR_UNSUPPORTED', 'a transient message cannot be held for later: it is never stored')
-    const { directory, core } = this
-    const u = await directory.resolveUser(to)
-    // A blocked sender learns nothing (DESIGN's privacy rule), as for a stored message.
-    if (u === undefined || (await directory.isBlocked(u.id, s.user.id)))
-      throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', `no such user: ${describe(to)}`)
-    const msg: Message = {
-      seq: 0,
-      msgId,
-      from: s.user.id,
-      fromName: s.user.name,
-      to: u.id,
-      kind,
-      ts: now,
-      body: req.body,
-      flags: Flag.TRANSIENT,
-      peer: s.user.id,
-    }
-    const ev: Outbound = { type: 'message', msg }
-    let handed = 0
-    for (const r of [...this.sessions.all(u.id)]) {
-      if (r.closed || r.sendOnly) continue
-      if (r.sink.backlog() > core.limits.maxSessionBuffer) {
-        // As for the room: a session that does not read is cut, not buffered without end.
-        core.counters.slowConsumers++
-        this.sessions.end(
-          r,
-          'slow-consumer',
-          `slow consumer: more than maxSessionBuffer (${core.limits.maxSessionBuffer} bytes) waiting`,
-        )
-        continue
-      }
-      this.sessions.emit(r, ev)
-      handed++
-    }
-    core.counters.messagesOut += handed
-    // Other nodes: the bus says whether a session of the user is online somewhere (a local one counts too).
-    if (core.bus.clustered && (await core.bus.isOnline(u.id))) {
-      core.bus.publish({ type: 'event', to: u.id, ev })
-      if (handed === 0) handed = 1
-    }
-    if (handed === 0) throw new BrokerError('SB_ERR_OFFLINE', `${u.name} is not online: a transient message is not stored`)
-    return { msgId, status: 'delivered', seq: 0, recipients: handed }
   }
 
   /** A text for SERVER: the handler's answer comes back as a notice from SERVER. */
