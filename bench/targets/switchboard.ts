@@ -10,6 +10,8 @@
  * it through `onAccepted`); the send settles with the 200 receipt, when the receiver's ACK (a second durable
  * write, the delete) has been committed — later than a PUBACK, and what frees a slot of the sender's window.
  * `--opt switchboard.receipt=false` sends without a receipt: the send then settles on ACCEPTED.
+ * `--opt switchboard.transient=true` sends transient messages (live only, never stored, like MQTT QoS 0 or NATS
+ * core): the send settles on ACCEPTED 'delivered', once the server has handed it to the receiver's session.
  * broadcast: `send('ALL', body)` (the room: live, not stored), settled on ACCEPTED.
  */
 import type { ChildProcess } from 'node:child_process'
@@ -38,10 +40,16 @@ export const switchboardTarget: TargetFactory = (params): BenchTarget => {
   if (receiptOpt !== 'true' && receiptOpt !== 'false')
     throw new Error(`switchboard.receipt must be true|false, got ${receiptOpt}`)
   const receipt = receiptOpt === 'true'
+  const transientOpt = params.options['switchboard.transient'] ?? 'false'
+  if (transientOpt !== 'true' && transientOpt !== 'false')
+    throw new Error(`switchboard.transient must be true|false, got ${transientOpt}`)
+  const transient = transientOpt === 'true'
 
   return {
     name: 'switchboard',
-    semantics: `SDK defaults: direct settles on the receipt 200 (receiver's ACK committed)${receipt ? '' : ' — receipt off: on ACCEPTED'}, "accepted" = ACCEPTED once fsynced (group commit); broadcast: room, live`,
+    semantics: transient
+      ? "direct: transient (live only, not stored), settles on ACCEPTED once handed to the receiver's session; broadcast: room, live"
+      : `SDK defaults: direct settles on the receipt 200 (receiver's ACK committed)${receipt ? '' : ' — receipt off: on ACCEPTED'}, "accepted" = ACCEPTED once fsynced (group commit); broadcast: room, live`,
     params: () => params,
     serverPid: () => child?.pid,
     start: async () => {
@@ -94,7 +102,7 @@ export const switchboardTarget: TargetFactory = (params): BenchTarget => {
       const client: BenchClient = {
         id,
         async sendDirect(to, body, onAccepted) {
-          const o: SendOptions = { receipt }
+          const o: SendOptions = transient ? { transient } : { receipt }
           if (onAccepted !== undefined) o.onAccepted = onAccepted
           await c.send(userName(to), body, o)
         },
