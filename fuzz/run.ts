@@ -211,13 +211,14 @@ const summary = {
   listeners: listenerResults,
 }
 writeFileSync(`${findingsDir}/summary.json`, JSON.stringify(summary, null, 2) + '\n')
-process.stdout.write(
-  '\n| target | inputs | seconds | inputs/s | crashes | hangs | slow |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n',
-)
+const header = (last: string) =>
+  `\n| target | inputs | seconds | inputs/s | crashes | hangs | ${last} |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n`
+if (codecResults.length > 0) process.stdout.write(header('slow'))
 for (const r of codecResults)
   process.stdout.write(
     `| codec ${r.target} | ${fmt(r.inputs)} | ${r.seconds.toFixed(0)} | ${fmt(Math.round(r.perSecond))} | ${r.crashes} | ${r.hangs} | ${r.slow} |\n`,
   )
+if (listenerResults.length > 0) process.stdout.write(header('errors'))
 for (const r of listenerResults)
   process.stdout.write(
     `| listener ${r.listener} | ${fmt(r.inputs)} | ${r.seconds.toFixed(0)} | ${fmt(Math.round(r.perSecond))} | ${r.crashes} | ${r.hangs} | ${r.errors} |\n`,
