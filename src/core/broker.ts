@@ -24,6 +24,7 @@ import { touch } from './context.js'
 import { Conversations } from './conversations.js'
 import { Delivery, type SendRequest, type SendResult, type ServerRequestHandler } from './delivery.js'
 import { LogUpkeep } from './log-upkeep.js'
+import type { ScryptCost } from './passwords.js'
 import { Directory } from './directory.js'
 import { Receipts } from './receipts.js'
 import { health, metrics, stats, type BrokerStats, type Health, type MetricsSnapshot } from './operations.js'
@@ -58,6 +59,8 @@ export interface BrokerOptions {
   limits?: Partial<Limits>
   /** A pushed message not acknowledged within this gives its sender a NOT_YET (300) receipt. */
   ackTimeoutMs?: number
+  /** scrypt's cost for new password hashes (default N=2^15, r=8, p=1: 32 MiB); for hermetic tests only. */
+  passwordCost?: ScryptCost
   /** Sessions whose lastSeen is older than this are ended by the reaper. */
   idleTimeoutMs?: number
   reapIntervalMs?: number
@@ -129,6 +132,7 @@ export class Broker {
       counters: { messagesIn: {}, messagesOut: 0, receipts: {}, slowConsumers: 0 },
       sessions: new SessionTable(),
       closing: false,
+      ...(opts.passwordCost !== undefined && { passwordCost: opts.passwordCost }),
     }
     this.directory = new Directory(this.core)
     this.registry = new SessionRegistry(this.core, this.directory, opts.roomHistory ?? 0)

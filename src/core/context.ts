@@ -2,6 +2,7 @@
  * What the core's parts share, owned by the Broker facade: the store and the bus, the limits, the clock, the
  * group committer, the counters, the live sessions of this node, and the guard every session request passes.
  */
+import type { ScryptCost } from './passwords.js'
 import { BrokerError } from './errors.js'
 import type { Committer } from './committer.js'
 import type { Session, SessionTable } from './session.js'
@@ -17,6 +18,8 @@ export interface Counters {
 }
 
 export interface Core {
+  /** scrypt's cost for new password hashes (default: passwords.ts; hermetic tests lower it). */
+  readonly passwordCost?: ScryptCost
   readonly store: Store
   readonly bus: Bus
   readonly limits: Limits

@@ -8,7 +8,14 @@ import { BrokerError } from './errors.js'
 
 /** 2^15 × 8 × 128 bytes = 32 MiB per hash: OWASP's scrypt floor is N=2^17 with r=8 at 128 MiB; 2^15 keeps a login
  * near 60 ms on a small machine while costing an attacker the same memory per guess. */
-const COST = { N: 1 << 15, r: 8, p: 1 }
+const COST: ScryptCost = { N: 1 << 15, r: 8, p: 1 }
+
+/** scrypt's parameters for new hashes. A stored hash names its own, so verifying needs none. */
+export interface ScryptCost {
+  N: number
+  r: number
+  p: number
+}
 const KEY_BYTES = 32
 const SALT_BYTES = 16
 /** Passwords are at most this long (UTF-8 bytes): longer ones are refused, not silently cut. */
@@ -30,10 +37,10 @@ export function checkPassword(password: string): void {
     throw new BrokerError('SB_ERR_PASSWORD_INVALID', `a password has at most ${MAX_PASSWORD_BYTES} bytes`)
 }
 
-export async function hashPassword(password: string): Promise<string> {
+export async function hashPassword(password: string, cost: ScryptCost = COST): Promise<string> {
   const salt = randomBytes(SALT_BYTES)
-  const key = await derive(password, salt, COST)
-  return `scrypt$${COST.N}$${COST.r}$${COST.p}$${salt.toString('base64url')}$${key.toString('base64url')}`
+  const key = await derive(password, salt, cost)
+  return `scrypt$${cost.N}$${cost.r}$${cost.p}$${salt.toString('base64url')}$${key.toString('base64url')}`
 }
 
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {

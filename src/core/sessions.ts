@@ -94,7 +94,7 @@ export class SessionRegistry {
     refuseIfClosing(this.core)
     const name = normalizeName(rawName, this.core.limits.maxNameBytes)
     if (opts.password !== undefined) checkPassword(opts.password)
-    const passwordHash = opts.password === undefined ? null : await hashPassword(opts.password)
+    const passwordHash = opts.password === undefined ? null : await hashPassword(opts.password, this.core.passwordCost)
     const secret = randomBytes(TOKEN_BYTES).toString('base64url')
     const label = opts.label ?? protocol
     const { user: rec, device } = await this.core.store.createUser(
@@ -192,7 +192,7 @@ export class SessionRegistry {
       }
     }
     if (password !== null) checkPassword(password)
-    await this.core.store.setPassword(rec.id, password === null ? null : await hashPassword(password))
+    await this.core.store.setPassword(rec.id, password === null ? null : await hashPassword(password, this.core.passwordCost))
     this.core.log.info({ user: rec.id, set: password !== null }, 'password changed')
   }
 

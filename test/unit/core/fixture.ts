@@ -22,7 +22,9 @@ export interface Fixture {
 export async function startBroker(t: TestContext, opts: Partial<Omit<BrokerOptions, 'bus'>> = {}): Promise<Fixture> {
   const clock = new TestClock(t)
   const store = new MemoryStore()
-  const broker = new Broker({ store, bus: new LocalBus(), now: clock.now, ...opts })
+  // Passwords hashed at scrypt N=2^10 (1 MiB) instead of 2^15 (32 MiB): the logic under test is the same, and the
+  // integration suites keep the real cost.
+  const broker = new Broker({ store, bus: new LocalBus(), now: clock.now, passwordCost: { N: 1 << 10, r: 8, p: 1 }, ...opts })
   await broker.start()
   t.after(() => broker.close())
   return { broker, clock, store }
