@@ -203,6 +203,22 @@ test('an HTTP request body without a valid bearer token is refused above maxPreA
     req.on('error', reject)
   })
   assert.equal(chunked, 413)
+  // A large body announced and never sent: the 413 comes at once, and the server closes the connection (the body
+  // stays unread; an open socket per refusal would let a stranger fill its per-address cap).
+  const announced = await new Promise<{ status: number; closedByServer: boolean }>((resolve, reject) => {
+    const req = net.connect(server.port('http'), '127.0.0.1', () => {
+      req.write('POST /v1/register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n{"na')
+    })
+    let got = ''
+    req.on('data', (d: Buffer) => (got += d.toString()))
+    req.on('end', () => resolve({ status: Number(/^HTTP\/1\.1 (\d+)/.exec(got)?.[1] ?? 0), closedByServer: true }))
+    req.on('error', reject)
+    setTimeout(() => {
+      resolve({ status: Number(/^HTTP\/1\.1 (\d+)/.exec(got)?.[1] ?? 0), closedByServer: false })
+      req.destroy()
+    }, 5000).unref()
+  })
+  assert.deepEqual(announced, { status: 413, closedByServer: true })
   // A wrong token is refused before the body is read.
   const r2 = await http(base, 'POST', '/v1/messages', JSON.stringify({ to: 'ALL', text: 'y'.repeat(10_000) }), {
     authorization: 'Bearer 1.wrongwrongwrong',

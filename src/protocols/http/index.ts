@@ -261,7 +261,7 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
   // checked before the body is read, and the body is cut at maxPreAuthBodyBytes, announced or chunked.
   const preAuth = opts.maxPreAuthBodyBytes
   if (preAuth !== undefined)
-    app.addHook('preParsing', async (req, _reply, payload) => {
+    app.addHook('preParsing', async (req, reply, payload) => {
       const length = req.headers['content-length']
       const announced = length === undefined ? undefined : Number(length)
       // No body, or one small enough for anyone (a registration, a login): nothing to check.
@@ -271,6 +271,9 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
         await sessions.fromToken(token, req.ip) // throws 401 for a wrong token, before a byte of the body is read
         return payload
       }
+      // The refused body is never read: the connection closes after the 413, or its unread bytes (and the socket)
+      // would stay with the server, and a stranger could fill its per-address connection cap with them.
+      void reply.header('connection', 'close')
       const tooLarge = (n: string): BrokerError =>
         new BrokerError(
           'SB_ERR_TOO_LARGE',
