@@ -315,6 +315,10 @@ const p004Target: Target = {
       buf = d.rest
       sig += `${d.frame.kind}|`
       if (d.frame.kind === 'file') pending = d.frame.size
+      // What the gateway acts on is never empty and is one word: a login or rename names someone, a file has a name.
+      if (d.frame.kind === 'login' || d.frame.kind === 'rename')
+        assert.ok(d.frame.name !== '' && !/\s/.test(d.frame.name), `${d.frame.kind} to ${JSON.stringify(d.frame.name)}`)
+      if (d.frame.kind === 'file') assert.ok(d.frame.filename !== '', 'file without a name')
       if (d.frame.kind !== 'unknown' && d.frame.kind !== 'file') {
         const again = p004.decodeClient(p004.encodeClient(d.frame))
         assert.ok(again.ok, 'encode → decode failed')
