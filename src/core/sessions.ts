@@ -429,19 +429,25 @@ export class SessionRegistry {
       if (this.roomHistory.length > this.roomHistoryMax) this.roomHistory.shift()
     }
     let n = 0
-    for (const s of core.sessions.values()) {
-      if (s.user.id === except) continue
-      if (s.sink.backlog() > core.limits.maxSessionBuffer) {
-        core.counters.slowConsumers++
-        core.log.warn({ user: s.user.id, backlog: s.sink.backlog() }, 'slow consumer cut off')
-        this.end(s, 'slow-consumer', `slow consumer: more than maxSessionBuffer (${core.limits.maxSessionBuffer} bytes) waiting`)
-        continue
-      }
-      this.emit(s, ev)
-      n++
-    }
+    for (const s of core.sessions.values()) if (s.user.id !== except && this.emitLive(s, ev)) n++
     if (ev.type === 'message') core.counters.messagesOut += n
     return n
+  }
+
+  /**
+   * A live event (the room, a transient message) for one session: nothing stored holds it, so a session that does
+   * not read — more than maxSessionBuffer waiting — is cut rather than buffered without end. Whether it was handed.
+   */
+  emitLive(s: Session, ev: Outbound): boolean {
+    const { core } = this
+    if (s.sink.backlog() > core.limits.maxSessionBuffer) {
+      core.counters.slowConsumers++
+      core.log.warn({ user: s.user.id, backlog: s.sink.backlog() }, 'slow consumer cut off')
+      this.end(s, 'slow-consumer', `slow consumer: more than maxSessionBuffer (${core.limits.maxSessionBuffer} bytes) waiting`)
+      return false
+    }
+    this.emit(s, ev)
+    return true
   }
 
   /** A presence event for the watchers of this node (and, by the bus, of the others). */

@@ -50,21 +50,8 @@ export async function sendTransient(
   }
   const ev: Outbound = { type: 'message', msg }
   let handed = 0
-  for (const r of [...sessions.all(u.id)]) {
-    if (r.closed || r.sendOnly) continue
-    if (r.sink.backlog() > core.limits.maxSessionBuffer) {
-      // As for the room: a session that does not read is cut, not buffered without end.
-      core.counters.slowConsumers++
-      sessions.end(
-        r,
-        'slow-consumer',
-        `slow consumer: more than maxSessionBuffer (${core.limits.maxSessionBuffer} bytes) waiting`,
-      )
-      continue
-    }
-    sessions.emit(r, ev)
-    handed++
-  }
+  // [...]: a session cut for not reading leaves the list while we go through it.
+  for (const r of [...sessions.all(u.id)]) if (!r.closed && !r.sendOnly && sessions.emitLive(r, ev)) handed++
   core.counters.messagesOut += handed
   // Other nodes: the bus says whether a session of the user is online somewhere (a local one counts too).
   if (core.bus.clustered && (await core.bus.isOnline(u.id))) {

@@ -22,25 +22,25 @@ const text = async (c: RawClient) => {
 /**
  * A line stamped `<HH:MM>` some time before it was read (presence notices wait out presenceSettleMs, and any line
  * may be stamped at 08:43:59.9 and read at 08:44:00.0): its minute is this one or the one before, never a fixed
- * guess that a minute boundary breaks.
+ * guess that a minute boundary breaks. For a value built around the stamp (a whole packet, a decoded header).
  */
-function assertStamped(actual: string, rest: string, offsetSeconds = 0): void {
-  const at = [hhmm(Date.now(), offsetSeconds), hhmm(Date.now() - 60_000, offsetSeconds)].map((m) => `<${m}> ${rest}`)
-  assert.ok(at.includes(actual), `${JSON.stringify(actual)} is one of ${JSON.stringify(at)}`)
-}
-
-/** As assertStamped, for a value built around the stamp (a whole packet, a decoded header). */
-function assertStampedAs(actual: unknown, expected: (stamp: string) => unknown): void {
-  const stamps = [hhmm(Date.now(), 0), hhmm(Date.now() - 60_000, 0)].map((m) => `<${m}>`)
-  const matched = stamps.some((st) => {
+function assertStampedAs(actual: unknown, expected: (stamp: string) => unknown, offsetSeconds = 0): void {
+  const stamps = [Date.now(), Date.now() - 60_000].map((at) => `<${hhmm(at, offsetSeconds)}>`)
+  const matches = (stamp: string): boolean => {
     try {
-      assert.deepEqual(actual, expected(st))
+      assert.deepEqual(actual, expected(stamp))
       return true
     } catch {
       return false
     }
-  })
-  if (!matched) assert.deepEqual(actual, expected(stamps[0]!))
+  }
+  // Neither minute: fail with the diff against this minute's.
+  if (!stamps.some(matches)) assert.deepEqual(actual, expected(stamps[0]!))
+}
+
+/** A text line `<HH:MM> rest`, stamped this minute or the one before (in the recipient's offset). */
+function assertStamped(actual: string, rest: string, offsetSeconds = 0): void {
+  assertStampedAs(actual, (stamp) => `${stamp} ${rest}`, offsetSeconds)
 }
 
 async function setup(t: TestContext, opts: { maxFileBytes?: number; fileIdleMs?: number; presenceSettleMs?: number } = {}) {

@@ -3,7 +3,7 @@
  * whose token is kept, saved and reconnected with), sent copies, 'read' events, history pages, devices and
  * revoke, and a send-only client beside a device's own session.
  */
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -15,24 +15,11 @@ import {
   SwitchboardClient,
   SwitchboardError,
   type ClosedEvent,
-  type ConnectOptions,
-  type IncomingMessage,
   type ReadEvent,
 } from '../../src/client/index.js'
+import { client, inbox } from '../helpers/sdk.js'
 
 const PASSWORD = 'correct horse battery'
-
-async function client(t: TestContext, opts: ConnectOptions): Promise<SwitchboardClient> {
-  const c = await SwitchboardClient.connect({ host: '127.0.0.1', reconnect: { initialDelayMs: 50, maxDelayMs: 300 }, ...opts })
-  t.after(() => c.close(200))
-  return c
-}
-
-function inbox(c: SwitchboardClient): IncomingMessage[] {
-  const got: IncomingMessage[] = []
-  c.on('message', (m) => got.push(m))
-  return got
-}
 
 test('connect with a password makes a new device: its token is kept, saved, and used to reconnect', async (t) => {
   const { port } = await startTestServer(t)

@@ -3,7 +3,7 @@
  * offline store-and-forward, reconnect across a server restart with resend and dedupe, async iteration,
  * poll mode, errors with their codes, the credential file, and the WebSocket transport.
  */
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -17,24 +17,11 @@ import {
   SwitchboardError,
   fileSource,
   downloadToFile,
-  type ConnectOptions,
-  type IncomingMessage,
   type ReceiptEvent,
   type ReconnectingEvent,
   type WebSocketConstructor,
 } from '../../src/client/index.js'
-
-async function client(t: TestContext, opts: ConnectOptions): Promise<SwitchboardClient> {
-  const c = await SwitchboardClient.connect({ host: '127.0.0.1', reconnect: { initialDelayMs: 50, maxDelayMs: 300 }, ...opts })
-  t.after(() => c.close(200))
-  return c
-}
-
-function inbox(c: SwitchboardClient): IncomingMessage[] {
-  const got: IncomingMessage[] = []
-  c.on('message', (m) => got.push(m))
-  return got
-}
+import { client, inbox } from '../helpers/sdk.js'
 
 test('two clients exchange messages both ways with delivered receipts', async (t) => {
   const { port } = await startTestServer(t)

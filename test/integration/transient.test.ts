@@ -3,36 +3,19 @@
  * only: pushed to the recipient's sessions with seq 0 and flag TRANSIENT, nothing stored, no receipt; 409/ERROR
  * SB_ERR_OFFLINE when the recipient has no session online.
  */
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { WebSocket } from 'ws'
 import { startTestServer } from '../helpers/server.js'
 import { until } from '../helpers/wait.js'
-import {
-  SwitchboardClient,
-  SwitchboardError,
-  type ConnectOptions,
-  type IncomingMessage,
-  type WebSocketConstructor,
-} from '../../src/client/index.js'
-
-async function client(t: TestContext, opts: ConnectOptions): Promise<SwitchboardClient> {
-  const c = await SwitchboardClient.connect({ host: '127.0.0.1', reconnect: false, ...opts })
-  t.after(() => c.close(200))
-  return c
-}
-
-function inbox(c: SwitchboardClient): IncomingMessage[] {
-  const got: IncomingMessage[] = []
-  c.on('message', (m) => got.push(m))
-  return got
-}
+import { SwitchboardError, type WebSocketConstructor } from '../../src/client/index.js'
+import { client, inbox } from '../helpers/sdk.js'
 
 test('SDK: a transient message is pushed live over TCP and WebSocket, never stored; offline is SB_ERR_OFFLINE', async (t) => {
   const { server, port } = await startTestServer(t, { httpPort: 0 })
   const url = `ws://127.0.0.1:${server.port('http')}/v1/ws`
-  const alice = await client(t, { port, name: 'alice' })
-  const bob = await client(t, { url, WebSocket: WebSocket as unknown as WebSocketConstructor, name: 'bob' })
+  const alice = await client(t, { port, name: 'alice', reconnect: false })
+  const bob = await client(t, { url, WebSocket: WebSocket as unknown as WebSocketConstructor, name: 'bob', reconnect: false })
   const got = inbox(bob)
   const r = await alice.send('bob', 'alice is typing', { transient: true })
   assert.equal(r.accepted, 'delivered')
@@ -77,7 +60,7 @@ test('REST: transient: true is 200 "delivered" while the recipient is online, 40
   const reg = await post('/v1/register', { name: 'carol' })
   assert.equal(reg.status, 201)
   const token = reg.body.token as string
-  const bob = await client(t, { port, name: 'bob' })
+  const bob = await client(t, { port, name: 'bob', reconnect: false })
   const got = inbox(bob)
   const sent = await post('/v1/messages?wait=receipt&timeout=2', { to: 'bob', text: 'ping', transient: true }, token)
   assert.equal(sent.status, 200)

@@ -271,15 +271,16 @@ export async function buildHttp(broker: Broker, opts: HttpOptions): Promise<Fast
         await sessions.fromToken(token, req.ip) // throws 401 for a wrong token, before a byte of the body is read
         return payload
       }
-      // The refused body is never read: the connection closes after the 413, or its unread bytes (and the socket)
-      // would stay with the server, and a stranger could fill its per-address connection cap with them.
-      void reply.header('connection', 'close')
-      const tooLarge = (n: string): BrokerError =>
-        new BrokerError(
+      const tooLarge = (n: string): BrokerError => {
+        // The rest of a refused body is never read: the connection closes after the 413, or its unread bytes (and
+        // the socket) would stay with the server, and a stranger could fill its per-address connection cap with them.
+        void reply.header('connection', 'close')
+        return new BrokerError(
           'SB_ERR_TOO_LARGE',
           `a request body of ${n} bytes without a bearer token is larger than maxPreAuthBodyBytes (${preAuth})`,
           'maxPreAuthBodyBytes',
         )
+      }
       if (announced !== undefined) throw tooLarge(String(announced))
       let seen = 0
       return payload.pipe(

@@ -7,17 +7,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ReceiptStatus, type Outbound } from '../../../src/core/types.js'
 import type { Session } from '../../../src/core/session.js'
-import { MemorySink } from '../../helpers/memory-transport.js'
-import { loginUser, refused, registerUser, startBroker, text, to, type TestUser } from './fixture.js'
+import { loginUser, passwordDevice, refused, registerUser, startBroker, text, to, type TestUser } from './fixture.js'
 import type { Broker } from '../../../src/core/broker.js'
-
-/** A new device of an existing user, by password (as a second browser or the CLI's `login` makes one). */
-async function passwordDevice(broker: Broker, name: string, password: string, mode: 'push' | 'poll' = 'push'): Promise<TestUser> {
-  const sink = new MemorySink()
-  const r = await broker.loginPassword(name, password, 'test', sink, mode)
-  broker.ready(r.session)
-  return { session: r.session, sink, user: { ...r.session.user }, token: r.token }
-}
 
 /** Drain what the committer has in hand: a marker message through the same group commit path. */
 async function settle(broker: Broker, from: Session, marker: TestUser): Promise<void> {

@@ -52,6 +52,19 @@ export async function loginUser(broker: Broker, u: TestUser, mode: DeliveryMode 
   return { ...u, session, sink }
 }
 
+/** A new device of an existing user, by password (as a second browser or the CLI's `login` makes one). */
+export async function passwordDevice(
+  broker: Broker,
+  name: string,
+  password: string,
+  mode: DeliveryMode = 'push',
+): Promise<TestUser> {
+  const sink = new MemorySink()
+  const r = await broker.loginPassword(name, password, 'test', sink, mode)
+  broker.ready(r.session)
+  return { session: r.session, sink, user: { ...r.session.user }, token: r.token }
+}
+
 export const to = (name: string) => ({ kind: 'name' as const, name })
 export const text = (s: string) => Buffer.from(s)
 

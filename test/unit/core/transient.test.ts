@@ -5,17 +5,8 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { Broker } from '../../../src/core/broker.js'
 import { Flag } from '../../../src/core/types.js'
-import { MemorySink } from '../../helpers/memory-transport.js'
-import { refused, registerUser, startBroker, text, to, type TestUser } from './fixture.js'
-
-async function passwordDevice(broker: Broker, name: string, password: string): Promise<TestUser> {
-  const sink = new MemorySink()
-  const r = await broker.loginPassword(name, password, 'test', sink, 'push')
-  broker.ready(r.session)
-  return { session: r.session, sink, user: { ...r.session.user }, token: r.token }
-}
+import { passwordDevice, refused, registerUser, startBroker, text, to } from './fixture.js'
 
 test('a transient message reaches every online device of the recipient and is never stored', async (t) => {
   const { broker } = await startBroker(t)
