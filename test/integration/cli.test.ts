@@ -130,11 +130,14 @@ test('switchboard send and inbox: exit codes and output', async (t) => {
  */
 function terminal(t: TestContext, name: string) {
   const socket = `sbtest-${process.pid}-${name}`
+  // A 'keep' session holds the tmux server up while start() replaces the chat's: killing the only session makes
+  // the server exit (exit-empty), and a new-session racing that exit fails with "server exited unexpectedly" on a
+  // busy machine. The old program is killed before the new one starts, so two never run at once.
   const session = 'chat'
+  let started = false
   // -f /dev/null: the person's ~/.tmux.conf (key bindings, a default shell) does not apply to the test's server.
   const tmux = (...args: string[]): string =>
     execFileSync('tmux', ['-L', socket, '-f', '/dev/null', ...args], { encoding: 'utf8' })
-  let started = false
   t.after(() => {
     try {
       tmux('kill-server')
@@ -147,6 +150,7 @@ function terminal(t: TestContext, name: string) {
     /** Run a shell command line in a fresh 160×50 terminal; it prints EXIT-<status> when it ends. */
     start(cmd: string): void {
       if (started) tmux('kill-session', '-t', session)
+      else tmux('new-session', '-d', '-s', 'keep', 'sleep 600')
       started = true
       tmux('new-session', '-d', '-s', session, '-x', '160', '-y', '50', `${cmd}; echo EXIT-$?; sleep 60`)
     },
