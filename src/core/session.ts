@@ -98,6 +98,8 @@ export class Session {
 export class SessionTable {
   private readonly byUser = new Map<number, { sessions: Session[]; notYet: Set<number>; acked: Set<number> }>()
   private count = 0
+  /** The sessions that receive presence changes (Session.watchPresence), so a login does not walk every session. */
+  readonly watchers = new Set<Session>()
 
   /** How many sessions (not users). */
   get size(): number {
@@ -123,6 +125,13 @@ export class SessionTable {
     return this.byUser.get(user)?.sessions.find((s) => s.device === device && !s.sendOnly)
   }
 
+  /** Start or stop sending `s` presence changes. */
+  watch(s: Session, on: boolean): void {
+    s.watchPresence = on
+    if (on && !s.closed) this.watchers.add(s)
+    else this.watchers.delete(s)
+  }
+
   add(s: Session): void {
     let e = this.byUser.get(s.user.id)
     if (e === undefined) this.byUser.set(s.user.id, (e = { sessions: [], notYet: new Set(), acked: new Set() }))
@@ -137,6 +146,7 @@ export class SessionTable {
     if (i < 0) return false
     e!.sessions.splice(i, 1)
     this.count--
+    this.watchers.delete(s)
     if (e!.sessions.length === 0) this.byUser.delete(s.user.id)
     return true
   }

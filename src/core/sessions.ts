@@ -453,13 +453,13 @@ export class SessionRegistry {
   /** A presence event for the watchers of this node (and, by the bus, of the others). */
   private notifyPresence(s: Session, online: boolean): void {
     const ev: Outbound = { type: 'presence', user: { ...s.user }, online, protocol: s.protocol, at: this.core.now() }
-    for (const w of this.core.sessions.values()) if (w.watchPresence && w !== s) this.emit(w, ev)
+    for (const w of this.core.sessions.watchers) if (w !== s) this.emit(w, ev)
     this.core.bus.publish({ type: 'broadcast', ev, except: s.user.id })
   }
 
   /** A presence event from another node. */
   presenceFromBus(ev: Outbound, except: number): void {
-    for (const w of this.core.sessions.values()) if (w.watchPresence && w.user.id !== except) this.emit(w, ev)
+    for (const w of this.core.sessions.watchers) if (w.user.id !== except) this.emit(w, ev)
   }
 
   // ---------------------------------------------------------------- presence requests
@@ -510,7 +510,7 @@ export class SessionRegistry {
 
   watchPresence(s: Session, on: boolean): void {
     guard(this.core, s)
-    s.watchPresence = on
+    this.core.sessions.watch(s, on)
   }
 
   async rename(s: Session, rawName: string): Promise<UserInfo> {
