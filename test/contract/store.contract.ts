@@ -397,6 +397,31 @@ export function runStoreContract(
       assert.equal((await store.devices(winner.id)).length, 1, 'the losers left no device behind')
     })
 
+    test('concurrent createUser of different names, one a look-alike of another: only the look-alike is refused', async (store) => {
+      // The embedded store writes registrations that arrive together in one transaction: a clash refuses only itself.
+      const names = ['ann', 'bob', 'b0b', 'cyd', 'dee']
+      const results = await Promise.allSettled(
+        names.map((n, i) => store.createUser(n, { tokenHash: tok(2000 + i), label: 'x' }, T0)),
+      )
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
+      )
+      const refused = results[2] as PromiseRejectedResult
+      assert.equal((refused.reason as StoreError).code, 'NAME_TAKEN')
+      assert.match((refused.reason as StoreError).message, /bob/, 'names the holder')
+      const ids = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.user.id] : []))
+      assert.equal(new Set(ids).size, 4)
+      for (const [i, n] of names.entries()) {
+        if (i === 2) continue
+        const u = (await store.userByName(n))!
+        assert.equal((await store.devices(u.id)).length, 1)
+        assert.equal((await store.deviceByToken(tok(2000 + i)))?.user, u.id)
+      }
+      assert.equal(await store.deviceByToken(tok(2002)), undefined, 'the refused one left no device behind')
+      assert.equal(await store.countUsers(), 4)
+    })
+
     test('renameUser moves the name; the old name is free; a taken name throws SB_ERR_NAME_TAKEN', async (store) => {
       const a = await mkUser(store, 'alice')
       const b = await mkUser(store, 'bob')
