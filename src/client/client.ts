@@ -1,4 +1,13 @@
 /**
+ * The transports, imported once: a dynamic import per connect costs a module resolution each time (under a loader
+ * hook such as tsx's, a round trip to the loader's thread), which paced a crowd of connects at ~1 ms apiece.
+ */
+const transports: {
+  tcp?: Promise<typeof import('./tcp.js')>
+  ws?: Promise<typeof import('./ws-transport.js')>
+} = {}
+
+/**
  * The TypeScript SDK over the native protocol (docs/protocol/native.md, src/protocols/native/frames.ts):
  * the public API class. Transport-agnostic: it reads and writes frames over a `Connection` (TCP/TLS in
  * Node, WebSocket anywhere), and imports nothing from Node here, so the same code runs in a browser (with a
@@ -111,12 +120,12 @@ export class SwitchboardClient {
     let serverKey: string
     if (connector !== undefined) serverKey = opts.url ?? `${opts.host ?? 'custom'}:${opts.port ?? 0}`
     else if (opts.url !== undefined) {
-      const { wsConnector } = await import('./ws-transport.js')
+      const { wsConnector } = await (transports.ws ??= import('./ws-transport.js'))
       connector = wsConnector({ url: opts.url, WebSocket: opts.WebSocket, connectTimeoutMs: opts.connectTimeoutMs })
       serverKey = opts.url
     } else {
       // Loaded on demand so that a browser bundle that uses `url` never pulls node:net in.
-      const { tcpConnector } = await import('./tcp.js')
+      const { tcpConnector } = await (transports.tcp ??= import('./tcp.js'))
       const host = opts.host ?? '127.0.0.1'
       const port = opts.port ?? 7070
       connector = tcpConnector({ host, port, tls: opts.tls, connectTimeoutMs: opts.connectTimeoutMs })
