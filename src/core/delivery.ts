@@ -352,7 +352,7 @@ export class Delivery {
   /** Push queued messages to a ready push session while its window and its socket allow. */
   pump(s: Session): void {
     if (s.sendOnly) return
-    while (s.ready && !s.closed && !s.paused && s.inflight.size < this.core.limits.maxInflight) {
+    while (s.ready && !s.closed && !s.paused && s.inflightCount < this.core.limits.maxInflight) {
       const msg = s.buffer.shift()
       if (msg === undefined) {
         if (!s.exhausted && !s.loading) void this.load(s)

@@ -7,7 +7,17 @@ import type { Message, Outbound, SessionSink, UserInfo } from './types.js'
 
 export type DeliveryMode = 'push' | 'poll'
 
+/** What a poll session's ack timer needs of a message it was not handed yet (Session.awaiting). */
+export interface Awaiting {
+  from: number
+  msgId: number
+  topic?: string | undefined
+}
+
 let nextSid = 1
+
+/** Where every session's sendChain starts (one promise for all, not one per idle session). */
+const SETTLED: Promise<void> = Promise.resolve()
 
 /** Live events held for a session whose adapter has not called Broker.ready() yet. */
 export const HELD_MAX = 100_000
@@ -47,14 +57,47 @@ export class Session {
   watchPresence = false
 
   cursor = 0
-  readonly inflight = new Map<number, Message>()
+  // The collections below are made on first use: an idle session (most of them, at 10k connections) never uses
+  // them, and an empty Map or Set costs ~180 bytes.
+  private _inflight: Map<number, Message> | undefined
+  private _notYet: Set<number> | undefined
+  private _awaiting: Map<number, Awaiting> | undefined
+  private _recent: Map<number, Message> | undefined
+  private _takeWaiters: Set<() => void> | undefined
+
+  /** Handed to this session and not acknowledged yet, by seq. */
+  get inflight(): Map<number, Message> {
+    return (this._inflight ??= new Map())
+  }
+
+  /** How many are in flight (without making the map). */
+  get inflightCount(): number {
+    return this._inflight?.size ?? 0
+  }
+
   /** In-flight seqs whose sender already got a 300. */
-  readonly notYet = new Set<number>()
+  get notYet(): Set<number> {
+    return (this._notYet ??= new Set())
+  }
+
   /**
    * Poll sessions: messages with a receipt asked for, committed while this session was online and not taken yet
    * (by seq; the header only). Their ack timer gives the sender 300 as for a pushed message.
    */
-  readonly awaiting = new Map<number, { from: number; msgId: number; topic?: string | undefined }>()
+  get awaiting(): Map<number, Awaiting> {
+    return (this._awaiting ??= new Map())
+  }
+
+  /** Headers of the last acknowledged messages, so a read receipt can still be asked for after the ack. */
+  get recent(): Map<number, Message> {
+    return (this._recent ??= new Map())
+  }
+
+  /** The broker's own long polls (take with waitMs), any number at once. */
+  get takeWaiters(): Set<() => void> {
+    return (this._takeWaiters ??= new Set())
+  }
+
   /** Committed messages beyond the cursor known in memory, in seq order (push sessions). */
   buffer: Message[] = []
   /** True when buffer holds every queued message beyond the cursor, so new commits can be appended. */
@@ -64,17 +107,13 @@ export class Session {
   missed = false
   /** The sink said it is over its high-water mark; resumed by Broker.drained(). */
   paused = false
-  /** Headers of the last acknowledged messages, so a read receipt can still be asked for after the ack. */
-  readonly recent = new Map<number, Message>()
   /** A long poll waiting for messages. */
   waiter: (() => void) | undefined
-  /** The broker's own long polls (take with waitMs), any number at once. */
-  readonly takeWaiters = new Set<() => void>()
 
   tokens: number
   tokensAt: number
   /** Serialises the resolve-and-submit half of send() (see Broker.send). */
-  sendChain: Promise<void> = Promise.resolve()
+  sendChain: Promise<void> = SETTLED
 
   constructor(
     public user: UserInfo,
@@ -96,7 +135,8 @@ export class Session {
  * user's sessions share — which messages' senders were told 300 already (one 300 per message, not per device).
  */
 export class SessionTable {
-  private readonly byUser = new Map<number, { sessions: Session[]; notYet: Set<number>; acked: Set<number> }>()
+  /** Per user: its sessions here, and (made on first use) which seqs' senders were told 300 or acknowledged. */
+  private readonly byUser = new Map<number, { sessions: Session[]; notYet?: Set<number>; acked?: Set<number> }>()
   private count = 0
   /** The sessions that receive presence changes (Session.watchPresence), so a login does not walk every session. */
   readonly watchers = new Set<Session>()
@@ -134,7 +174,7 @@ export class SessionTable {
 
   add(s: Session): void {
     let e = this.byUser.get(s.user.id)
-    if (e === undefined) this.byUser.set(s.user.id, (e = { sessions: [], notYet: new Set(), acked: new Set() }))
+    if (e === undefined) this.byUser.set(s.user.id, (e = { sessions: [] }))
     e.sessions.push(s)
     this.count++
   }
@@ -159,8 +199,8 @@ export class SessionTable {
   firstNotYet(user: number, seq: number): boolean {
     const e = this.byUser.get(user)
     if (e === undefined) return true
-    if (e.notYet.has(seq) || e.acked.has(seq)) return false
-    e.notYet.add(seq)
+    if (e.notYet?.has(seq) || e.acked?.has(seq)) return false
+    ;(e.notYet ??= new Set()).add(seq)
     return true
   }
 
@@ -168,9 +208,10 @@ export class SessionTable {
   acknowledged(user: number, seq: number): void {
     const e = this.byUser.get(user)
     if (e === undefined) return
-    e.notYet.delete(seq)
-    e.acked.add(seq)
-    if (e.acked.size > ACKED_KEPT) e.acked.delete(e.acked.values().next().value!)
+    e.notYet?.delete(seq)
+    const acked = (e.acked ??= new Set())
+    acked.add(seq)
+    if (acked.size > ACKED_KEPT) acked.delete(acked.values().next().value!)
   }
 
   *values(): IterableIterator<Session> {

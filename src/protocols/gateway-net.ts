@@ -98,7 +98,7 @@ export function listenGateway(
       socket.setKeepAlive(true, 30_000)
       const conn = connect(socket, `${socket.remoteAddress}:${socket.remotePort}`)
       if (admission !== undefined && guard !== undefined)
-        conn.admission = { authenticating: () => guard.authenticating(admission.address), loggedIn: admission.loggedIn }
+        conn.admission = { authenticating: () => guard.authenticating(admission.address), loggedIn: () => admission.loggedIn() }
       if (loginTimeoutMs !== undefined) {
         const timer = setTimeout(() => {
           if (conn.session !== undefined || socket.destroyed) return

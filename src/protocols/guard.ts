@@ -157,26 +157,16 @@ export class ListenerGuard {
     if (countsUnauth) n.unauth++
     this.open.set(address, n)
     if (countsAll) this.fdCount++ // the accepted socket; the next recount corrects the estimate
-    let authed = !countsUnauth
-    let released = false
-    return {
-      address,
-      loggedIn: () => {
-        if (authed || released) return
-        authed = true
-        n.unauth--
-      },
-      release: () => {
-        if (released) return
-        released = true
-        if (!authed) n.unauth--
-        if (countsAll) {
-          n.all--
-          this.fdCount--
-        }
-        if (n.all === 0 && n.unauth === 0) this.open.delete(address)
-      },
+    return new Admitted(this, address, n, countsAll, !countsUnauth)
+  }
+
+  /** An admitted connection closed (Admitted.release). */
+  released(address: string, n: { all: number; unauth: number }, countsAll: boolean): void {
+    if (countsAll) {
+      n.all--
+      this.fdCount--
     }
+    if (n.all === 0 && n.unauth === 0) this.open.delete(address)
   }
 
   /** Why a connection was refused, for the log and for the peer when its protocol can say it. */
@@ -214,5 +204,31 @@ export class ListenerGuard {
     if (now - (this.loggedAt.get(key) ?? 0) < 1000) return
     this.loggedAt.set(key, now)
     this.log.warn({ ...fields, refused: this.refused }, `connection refused: ${msg}`)
+  }
+}
+
+/** One admitted connection (a class, not closures: every open connection holds one). */
+class Admitted implements Admission {
+  private released = false
+
+  constructor(
+    private readonly guard: ListenerGuard,
+    readonly address: string,
+    private readonly n: { all: number; unauth: number },
+    private readonly countsAll: boolean,
+    private authed: boolean,
+  ) {}
+
+  loggedIn(): void {
+    if (this.authed || this.released) return
+    this.authed = true
+    this.n.unauth--
+  }
+
+  release(): void {
+    if (this.released) return
+    this.released = true
+    if (!this.authed) this.n.unauth--
+    this.guard.released(this.address, this.n, this.countsAll)
   }
 }

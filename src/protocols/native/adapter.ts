@@ -372,6 +372,7 @@ export class NativeConnection implements SessionSink {
         this.session = await this.broker.login(f.id !== 0 ? { id: f.id } : { name: f.name }, f.token, protocol, this, mode, opts)
     }
     clearTimeout(this.loginTimer)
+    this.loginTimer = undefined
     if (this.closed) {
       this.broker.detach(this.session)
       return

@@ -555,8 +555,7 @@ export class SqliteStore implements Store {
     this.db.transaction((): [number, number] => {
       const tokenless = r.device.tokenHash === null
       const id = Number(
-        this.stmts.insertUser.run(r.name, nameSkeleton(r.name), tokenless ? 1 : 0, r.passwordHash, r.now)
-          .lastInsertRowid,
+        this.stmts.insertUser.run(r.name, nameSkeleton(r.name), tokenless ? 1 : 0, r.passwordHash, r.now).lastInsertRowid,
       )
       const dev = Number(this.stmts.insertDevice.run(id, r.device.label, r.device.tokenHash, r.now, 0).lastInsertRowid)
       return [id, dev]
