@@ -83,3 +83,71 @@ describe('SqliteStore: the stored kind is the schema code', () => {
     )
   })
 })
+
+describe('SqliteStore: deleting a user with a long log', () => {
+  const NO_LIMIT = { maxCount: 1_000_000, maxBytes: 1 << 30 }
+  const rowsOf = (path: string, user: number): number => {
+    const db = new Database(path, { readonly: true })
+    try {
+      return (db.prepare(`SELECT COUNT(*) AS n FROM log WHERE user = ?`).get(user) as { n: number }).n
+    } finally {
+      db.close()
+    }
+  }
+  async function bigUser(store: Store, name: string, messages: number): Promise<{ id: number; device: number }> {
+    const r = await store.createUser(name, { tokenHash: null, label: 'test' }, 1)
+    for (let i = 0; i < messages; i += 500)
+      await store.commit(
+        Array.from({ length: Math.min(500, messages - i) }, () => ({
+          type: 'send' as const,
+          copies: [copy(r.user.id)],
+          limits: NO_LIMIT,
+        })),
+      )
+    return { id: r.user.id, device: r.device.id }
+  }
+  const until = async (what: string, ok: () => boolean): Promise<void> => {
+    const end = Date.now() + 10_000
+    while (!ok()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+      await new Promise((r) => setTimeout(r, 10))
+    }
+  }
+
+  it('the account goes at once, its log in chunks after it, and only what no device acknowledged comes back', async (t) => {
+    const path = join(dir, 'purge.db')
+    const store = await open(path)
+    t.after(() => store.close())
+    const big = await bigUser(store, 'big', 9_000)
+    // Every message acknowledged but the last three: those are what its senders must hear about.
+    await store.commit(
+      Array.from({ length: 8_997 }, (_, i) => ({ type: 'ack' as const, user: big.id, device: big.device, seq: i + 1 })),
+    )
+    const back = await store.deleteUser(big.id)
+    assert.deepEqual(
+      back.map((m) => m.seq),
+      [8_998, 8_999, 9_000],
+    )
+    assert.equal(await store.userById(big.id), undefined, 'the account is gone at once')
+    assert.ok(rowsOf(path, big.id) < 9_000, 'the first chunk went with the account')
+    await until('the log removed', () => rowsOf(path, big.id) === 0)
+    // Nothing of it expires or is told twice afterwards.
+    assert.deepEqual(await store.expire(Number.MAX_SAFE_INTEGER, 100), [])
+  })
+
+  it('a removal cut short by a stop resumes when the store opens again', async () => {
+    const path = join(dir, 'purge-restart.db')
+    const s1 = await open(path)
+    const big = await bigUser(s1, 'huge', 7_000)
+    await s1.deleteUser(big.id)
+    await s1.close() // before the background removal had its turn
+    const left = rowsOf(path, big.id)
+    assert.ok(left > 0 && left < 7_000, `a part of the log is left (${left})`)
+    const s2 = await open(path)
+    try {
+      await until('the rest removed after the restart', () => rowsOf(path, big.id) === 0)
+    } finally {
+      await s2.close()
+    }
+  })
+})

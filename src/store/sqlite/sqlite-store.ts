@@ -57,6 +57,9 @@ interface PendingRegistration {
 /** How long registrations that follow one another gather before they are written together (see createUser). */
 const REGISTRATION_GATHER_MS = 2
 
+/** Log rows of a deleted user removed per transaction (one turn of the event loop: a few ms). */
+const PURGE_CHUNK = 2000
+
 const SCHEMA_VERSION = 4
 const RECENT_MAX = 100_000
 const RECENT_MAX_BYTES = 32 * 1024 * 1024
@@ -138,6 +141,8 @@ CREATE TABLE IF NOT EXISTS held (
 );
 CREATE INDEX IF NOT EXISTS held_due ON held (not_before);
 CREATE INDEX IF NOT EXISTS held_file ON held (file_id) WHERE file_id IS NOT NULL;
+-- Users deleted whose log rows are still being removed, a chunk at a time (SqliteStore.purge).
+CREATE TABLE IF NOT EXISTS purge (user INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS dedupe (
   sender INTEGER NOT NULL,
   msg_id INTEGER NOT NULL,
@@ -357,6 +362,8 @@ export class SqliteStore implements Store {
     }
     this.db = db
     this.stmts = this.prepare()
+    // A deletion cut short by a stop: its log goes now.
+    this.purgeSoon()
   }
 
   private prepare() {
@@ -373,7 +380,11 @@ export class SqliteStore implements Store {
       rename: db.prepare(`UPDATE users SET name = ?, skeleton = ? WHERE id = ?`),
       setPassword: db.prepare(`UPDATE users SET password_hash = ? WHERE id = ?`),
       deleteUser: db.prepare(`DELETE FROM users WHERE id = ?`),
-      deleteLog: db.prepare(`DELETE FROM log WHERE user = ? RETURNING *`),
+      unhandledOf: db.prepare(`SELECT * FROM log WHERE user = ? AND seq > ? ORDER BY seq`),
+      markPurge: db.prepare(`INSERT OR IGNORE INTO purge (user) VALUES (?)`),
+      purging: db.prepare(`SELECT user FROM purge ORDER BY user LIMIT 1`),
+      purgeChunk: db.prepare(`DELETE FROM log WHERE rowid IN (SELECT rowid FROM log WHERE user = ? LIMIT ?)`),
+      purged: db.prepare(`DELETE FROM purge WHERE user = ?`),
       deleteSubs: db.prepare(`DELETE FROM subs WHERE user = ?`),
       deleteBlocks: db.prepare(`DELETE FROM blocks WHERE user = ? OR target = ?`),
       deleteDevices: db.prepare(`DELETE FROM devices WHERE user = ?`),
@@ -421,7 +432,9 @@ export class SqliteStore implements Store {
         `DELETE FROM held WHERE id IN (SELECT id FROM held WHERE not_before <= ? ORDER BY not_before, id LIMIT ?) RETURNING *`,
       ),
       deleteHeld: db.prepare(`DELETE FROM held WHERE user = ?`),
-      expired: db.prepare(`SELECT * FROM log WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?`),
+      expired: db.prepare(
+        `SELECT * FROM log WHERE expires_at IS NOT NULL AND expires_at <= ? AND user NOT IN (SELECT user FROM purge) LIMIT ?`,
+      ),
       retainUsers: db.prepare(
         `SELECT id, next_seq, handled_floor, handled_above FROM users WHERE id > ? AND id <= ? ORDER BY id LIMIT ${RETAIN_PAGE}`,
       ),
@@ -450,6 +463,8 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    if (this.purgeTimer !== undefined) clearImmediate(this.purgeTimer)
+    this.purgeTimer = undefined
     if (this.db?.open) {
       this.registerGathered()
       this.db.close()
@@ -602,23 +617,52 @@ export class SqliteStore implements Store {
   async deleteUser(id: number): Promise<StoredMessage[]> {
     const handled = this.counters(id)?.handled
     if (handled === undefined) return []
+    // The account goes in one transaction; its log (possibly hundreds of thousands of rows) goes after it, a chunk
+    // per turn of the event loop (purge): deleting it all at once held every socket for about a second per 35k rows.
+    // Only the rows above the handled floor are read back, for their senders to be told.
     const rows = this.db.transaction(() => {
-      const log = this.stmts.deleteLog.all(id) as LogRow[]
+      const unhandled = this.stmts.unhandledOf.all(id, handled.floor) as LogRow[]
       this.stmts.deleteHeld.run(id)
       this.stmts.deleteSubs.run(id)
       this.stmts.deleteBlocks.run(id, id)
       this.stmts.deleteDevices.run(id)
       this.stmts.deleteUser.run(id)
-      return log
+      // A small log goes at once; a large one is left for purge.
+      if (this.stmts.purgeChunk.run(id, PURGE_CHUNK).changes === PURGE_CHUNK) this.stmts.markPurge.run(id)
+      return unhandled
     })()
     this.counterCache.delete(id)
     for (const [dev, c] of this.cursorCache) if (c.user === id) this.cursorCache.delete(dev)
     const mine = this.recent.get(id)
     if (mine !== undefined) for (const seq of [...mine.keys()]) this.forgetRecent(id, seq)
-    return rows
-      .filter((r) => !hasAck(handled, r.seq))
-      .map(rowToMessage)
-      .sort((a, b) => a.seq - b.seq)
+    if (this.stmts.purging.get() !== undefined) this.purgeSoon()
+    return rows.filter((r) => !hasAck(handled, r.seq)).map(rowToMessage)
+  }
+
+  private purgeTimer: NodeJS.Immediate | undefined
+
+  /** Remove deleted users' log rows in the background (see deleteUser); resumed by open() after a restart. */
+  private purgeSoon(): void {
+    this.purgeTimer ??= setImmediate(() => {
+      this.purgeTimer = undefined
+      if (this.db?.open !== true) return
+      try {
+        if (this.purgeStep()) this.purgeSoon()
+      } catch (err) {
+        // A full disk or a busy file: the next deletion, or the next start, tries again.
+        this.opts.logger?.warn({ err }, "removing a deleted user's log failed; it is retried later")
+      }
+    })
+  }
+
+  /** One chunk of a deleted user's log. True while there is more to remove. */
+  private purgeStep(): boolean {
+    const next = this.stmts.purging.get() as { user: number } | undefined
+    if (next === undefined) return false
+    this.db.transaction(() => {
+      if (this.stmts.purgeChunk.run(next.user, PURGE_CHUNK).changes < PURGE_CHUNK) this.stmts.purged.run(next.user)
+    })()
+    return true
   }
 
   async lastSeen(id: number): Promise<number | undefined> {
