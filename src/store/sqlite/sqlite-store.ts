@@ -44,21 +44,24 @@ import type {
   UserRecord,
 } from '../store.js'
 
-/** A registration waiting for its turn's transaction (SqliteStore.createUser). */
-interface PendingRegistration {
-  name: string
-  device: { tokenHash: string | null; label: string }
-  now: number
-  passwordHash: string | null
-  resolve(v: { user: UserRecord; device: DeviceRecord }): void
+/**
+ * A write waiting for the gathered transaction (SqliteStore.gather): `work` runs as a savepoint of it, `done` once it
+ * is durable, on the event loop's same turn.
+ */
+interface Gathered {
+  work(): unknown
+  done(v: unknown): unknown
+  resolve(v: unknown): void
   reject(err: unknown): void
 }
 
-/** How long registrations that follow one another gather before they are written together (see createUser). */
-const REGISTRATION_GATHER_MS = 2
+/** How long writes that follow one another gather before they are written together (see SqliteStore.gather). */
+const GATHER_MS = 2
 
 /** Log rows of a deleted user removed per transaction (one turn of the event loop: a few ms). */
 const PURGE_CHUNK = 2000
+/** Log rows removed with the account itself (a deletion is gathered with others: this keeps the batch short). */
+const PURGE_INLINE = 200
 
 const SCHEMA_VERSION = 4
 const RECENT_MAX = 100_000
@@ -466,7 +469,7 @@ export class SqliteStore implements Store {
     if (this.purgeTimer !== undefined) clearImmediate(this.purgeTimer)
     this.purgeTimer = undefined
     if (this.db?.open) {
-      this.registerGathered()
+      this.writeGathered()
       this.db.close()
     }
   }
@@ -504,77 +507,98 @@ export class SqliteStore implements Store {
   // ---------------------------------------------------------------- users
 
   /**
-   * Registrations share transactions (one fsync per batch): a crowd of clients registering at once (a restart, a
-   * load test) would otherwise pay a synchronous commit each on the event loop. The event loop accepts one
+   * Writes that stand alone (a registration, an account's deletion) share transactions, one fsync per batch: a crowd
+   * of clients registering at once (a restart, a load test) or a script deleting accounts would otherwise pay a
+   * synchronous commit each on the event loop, back to back when they arrive together. The event loop accepts one
    * connection per turn, so a commit in every turn also paced the accepts (~1,400 connects/s here, against ~3,100
-   * for the memory store). So a registration waits REGISTRATION_GATHER_MS for others (batches of ~8 then, and
-   * ~3,000 connects/s), a delay nobody registering notices. Each registration is a savepoint of its own, so a
-   * taken name refuses only itself.
+   * for the memory store). So such a write waits GATHER_MS for others (batches of ~8 registrations then, and ~3,000
+   * connects/s), a delay nobody registering notices. Each write is a savepoint of its own, so one that fails (a
+   * taken name) fails alone; `done` runs once the batch is durable (caches are updated only for what was written).
    */
+  private gather<W, R>(work: () => W, done: (v: W) => R): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.gathered.push({
+        work,
+        done: done as (v: unknown) => unknown,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+      })
+      if (this.gathered.length === 1) setTimeout(() => this.writeGathered(), GATHER_MS)
+    })
+  }
+
+  private gathered: Gathered[] = []
+
+  private writeGathered(): void {
+    const batch = this.gathered
+    this.gathered = []
+    if (batch.length === 0 || this.db?.open !== true) {
+      for (const g of batch) g.reject(new Error('the store is closed'))
+      return
+    }
+    const outcomes: Array<{ ok: unknown } | { err: unknown }> = []
+    try {
+      this.db.transaction(() => {
+        for (const g of batch)
+          try {
+            outcomes.push({ ok: this.db.transaction(g.work)() })
+          } catch (err) {
+            outcomes.push({ err })
+          }
+      })()
+    } catch (err) {
+      // The transaction itself failed (a full disk, an I/O error): none of the batch was stored. Each promise
+      // passes through settle(), which names a full disk.
+      for (const g of batch) g.reject(err)
+      return
+    }
+    batch.forEach((g, i) => {
+      const o = outcomes[i]!
+      if ('err' in o) return g.reject(o.err)
+      try {
+        g.resolve(g.done(o.ok))
+      } catch (err) {
+        g.reject(err)
+      }
+    })
+  }
+
   createUser(
     name: string,
     device: { tokenHash: string | null; label: string },
     now: number,
     passwordHash: string | null = null,
   ): Promise<{ user: UserRecord; device: DeviceRecord }> {
-    return new Promise((resolve, reject) => {
-      this.registrations.push({ name, device, now, passwordHash, resolve, reject })
-      if (this.registrations.length === 1) setTimeout(() => this.registerGathered(), REGISTRATION_GATHER_MS)
-    })
+    const tokenless = device.tokenHash === null
+    return this.gather(
+      (): [number, number] => {
+        let id: number
+        try {
+          id = Number(this.stmts.insertUser.run(name, nameSkeleton(name), tokenless ? 1 : 0, passwordHash, now).lastInsertRowid)
+        } catch (err) {
+          if (isNameClash(err)) throw this.nameTaken(name)
+          throw err
+        }
+        return [id, Number(this.stmts.insertDevice.run(id, device.label, device.tokenHash, now, 0).lastInsertRowid)]
+      },
+      (r) => {
+        const [id, dev] = r as [number, number]
+        this.counterCache.set(id, { next: 1, count: 0, bytes: 0, handled: { floor: 0, above: [] } })
+        return {
+          user: { id, name, tokenless, passwordHash, createdAt: now },
+          device: {
+            id: dev,
+            user: id,
+            label: device.label,
+            tokenHash: device.tokenHash,
+            createdAt: now,
+            lastSeen: undefined,
+            acks: { floor: 0, above: [] },
+          },
+        }
+      },
+    )
   }
-
-  private registrations: PendingRegistration[] = []
-
-  private registerGathered(): void {
-    const batch = this.registrations
-    this.registrations = []
-    if (batch.length === 0) return
-    const outcomes: Array<{ ok: [number, number] } | { err: unknown }> = []
-    try {
-      this.db.transaction(() => {
-        for (const r of batch)
-          try {
-            outcomes.push({ ok: this.insertUser(r) })
-          } catch (err) {
-            outcomes.push({ err: isNameClash(err) ? this.nameTaken(r.name) : err })
-          }
-      })()
-    } catch (err) {
-      // The transaction itself failed (a full disk, an I/O error): none of the batch was stored. Each promise
-      // passes through settle(), which names a full disk.
-      for (const r of batch) r.reject(err)
-      return
-    }
-    batch.forEach((r, i) => {
-      const o = outcomes[i]!
-      if ('err' in o) return r.reject(o.err)
-      const [id, dev] = o.ok
-      this.counterCache.set(id, { next: 1, count: 0, bytes: 0, handled: { floor: 0, above: [] } })
-      r.resolve({
-        user: { id, name: r.name, tokenless: r.device.tokenHash === null, passwordHash: r.passwordHash, createdAt: r.now },
-        device: {
-          id: dev,
-          user: id,
-          label: r.device.label,
-          tokenHash: r.device.tokenHash,
-          createdAt: r.now,
-          lastSeen: undefined,
-          acks: { floor: 0, above: [] },
-        },
-      })
-    })
-  }
-
-  /** One registration, as a savepoint of the gathered transaction (better-sqlite3 nests transactions so). */
-  private readonly insertUser = (r: PendingRegistration): [number, number] =>
-    this.db.transaction((): [number, number] => {
-      const tokenless = r.device.tokenHash === null
-      const id = Number(
-        this.stmts.insertUser.run(r.name, nameSkeleton(r.name), tokenless ? 1 : 0, r.passwordHash, r.now).lastInsertRowid,
-      )
-      const dev = Number(this.stmts.insertDevice.run(id, r.device.label, r.device.tokenHash, r.now, 0).lastInsertRowid)
-      return [id, dev]
-    })()
 
   /** NAME_TAKEN for `name`, naming the registered name it looks like when that is not the same. */
   private nameTaken(name: string): StoreError {
@@ -615,28 +639,35 @@ export class SqliteStore implements Store {
   }
 
   async deleteUser(id: number): Promise<StoredMessage[]> {
-    const handled = this.counters(id)?.handled
-    if (handled === undefined) return []
-    // The account goes in one transaction; its log (possibly hundreds of thousands of rows) goes after it, a chunk
-    // per turn of the event loop (purge): deleting it all at once held every socket for about a second per 35k rows.
-    // Only the rows above the handled floor are read back, for their senders to be told.
-    const rows = this.db.transaction(() => {
-      const unhandled = this.stmts.unhandledOf.all(id, handled.floor) as LogRow[]
-      this.stmts.deleteHeld.run(id)
-      this.stmts.deleteSubs.run(id)
-      this.stmts.deleteBlocks.run(id, id)
-      this.stmts.deleteDevices.run(id)
-      this.stmts.deleteUser.run(id)
-      // A small log goes at once; a large one is left for purge.
-      if (this.stmts.purgeChunk.run(id, PURGE_CHUNK).changes === PURGE_CHUNK) this.stmts.markPurge.run(id)
-      return unhandled
-    })()
-    this.counterCache.delete(id)
-    for (const [dev, c] of this.cursorCache) if (c.user === id) this.cursorCache.delete(dev)
-    const mine = this.recent.get(id)
-    if (mine !== undefined) for (const seq of [...mine.keys()]) this.forgetRecent(id, seq)
-    if (this.stmts.purging.get() !== undefined) this.purgeSoon()
-    return rows.filter((r) => !hasAck(handled, r.seq)).map(rowToMessage)
+    if (this.counters(id) === undefined) return []
+    // The account goes in a gathered transaction; its log (possibly hundreds of thousands of rows) goes after it, a
+    // chunk per turn of the event loop (purge): deleting it all at once held every socket for about a second per
+    // 35k rows. Only the rows above the handled floor are read back, for their senders to be told.
+    return this.gather(
+      () => {
+        // Read in the transaction: a commit in the meantime may have acknowledged more.
+        const handled = this.counters(id)?.handled
+        if (handled === undefined) return { unhandled: [], more: false }
+        const unhandled = (this.stmts.unhandledOf.all(id, handled.floor) as LogRow[]).filter((r) => !hasAck(handled, r.seq))
+        this.stmts.deleteHeld.run(id)
+        this.stmts.deleteSubs.run(id)
+        this.stmts.deleteBlocks.run(id, id)
+        this.stmts.deleteDevices.run(id)
+        this.stmts.deleteUser.run(id)
+        // A small log goes at once; a larger one is left for purge.
+        const more = this.stmts.purgeChunk.run(id, PURGE_INLINE).changes === PURGE_INLINE
+        if (more) this.stmts.markPurge.run(id)
+        return { unhandled, more }
+      },
+      ({ unhandled, more }) => {
+        this.counterCache.delete(id)
+        for (const [dev, c] of this.cursorCache) if (c.user === id) this.cursorCache.delete(dev)
+        const mine = this.recent.get(id)
+        if (mine !== undefined) for (const seq of [...mine.keys()]) this.forgetRecent(id, seq)
+        if (more) this.purgeSoon()
+        return unhandled.map(rowToMessage)
+      },
+    )
   }
 
   private purgeTimer: NodeJS.Immediate | undefined
