@@ -26,5 +26,9 @@ export async function scrapeEventLoopDelay(url: string): Promise<EventLoopDelay 
   const s = samples(text, 'switchboard_event_loop_delay_seconds')
   const get = (stat: string): number => (s.get(`{stat="${stat}"}`) ?? Number.NaN) * 1000
   if (s.size === 0) return undefined
-  return { p50: get('p50'), p99: get('p99'), max: get('max'), scrapeMs }
+  const out: EventLoopDelay = { p50: get('p50'), p99: get('p99'), max: get('max'), scrapeMs }
+  // prom-client's default metrics: a histogram of GC pauses by kind; its _sum is the time spent, cumulative.
+  const gc = [...samples(text, 'switchboard_nodejs_gc_duration_seconds_sum').values()]
+  if (gc.length > 0) out.gcSeconds = gc.reduce((a, b) => a + b, 0)
+  return out
 }

@@ -197,6 +197,8 @@ export interface DirectRunResult {
   serverCpuUsPerMsg?: number
   machineBusyPct: number
   eventLoop?: EventLoopDelay
+  /** The server's GC time in the measured window as a share of its CPU time there, % (issue 12 aim 7). */
+  gcPct?: number
 }
 
 /** Coordinator half: split the pairs over the workers, run, merge. Server CPU and event loop over the measured window. */
@@ -222,6 +224,7 @@ export async function runDirectOnce(
   let serverCpuMs: number | undefined
   let windowMs = Number.NaN
   let eventLoop: EventLoopDelay | undefined
+  let gcAtStart: number | undefined
   const results = await runJobs<unknown, DirectWorkerResult>({
     scenario: 'direct',
     target: ctx.targetName,
@@ -232,7 +235,7 @@ export async function runDirectOnce(
     // The workers keep their own time from 'go'; the coordinator reads the server over the same window.
     during: async () => {
       await sleepMs(ctx.warmupMs)
-      await ctx.target.eventLoopDelay?.().catch(() => undefined)
+      gcAtStart = (await ctx.target.eventLoopDelay?.().catch(() => undefined))?.gcSeconds
       const win = cpuWindow(pid)
       const c0 = pid === undefined ? undefined : cpuMs(pid)
       const t0 = performance.now()
@@ -278,6 +281,9 @@ export async function runDirectOnce(
   if (serverCpuMs !== undefined && perSec > 0)
     out.serverCpuUsPerMsg = Math.round(((serverCpuMs * 1000) / (windowMs / 1000) / perSec) * 10) / 10
   if (eventLoop !== undefined) out.eventLoop = eventLoop
+  // Issue 12 aim 7: the server's GC time in the window as a share of its CPU time in the window.
+  if (gcAtStart !== undefined && eventLoop?.gcSeconds !== undefined && serverCpuMs !== undefined && serverCpuMs > 0)
+    out.gcPct = Math.round(((eventLoop.gcSeconds - gcAtStart) * 1000 * 1000) / serverCpuMs) / 10
   if (firstError !== undefined) out.firstError = firstError
   return out
 }
@@ -306,6 +312,7 @@ export function directMetrics(
     m('event-loop delay p99', 'ms', 'lower', ms3(r.eventLoop.p99))
     m('event-loop delay max', 'ms', 'lower', ms3(r.eventLoop.max))
   }
+  if (r.gcPct !== undefined) m('GC share of server CPU', '%', 'lower', r.gcPct)
   return out
 }
 
@@ -313,7 +320,8 @@ export function directLog(label: string, r: DirectRunResult): string {
   const el =
     r.eventLoop === undefined
       ? ''
-      : `; event loop p99 ${ms3(r.eventLoop.p99)} max ${ms3(r.eventLoop.max)} ms (scrape ${ms3(r.eventLoop.scrapeMs)} ms)`
+      : `; event loop p99 ${ms3(r.eventLoop.p99)} max ${ms3(r.eventLoop.max)} ms (scrape ${ms3(r.eventLoop.scrapeMs)} ms)` +
+        (r.gcPct === undefined ? '' : `; GC ${r.gcPct}% of server CPU`)
   return (
     `  ${label}: ${Math.round(r.ackedPerSec)} acked/s, accepted p50/p99 ${us2ms(r.accepted.percentile(50))}/${us2ms(r.accepted.percentile(99))} ms, ` +
     `settled p99 ${us2ms(r.ack.percentile(99))} ms, delivery p50/p99 ${us2ms(r.delivery.percentile(50))}/${us2ms(r.delivery.percentile(99))} ms; ` +
@@ -335,6 +343,7 @@ export function directDetail(r: DirectRunResult): Record<string, unknown> {
     serverCpuUsPerMsg: r.serverCpuUsPerMsg,
     machineBusyPct: r.machineBusyPct,
     eventLoop: r.eventLoop,
+    gcPct: r.gcPct,
   }
 }
 

@@ -81,4 +81,6 @@ export interface EventLoopDelay {
   max: number
   /** How long the scrape that read it took, ms: a turn of the server's loop that is counted in the next window. */
   scrapeMs: number
+  /** The server's garbage-collection time since it started, seconds (cumulative, unlike the rest), if exported. */
+  gcSeconds?: number
 }
