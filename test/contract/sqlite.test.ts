@@ -7,7 +7,8 @@ import { MESSAGE_KINDS, type MessageKind } from '../../src/schema/message.js'
 import Database from '../../src/store/sqlite/driver.js'
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js'
 import type { Store } from '../../src/store/store.js'
-import { copy, runStoreContract } from './store.contract.js'
+import { until } from '../helpers/wait.js'
+import { copy, NO_LIMIT, runStoreContract } from './store.contract.js'
 import { STORED_KIND_CODES } from './stored-kinds.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'sb-'))
@@ -85,7 +86,6 @@ describe('SqliteStore: the stored kind is the schema code', () => {
 })
 
 describe('SqliteStore: deleting a user with a long log', () => {
-  const NO_LIMIT = { maxCount: 1_000_000, maxBytes: 1 << 30 }
   const rowsOf = (path: string, user: number): number => {
     const db = new Database(path, { readonly: true })
     try {
@@ -106,13 +106,6 @@ describe('SqliteStore: deleting a user with a long log', () => {
       )
     return { id: r.user.id, device: r.device.id }
   }
-  const until = async (what: string, ok: () => boolean): Promise<void> => {
-    const end = Date.now() + 10_000
-    while (!ok()) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-      await new Promise((r) => setTimeout(r, 10))
-    }
-  }
 
   it('the account goes at once, its log in chunks after it, and only what no device acknowledged comes back', async (t) => {
     const path = join(dir, 'purge.db')
@@ -130,7 +123,7 @@ describe('SqliteStore: deleting a user with a long log', () => {
     )
     assert.equal(await store.userById(big.id), undefined, 'the account is gone at once')
     assert.ok(rowsOf(path, big.id) < 9_000, 'the first chunk went with the account')
-    await until('the log removed', () => rowsOf(path, big.id) === 0)
+    await until('the log removed', () => rowsOf(path, big.id) === 0, 10_000)
     // Nothing of it expires or is told twice afterwards.
     assert.deepEqual(await store.expire(Number.MAX_SAFE_INTEGER, 100), [])
   })
@@ -145,7 +138,7 @@ describe('SqliteStore: deleting a user with a long log', () => {
     assert.ok(left > 0 && left < 7_000, `a part of the log is left (${left})`)
     const s2 = await open(path)
     try {
-      await until('the rest removed after the restart', () => rowsOf(path, big.id) === 0)
+      await until('the rest removed after the restart', () => rowsOf(path, big.id) === 0, 10_000)
     } finally {
       await s2.close()
     }

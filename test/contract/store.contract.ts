@@ -60,7 +60,7 @@ export interface StoreContractOptions {
   skip?: { reason: string; tests: string[] }[]
 }
 
-const NO_LIMIT: QueueLimits = { maxCount: 1_000_000, maxBytes: 1 << 30 }
+export const NO_LIMIT: QueueLimits = { maxCount: 1_000_000, maxBytes: 1 << 30 }
 const T0 = 1_700_000_000_000
 /** Flag.SENT (src/core/types.ts). */
 const SENT = 8

@@ -43,6 +43,18 @@ const clientsOf = new WeakMap<TestContext, Set<NativeClient>>()
  * Destroy every client a test opened. The server fixture calls this before stopping: a graceful stop waits for
  * every connection to close, and one that never logged in would otherwise hold it until the login timeout.
  */
+/**
+ * The first 9 bytes of a native SEND frame that announces `size` bytes in all (length, type 0x03, corr 7): a
+ * stranger's partial frame, for tests and probes of what the server holds before the rest arrives.
+ */
+export function partialSendHeader(size: number): Buffer {
+  const b = Buffer.alloc(9)
+  b.writeUInt32BE(size - 4, 0)
+  b[4] = 0x03
+  b.writeUInt32BE(7, 5)
+  return b
+}
+
 export function destroyClientsOf(t: TestContext): void {
   for (const c of clientsOf.get(t) ?? []) c.destroy()
 }

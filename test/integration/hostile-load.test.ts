@@ -17,7 +17,7 @@ import { encode } from '../../src/protocols/native/codec.js'
 import { ErrorNumbers } from '../../src/core/errors.js'
 import { encodeString } from '../../src/protocols/p002/codec.js'
 import { encodeClient } from '../../src/protocols/p004/codec.js'
-import { NativeClient, registered } from '../helpers/native-client.js'
+import { NativeClient, partialSendHeader, registered } from '../helpers/native-client.js'
 import { startTestServer } from '../helpers/server.js'
 import { until } from '../helpers/wait.js'
 import v8 from 'node:v8'
@@ -63,15 +63,6 @@ async function rawConnect(port: number): Promise<{ socket: net.Socket; closed: (
   return { socket, closed: () => closed, data: () => Buffer.concat(chunks) }
 }
 
-/** The header of a native SEND frame that announces `size` bytes in all (nothing more is sent). */
-function partialHeader(size: number): Buffer {
-  const b = Buffer.alloc(9)
-  b.writeUInt32BE(size - 4, 0)
-  b[4] = 0x03
-  b.writeUInt32BE(7, 5)
-  return b
-}
-
 async function http(
   base: string,
   method: string,
@@ -92,7 +83,7 @@ test('before login a native connection may only send a small frame: a larger one
   const { port } = await startTestServer(t, { maxPreLoginFrameBytes: 2048, maxUnauthenticatedPerAddress: 1000 })
   // One: the error names the limit, then the connection is closed.
   const one = await NativeClient.connect(port, t)
-  one.writeRaw(Buffer.concat([partialHeader(64 * 1024), Buffer.alloc(1000)]))
+  one.writeRaw(Buffer.concat([partialSendHeader(64 * 1024), Buffer.alloc(1000)]))
   const err = await one.next('ERROR')
   assert.equal(err.code, ErrorNumbers.SB_ERR_TOO_LARGE)
   assert.equal(err.limit, 'maxPreLoginFrameBytes')
@@ -121,7 +112,7 @@ test('200 strangers each holding a partial frame before login cost the server ne
   const before = await arrayBuffersHeld()
   const conns = await Promise.all(Array.from({ length: N }, () => rawConnect(port)))
   // One body buffer for every client, so that what the test process holds on the client side does not grow with N.
-  const header = partialHeader(1024 * 1024)
+  const header = partialSendHeader(1024 * 1024)
   const body = Buffer.alloc(PART - 9, 1)
   for (const c of conns) {
     c.socket.write(header)
@@ -150,7 +141,7 @@ test('before login a WebSocket message larger than maxPreLoginFrameBytes closes 
   const ws = new WebSocket(url)
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject))
   const code = new Promise<number>((resolve) => ws.once('close', (c) => resolve(c)))
-  ws.send(Buffer.concat([partialHeader(64 * 1024), Buffer.alloc(32 * 1024)]))
+  ws.send(Buffer.concat([partialSendHeader(64 * 1024), Buffer.alloc(32 * 1024)]))
   assert.equal(await code, 1009, 'message too big')
 
   // A client that logs in first may then send a 60 kB message in one WebSocket message.

@@ -15,6 +15,7 @@
  */
 import { parseArgs } from 'node:util'
 import { WebSocket } from 'ws'
+import { partialSendHeader } from '../../../test/helpers/native-client.js'
 import {
   median,
   nativeRegisterMs,
@@ -43,15 +44,6 @@ const SIZE = Number(values.frame)
 const transport = values.transport!
 if (!['tcp', 'ws', 'http'].includes(transport)) throw new Error('--transport tcp|ws|http')
 
-/** The header of a native SEND frame of `size` bytes in all (length, type 0x03, corr). */
-function partialHeader(size: number): Buffer {
-  const b = Buffer.alloc(9)
-  b.writeUInt32BE(size - 4, 0)
-  b[4] = 0x03
-  b.writeUInt32BE(7, 5)
-  return b
-}
-
 interface Stranger {
   closed: () => boolean
   /** Whether the server sent anything (an error, a 413). */
@@ -63,7 +55,7 @@ interface Stranger {
 
 /** One body for every stranger, so this process does not grow with N. */
 const body = Buffer.alloc(SIZE - 10, 1)
-const nativePartial = Buffer.concat([partialHeader(SIZE), body])
+const nativePartial = Buffer.concat([partialSendHeader(SIZE), body])
 
 async function tcpStranger(port: number): Promise<Stranger> {
   const c = await rawConnect(port)

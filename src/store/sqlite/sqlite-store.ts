@@ -639,7 +639,6 @@ export class SqliteStore implements Store {
   }
 
   async deleteUser(id: number): Promise<StoredMessage[]> {
-    if (this.counters(id) === undefined) return []
     // The account goes in a gathered transaction; its log (possibly hundreds of thousands of rows) goes after it, a
     // chunk per turn of the event loop (purge): deleting it all at once held every socket for about a second per
     // 35k rows. Only the rows above the handled floor are read back, for their senders to be told.
