@@ -416,12 +416,11 @@ export class Delivery {
       if (others || s.notYet.has(seq) || !this.core.sessions.firstNotYet(s.user.id, seq)) return
       this.receipts.tell(from, ReceiptStatus.NOT_YET, about, s.user, seq, now)
     }
-    for (const [seq, msg] of s.inflight)
-      if (msg.kind !== 'receipt' && msg.flags & Flag.RECEIPT && !(msg.flags & Flag.SENT)) tell(msg.from, msg, seq)
-    for (const [seq, m] of s.awaiting) if (!s.inflight.has(seq)) tell(m.from, m, seq)
-    s.inflight.clear()
-    s.notYet.clear()
-    s.awaiting.clear()
+    if (s.inflightCount > 0)
+      for (const [seq, msg] of s.inflight)
+        if (msg.kind !== 'receipt' && msg.flags & Flag.RECEIPT && !(msg.flags & Flag.SENT)) tell(msg.from, msg, seq)
+    if (s.awaitingCount > 0) for (const [seq, m] of s.awaiting) if (!s.inflight.has(seq)) tell(m.from, m, seq)
+    s.forgetDelivery()
     s.buffer = []
     this.wake(s)
   }

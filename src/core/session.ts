@@ -75,6 +75,18 @@ export class Session {
     return this._inflight?.size ?? 0
   }
 
+  /** How many a poll session awaits (without making the map). */
+  get awaitingCount(): number {
+    return this._awaiting?.size ?? 0
+  }
+
+  /** Forget what was handed out and awaited (the session ended), without making the collections to empty them. */
+  forgetDelivery(): void {
+    this._inflight = undefined
+    this._notYet = undefined
+    this._awaiting = undefined
+  }
+
   /** In-flight seqs whose sender already got a 300. */
   get notYet(): Set<number> {
     return (this._notYet ??= new Set())
