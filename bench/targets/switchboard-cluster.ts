@@ -16,7 +16,7 @@
 import type { ChildProcess } from 'node:child_process'
 import pg from 'pg'
 import { Redis } from 'ioredis'
-import { switchboardTarget } from './switchboard.js'
+import { switchboardTarget, unlimitedArgs } from './switchboard.js'
 import type { BenchTarget, TargetFactory, TargetParams } from './target.js'
 import { waitForExit } from '../lib/spawn.js'
 import { spawnServer } from '../../scripts/spawn-server.js'
@@ -52,6 +52,7 @@ export function switchboardClusterTarget(fixedNodes?: number): TargetFactory {
         [
           ...['--store', store, '--bus', bus, '--cluster-name', name, '--node-id', `n${i}`, '--port', '0', '--http-port', '-1'],
           ...['--log-level', 'warn', '--log-format', 'json', '--max-queue-length', '1000000', '--rate', '1000000'],
+          ...unlimitedArgs(),
         ],
         { label: `cluster node n${i}`, timeoutMs: 30_000, onStderr: (d) => process.stderr.write(d) },
       )

@@ -29,6 +29,12 @@ const unlimited: readonly (readonly [string, string])[] = [
   ['--max-unauthenticated-per-address', '1000000'],
 ]
 
+/**
+ * Every generated client comes from 127.0.0.1: the per-address caps and login rate are for strangers, and are
+ * lifted. A server older than these options (SWITCHBOARD_SERVER_ROOT) has no caps to lift.
+ */
+export const unlimitedArgs = (): string[] => unlimited.filter(([flag]) => serverKnowsOption(flag)).flat()
+
 const HTTP_LISTENING = /^http\s+listening on \S*:(\d+)\s*$/m
 
 export const switchboardTarget: TargetFactory = (params): BenchTarget => {
@@ -59,9 +65,7 @@ export const switchboardTarget: TargetFactory = (params): BenchTarget => {
         [
           ...['--port', '0', '--http-port', '0', '--data-dir', dataDir],
           ...['--log-level', 'warn', '--log-format', 'json', '--max-queue-length', '1000000', '--rate', '1000000'],
-          // Every generated client comes from 127.0.0.1: the per-address caps and login rate are for strangers.
-          // A server older than these options (SWITCHBOARD_SERVER_ROOT) has no caps to lift.
-          ...unlimited.filter(([flag]) => serverKnowsOption(flag)).flat(),
+          ...unlimitedArgs(),
         ],
         {
           onStderr: (d) => process.stderr.write(d),
