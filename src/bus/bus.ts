@@ -6,8 +6,11 @@
 import type { Message, Outbound, PresenceInfo, CloseReason } from '../core/types.js'
 
 export type BusMessage =
-  /** Messages were committed to `user`'s queue: the node holding its session reads them from the store. */
-  | { type: 'wake'; user: number }
+  /**
+   * Messages were committed to `user`'s log. The node holding a session of the user offers `msgs` to it as if they
+   * had been committed there (in seq order; a gap or an absent list makes the session read its log from the store).
+   */
+  | { type: 'wake'; user: number; msgs?: Message[] }
   /** A live event for one user's session, wherever it is. */
   | { type: 'event'; to: number; ev: Outbound }
   /** A live event for every session (the room) but `except`'s. */
@@ -29,8 +32,19 @@ export interface Bus {
    */
   readonly clustered: boolean
   start(onMessage: (m: BusMessage) => void): Promise<void>
-  /** Send to every other node. Fire and forget; a lost message is repaired by the store (wake) or is live-only. */
+  /**
+   * Send to the other nodes (an 'event' only to those holding a session of its user, when this node knows them).
+   * Fire and forget; a lost message is repaired by the store (wake) or is live-only.
+   */
   publish(m: BusMessage): void
+  /**
+   * `msg` was committed to `msg.to`'s log: wake the other nodes that hold a session of that user, carrying the
+   * message (a cluster bus batches the wakes of one event-loop turn per node). Is a device of the user online on
+   * another node, as far as this node knows? No round trip: the answer comes from this node's copy of the
+   * registry, which a login on another node reaches a moment later — the bus then wakes that node for the users
+   * it committed for lately, so no message waits for the next one.
+   */
+  wake(msg: Message): boolean
   /** Presence registry, cluster-wide: one entry per device (`info.device`) of a user. */
   setOnline(info: PresenceInfo): Promise<void>
   setOffline(user: number, device: number): Promise<void>

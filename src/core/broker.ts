@@ -489,7 +489,7 @@ export class Broker {
   private busOnMessage(m: BusMessage): void {
     switch (m.type) {
       case 'wake':
-        this.delivery.woken(m.user)
+        this.delivery.woken(m.user, m.msgs)
         return
       case 'event': {
         const here = this.core.sessions.of(m.to)

@@ -283,12 +283,9 @@ export class Delivery {
     const here = this.sessions.all(msg.to)
     for (const s of [...here]) this.offer(s, msg)
     const { bus } = this.core
-    if (here.length > 0 && !bus.clustered) return true
-    if (await bus.isOnline(msg.to)) {
-      bus.publish({ type: 'wake', user: msg.to })
-      return true
-    }
-    return here.length > 0
+    // Always told, in a cluster: the bus remembers whom this node committed for (a login elsewhere is woken).
+    const elsewhere = bus.clustered && bus.wake(msg)
+    return elsewhere || here.length > 0
   }
 
   /** A newly committed message for a session of this node. */
@@ -317,11 +314,15 @@ export class Delivery {
     this.pump(s)
   }
 
-  /** Another node committed messages for a user with sessions on this node. */
-  woken(userId: number): void {
+  /**
+   * Another node committed messages for a user with sessions on this node: `msgs` if the wake carried them (offered
+   * as if committed here), else the sessions read their log.
+   */
+  woken(userId: number, msgs?: readonly Message[]): void {
     for (const s of this.sessions.all(userId)) {
       if (s.sendOnly) continue
-      if (s.mode === 'poll') this.wake(s)
+      if (msgs !== undefined) for (const m of msgs) this.offer(s, m)
+      else if (s.mode === 'poll') this.wake(s)
       else {
         s.exhausted = false
         if (s.loading) s.missed = true

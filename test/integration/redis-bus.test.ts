@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { RedisBus, type RedisBusOptions } from '../../src/bus/redis/redis-bus.js'
 import type { BusMessage } from '../../src/bus/bus.js'
-import type { PresenceInfo } from '../../src/core/types.js'
+import type { Message, PresenceInfo } from '../../src/core/types.js'
 import { until } from '../helpers/wait.js'
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -107,6 +107,68 @@ if (unreachable !== undefined) {
       b.bus.publish({ type: 'wake', user: 10 })
       await until('a to receive b', () => a.got.length > 0)
       assert.deepEqual(a.got, [{ type: 'wake', user: 10 }], 'a node does not hear itself')
+    })
+
+    it("a wake goes to the holder's node only, carrying the turn's messages in one publish", async (t) => {
+      const prefix = prefixFor(t)
+      const [a, b, c] = [await node(t, prefix, 'a'), await node(t, prefix, 'b'), await node(t, prefix, 'c')]
+      await b.bus.setOnline(presence(7, 'u7', 1))
+      await b.bus.setOnline(presence(7, 'u7', 2)) // two devices on one node: one wake
+      await until("a's copy of the registry to have 7 on b", () => a.bus.knownHolders(7).join() === 'b')
+      const m = (seq: number, body: Buffer): Message => ({ seq, msgId: seq, from: 3, fromName: 'x', to: 7, kind: 'text', ts: 4, body, flags: 0 })
+      const sentBefore = a.bus.counters.published
+      assert.equal(a.bus.wake(m(1, Buffer.from([0, 255]))), true, 'online on another node')
+      assert.equal(a.bus.wake(m(2, Buffer.from('two'))), true)
+      assert.equal(a.bus.wake({ ...m(3, Buffer.alloc(0)), to: 8 }), false, 'nobody holds 8: no wake, not online')
+      await until('b to be woken', () => b.got.length > 0)
+      assert.deepEqual(b.got, [{ type: 'wake', user: 7, msgs: [m(1, Buffer.from([0, 255])), m(2, Buffer.from('two'))] }])
+      assert.equal(a.bus.counters.published - sentBefore, 1, "one publish for the turn's wakes")
+      // A body over the carried limit is a plain wake: b reads it from the store.
+      assert.equal(a.bus.wake(m(4, Buffer.alloc(100_000))), true)
+      await until('the plain wake', () => b.got.length > 1)
+      assert.deepEqual(b.got[1], { type: 'wake', user: 7 })
+      // An event for 7 goes to b alone too.
+      a.bus.publish({ type: 'event', to: 7, ev: { type: 'notice', code: 'x', text: 'y' } })
+      await until('the event', () => b.got.length > 2)
+      // c has heard nothing all along (a wake or event for it would have come before b's last).
+      b.bus.publish({ type: 'wake', user: 1 })
+      await until('c to hear b', () => c.got.length > 0)
+      assert.deepEqual(c.got, [{ type: 'wake', user: 1 }], 'c heard no wake or event meant for b')
+      // The device leaving: a's copy follows, and a commit for 7 wakes nobody.
+      await b.bus.setOffline(7, 1)
+      await b.bus.setOffline(7, 2)
+      await until('a to see 7 gone', () => a.bus.knownHolders(7).length === 0)
+      assert.equal(a.bus.wake(m(5, Buffer.from('5'))), false)
+    })
+
+    it('a device that comes online elsewhere after a commit found no holder is woken (it may have read its log before)', async (t) => {
+      const prefix = prefixFor(t)
+      const a = await node(t, prefix, 'a')
+      const b = await node(t, prefix, 'b')
+      const m: Message = { seq: 1, msgId: 1, from: 3, fromName: 'x', to: 9, kind: 'text', ts: 4, body: Buffer.from('x'), flags: 0 }
+      // The race, drawn out: b's login is in the registry, but its announcement has not reached a's copy when a
+      // commits (here: a has not been told at all; a wake() before the announcement is what a race looks like).
+      assert.equal(a.bus.wake(m), false)
+      await b.bus.setOnline(presence(9))
+      await until('b to be woken for 9 when a hears the login', () => b.got.some((x) => x.type === 'wake' && x.user === 9))
+      assert.deepEqual(b.got, [{ type: 'wake', user: 9 }], 'a plain wake: b reads the log from its cursor')
+      assert.equal(a.bus.counters.catchUpWakes, 1)
+      // A user a never committed for is not woken on login.
+      await b.bus.setOnline(presence(10))
+      await until("a's copy to have 10", () => a.bus.knownHolders(10).length === 1)
+      a.bus.publish({ type: 'event', to: 9, ev: { type: 'notice', code: 'x', text: 'y' } })
+      await until('the event after', () => b.got.length === 2)
+      assert.equal(b.got[1]!.type, 'event', 'no wake for 10 came before it')
+    })
+
+    it("a node that starts later loads the registry; a reaped node's entries leave every copy", async (t) => {
+      const prefix = prefixFor(t)
+      const dead = await node(t, prefix, 'dead')
+      await dead.bus.setOnline(presence(5))
+      const a = await node(t, prefix, 'a')
+      assert.deepEqual(a.bus.knownHolders(5), ['dead'], 'loaded at start')
+      dead.bus.kill()
+      await until("a to drop the dead node's entries", () => a.bus.knownHolders(5).length === 0, 3000)
     })
 
     it('different prefixes are different clusters', async (t) => {

@@ -1,5 +1,5 @@
 import type { Bus, BusMessage } from '../bus.js'
-import type { PresenceInfo } from '../../core/types.js'
+import type { Message, PresenceInfo } from '../../core/types.js'
 
 /** The single-node bus: there are no other nodes, so publish goes nowhere and presence is this process's. */
 export class LocalBus implements Bus {
@@ -10,6 +10,9 @@ export class LocalBus implements Bus {
 
   async start(_onMessage: (m: BusMessage) => void): Promise<void> {}
   publish(_m: BusMessage): void {}
+  wake(_msg: Message): boolean {
+    return false
+  }
   async setOnline(info: PresenceInfo): Promise<void> {
     let devices = this.presence.get(info.id)
     if (devices === undefined) this.presence.set(info.id, (devices = new Map()))

@@ -12,10 +12,25 @@ import type { BusMessage } from '../bus.js'
 /**
  * 2: devices (kick names a device, revoke). A node of version 1 means other presence keys too (redis-bus.ts), so
  * the versions refuse each other's messages (counted and logged as malformed) rather than half-understand them.
+ * 3: wakes go to the holder's own channel carrying their messages, in batches; the registry announces its changes
+ * ('where', 'reaped'), which a node of version 2 would neither send nor hear.
  */
-export const BUS_CODEC_VERSION = 2
+export const BUS_CODEC_VERSION = 3
 
-export type DecodedBus = { ok: true; node: string; msg: BusMessage } | { ok: false; reason: string }
+/** What travels on the cluster's channels: the broker's BusMessages, and the bus's own. */
+export type WireMessage =
+  | BusMessage
+  /** The messages of one event-loop turn for one node. */
+  | { type: 'batch'; msgs: BusMessage[] }
+  /**
+   * A device's registry entry changed: published by the Redis script that changed it, so every node hears the
+   * changes in the order they were made. `online` false: the entry of `node` was removed.
+   */
+  | { type: 'where'; user: number; device: number; node: string; online: boolean }
+  /** A dead node's entries were removed from the registry (by the script that reaped it). */
+  | { type: 'reaped'; node: string }
+
+export type DecodedBus = { ok: true; node: string; msg: WireMessage } | { ok: false; reason: string }
 
 const B64 = '$b64'
 const ESC = '$esc'
@@ -53,8 +68,8 @@ function fromJson(v: unknown): unknown {
   return out
 }
 
-/** One bus message from `node`, as the text published on the cluster channel. */
-export function encodeBus(node: string, msg: BusMessage): string {
+/** One bus message from `node`, as the text published on a cluster channel. */
+export function encodeBus(node: string, msg: WireMessage): string {
   return JSON.stringify({ v: BUS_CODEC_VERSION, n: node, m: toJson(msg) })
 }
 
@@ -73,15 +88,47 @@ export function decodeBus(text: string | Buffer): DecodedBus {
   if (typeof raw.n !== 'string') return { ok: false, reason: 'no node id' }
   const m = fromJson(raw.m)
   if (!isObj(m)) return { ok: false, reason: 'no message' }
+  if (m.type === 'batch') {
+    if (!Array.isArray(m.msgs)) return { ok: false, reason: 'malformed batch' }
+    for (const x of m.msgs) {
+      const why = isObj(x) ? check(x) : 'no message'
+      if (why !== undefined) return { ok: false, reason: `in a batch: ${why}` }
+    }
+  } else {
+    const why = check(m)
+    if (why !== undefined) return { ok: false, reason: why }
+  }
+  return { ok: true, node: raw.n, msg: m as unknown as WireMessage }
+}
+
+/** A committed message carried by a wake: the fields a session's delivery reads. */
+function isMessage(x: unknown): boolean {
+  return (
+    isObj(x) &&
+    isNum(x.seq) &&
+    isNum(x.to) &&
+    isNum(x.from) &&
+    isNum(x.msgId) &&
+    isNum(x.ts) &&
+    isNum(x.flags) &&
+    typeof x.kind === 'string' &&
+    typeof x.fromName === 'string' &&
+    Buffer.isBuffer(x.body)
+  )
+}
+
+/** Why `m` is not a WireMessage other than a batch, or undefined if it is one. */
+function check(m: Record<string, unknown>): string | undefined {
   switch (m.type) {
     case 'wake':
-      if (!isNum(m.user)) return { ok: false, reason: 'wake without user' }
+      if (!isNum(m.user)) return 'wake without user'
+      if (m.msgs !== undefined && !(Array.isArray(m.msgs) && m.msgs.every(isMessage))) return 'malformed wake'
       break
     case 'event':
-      if (!isNum(m.to) || !isObj(m.ev) || typeof m.ev.type !== 'string') return { ok: false, reason: 'malformed event' }
+      if (!isNum(m.to) || !isObj(m.ev) || typeof m.ev.type !== 'string') return 'malformed event'
       break
     case 'broadcast':
-      if (!isNum(m.except) || !isObj(m.ev) || typeof m.ev.type !== 'string') return { ok: false, reason: 'malformed broadcast' }
+      if (!isNum(m.except) || !isObj(m.ev) || typeof m.ev.type !== 'string') return 'malformed broadcast'
       break
     case 'kick':
       // device null is a kick of every session of the user (a legacy name); absent is not null: malformed.
@@ -92,13 +139,20 @@ export function decodeBus(text: string | Buffer): DecodedBus {
         typeof m.node !== 'string' ||
         !isNum(m.since)
       )
-        return { ok: false, reason: 'malformed kick' }
+        return 'malformed kick'
       break
     case 'revoke':
-      if (!isNum(m.user) || !isNum(m.device)) return { ok: false, reason: 'malformed revoke' }
+      if (!isNum(m.user) || !isNum(m.device)) return 'malformed revoke'
+      break
+    case 'where':
+      if (!isNum(m.user) || !isNum(m.device) || typeof m.node !== 'string' || typeof m.online !== 'boolean')
+        return 'malformed where'
+      break
+    case 'reaped':
+      if (typeof m.node !== 'string') return 'malformed reaped'
       break
     default:
-      return { ok: false, reason: `unknown message type ${String(m.type)}` }
+      return `unknown message type ${String(m.type)}`
   }
-  return { ok: true, node: raw.n, msg: m as unknown as BusMessage }
+  return undefined
 }

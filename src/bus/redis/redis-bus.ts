@@ -3,7 +3,9 @@
  * entry per online device (a user may be online from several devices, on several nodes), plus a count per user.
  *
  * Keys, all under `prefix` so clusters and test runs do not meet:
- *   {prefix}:bus            channel: every node publishes and listens; a node ignores its own messages
+ *   {prefix}:bus            channel: every node publishes and listens; a node ignores its own messages but for the
+ *                           registry's announcements ('where', 'reaped'), which keep its copy of the registry
+ *   {prefix}:bus:{id}       channel: what is for node {id} alone (wakes, events for its sessions), in batches
  *   {prefix}:presence       hash: "{user}:{device}" → PresenceInfo JSON (with `node`, the holder of that session)
  *   {prefix}:online         hash: user id → how many of its devices have an entry in {prefix}:presence
  *   {prefix}:nodes          set: node ids believed alive
@@ -22,10 +24,19 @@
  * presence broadcast, to the other nodes and to its own broker; once per user, however many devices it had on
  * the dead node). The script runs in Redis, so exactly one survivor reaps each dead node.
  *
- * isOnline is a Redis round trip (HEXISTS on the count) unless a session of the user is on this node. A cache
- * kept by pub/sub would be faster, but not linearizable: a node could see a user offline after its login was
- * acknowledged, store a receipt instead of pushing it, and never wake its session. The round trip keeps
- * "setOnline resolved, then isOnline anywhere sees it" true. See test/integration/redis-bus.test.ts for its cost.
+ * isOnline is a Redis round trip (HEXISTS on the count) unless a session of the user is on this node: it keeps
+ * "setOnline resolved, then isOnline anywhere sees it" true, for the rare questions that need it (a name claimed,
+ * a transient message, a conversation). A committed message does not ask it. Each node keeps a copy of the
+ * registry (`where`: user → device → holding node), loaded at start and kept by the announcements the scripts
+ * publish with every change they make (so in the order Redis made them), and wake() sends a message to the
+ * holders' channels only, with no round trip. The copy lags a login on another node by the announcement's trip:
+ * a message committed meanwhile would find no holder, and the new session may have read its log just before the
+ * commit. So a node remembers the users it committed for in the last RECENT_MS, and when it hears a device of one
+ * of them come online elsewhere it wakes that node (which reads the log from the device's cursor): nothing waits
+ * for a later message. A stale entry the other way (a device gone) costs a wake that finds no session.
+ *
+ * Wakes carry the committed messages (up to CARRY_MAX_BYTES of body each; a larger one is a plain wake, read from
+ * the store), and the wakes and events of one event-loop turn go to each node as one publish.
  *
  * After a Redis restart or a lost connection ioredis reconnects and resubscribes; this bus then re-registers
  * its node and the presence of its local sessions, and wakes each of their users, since wakes published while
@@ -37,8 +48,15 @@
 import { randomUUID } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Bus, BusMessage } from '../bus.js'
-import { silentLogger, type Logger, type PresenceInfo } from '../../core/types.js'
-import { decodeBus, encodeBus } from './bus-codec.js'
+import { silentLogger, type Logger, type Message, type PresenceInfo } from '../../core/types.js'
+import { decodeBus, encodeBus, type WireMessage } from './bus-codec.js'
+
+/** How long a node remembers that it committed for a user, to wake a device of it that comes online elsewhere. */
+const RECENT_MS = 60_000
+/** A committed message whose body is larger travels as a plain wake: its node reads it from the store. */
+const CARRY_MAX_BYTES = 64 * 1024
+/** A node's pending batch is published at once when its bodies reach this, without waiting for the turn's end. */
+const BATCH_MAX_BYTES = 1024 * 1024
 
 export interface RedisBusOptions {
   /** redis://host:port/db. Default redis://127.0.0.1:6379. */
@@ -61,7 +79,8 @@ const fieldOf = (user: number, device: number | undefined): string => `${user}:$
 
 /**
  * Delete a device's presence entry only if it names this node: a device that logged in again on another node
- * stays online there. KEYS = presence hash, online counts; ARGV = field, user id, node.
+ * stays online there. KEYS = presence hash, online counts, bus channel; ARGV = field, user id, node, the
+ * announcement of the removal (published if it was made).
  */
 const OFFLINE_IF_MINE = `
 local v = redis.call('HGET', KEYS[1], ARGV[1])
@@ -70,6 +89,7 @@ local ok, p = pcall(cjson.decode, v)
 if ok and type(p) == 'table' and p.node == ARGV[3] then
   redis.call('HDEL', KEYS[1], ARGV[1])
   if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
+  redis.call('PUBLISH', KEYS[3], ARGV[4])
   return 1
 end
 return 0
@@ -77,7 +97,8 @@ return 0
 
 /**
  * Write a device's presence entry unless the entry there is a newer session of the same device on another node:
- * KEYS = presence hash, online counts; ARGV = field, user id, entry JSON, since, node. Two logins of one device
+ * KEYS = presence hash, online counts, bus channel; ARGV = field, user id, entry JSON, since, node, the
+ * announcement of the entry (published if it was written). Two logins of one device
  * racing on two nodes write on different connections, so the older one's write may land last; it must not
  * replace the newer, or the older node's setOffline (after the kick) would then delete the device's only entry
  * and it would look offline everywhere. "Newer" is the kick's rule: later since, ties to the greater node id.
@@ -93,11 +114,13 @@ if v then
   end
 end
 if redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) == 1 then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end
+redis.call('PUBLISH', KEYS[3], ARGV[6])
 return 1
 `
 
 /**
- * Reap a dead node: KEYS = nodes set, presence hash, the node's liveness key, online counts; ARGV = node id.
+ * Reap a dead node: KEYS = nodes set, presence hash, the node's liveness key, online counts, bus channel; ARGV =
+ * node id, the announcement that its entries are gone.
  * Returns how many entries it removed, then the removed entry (JSON) of each user left with no device online;
  * nothing if the node is alive or another survivor reaped it. The user is the field's, as the count is kept by
  * field (an entry's JSON is not trusted to agree).
@@ -119,6 +142,7 @@ for i = 1, #all, 2 do
     end
   end
 end
+redis.call('PUBLISH', KEYS[5], ARGV[2])
 return out
 `
 
@@ -129,17 +153,33 @@ export class RedisBus implements Bus {
   private readonly log: Logger
   private readonly heartbeatMs: number
   private readonly nodeTtlMs: number
-  private readonly keys: { bus: string; presence: string; online: string; nodes: string; node: (id: string) => string }
+  private readonly keys: {
+    bus: string
+    inbox: (id: string) => string
+    presence: string
+    online: string
+    nodes: string
+    node: (id: string) => string
+  }
   private cmd: Redis | undefined
   private sub: Redis | undefined
   private onMessage: (m: BusMessage) => void = () => {}
   /** Presence of this node's sessions (user → device → entry), to re-register after Redis lost it. */
   private readonly local = new Map<number, Map<number, PresenceInfo>>()
+  /** This node's copy of the registry: user → device → the node holding its session (all nodes, this one too). */
+  private readonly where = new Map<number, Map<number, string>>()
+  /** While the copy is (re)loaded: the announcements heard meanwhile, applied over the snapshot after it. */
+  private loading: WireMessage[] | undefined
+  /** user → when this node last committed a message for it (wake()), kept for RECENT_MS. */
+  private readonly recent = new Map<number, number>()
+  /** What this turn has for each other node: user → its carried messages (null: a plain wake), and events. */
+  private readonly outbox = new Map<string, { wakes: Map<number, Message[] | null>; events: BusMessage[]; bytes: number }>()
+  private flushing: NodeJS.Immediate | undefined
   private heartbeat: NodeJS.Timeout | undefined
   private beating: Promise<void> | undefined
   private started = false
   private closed = false
-  readonly counters = { published: 0, received: 0, malformed: 0, reaped: 0, reconnects: 0 }
+  readonly counters = { published: 0, received: 0, malformed: 0, reaped: 0, reconnects: 0, catchUpWakes: 0 }
 
   constructor(private readonly opts: RedisBusOptions = {}) {
     this.nodeId = opts.nodeId ?? randomUUID()
@@ -151,6 +191,7 @@ export class RedisBus implements Bus {
     const p = this.prefix
     this.keys = {
       bus: `${p}:bus`,
+      inbox: (id) => `${p}:bus:${id}`,
       presence: `${p}:presence`,
       online: `${p}:online`,
       nodes: `${p}:nodes`,
@@ -176,7 +217,8 @@ export class RedisBus implements Bus {
     this.cmd = this.connect('cmd')
     this.sub = this.connect('sub')
     this.sub.on('message', (_channel: string, text: string) => this.subOnMessage(text))
-    await this.sub.subscribe(this.keys.bus)
+    await this.sub.subscribe(this.keys.bus, this.keys.inbox(this.nodeId))
+    await this.loadWhere()
     await this.beat()
     this.started = true
     this.cmd.on('ready', () => this.cmdOnReady())
@@ -192,9 +234,77 @@ export class RedisBus implements Bus {
       this.log.warn({ reason: d.reason }, 'malformed bus message ignored')
       return
     }
+    const m = d.msg
+    if (m.type === 'where' || m.type === 'reaped') {
+      // The registry's own announcements, this node's too: they keep the copy in the order of the changes.
+      if (this.loading !== undefined) this.loading.push(m)
+      else this.learn(m)
+      return
+    }
     if (d.node === this.nodeId) return
     this.counters.received++
-    this.onMessage(d.msg)
+    if (m.type === 'batch') for (const x of m.msgs) this.onMessage(x)
+    else this.onMessage(m)
+  }
+
+  /**
+   * (Re)load the copy of the registry: a snapshot of the presence hash, then the announcements heard while it
+   * was read. Each announcement is the state its script left a device in (or a dead node's entries gone), so
+   * applying those already in the snapshot again changes nothing, and the later ones bring it up to date.
+   */
+  private async loadWhere(): Promise<void> {
+    const heard: WireMessage[] = []
+    this.loading = heard
+    try {
+      const all = await this.cmd!.hgetall(this.keys.presence)
+      this.where.clear()
+      for (const [field, text] of Object.entries(all)) {
+        const [user, device] = field.split(':').map(Number)
+        let node: unknown
+        try {
+          node = (JSON.parse(text) as PresenceInfo).node
+        } catch {
+          continue
+        }
+        if (Number.isInteger(user) && Number.isInteger(device) && typeof node === 'string') this.place(user!, device!, node)
+      }
+    } finally {
+      this.loading = undefined
+    }
+    for (const m of heard) this.learn(m)
+  }
+
+  private place(user: number, device: number, node: string): void {
+    let devices = this.where.get(user)
+    if (devices === undefined) this.where.set(user, (devices = new Map()))
+    devices.set(device, node)
+  }
+
+  /** Apply an announcement to the copy of the registry. */
+  private learn(m: WireMessage): void {
+    if (m.type === 'reaped') {
+      for (const [user, devices] of this.where) {
+        for (const [device, node] of devices) if (node === m.node) devices.delete(device)
+        if (devices.size === 0) this.where.delete(user)
+      }
+      return
+    }
+    if (m.type !== 'where') return
+    if (!m.online) {
+      const devices = this.where.get(m.user)
+      if (devices?.get(m.device) === m.node) {
+        devices.delete(m.device)
+        if (devices.size === 0) this.where.delete(m.user)
+      }
+      return
+    }
+    this.place(m.user, m.device, m.node)
+    // A message committed here lately may have found no holder, and the new session may have read its log
+    // before that commit: wake it, and it reads from its cursor.
+    if (m.node !== this.nodeId && this.recent.has(m.user)) {
+      this.counters.catchUpWakes++
+      this.queue(m.node, m.user, null)
+    }
   }
 
   /** The command connection is back (Redis restarted, or the network): the registry may have been emptied. */
@@ -213,6 +323,7 @@ export class RedisBus implements Bus {
     if (!this.started || this.closed) return
     setImmediate(() => {
       void this.sub!.ping()
+        .then(() => this.loadWhere())
         .then(() => {
           for (const user of this.local.keys()) this.onMessage({ type: 'wake', user })
         })
@@ -237,6 +348,8 @@ export class RedisBus implements Bus {
   }
 
   private async tick(): Promise<void> {
+    const old = Date.now() - RECENT_MS
+    for (const [user, at] of this.recent) if (at < old) this.recent.delete(user)
     if (this.beating !== undefined || this.closed) return // Redis is slow or away: don't pile up heartbeats
     this.beating = this.beat().catch((err: unknown) => this.log.warn({ err }, 'heartbeat failed'))
     await this.beating
@@ -270,12 +383,14 @@ export class RedisBus implements Bus {
   private async reap(node: string): Promise<void> {
     const res = (await this.cmd!.eval(
       REAP,
-      4,
+      5,
       this.keys.nodes,
       this.keys.presence,
       this.keys.node(node),
       this.keys.online,
+      this.keys.bus,
       node,
+      encodeBus(this.nodeId, { type: 'reaped', node }),
     )) as unknown[]
     if (!Array.isArray(res) || res.length === 0) return
     const [count, ...offline] = res
@@ -302,24 +417,94 @@ export class RedisBus implements Bus {
   }
 
   publish(m: BusMessage): void {
+    if (m.type === 'event') {
+      // To the nodes holding the user, when this node knows them; to all while it does not (a login just made).
+      const nodes = this.holders(m.to)
+      if (nodes !== undefined) {
+        for (const node of nodes) this.box(node).events.push(m)
+        this.flushSoon()
+        return
+      }
+    }
+    this.send(this.keys.bus, m)
+  }
+
+  private send(channel: string, m: WireMessage): void {
     if (this.cmd === undefined || this.closed) return
     this.counters.published++
     this.cmd
-      .publish(this.keys.bus, encodeBus(this.nodeId, m))
+      .publish(channel, encodeBus(this.nodeId, m))
       .catch((err: unknown) => this.log.warn({ err, type: m.type }, 'bus publish failed'))
+  }
+
+  wake(msg: Message): boolean {
+    this.recent.set(msg.to, Date.now())
+    const nodes = this.holders(msg.to)
+    if (nodes === undefined) return false
+    for (const node of nodes) this.queue(node, msg.to, msg.body.length <= CARRY_MAX_BYTES ? msg : null)
+    return true
+  }
+
+  /** The other nodes holding a session of `user`, as this node's copy of the registry has them (tests, routing). */
+  knownHolders(user: number): string[] {
+    return (this.holders(user) ?? []).sort()
+  }
+
+  /** The other nodes holding a session of `user`, by this node's copy of the registry; undefined if none. */
+  private holders(user: number): string[] | undefined {
+    const devices = this.where.get(user)
+    if (devices === undefined) return undefined
+    let out: string[] | undefined
+    for (const node of devices.values()) if (node !== this.nodeId && !out?.includes(node)) (out ??= []).push(node)
+    return out
+  }
+
+  private box(node: string): { wakes: Map<number, Message[] | null>; events: BusMessage[]; bytes: number } {
+    let box = this.outbox.get(node)
+    if (box === undefined) this.outbox.set(node, (box = { wakes: new Map(), events: [], bytes: 0 }))
+    return box
+  }
+
+  /** Add a wake for `user` to `node`'s batch: carrying `msg`, or (null) a plain one, which reads the store. */
+  private queue(node: string, user: number, msg: Message | null): void {
+    const box = this.box(node)
+    const msgs = box.wakes.get(user)
+    if (msg === null || msgs === null) box.wakes.set(user, null)
+    else if (msgs === undefined) box.wakes.set(user, [msg])
+    else msgs.push(msg)
+    if (msg !== null) box.bytes += msg.body.length
+    if (box.bytes >= BATCH_MAX_BYTES) this.flushNode(node, box)
+    else this.flushSoon()
+  }
+
+  private flushSoon(): void {
+    if (this.flushing !== undefined) return
+    this.flushing = setImmediate(() => {
+      this.flushing = undefined
+      for (const [node, box] of this.outbox) this.flushNode(node, box)
+    })
+  }
+
+  private flushNode(node: string, box: { wakes: Map<number, Message[] | null>; events: BusMessage[] }): void {
+    this.outbox.delete(node)
+    const msgs: BusMessage[] = box.events
+    for (const [user, carried] of box.wakes) msgs.push(carried === null ? { type: 'wake', user } : { type: 'wake', user, msgs: carried })
+    if (msgs.length > 0) this.send(this.keys.inbox(node), msgs.length === 1 ? msgs[0]! : { type: 'batch', msgs })
   }
 
   /** ONLINE_IF_NEWER's arguments for `info`, to run on the connection or queue on a transaction. */
   private onlineArgs(info: PresenceInfo): [string, number, ...string[]] {
-    const { presence, online } = this.keys
+    const { presence, online, bus } = this.keys
     const field = fieldOf(info.id, info.device)
-    return [ONLINE_IF_NEWER, 2, presence, online, field, String(info.id), JSON.stringify(info), String(info.since), this.nodeId]
+    const said = encodeBus(this.nodeId, { type: 'where', user: info.id, device: info.device ?? 0, node: this.nodeId, online: true })
+    return [ONLINE_IF_NEWER, 3, presence, online, bus, field, String(info.id), JSON.stringify(info), String(info.since), this.nodeId, said]
   }
 
   /** OFFLINE_IF_MINE's arguments for a device of `user`. */
   private offlineArgs(user: number, device: number): [string, number, ...string[]] {
-    const { presence, online } = this.keys
-    return [OFFLINE_IF_MINE, 2, presence, online, fieldOf(user, device), String(user), this.nodeId]
+    const { presence, online, bus } = this.keys
+    const said = encodeBus(this.nodeId, { type: 'where', user, device, node: this.nodeId, online: false })
+    return [OFFLINE_IF_MINE, 3, presence, online, bus, fieldOf(user, device), String(user), this.nodeId, said]
   }
 
   async setOnline(info: PresenceInfo): Promise<void> {
@@ -393,6 +578,9 @@ export class RedisBus implements Bus {
   /** Graceful: this node's sessions leave the registry and the node leaves the set. */
   async close(): Promise<void> {
     if (this.closed) return
+    if (this.flushing !== undefined) clearImmediate(this.flushing)
+    this.flushing = undefined
+    for (const [node, box] of this.outbox) this.flushNode(node, box)
     this.closed = true
     if (this.heartbeat) clearInterval(this.heartbeat)
     await this.beating
@@ -418,6 +606,8 @@ export class RedisBus implements Bus {
    * cleaned up. The other nodes reap this node's sessions once its key expires.
    */
   kill(): void {
+    if (this.flushing !== undefined) clearImmediate(this.flushing)
+    this.outbox.clear()
     this.closed = true
     if (this.heartbeat) clearInterval(this.heartbeat)
     this.cmd?.disconnect()

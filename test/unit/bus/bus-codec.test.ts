@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { decodeBus, encodeBus } from '../../../src/bus/redis/bus-codec.js'
 import type { BusMessage } from '../../../src/bus/bus.js'
+import type { WireMessage } from '../../../src/bus/redis/bus-codec.js'
 import { ALL_ID, type Message } from '../../../src/core/types.js'
 
 const msg: Message = {
@@ -20,8 +21,17 @@ const msg: Message = {
   fileId: 'abc',
 }
 
-const samples: BusMessage[] = [
+const { topic: _topic, ...notTopic } = msg
+const direct: Message = { ...notTopic, to: 5, peer: 3 }
+
+const samples: WireMessage[] = [
   { type: 'wake', user: 12 },
+  // a wake carrying the committed messages, in seq order
+  { type: 'wake', user: 5, msgs: [direct, { ...direct, seq: 8, body: Buffer.from('ü') }] },
+  { type: 'batch', msgs: [{ type: 'wake', user: 5, msgs: [direct] }, { type: 'wake', user: 6 }, { type: 'revoke', user: 1, device: 2 }] },
+  { type: 'where', user: 12, device: 3, node: 'n1', online: true },
+  { type: 'where', user: 12, device: 3, node: 'n1', online: false },
+  { type: 'reaped', node: 'n2' },
   { type: 'kick', user: 12, device: 3, reason: 'replaced', node: 'n1', since: 1700000000000 },
   // null: every session of the user (a legacy name's one session), whichever device it is
   { type: 'kick', user: 12, device: null, reason: 'replaced', node: 'n1', since: 1700000000000 },
@@ -59,7 +69,11 @@ const samples: BusMessage[] = [
 
 test('every kind of bus message round-trips, Buffers included', () => {
   const kinds = new Set(samples.map((m) => m.type))
-  assert.deepEqual([...kinds].sort(), ['broadcast', 'event', 'kick', 'revoke', 'wake'], 'a sample of every type')
+  assert.deepEqual(
+    [...kinds].sort(),
+    ['batch', 'broadcast', 'event', 'kick', 'reaped', 'revoke', 'wake', 'where'],
+    'a sample of every type',
+  )
   for (const m of samples) {
     const d = decodeBus(encodeBus('node-a', m))
     assert.ok(d.ok, JSON.stringify(d))
@@ -94,19 +108,30 @@ test('decoding rejects what is not a bus message, without throwing', () => {
     '[]',
     '{}',
     '{"v":1,"n":"a","m":{"type":"wake","user":1}}', // a node of the release before devices
-    '{"v":3,"n":"a","m":{"type":"wake","user":1}}',
-    '{"v":2,"m":{"type":"wake","user":1}}',
-    '{"v":2,"n":"a","m":{"type":"wake"}}',
-    '{"v":2,"n":"a","m":{"type":"nope"}}',
-    '{"v":2,"n":"a","m":{"type":"event","to":1}}',
-    '{"v":2,"n":"a","m":{"type":"kick","user":1,"reason":"x"}}',
+    '{"v":2,"n":"a","m":{"type":"wake","user":1}}', // a node of the release before targeted wakes
+    '{"v":4,"n":"a","m":{"type":"wake","user":1}}',
+    // a carried message must have what delivery reads: a body (bytes), a seq, a kind
+    '{"v":3,"n":"a","m":{"type":"wake","user":1,"msgs":[{"seq":1}]}}',
+    '{"v":3,"n":"a","m":{"type":"wake","user":1,"msgs":{}}}',
+    '{"v":3,"n":"a","m":{"type":"wake","user":1,"msgs":[{"seq":1,"to":1,"from":2,"msgId":3,"ts":4,"flags":0,"kind":"text","fromName":"a","body":"x"}]}}',
+    '{"v":3,"n":"a","m":{"type":"batch","msgs":[{"type":"wake","user":1},{"type":"wake"}]}}',
+    '{"v":3,"n":"a","m":{"type":"batch","msgs":[{"type":"batch","msgs":[]}]}}',
+    '{"v":3,"n":"a","m":{"type":"batch"}}',
+    '{"v":3,"n":"a","m":{"type":"where","user":1,"device":2,"node":"n","online":"yes"}}',
+    '{"v":3,"n":"a","m":{"type":"where","user":1,"node":"n","online":true}}',
+    '{"v":3,"n":"a","m":{"type":"reaped"}}',
+    '{"v":3,"m":{"type":"wake","user":1}}',
+    '{"v":3,"n":"a","m":{"type":"wake"}}',
+    '{"v":3,"n":"a","m":{"type":"nope"}}',
+    '{"v":3,"n":"a","m":{"type":"event","to":1}}',
+    '{"v":3,"n":"a","m":{"type":"kick","user":1,"reason":"x"}}',
     // a kick must say which device, or null for all: a missing device is not read as "all"
-    '{"v":2,"n":"a","m":{"type":"kick","user":1,"reason":"replaced","node":"b","since":5}}',
-    '{"v":2,"n":"a","m":{"type":"kick","user":1,"device":"3","reason":"replaced","node":"b","since":5}}',
-    '{"v":2,"n":"a","m":{"type":"revoke","user":1}}',
-    '{"v":2,"n":"a","m":{"type":"revoke","user":1,"device":null}}',
-    '{"v":2,"n":"a","m":{"type":"revoke","device":4}}',
-    '{"v":2,"n":"a","m":null}',
+    '{"v":3,"n":"a","m":{"type":"kick","user":1,"reason":"replaced","node":"b","since":5}}',
+    '{"v":3,"n":"a","m":{"type":"kick","user":1,"device":"3","reason":"replaced","node":"b","since":5}}',
+    '{"v":3,"n":"a","m":{"type":"revoke","user":1}}',
+    '{"v":3,"n":"a","m":{"type":"revoke","user":1,"device":null}}',
+    '{"v":3,"n":"a","m":{"type":"revoke","device":4}}',
+    '{"v":3,"n":"a","m":null}',
   ]
   for (const b of bad) {
     const d = decodeBus(b)
@@ -116,7 +141,7 @@ test('decoding rejects what is not a bus message, without throwing', () => {
 
 test('a __proto__ key in a peer message does not change prototypes', () => {
   const d = decodeBus(
-    '{"v":2,"n":"a","m":{"type":"event","to":1,"ev":{"type":"notice","code":"c","text":"t","data":{"__proto__":{"polluted":1}}}}}',
+    '{"v":3,"n":"a","m":{"type":"event","to":1,"ev":{"type":"notice","code":"c","text":"t","data":{"__proto__":{"polluted":1}}}}}',
   )
   assert.ok(d.ok)
   assert.equal(({} as Record<string, unknown>).polluted, undefined)
