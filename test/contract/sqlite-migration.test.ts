@@ -267,7 +267,7 @@ describe('SqliteStore: migration from schema 3 (release 0.1.0)', () => {
       [[alice, 8, bob, 'later']],
     )
 
-    // Once migrated, a restart opens schema 4 as it is.
+    // Once migrated, a restart opens the current schema (5: 4 and the log's tail) as it is.
     await store.close()
     store = await open(path)
     assert.deepEqual((await store.deviceByToken(H_ALICE))?.acks, { floor: 4, above: [] })
@@ -276,7 +276,7 @@ describe('SqliteStore: migration from schema 3 (release 0.1.0)', () => {
     await store.close()
     const db = new Database(path, { readonly: true })
     t.after(() => db.close())
-    assert.equal((db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string }).value, '4')
+    assert.equal((db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string }).value, '5')
     assert.equal(db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'queue'`).get(), undefined, 'the queue table is gone')
     const userColumns = (db.prepare(`PRAGMA table_info(users)`).all() as { name: string }[]).map((c) => c.name)
     assert.ok(!userColumns.includes('token_hash'), 'tokens live with the devices only')

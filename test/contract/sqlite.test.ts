@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { createInterface } from 'node:readline'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -6,6 +9,7 @@ import assert from 'node:assert/strict'
 import { MESSAGE_KINDS, type MessageKind } from '../../src/schema/message.js'
 import Database from '../../src/store/sqlite/driver.js'
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js'
+import { SqliteFileMeta } from '../../src/store/sqlite/sqlite-file-meta.js'
 import type { Store } from '../../src/store/store.js'
 import { until } from '../helpers/wait.js'
 import { copy, NO_LIMIT, runStoreContract } from './store.contract.js'
@@ -142,5 +146,119 @@ describe('SqliteStore: deleting a user with a long log', () => {
     } finally {
       await s2.close()
     }
+  })
+})
+
+describe('SqliteStore: the log tail (commits append; rows move into the log in bulk)', () => {
+  const count = (path: string, table: 'log' | 'log_tail'): number => {
+    const db = new Database(path, { readonly: true })
+    try {
+      return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n
+    } finally {
+      db.close()
+    }
+  }
+  const sends = (to: number, n: number, opts: Parameters<typeof copy>[1] = {}) =>
+    Array.from({ length: n }, () => ({ type: 'send' as const, copies: [copy(to, opts)], limits: NO_LIMIT }))
+
+  it('a commit writes to the tail only; a read moves it first and sees every row, in order', async (t) => {
+    const path = join(dir, 'tail-read.db')
+    const store = await open(path)
+    t.after(() => store.close())
+    const u = (await store.createUser('u', { tokenHash: null, label: 'test' }, 1)).user
+    await store.commit(sends(u.id, 10))
+    assert.equal(count(path, 'log_tail'), 10, 'appended to the tail')
+    assert.equal(count(path, 'log'), 0, 'no row in the indexed log yet')
+    await store.commit(sends(u.id, 5))
+    assert.deepEqual(
+      (await store.readLog(u.id, 0, 100, 1)).map((m) => m.seq),
+      Array.from({ length: 15 }, (_, i) => i + 1),
+    )
+    assert.equal(count(path, 'log_tail'), 0)
+    assert.equal(count(path, 'log'), 15)
+    // History and acks of rows moved, and of rows still in the tail, alike.
+    await store.commit(sends(u.id, 2))
+    assert.deepEqual(
+      (await store.history(u.id, { before: 0, limit: 3 })).map((m) => m.seq),
+      [17, 16, 15],
+    )
+  })
+
+  it('an acknowledgement or a read mark of a message no longer cached finds it in the tail', async (t) => {
+    const path = join(dir, 'tail-ack.db')
+    let store = await open(path)
+    const r = await store.createUser('u', { tokenHash: null, label: 'test' }, 1)
+    await store.commit(sends(r.user.id, 3, { flags: 1 }))
+    await store.close() // the cache of recent rows goes with the process; the rows stay in the tail
+    store = await open(path)
+    t.after(() => store.close())
+    await store.commit(sends(r.user.id, 1, { flags: 1 }))
+    assert.equal(count(path, 'log_tail'), 1)
+    const [ack] = await store.commit([{ type: 'ack', user: r.user.id, device: r.device.id, seq: 4 }])
+    assert.ok(ack?.type === 'ack' && ack.first?.seq === 4, 'the first ack of seq 4 names its message')
+    const [ack2] = await store.commit([{ type: 'ack', user: r.user.id, device: r.device.id, seq: 2 }])
+    assert.ok(ack2?.type === 'ack' && ack2.first?.seq === 2)
+  })
+
+  it('past the threshold the tail moves on the next turn by itself', async (t) => {
+    const path = join(dir, 'tail-move.db')
+    const store = await open(path)
+    t.after(() => store.close())
+    const u = (await store.createUser('u', { tokenHash: null, label: 'test' }, 1)).user
+    await store.commit(sends(u.id, 2_100))
+    await until('the tail to move', () => count(path, 'log_tail') === 0)
+    assert.equal(count(path, 'log'), 2_100)
+  })
+
+  it('rows left in the tail by a killed process are there after a restart, and move at open', async (t) => {
+    const path = join(dir, 'tail-kill.db')
+    const setup = await open(path)
+    const u = (await setup.createUser('u', { tokenHash: null, label: 'test' }, 1)).user
+    await setup.close()
+    // A child commits, says so, and is killed before any read or stop could move its tail.
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '-e',
+        `const { SqliteStore } = await import(${JSON.stringify(new URL('../../src/store/sqlite/sqlite-store.ts', import.meta.url).href)});
+         const s = new SqliteStore({ path: ${JSON.stringify(path)} }); await s.open();
+         const body = Buffer.from('x');
+         for (let i = 0; i < 5; i++)
+           await s.commit(Array.from({ length: 100 }, () => ({ type: 'send', limits: { maxCount: 1e9, maxBytes: 1e12 },
+             copies: [{ to: ${u.id}, from: 1, fromName: 'a', msgId: 1, kind: 'text', ts: 1, body, flags: 0 }] })));
+         process.stdout.write('committed\\n'); setInterval(() => {}, 1000);`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string]
+    assert.equal(line, 'committed')
+    assert.equal(count(path, 'log_tail'), 500, 'in the tail when it was killed')
+    child.kill('SIGKILL')
+    await once(child, 'exit')
+    const store = await open(path)
+    t.after(() => store.close())
+    assert.equal(count(path, 'log_tail'), 0, 'moved at open')
+    assert.equal((await store.readLog(u.id, 0, 1_000, 1)).length, 500, 'every acknowledged commit is there')
+    assert.deepEqual(await store.queueStats(u.id), { count: 500, bytes: 500 })
+  })
+
+  it('the file sweep sees a file carried only by a message still in the tail', async (t) => {
+    const path = join(dir, 'tail-files.db')
+    const store = await open(path)
+    t.after(() => store.close())
+    const meta = new SqliteFileMeta({ path })
+    await meta.open()
+    t.after(() => meta.close())
+    const u = (await store.createUser('u', { tokenHash: null, label: 'test' }, 1)).user
+    const file = { id: 'f1', sha256: 'a'.repeat(64), name: 'a.txt', size: 1, sender: u.id, createdAt: 1 }
+    await meta.record(file, [u.id])
+    await store.commit(sends(u.id, 1, { kind: 'file', fileId: 'f1' }))
+    assert.equal(count(path, 'log_tail'), 1)
+    // Marked unreferenced at 1 and removed at 2 if the sweep did not see the tail's row.
+    assert.deepEqual(await meta.sweep({ now: 1, before: 1, keep: [], limit: 10 }), [])
+    assert.deepEqual(await meta.sweep({ now: 2, before: 2, keep: [], limit: 10 }), [])
+    assert.ok(await meta.get('f1'), 'the file is kept')
   })
 })

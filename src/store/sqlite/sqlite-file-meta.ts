@@ -31,8 +31,10 @@ CREATE TABLE IF NOT EXISTS file_access (
 ) WITHOUT ROWID;
 `
 
-/** Ids carried by stored messages: in a log, or held until their notBefore. */
-const REFS = `SELECT file_id FROM log WHERE file_id IS NOT NULL UNION SELECT file_id FROM held WHERE file_id IS NOT NULL`
+/** Ids carried by stored messages: in a log (or its tail, not yet moved: the store's header), or held until their notBefore. */
+const REFS = `SELECT file_id FROM log WHERE file_id IS NOT NULL
+  UNION SELECT file_id FROM log_tail WHERE file_id IS NOT NULL
+  UNION SELECT file_id FROM held WHERE file_id IS NOT NULL`
 
 interface FileRow {
   id: string
@@ -65,12 +67,12 @@ export class SqliteFileMeta implements FileMeta {
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = FULL')
     db.pragma('busy_timeout = 5000')
-    const have = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('log', 'held')`).all() as {
+    const have = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('log', 'log_tail', 'held')`).all() as {
       name: string
     }[]
-    if (have.length !== 2) {
+    if (have.length !== 3) {
       db.close()
-      throw new Error(`${this.opts.path} has no log/held tables: open the SqliteStore before SqliteFileMeta`)
+      throw new Error(`${this.opts.path} has no log/log_tail/held tables: open the SqliteStore before SqliteFileMeta`)
     }
     db.exec(SCHEMA)
     this.db = db
