@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -260,5 +260,48 @@ describe('SqliteStore: the log tail (commits append; rows move into the log in b
     assert.deepEqual(await meta.sweep({ now: 1, before: 1, keep: [], limit: 10 }), [])
     assert.deepEqual(await meta.sweep({ now: 2, before: 2, keep: [], limit: 10 }), [])
     assert.ok(await meta.get('f1'), 'the file is kept')
+  })
+})
+
+describe('SqliteStore: checkpoints on a thread of their own', () => {
+  /** mxFrame, the WAL's last valid frame, from the wal-index header (bytes 16-19 of the -shm file). */
+  const walFrames = (path: string): number => {
+    const fd = openSync(`${path}-shm`, 'r')
+    try {
+      const b = Buffer.alloc(4)
+      readSync(fd, b, 0, 4, 16)
+      return b.readUInt32LE(0)
+    } finally {
+      closeSync(fd)
+    }
+  }
+
+  it('a busy store hands its checkpoints to the thread: the WAL is copied back and starts again', async (t) => {
+    const path = join(dir, 'checkpoints.db')
+    const store = await open(path)
+    t.after(() => store.close())
+    const users = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => store.createUser(`c${i}`, { tokenHash: null, label: 'test' }, 1)),
+    )
+    const batch = () =>
+      users.map((u) => ({ type: 'send' as const, copies: [copy(u.user.id, { body: Buffer.alloc(512) })], limits: NO_LIMIT }))
+    const db = new Database(path, { readonly: true })
+    t.after(() => db.close())
+    const autocheckpoint = (): number => (store as unknown as { db: { pragma(s: string, o: object): number } }).db.pragma('wal_autocheckpoint', { simple: true })
+    for (let i = 0; i < 70; i++) await store.commit(batch())
+    await until('the thread to take over the checkpoints', () => autocheckpoint() === 0)
+    // Commits that would have taken SQLite's own checkpoint past 1,000 frames several times over.
+    let peak = 0
+    let restarted = false
+    for (let i = 0; i < 400; i++) {
+      await store.commit(batch())
+      const f = walFrames(path)
+      if (f < peak) restarted = true
+      peak = Math.max(peak, f)
+      if (i % 20 === 0) await new Promise((r) => setTimeout(r, 60)) // room for the thread's 50 ms turns
+    }
+    assert.ok(restarted, `the WAL started again from its beginning (peak ${peak} frames)`)
+    assert.ok(peak < 16_384, `the WAL stayed short: ${peak} frames`)
+    assert.equal((await store.readLog(users[0]!.user.id, 0, 1_000, 1)).length, 470)
   })
 })

@@ -21,6 +21,7 @@
  * (migrateFromQueue).
  */
 import Database from './driver.js'
+import { Checkpointer } from './checkpointer.js'
 import { deviceFromRow, kindNumber, messageFromRow, userFromRow } from '../rows.js'
 import type { DeviceColumns, MessageColumns, UserColumns } from '../rows.js'
 import type { BetterSqlite3 } from './driver.js'
@@ -77,6 +78,10 @@ const PURGE_INLINE = 200
 const SCHEMA_VERSION = 5
 /** The tail moves into the log when it holds this many rows (about 10 ms of work), and before any read of it. */
 const SETTLE_ROWS = 2048
+/** The checkpoint thread starts after this many commits (checkpointer.ts): a short-lived store never needs it. */
+const CHECKPOINTER_AFTER = 64
+/** SQLite's own default, restored if the thread fails. */
+const AUTO_CHECKPOINT = 1000
 const RECENT_MAX = 100_000
 const RECENT_MAX_BYTES = 32 * 1024 * 1024
 /** Users retain() looks at per statement. */
@@ -352,6 +357,8 @@ export class SqliteStore implements Store {
   /** Rows in log_tail (see the header): known after open(), kept by every write. */
   private tailRows = 0
   private settleTimer: NodeJS.Immediate | undefined
+  private commits = 0
+  private checkpointer: Checkpointer | undefined
 
   constructor(private readonly opts: SqliteStoreOptions) {}
 
@@ -518,6 +525,9 @@ export class SqliteStore implements Store {
     if (this.db?.open) {
       this.writeGathered()
       this.settleTail()
+      // The thread's connection first: the last one to close checkpoints the WAL and removes it.
+      await this.checkpointer?.stop()
+      this.checkpointer = undefined
       this.db.close()
     }
   }
@@ -891,6 +901,7 @@ export class SqliteStore implements Store {
       throw err
     }
     this.settleSoon()
+    if (++this.commits === CHECKPOINTER_AFTER) this.startCheckpointer()
     this.applyCounters(plan.counters)
     for (const [id, acks] of plan.devices) this.cursorCache.get(id)!.acks = acks
     for (const m of plan.queued) if (!hasAck(this.counterCache.get(m.to)!.handled, m.seq)) this.remember(m)
@@ -943,6 +954,24 @@ export class SqliteStore implements Store {
         this.opts.logger?.warn({ err }, 'moving the log tail failed; it is retried after the next commit')
       }
     })
+  }
+
+  private startCheckpointer(): void {
+    if (this.opts.path === ':memory:' || this.checkpointer !== undefined) return
+    const log = this.opts.logger
+    const cp = new Checkpointer(this.opts.path, {
+      ready: () => {
+        if (this.db?.open === true && this.checkpointer === cp) this.db.pragma('wal_autocheckpoint = 0')
+      },
+      gone: (err) => {
+        if (this.checkpointer !== cp) return
+        this.checkpointer = undefined
+        log?.warn({ err }, 'the checkpoint thread stopped: checkpoints run in commits again')
+        if (this.db?.open === true) this.db.pragma(`wal_autocheckpoint = ${AUTO_CHECKPOINT}`)
+      },
+      warn: (message) => log?.warn({ err: message }, 'a checkpoint failed; the next one tries again'),
+    })
+    this.checkpointer = cp
   }
 
   /** After a transaction that failed: what it did to the tail was rolled back. */
