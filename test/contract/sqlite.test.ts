@@ -4,7 +4,7 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, describe, it } from 'node:test'
+import { after, describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { MESSAGE_KINDS, type MessageKind } from '../../src/schema/message.js'
 import Database from '../../src/store/sqlite/driver.js'
@@ -160,26 +160,30 @@ describe('SqliteStore: the log tail (commits append; rows move into the log in b
   }
   const sends = (to: number, n: number, opts: Parameters<typeof copy>[1] = {}) =>
     Array.from({ length: n }, () => ({ type: 'send' as const, copies: [copy(to, opts)], limits: NO_LIMIT }))
-
-  it('a commit writes to the tail only; a read moves it first and sees every row, in order', async (t) => {
-    const path = join(dir, 'tail-read.db')
+  /** A store on a new file (closed after the test) with one user. */
+  async function withUser(t: TestContext, file: string): Promise<{ path: string; store: Store; user: number }> {
+    const path = join(dir, file)
     const store = await open(path)
     t.after(() => store.close())
-    const u = (await store.createUser('u', { tokenHash: null, label: 'test' }, 1)).user
-    await store.commit(sends(u.id, 10))
+    return { path, store, user: (await store.createUser('u', { tokenHash: null, label: 'test' }, 1)).user.id }
+  }
+
+  it('a commit writes to the tail only; a read moves it first and sees every row, in order', async (t) => {
+    const { path, store, user } = await withUser(t, 'tail-read.db')
+    await store.commit(sends(user, 10))
     assert.equal(count(path, 'log_tail'), 10, 'appended to the tail')
     assert.equal(count(path, 'log'), 0, 'no row in the indexed log yet')
-    await store.commit(sends(u.id, 5))
+    await store.commit(sends(user, 5))
     assert.deepEqual(
-      (await store.readLog(u.id, 0, 100, 1)).map((m) => m.seq),
+      (await store.readLog(user, 0, 100, 1)).map((m) => m.seq),
       Array.from({ length: 15 }, (_, i) => i + 1),
     )
     assert.equal(count(path, 'log_tail'), 0)
     assert.equal(count(path, 'log'), 15)
     // History and acks of rows moved, and of rows still in the tail, alike.
-    await store.commit(sends(u.id, 2))
+    await store.commit(sends(user, 2))
     assert.deepEqual(
-      (await store.history(u.id, { before: 0, limit: 3 })).map((m) => m.seq),
+      (await store.history(user, { before: 0, limit: 3 })).map((m) => m.seq),
       [17, 16, 15],
     )
   })
@@ -201,11 +205,8 @@ describe('SqliteStore: the log tail (commits append; rows move into the log in b
   })
 
   it('past the threshold the tail moves on the next turn by itself', async (t) => {
-    const path = join(dir, 'tail-move.db')
-    const store = await open(path)
-    t.after(() => store.close())
-    const u = (await store.createUser('u', { tokenHash: null, label: 'test' }, 1)).user
-    await store.commit(sends(u.id, 2_100))
+    const { path, store, user } = await withUser(t, 'tail-move.db')
+    await store.commit(sends(user, 2_100))
     await until('the tail to move', () => count(path, 'log_tail') === 0)
     assert.equal(count(path, 'log'), 2_100)
   })
@@ -245,16 +246,13 @@ describe('SqliteStore: the log tail (commits append; rows move into the log in b
   })
 
   it('the file sweep sees a file carried only by a message still in the tail', async (t) => {
-    const path = join(dir, 'tail-files.db')
-    const store = await open(path)
-    t.after(() => store.close())
+    const { path, store, user } = await withUser(t, 'tail-files.db')
     const meta = new SqliteFileMeta({ path })
     await meta.open()
     t.after(() => meta.close())
-    const u = (await store.createUser('u', { tokenHash: null, label: 'test' }, 1)).user
-    const file = { id: 'f1', sha256: 'a'.repeat(64), name: 'a.txt', size: 1, sender: u.id, createdAt: 1 }
-    await meta.record(file, [u.id])
-    await store.commit(sends(u.id, 1, { kind: 'file', fileId: 'f1' }))
+    const file = { id: 'f1', sha256: 'a'.repeat(64), name: 'a.txt', size: 1, sender: user, createdAt: 1 }
+    await meta.record(file, [user])
+    await store.commit(sends(user, 1, { kind: 'file', fileId: 'f1' }))
     assert.equal(count(path, 'log_tail'), 1)
     // Marked unreferenced at 1 and removed at 2 if the sweep did not see the tail's row.
     assert.deepEqual(await meta.sweep({ now: 1, before: 1, keep: [], limit: 10 }), [])

@@ -87,6 +87,24 @@ const RECENT_MAX_BYTES = 32 * 1024 * 1024
 /** Users retain() looks at per statement. */
 const RETAIN_PAGE = 500
 
+/** A stored message's columns, in log and log_tail alike (log adds `read` and its key). */
+const LOG_COLUMNS = `
+  user INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  sender INTEGER NOT NULL,
+  sender_name TEXT NOT NULL,
+  msg_id INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  flags INTEGER NOT NULL,
+  topic TEXT,
+  expires_at INTEGER,
+  not_before INTEGER,
+  file_id TEXT,
+  body BLOB NOT NULL,
+  peer INTEGER,
+  device INTEGER`
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
@@ -120,22 +138,7 @@ CREATE INDEX IF NOT EXISTS devices_user ON devices (user);
 -- A rowid table, not WITHOUT ROWID: rows (bodies inline) are appended in commit order at the end of the table,
 -- and (user, seq) is a small unique index beside it. Clustered by (user, seq), every insert landed in the middle
 -- of a growing tree, a page split every few 1 KiB rows: the log's direct 1 KiB rate was a third of this.
-CREATE TABLE IF NOT EXISTS log (
-  user INTEGER NOT NULL,
-  seq INTEGER NOT NULL,
-  sender INTEGER NOT NULL,
-  sender_name TEXT NOT NULL,
-  msg_id INTEGER NOT NULL,
-  kind INTEGER NOT NULL,
-  ts INTEGER NOT NULL,
-  flags INTEGER NOT NULL,
-  topic TEXT,
-  expires_at INTEGER,
-  not_before INTEGER,
-  file_id TEXT,
-  body BLOB NOT NULL,
-  peer INTEGER,
-  device INTEGER,
+CREATE TABLE IF NOT EXISTS log (${LOG_COLUMNS},
   read INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (user, seq)
 );
@@ -143,23 +146,8 @@ CREATE INDEX IF NOT EXISTS log_peer ON log (user, peer, seq) WHERE peer IS NOT N
 CREATE INDEX IF NOT EXISTS log_topic ON log (user, topic, seq) WHERE topic IS NOT NULL;
 CREATE INDEX IF NOT EXISTS log_expires ON log (expires_at) WHERE expires_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS log_file ON log (file_id) WHERE file_id IS NOT NULL;
--- What commits appended and has not moved into log yet (SqliteStore.settle): log's columns, no key, no index.
-CREATE TABLE IF NOT EXISTS log_tail (
-  user INTEGER NOT NULL,
-  seq INTEGER NOT NULL,
-  sender INTEGER NOT NULL,
-  sender_name TEXT NOT NULL,
-  msg_id INTEGER NOT NULL,
-  kind INTEGER NOT NULL,
-  ts INTEGER NOT NULL,
-  flags INTEGER NOT NULL,
-  topic TEXT,
-  expires_at INTEGER,
-  not_before INTEGER,
-  file_id TEXT,
-  body BLOB NOT NULL,
-  peer INTEGER,
-  device INTEGER
+-- What commits appended and has not moved into log yet (SqliteStore.settleTail): log's columns, no key, no index.
+CREATE TABLE IF NOT EXISTS log_tail (${LOG_COLUMNS}
 );
 CREATE TABLE IF NOT EXISTS held (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
