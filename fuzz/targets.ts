@@ -336,7 +336,13 @@ const carried = { seq: 1, msgId: 2, from: 3, fromName: 'a', to: 5, kind: 'text',
 const busSeeds = [
   { type: 'wake', user: 12 },
   { type: 'wake', user: 5, msgs: [carried, { ...carried, seq: 2 }] },
-  { type: 'batch', msgs: [{ type: 'wake', user: 5, msgs: [carried] }, { type: 'wake', user: 6 }] },
+  {
+    type: 'batch',
+    msgs: [
+      { type: 'wake', user: 5, msgs: [carried] },
+      { type: 'wake', user: 6 },
+    ],
+  },
   { type: 'where', user: 12, device: 3, node: 'n1', online: true },
   { type: 'reaped', node: 'n2' },
   { type: 'kick', user: 12, reason: 'replaced', node: 'n1', since: 1700000000000 },

@@ -285,7 +285,8 @@ describe('SqliteStore: checkpoints on a thread of their own', () => {
       users.map((u) => ({ type: 'send' as const, copies: [copy(u.user.id, { body: Buffer.alloc(512) })], limits: NO_LIMIT }))
     const db = new Database(path, { readonly: true })
     t.after(() => db.close())
-    const autocheckpoint = (): number => (store as unknown as { db: { pragma(s: string, o: object): number } }).db.pragma('wal_autocheckpoint', { simple: true })
+    const autocheckpoint = (): number =>
+      (store as unknown as { db: { pragma(s: string, o: object): number } }).db.pragma('wal_autocheckpoint', { simple: true })
     for (let i = 0; i < 70; i++) await store.commit(batch())
     await until('the thread to take over the checkpoints', () => autocheckpoint() === 0)
     // Commits that would have taken SQLite's own checkpoint past 1,000 frames several times over.

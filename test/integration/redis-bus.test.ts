@@ -115,7 +115,17 @@ if (unreachable !== undefined) {
       await b.bus.setOnline(presence(7, 'u7', 1))
       await b.bus.setOnline(presence(7, 'u7', 2)) // two devices on one node: one wake
       await until("a's copy of the registry to have 7 on b", () => a.bus.knownHolders(7).join() === 'b')
-      const m = (seq: number, body: Buffer): Message => ({ seq, msgId: seq, from: 3, fromName: 'x', to: 7, kind: 'text', ts: 4, body, flags: 0 })
+      const m = (seq: number, body: Buffer): Message => ({
+        seq,
+        msgId: seq,
+        from: 3,
+        fromName: 'x',
+        to: 7,
+        kind: 'text',
+        ts: 4,
+        body,
+        flags: 0,
+      })
       const sentBefore = a.bus.counters.published
       assert.equal(a.bus.wake(m(1, Buffer.from([0, 255]))), true, 'online on another node')
       assert.equal(a.bus.wake(m(2, Buffer.from('two'))), true)
@@ -145,7 +155,17 @@ if (unreachable !== undefined) {
       const prefix = prefixFor(t)
       const a = await node(t, prefix, 'a')
       const b = await node(t, prefix, 'b')
-      const m: Message = { seq: 1, msgId: 1, from: 3, fromName: 'x', to: 9, kind: 'text', ts: 4, body: Buffer.from('x'), flags: 0 }
+      const m: Message = {
+        seq: 1,
+        msgId: 1,
+        from: 3,
+        fromName: 'x',
+        to: 9,
+        kind: 'text',
+        ts: 4,
+        body: Buffer.from('x'),
+        flags: 0,
+      }
       // The race, drawn out: b's login is in the registry, but its announcement has not reached a's copy when a
       // commits (here: a has not been told at all; a wake() before the announcement is what a race looks like).
       assert.equal(a.bus.wake(m), false)

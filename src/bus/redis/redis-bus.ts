@@ -488,7 +488,8 @@ export class RedisBus implements Bus {
   private flushNode(node: string, box: { wakes: Map<number, Message[] | null>; events: BusMessage[] }): void {
     this.outbox.delete(node)
     const msgs: BusMessage[] = box.events
-    for (const [user, carried] of box.wakes) msgs.push(carried === null ? { type: 'wake', user } : { type: 'wake', user, msgs: carried })
+    for (const [user, carried] of box.wakes)
+      msgs.push(carried === null ? { type: 'wake', user } : { type: 'wake', user, msgs: carried })
     if (msgs.length > 0) this.send(this.keys.inbox(node), msgs.length === 1 ? msgs[0]! : { type: 'batch', msgs })
   }
 
@@ -496,8 +497,26 @@ export class RedisBus implements Bus {
   private onlineArgs(info: PresenceInfo): [string, number, ...string[]] {
     const { presence, online, bus } = this.keys
     const field = fieldOf(info.id, info.device)
-    const said = encodeBus(this.nodeId, { type: 'where', user: info.id, device: info.device ?? 0, node: this.nodeId, online: true })
-    return [ONLINE_IF_NEWER, 3, presence, online, bus, field, String(info.id), JSON.stringify(info), String(info.since), this.nodeId, said]
+    const said = encodeBus(this.nodeId, {
+      type: 'where',
+      user: info.id,
+      device: info.device ?? 0,
+      node: this.nodeId,
+      online: true,
+    })
+    return [
+      ONLINE_IF_NEWER,
+      3,
+      presence,
+      online,
+      bus,
+      field,
+      String(info.id),
+      JSON.stringify(info),
+      String(info.since),
+      this.nodeId,
+      said,
+    ]
   }
 
   /** OFFLINE_IF_MINE's arguments for a device of `user`. */

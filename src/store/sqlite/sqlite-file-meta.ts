@@ -67,7 +67,9 @@ export class SqliteFileMeta implements FileMeta {
     db.pragma('journal_mode = WAL')
     db.pragma('synchronous = FULL')
     db.pragma('busy_timeout = 5000')
-    const have = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('log', 'log_tail', 'held')`).all() as {
+    const have = db
+      .prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('log', 'log_tail', 'held')`)
+      .all() as {
       name: string
     }[]
     if (have.length !== 3) {

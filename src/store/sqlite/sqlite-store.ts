@@ -446,9 +446,7 @@ export class SqliteStore implements Store {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       // In key order, so that the rows of one user are written into its leaves together.
-      moveTail: db.prepare(
-        `INSERT INTO log (${TAIL_COLUMNS}) SELECT ${TAIL_COLUMNS} FROM log_tail ORDER BY user, seq`,
-      ),
+      moveTail: db.prepare(`INSERT INTO log (${TAIL_COLUMNS}) SELECT ${TAIL_COLUMNS} FROM log_tail ORDER BY user, seq`),
       clearTail: db.prepare(`DELETE FROM log_tail`),
       tailRows: db.prepare(`SELECT COUNT(*) AS n FROM log_tail`),
       row: db.prepare(`SELECT * FROM log WHERE user = ? AND seq = ?`),

@@ -28,7 +28,14 @@ const samples: WireMessage[] = [
   { type: 'wake', user: 12 },
   // a wake carrying the committed messages, in seq order
   { type: 'wake', user: 5, msgs: [direct, { ...direct, seq: 8, body: Buffer.from('ü') }] },
-  { type: 'batch', msgs: [{ type: 'wake', user: 5, msgs: [direct] }, { type: 'wake', user: 6 }, { type: 'revoke', user: 1, device: 2 }] },
+  {
+    type: 'batch',
+    msgs: [
+      { type: 'wake', user: 5, msgs: [direct] },
+      { type: 'wake', user: 6 },
+      { type: 'revoke', user: 1, device: 2 },
+    ],
+  },
   { type: 'where', user: 12, device: 3, node: 'n1', online: true },
   { type: 'where', user: 12, device: 3, node: 'n1', online: false },
   { type: 'reaped', node: 'n2' },
