@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import { MESSAGE_KINDS, type MessageKind } from '../../src/schema/message.js'
 import Database from '../../src/store/sqlite/driver.js'
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js'
+import { silentLogger } from '../../src/core/types.js'
 import { SqliteFileMeta } from '../../src/store/sqlite/sqlite-file-meta.js'
 import type { Store } from '../../src/store/store.js'
 import { until } from '../helpers/wait.js'
@@ -302,5 +303,39 @@ describe('SqliteStore: checkpoints on a thread of their own', () => {
     assert.ok(restarted, `the WAL started again from its beginning (peak ${peak} frames)`)
     assert.ok(peak < 16_384, `the WAL stayed short: ${peak} frames`)
     assert.equal((await store.readLog(users[0]!.user.id, 0, 1_000, 1)).length, 470)
+  })
+
+  it('past its bound the thread runs a RESTART checkpoint while commits go on: the WAL stays short, nothing is lost', async (t) => {
+    const path = join(dir, 'checkpoints-restart.db')
+    const warned: unknown[] = []
+    const logger = { ...silentLogger, warn: (o: unknown) => void warned.push(o) }
+    const store = new SqliteStore({ path, logger, checkpoints: { after: 1, everyMs: 5, restartFrames: 10 } })
+    await store.open()
+    t.after(() => store.close())
+    const users = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => store.createUser(`r${i}`, { tokenHash: null, label: 'test' }, 1)),
+    )
+    const batch = () =>
+      users.map((u) => ({ type: 'send' as const, copies: [copy(u.user.id, { body: Buffer.alloc(512) })], limits: NO_LIMIT }))
+    await store.commit(batch())
+    const auto = (): number =>
+      (store as unknown as { db: { pragma(s: string, o: object): number } }).db.pragma('wal_autocheckpoint', { simple: true })
+    await until('the thread to take over the checkpoints', () => auto() === 0)
+    let peak = 0
+    let restarts = 0
+    let last = walFrames(path)
+    for (let i = 0; i < 300; i++) {
+      await store.commit(batch())
+      const f = walFrames(path)
+      if (f < last) restarts++
+      last = f
+      peak = Math.max(peak, f)
+    }
+    assert.ok(restarts > 0, 'the WAL started again')
+    const thread = (store as unknown as { checkpointer: { restarts: number } }).checkpointer
+    await until('a RESTART checkpoint to have run', () => thread.restarts > 0)
+    assert.ok(peak < 5_000, `the WAL stayed bounded under commits without a gap: peak ${peak} frames`)
+    assert.deepEqual(warned, [], 'no checkpoint failed')
+    assert.equal((await store.readLog(users[7]!.user.id, 0, 1_000, 1)).length, 301)
   })
 })

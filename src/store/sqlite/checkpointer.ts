@@ -17,8 +17,14 @@ import { Worker } from 'node:worker_threads'
 import { createRequire } from 'node:module'
 import { driverName } from './driver.js'
 
+export interface CheckpointTiming {
+  /** How often the thread checkpoints. Default 50 ms. */
+  everyMs?: number
+  /** WAL frames past which it runs a RESTART checkpoint. Default 16,384 (~64 MiB at 4 KiB pages). */
+  restartFrames?: number
+}
+
 const CHECKPOINT_EVERY_MS = 50
-/** ~64 MiB of WAL at 4 KiB pages. */
 const RESTART_FRAMES = 16_384
 
 const SOURCE = `
@@ -32,7 +38,10 @@ const step = () => {
   if (!running) return
   try {
     const [r] = db.pragma('wal_checkpoint(PASSIVE)')
-    if (r && r.log > workerData.restartFrames) db.pragma('wal_checkpoint(RESTART)')
+    if (r && r.log > workerData.restartFrames) {
+      db.pragma('wal_checkpoint(RESTART)')
+      parentPort.postMessage({ restarted: true })
+    }
   } catch (err) {
     parentPort.postMessage({ warn: String(err && err.message || err) })
   }
@@ -60,16 +69,18 @@ export interface CheckpointerEvents {
 export class Checkpointer {
   private readonly worker: Worker
   private stopped: Promise<void> | undefined
+  /** RESTART checkpoints run so far (tests). */
+  restarts = 0
 
-  constructor(path: string, on: CheckpointerEvents) {
+  constructor(path: string, on: CheckpointerEvents, timing: CheckpointTiming = {}) {
     const driver = createRequire(import.meta.url).resolve(driverName)
-    this.worker = new Worker(SOURCE, {
-      eval: true,
-      workerData: { path, driver, everyMs: CHECKPOINT_EVERY_MS, restartFrames: RESTART_FRAMES },
-    })
+    const everyMs = timing.everyMs ?? CHECKPOINT_EVERY_MS
+    const restartFrames = timing.restartFrames ?? RESTART_FRAMES
+    this.worker = new Worker(SOURCE, { eval: true, workerData: { path, driver, everyMs, restartFrames } })
     this.worker.unref()
-    this.worker.on('message', (m: { ready?: boolean; warn?: string; stopped?: boolean }) => {
-      if (m.ready === true) on.ready()
+    this.worker.on('message', (m: { ready?: boolean; warn?: string; stopped?: boolean; restarted?: boolean }) => {
+      if (m.restarted === true) this.restarts++
+      else if (m.ready === true) on.ready()
       else if (m.warn !== undefined) on.warn(m.warn)
     })
     this.worker.on('error', (err) => on.gone(err))

@@ -21,7 +21,7 @@
  * (migrateFromQueue).
  */
 import Database from './driver.js'
-import { Checkpointer } from './checkpointer.js'
+import { Checkpointer, type CheckpointTiming } from './checkpointer.js'
 import { deviceFromRow, kindNumber, messageFromRow, userFromRow } from '../rows.js'
 import type { DeviceColumns, MessageColumns, UserColumns } from '../rows.js'
 import type { BetterSqlite3 } from './driver.js'
@@ -315,6 +315,11 @@ export interface SqliteStoreOptions {
   path: string
   /** Told of existing users whose names look alike, found while filling the skeleton column. */
   logger?: Logger
+  /**
+   * The checkpoint thread (checkpointer.ts): after how many commits it starts (default 64; 0 never), and its
+   * timing. For tests; the defaults are what the server uses.
+   */
+  checkpoints?: CheckpointTiming & { after?: number }
 }
 
 /** A row this process stored lately and nobody has handled yet (see SqliteStore.recent). */
@@ -887,7 +892,7 @@ export class SqliteStore implements Store {
       throw err
     }
     this.settleSoon()
-    if (++this.commits === CHECKPOINTER_AFTER) this.startCheckpointer()
+    if (++this.commits === (this.opts.checkpoints?.after ?? CHECKPOINTER_AFTER)) this.startCheckpointer()
     this.applyCounters(plan.counters)
     for (const [id, acks] of plan.devices) this.cursorCache.get(id)!.acks = acks
     for (const m of plan.queued) if (!hasAck(this.counterCache.get(m.to)!.handled, m.seq)) this.remember(m)
@@ -945,18 +950,22 @@ export class SqliteStore implements Store {
   private startCheckpointer(): void {
     if (this.opts.path === ':memory:' || this.checkpointer !== undefined) return
     const log = this.opts.logger
-    const cp = new Checkpointer(this.opts.path, {
-      ready: () => {
-        if (this.db?.open === true && this.checkpointer === cp) this.db.pragma('wal_autocheckpoint = 0')
+    const cp = new Checkpointer(
+      this.opts.path,
+      {
+        ready: () => {
+          if (this.db?.open === true && this.checkpointer === cp) this.db.pragma('wal_autocheckpoint = 0')
+        },
+        gone: (err) => {
+          if (this.checkpointer !== cp) return
+          this.checkpointer = undefined
+          log?.warn({ err }, 'the checkpoint thread stopped: checkpoints run in commits again')
+          if (this.db?.open === true) this.db.pragma(`wal_autocheckpoint = ${AUTO_CHECKPOINT}`)
+        },
+        warn: (message) => log?.warn({ err: message }, 'a checkpoint failed; the next one tries again'),
       },
-      gone: (err) => {
-        if (this.checkpointer !== cp) return
-        this.checkpointer = undefined
-        log?.warn({ err }, 'the checkpoint thread stopped: checkpoints run in commits again')
-        if (this.db?.open === true) this.db.pragma(`wal_autocheckpoint = ${AUTO_CHECKPOINT}`)
-      },
-      warn: (message) => log?.warn({ err: message }, 'a checkpoint failed; the next one tries again'),
-    })
+      this.opts.checkpoints,
+    )
     this.checkpointer = cp
   }
 
