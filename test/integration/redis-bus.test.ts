@@ -377,6 +377,9 @@ if (unreachable !== undefined) {
       const b = await node(t, prefix, idb)
       await a.bus.setOnline(presence(1, 'u1', 1))
       await a.bus.setOnline(presence(1, 'u1', 2))
+      // b commits for user 1 while Redis is away (its wake cannot go anywhere): once both are back, a is woken
+      // for 1, whether b hears a's re-registration or finds it in the registry it reloads.
+      const committed = { seq: 1, msgId: 1, from: 2, fromName: 'x', to: 1, kind: 'text', ts: 4, body: Buffer.from('x'), flags: 0 }
       const r = new Redis(REDIS_URL)
       t.after(() => r.quit())
       // A restarted Redis has lost our keys and dropped our connections (never the machine's other clients).
@@ -388,7 +391,9 @@ if (unreachable !== undefined) {
         .filter((x): x is string => x !== undefined)
       assert.equal(ids.length, 4, 'two connections per node')
       for (const id of ids) await r.client('KILL', 'ID', id)
+      b.bus.wake(committed as Message)
       await until('a to be online again', () => b.bus.isOnline(1), 5000)
+      await until('b to wake a for the user it committed for', () => b.bus.counters.catchUpWakes >= 1, 5000)
       await until('a to wake its local session', () => a.got.some((m) => m.type === 'wake' && m.user === 1), 5000)
       // Pub/sub is fire-and-forget: a message published before a's subscriber has subscribed again is gone,
       // so keep publishing until one gets through.

@@ -325,6 +325,13 @@ export class RedisBus implements Bus {
       void this.sub!.ping()
         .then(() => this.loadWhere())
         .then(() => {
+          // Logins announced while the subscription was down were not heard: their holders may have read their
+          // logs before a commit here found no holder for them (see learn()).
+          for (const user of this.recent.keys())
+            for (const node of this.holders(user) ?? []) {
+              this.counters.catchUpWakes++
+              this.queue(node, user, null)
+            }
           for (const user of this.local.keys()) this.onMessage({ type: 'wake', user })
         })
         .catch((err: unknown) => this.log.warn({ err }, 'resubscribing failed'))
