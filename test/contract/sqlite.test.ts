@@ -8,7 +8,7 @@ import { after, describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { MESSAGE_KINDS, type MessageKind } from '../../src/schema/message.js'
 import Database from '../../src/store/sqlite/driver.js'
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js'
+import { SqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite/sqlite-store.js'
 import { silentLogger } from '../../src/core/types.js'
 import { SqliteFileMeta } from '../../src/store/sqlite/sqlite-file-meta.js'
 import type { Store } from '../../src/store/store.js'
@@ -90,15 +90,19 @@ describe('SqliteStore: the stored kind is the schema code', () => {
   })
 })
 
-describe('SqliteStore: deleting a user with a long log', () => {
-  const rowsOf = (path: string, user: number): number => {
-    const db = new Database(path, { readonly: true })
-    try {
-      return (db.prepare(`SELECT COUNT(*) AS n FROM log WHERE user = ?`).get(user) as { n: number }).n
-    } finally {
-      db.close()
-    }
+/** Rows of `table` in the file at `path` (read by a connection of its own), those of `user` if given. */
+function countRows(path: string, table: 'log' | 'log_tail', user?: number): number {
+  const db = new Database(path, { readonly: true })
+  try {
+    const where = user === undefined ? '' : ` WHERE user = ${user}`
+    return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}${where}`).get() as { n: number }).n
+  } finally {
+    db.close()
   }
+}
+
+describe('SqliteStore: deleting a user with a long log', () => {
+  const rowsOf = (path: string, user: number): number => countRows(path, 'log', user)
   async function bigUser(store: Store, name: string, messages: number): Promise<{ id: number; device: number }> {
     const r = await store.createUser(name, { tokenHash: null, label: 'test' }, 1)
     for (let i = 0; i < messages; i += 500)
@@ -151,14 +155,7 @@ describe('SqliteStore: deleting a user with a long log', () => {
 })
 
 describe('SqliteStore: the log tail (commits append; rows move into the log in bulk)', () => {
-  const count = (path: string, table: 'log' | 'log_tail'): number => {
-    const db = new Database(path, { readonly: true })
-    try {
-      return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n
-    } finally {
-      db.close()
-    }
-  }
+  const count = (path: string, table: 'log' | 'log_tail'): number => countRows(path, table)
   const sends = (to: number, n: number, opts: Parameters<typeof copy>[1] = {}) =>
     Array.from({ length: n }, () => ({ type: 'send' as const, copies: [copy(to, opts)], limits: NO_LIMIT }))
   /** A store on a new file (closed after the test) with one user. */
@@ -275,19 +272,27 @@ describe('SqliteStore: checkpoints on a thread of their own', () => {
     }
   }
 
-  it('a busy store hands its checkpoints to the thread: the WAL is copied back and starts again', async (t) => {
-    const path = join(dir, 'checkpoints.db')
-    const store = await open(path)
+  /** A store with 50 users, a batch of a 512 B message to each, and its wal_autocheckpoint as set now. */
+  async function busyStore(t: TestContext, file: string, opts: Partial<SqliteStoreOptions> = {}) {
+    const path = join(dir, file)
+    const store = new SqliteStore({ path, ...opts })
+    await store.open()
     t.after(() => store.close())
     const users = await Promise.all(
       Array.from({ length: 50 }, (_, i) => store.createUser(`c${i}`, { tokenHash: null, label: 'test' }, 1)),
     )
     const batch = () =>
       users.map((u) => ({ type: 'send' as const, copies: [copy(u.user.id, { body: Buffer.alloc(512) })], limits: NO_LIMIT }))
-    const db = new Database(path, { readonly: true })
-    t.after(() => db.close())
-    const autocheckpoint = (): number =>
-      (store as unknown as { db: { pragma(s: string, o: object): number } }).db.pragma('wal_autocheckpoint', { simple: true })
+    const internals = store as unknown as {
+      db: { pragma(s: string, o: object): number }
+      checkpointer: { restarts: number; worker: { terminate(): Promise<number> } } | undefined
+    }
+    const autocheckpoint = (): number => internals.db.pragma('wal_autocheckpoint', { simple: true })
+    return { path, store, users, batch, autocheckpoint, internals }
+  }
+
+  it('a busy store hands its checkpoints to the thread: the WAL is copied back and starts again', async (t) => {
+    const { path, store, users, batch, autocheckpoint } = await busyStore(t, 'checkpoints.db')
     for (let i = 0; i < 70; i++) await store.commit(batch())
     await until('the thread to take over the checkpoints', () => autocheckpoint() === 0)
     // Commits that would have taken SQLite's own checkpoint past 1,000 frames several times over.
@@ -306,21 +311,14 @@ describe('SqliteStore: checkpoints on a thread of their own', () => {
   })
 
   it('past its bound the thread runs a RESTART checkpoint while commits go on: the WAL stays short, nothing is lost', async (t) => {
-    const path = join(dir, 'checkpoints-restart.db')
     const warned: unknown[] = []
     const logger = { ...silentLogger, warn: (o: unknown) => void warned.push(o) }
-    const store = new SqliteStore({ path, logger, checkpoints: { after: 1, everyMs: 5, restartFrames: 10 } })
-    await store.open()
-    t.after(() => store.close())
-    const users = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => store.createUser(`r${i}`, { tokenHash: null, label: 'test' }, 1)),
-    )
-    const batch = () =>
-      users.map((u) => ({ type: 'send' as const, copies: [copy(u.user.id, { body: Buffer.alloc(512) })], limits: NO_LIMIT }))
+    const { path, store, users, batch, autocheckpoint, internals } = await busyStore(t, 'checkpoints-restart.db', {
+      logger,
+      checkpoints: { after: 1, everyMs: 5, restartFrames: 10 },
+    })
     await store.commit(batch())
-    const auto = (): number =>
-      (store as unknown as { db: { pragma(s: string, o: object): number } }).db.pragma('wal_autocheckpoint', { simple: true })
-    await until('the thread to take over the checkpoints', () => auto() === 0)
+    await until('the thread to take over the checkpoints', () => autocheckpoint() === 0)
     let peak = 0
     let restarts = 0
     let last = walFrames(path)
@@ -332,10 +330,26 @@ describe('SqliteStore: checkpoints on a thread of their own', () => {
       peak = Math.max(peak, f)
     }
     assert.ok(restarts > 0, 'the WAL started again')
-    const thread = (store as unknown as { checkpointer: { restarts: number } }).checkpointer
-    await until('a RESTART checkpoint to have run', () => thread.restarts > 0)
+    await until('a RESTART checkpoint to have run', () => internals.checkpointer!.restarts > 0)
     assert.ok(peak < 5_000, `the WAL stayed bounded under commits without a gap: peak ${peak} frames`)
     assert.deepEqual(warned, [], 'no checkpoint failed')
     assert.equal((await store.readLog(users[7]!.user.id, 0, 1_000, 1)).length, 301)
+  })
+
+  it('a checkpoint thread that dies hands the checkpoints back to the commits', async (t) => {
+    const warned: unknown[] = []
+    const logger = { ...silentLogger, warn: (o: unknown) => void warned.push(o) }
+    const { store, users, batch, autocheckpoint, internals } = await busyStore(t, 'checkpoints-gone.db', {
+      logger,
+      checkpoints: { after: 1 },
+    })
+    await store.commit(batch())
+    await until('the thread to take over the checkpoints', () => autocheckpoint() === 0)
+    await internals.checkpointer!.worker.terminate()
+    await until('SQLite to checkpoint in the commits again', () => autocheckpoint() === 1000)
+    assert.equal(internals.checkpointer, undefined)
+    assert.equal(warned.length, 1, 'the loss is said once')
+    await store.commit(batch())
+    assert.equal((await store.readLog(users[0]!.user.id, 0, 10, 1)).length, 2)
   })
 })

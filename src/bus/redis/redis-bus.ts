@@ -301,10 +301,7 @@ export class RedisBus implements Bus {
     this.place(m.user, m.device, m.node)
     // A message committed here lately may have found no holder, and the new session may have read its log
     // before that commit: wake it, and it reads from its cursor.
-    if (m.node !== this.nodeId && this.recent.has(m.user)) {
-      this.counters.catchUpWakes++
-      this.queue(m.node, m.user, null)
-    }
+    if (m.node !== this.nodeId && this.recent.has(m.user)) this.catchUp(m.node, m.user)
   }
 
   /** The command connection is back (Redis restarted, or the network): the registry may have been emptied. */
@@ -327,11 +324,7 @@ export class RedisBus implements Bus {
         .then(() => {
           // Logins announced while the subscription was down were not heard: their holders may have read their
           // logs before a commit here found no holder for them (see learn()).
-          for (const user of this.recent.keys())
-            for (const node of this.holders(user) ?? []) {
-              this.counters.catchUpWakes++
-              this.queue(node, user, null)
-            }
+          for (const user of this.recent.keys()) for (const node of this.holders(user) ?? []) this.catchUp(node, user)
           for (const user of this.local.keys()) this.onMessage({ type: 'wake', user })
         })
         .catch((err: unknown) => this.log.warn({ err }, 'resubscribing failed'))
@@ -470,6 +463,12 @@ export class RedisBus implements Bus {
     let box = this.outbox.get(node)
     if (box === undefined) this.outbox.set(node, (box = { wakes: new Map(), events: [], bytes: 0 }))
     return box
+  }
+
+  /** A plain wake for `user` to `node`, whose session may have read its log before this node committed for it. */
+  private catchUp(node: string, user: number): void {
+    this.counters.catchUpWakes++
+    this.queue(node, user, null)
   }
 
   /** Add a wake for `user` to `node`'s batch: carrying `msg`, or (null) a plain one, which reads the store. */

@@ -33,9 +33,7 @@ const Database = require(workerData.driver)
 const db = new Database(workerData.path)
 db.pragma('busy_timeout = 5000')
 db.pragma('synchronous = FULL')
-let running = true
 const step = () => {
-  if (!running) return
   try {
     const [r] = db.pragma('wal_checkpoint(PASSIVE)')
     if (r && r.log > workerData.restartFrames) {
@@ -50,7 +48,6 @@ const step = () => {
 let timer = setTimeout(step, workerData.everyMs)
 parentPort.on('message', (m) => {
   if (m !== 'stop') return
-  running = false
   clearTimeout(timer)
   db.close()
   parentPort.postMessage({ stopped: true })

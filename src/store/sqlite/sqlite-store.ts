@@ -190,7 +190,10 @@ CREATE TABLE IF NOT EXISTS blocks (
 ) WITHOUT ROWID;
 `
 
-const TAIL_COLUMNS = `user, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body, peer, device`
+/** LOG_COLUMNS' names, in order: what a commit inserts and a move copies. */
+const TAIL_COLUMNS = LOG_COLUMNS.split(',')
+  .map((c) => c.trim().split(' ')[0])
+  .join(', ')
 
 /** The stored kinds history shows (text 0, file 1: src/schema/message.ts). */
 const HISTORY_KINDS = `kind IN (${kindNumber('text')}, ${kindNumber('file')})`
@@ -446,10 +449,7 @@ export class SqliteStore implements Store {
       devices: db.prepare(`SELECT * FROM devices WHERE user = ? ORDER BY id`),
       deleteDevice: db.prepare(`DELETE FROM devices WHERE id = ? AND user = ?`),
       setCursor: db.prepare(`UPDATE devices SET ack_floor = ?, ack_above = ? WHERE id = ?`),
-      insertMsg: db.prepare(
-        `INSERT INTO log_tail (user, seq, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, not_before, file_id, body, peer, device)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
+      insertMsg: db.prepare(`INSERT INTO log_tail (${TAIL_COLUMNS}) VALUES (${TAIL_COLUMNS.replace(/\w+/g, '?')})`),
       // In key order, so that the rows of one user are written into its leaves together.
       moveTail: db.prepare(`INSERT INTO log (${TAIL_COLUMNS}) SELECT ${TAIL_COLUMNS} FROM log_tail ORDER BY user, seq`),
       clearTail: db.prepare(`DELETE FROM log_tail`),
@@ -587,23 +587,20 @@ export class SqliteStore implements Store {
     }
     const outcomes: Array<{ ok: unknown } | { err: unknown }> = []
     try {
-      this.db.transaction(() => {
+      this.tx(() => {
         for (const g of batch)
           try {
-            outcomes.push({ ok: this.db.transaction(g.work)() })
+            outcomes.push({ ok: this.tx(g.work) })
           } catch (err) {
             outcomes.push({ err })
           }
-      })()
+      })
     } catch (err) {
       // The transaction itself failed (a full disk, an I/O error): none of the batch was stored. Each promise
       // passes through settle(), which names a full disk.
-      this.recountTail()
       for (const g of batch) g.reject(err)
       return
     }
-    // A work may have moved the tail (deleteUser) in a savepoint that then failed.
-    this.recountTail()
     batch.forEach((g, i) => {
       const o = outcomes[i]!
       if ('err' in o) return g.reject(o.err)
@@ -844,7 +841,7 @@ export class SqliteStore implements Store {
     }
     // An ack names a device of its own user only.
     for (const op of ops) if (op.type === 'ack' && this.cursorCache.get(op.device)?.user !== op.user) devices.delete(op.device)
-    const transaction = this.db.transaction((): CommitPlan => {
+    const plan = this.tx((): CommitPlan => {
       const fresh = new Set<string>()
       for (const k of dedupeKeys(ops))
         if (this.stmts.dedupe.run(k.sender, k.msgId, k.at).changes > 0) fresh.add(`${k.sender}:${k.msgId}`)
@@ -884,13 +881,6 @@ export class SqliteStore implements Store {
       this.writeCounters(plan.counters)
       return plan
     })
-    let plan: CommitPlan
-    try {
-      plan = transaction()
-    } catch (err) {
-      this.recountTail()
-      throw err
-    }
     this.settleSoon()
     if (++this.commits === (this.opts.checkpoints?.after ?? CHECKPOINTER_AFTER)) this.startCheckpointer()
     this.applyCounters(plan.counters)
@@ -924,10 +914,7 @@ export class SqliteStore implements Store {
     if (this.tailRows === 0 || this.db?.open !== true) return
     this.db.pragma('synchronous = NORMAL')
     try {
-      this.db.transaction(() => this.moveTail())()
-    } catch (err) {
-      this.recountTail()
-      throw err
+      this.tx(() => this.moveTail())
     } finally {
       this.db.pragma('synchronous = FULL')
     }
@@ -969,9 +956,18 @@ export class SqliteStore implements Store {
     this.checkpointer = cp
   }
 
-  /** After a transaction that failed: what it did to the tail was rolled back. */
-  private recountTail(): void {
-    if (this.db?.open === true) this.tailRows = (this.stmts.tailRows.get() as { n: number }).n
+  /**
+   * `work` as a transaction (a savepoint inside another). The tail's row count changes with its inserts and moves;
+   * if the transaction fails, the rows are as they were, and so is the count.
+   */
+  private tx<T>(work: () => T): T {
+    const tailRows = this.tailRows
+    try {
+      return this.db.transaction(work)()
+    } catch (err) {
+      this.tailRows = tailRows
+      throw err
+    }
   }
 
   private remember(m: StoredMessage): void {
@@ -1125,7 +1121,7 @@ export class SqliteStore implements Store {
   }
 
   async releaseDue(now: number, limit: number): Promise<StoredMessage[]> {
-    const transaction = this.db.transaction(() => {
+    const plan = this.tx(() => {
       const rows = this.stmts.dueHeld.all(now, limit) as HeldRow[]
       rows.sort((a, b) => a.not_before! - b.not_before! || a.id - b.id)
       const before = new Map<number, QueueCounters>()
@@ -1142,13 +1138,6 @@ export class SqliteStore implements Store {
       this.writeCounters(plan.counters)
       return plan
     })
-    let plan: ReturnType<typeof transaction>
-    try {
-      plan = transaction()
-    } catch (err) {
-      this.recountTail()
-      throw err
-    }
     this.settleSoon()
     this.applyCounters(plan.counters)
     for (const m of plan.queued) this.remember(m)
