@@ -22,7 +22,6 @@
  */
 import Database from './driver.js'
 import { Checkpointer, type CheckpointTiming } from './checkpointer.js'
-import { WalSync, type WalSyncOptions } from './wal-sync.js'
 import { deviceFromRow, kindNumber, messageFromRow, userFromRow } from '../rows.js'
 import type { DeviceColumns, MessageColumns, UserColumns } from '../rows.js'
 import type { BetterSqlite3 } from './driver.js'
@@ -324,8 +323,6 @@ export interface SqliteStoreOptions {
    * timing. For tests; the defaults are what the server uses.
    */
   checkpoints?: CheckpointTiming & { after?: number }
-  /** The group commit's fsync thread (wal-sync.ts), which starts with the checkpoint thread. For tests. */
-  walSync?: WalSyncOptions
 }
 
 /** A row this process stored lately and nobody has handled yet (see SqliteStore.recent). */
@@ -358,7 +355,6 @@ export class SqliteStore implements Store {
   private settleTimer: NodeJS.Immediate | undefined
   private commits = 0
   private checkpointer: Checkpointer | undefined
-  private walSync: WalSync | undefined
 
   constructor(private readonly opts: SqliteStoreOptions) {}
 
@@ -506,8 +502,6 @@ export class SqliteStore implements Store {
       isBlocked: db.prepare(`SELECT 1 FROM blocks WHERE user = ? AND target = ?`),
       blocked: db.prepare(`SELECT target FROM blocks WHERE user = ? ORDER BY target`),
       ping: db.prepare(`SELECT 1`),
-      synchronousNormal: db.prepare(`PRAGMA synchronous = NORMAL`),
-      synchronousFull: db.prepare(`PRAGMA synchronous = FULL`),
       probe: db.prepare(
         `INSERT INTO meta (key, value) VALUES ('probe', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
       ),
@@ -523,8 +517,6 @@ export class SqliteStore implements Store {
       this.writeGathered()
       this.settleTail()
       // The thread's connection first: the last one to close checkpoints the WAL and removes it.
-      await this.walSync?.stop()
-      this.walSync = undefined
       await this.checkpointer?.stop()
       this.checkpointer = undefined
       this.db.close()
@@ -849,22 +841,6 @@ export class SqliteStore implements Store {
     }
     // An ack names a device of its own user only.
     for (const op of ops) if (op.type === 'ack' && this.cursorCache.get(op.device)?.user !== op.user) devices.delete(op.device)
-    // The batch's COMMIT writes the WAL and the sync thread flushes it (wal-sync.ts); FULL flushes it here.
-    const sync = this.walSync?.usable === true ? this.walSync : undefined
-    if (sync === undefined) return this.commitBatch(ops, before, devices)
-    let results: StoreResult[]
-    this.stmts.synchronousNormal.run()
-    try {
-      results = this.commitBatch(ops, before, devices)
-    } finally {
-      // Every other transaction (and a batch after the thread failed) is flushed by its own COMMIT.
-      this.stmts.synchronousFull.run()
-    }
-    await sync.committed()
-    return results
-  }
-
-  private commitBatch(ops: StoreOp[], before: Map<number, QueueCounters>, devices: Map<number, AckSet>): StoreResult[] {
     const plan = this.tx((): CommitPlan => {
       const fresh = new Set<string>()
       for (const k of dedupeKeys(ops))
@@ -906,7 +882,7 @@ export class SqliteStore implements Store {
       return plan
     })
     this.settleSoon()
-    if (++this.commits === (this.opts.checkpoints?.after ?? CHECKPOINTER_AFTER)) this.startThreads()
+    if (++this.commits === (this.opts.checkpoints?.after ?? CHECKPOINTER_AFTER)) this.startCheckpointer()
     this.applyCounters(plan.counters)
     for (const [id, acks] of plan.devices) this.cursorCache.get(id)!.acks = acks
     for (const m of plan.queued) if (!hasAck(this.counterCache.get(m.to)!.handled, m.seq)) this.remember(m)
@@ -958,21 +934,9 @@ export class SqliteStore implements Store {
     })
   }
 
-  private startThreads(): void {
+  private startCheckpointer(): void {
     if (this.opts.path === ':memory:' || this.checkpointer !== undefined) return
     const log = this.opts.logger
-    const ws = new WalSync(
-      `${this.opts.path}-wal`,
-      {
-        gone: (err) => {
-          if (this.walSync !== ws) return
-          this.walSync = undefined
-          log?.warn({ err }, 'the WAL sync thread stopped: commits flush the WAL themselves again')
-        },
-      },
-      this.opts.walSync,
-    )
-    this.walSync = ws
     const cp = new Checkpointer(
       this.opts.path,
       {
@@ -1071,10 +1035,7 @@ export class SqliteStore implements Store {
 
   async readLog(user: number, afterSeq: number, limit: number, now: number): Promise<StoredMessage[]> {
     this.settleTail()
-    const rows = (this.stmts.readLog.all(user, afterSeq, now, limit) as LogRow[]).map(rowToMessage)
-    // Nothing leaves the store before it is on disk: a commit still being flushed is waited for.
-    await this.walSync?.durable()
-    return rows
+    return (this.stmts.readLog.all(user, afterSeq, now, limit) as LogRow[]).map(rowToMessage)
   }
 
   async history(user: number, q: HistoryQuery): Promise<StoredMessage[]> {
@@ -1087,7 +1048,6 @@ export class SqliteStore implements Store {
       rows = this.stmts.historyPeer.all(user, q.peer, before, q.limit) as LogRow[]
     } else if (q.topic !== undefined) rows = this.stmts.historyTopic.all(user, q.topic, before, q.limit) as LogRow[]
     else rows = this.stmts.history.all(user, before, q.limit) as LogRow[]
-    await this.walSync?.durable()
     return rows.map(rowToMessage)
   }
 
