@@ -3,7 +3,10 @@
  * Connections are plain sessions: connected, no subscriptions, keepalive long enough not to fire.
  * RSS is VmRSS of the server process before and after, settled for a moment; the per-connection
  * figure includes whatever the server allocates lazily (buffers, per-client structs) and any
- * allocator growth, so it is an upper-bound-ish "what does an idle client cost you" number.
+ * allocator growth, so it is an upper-bound-ish "what does an idle client cost you" number. The connections come in
+ * two halves, the first held while the second connects; the second half's growth alone is the marginal cost (what a
+ * connection costs once the server's one-off growth is paid: the figure that scales to 50,000). Connects/s counts
+ * both halves' time to connect (and log in: a Switchboard client registers).
  */
 import type { BenchTarget } from '../targets/target.js'
 import type { WorkerCtl } from '../worker.js'
@@ -68,41 +71,51 @@ export async function runIdle(ctx: ScenarioContext): Promise<ScenarioOutcome> {
     )
   }
   const n = Math.max(1, ctx.workers)
-  const jobs: IdleJob[] = Array.from({ length: n }, () => ({ ids: [], deadlineMs: 90_000 }))
-  for (let i = 0; i < IDLE_CONNECTIONS; i++) jobs[i % n]?.ids.push(`i${i}`)
+  // Two halves, the first held open while the second connects: the second half's growth is the marginal cost of a
+  // connection, without what a server pays once (a grown young generation, pools) — what 50,000 would cost each.
+  const halves: IdleJob[][] = [0, 1].map(() => Array.from({ length: n }, () => ({ ids: [], deadlineMs: 90_000 })))
+  for (let i = 0; i < IDLE_CONNECTIONS; i++) halves[i < IDLE_CONNECTIONS / 2 ? 0 : 1]![i % n]!.ids.push(`i${i}`)
 
   await sleep(500)
   const before = rssKiB(pid)
   const hwmBefore = hwmKiB(pid)
-  let after: number | undefined
+  const rssAfter: (number | undefined)[] = []
+  const connectedIn: number[] = []
   let connected = 0
   let failed = 0
   let firstError: string | undefined
   let genFd: number | undefined
-  const t0 = performance.now()
-  let connectSecs = Number.NaN
-  await runJobs<IdleInfo, { closed: number }>({
-    scenario: 'idle',
-    target: ctx.targetName,
-    params: ctx.target.params(),
-    jobs,
-    readyTimeoutMs: 120_000,
-    resultTimeoutMs: 60_000,
-    beforeGo: async (infos) => {
-      connectSecs = (performance.now() - t0) / 1000
-      for (const i of infos) {
-        connected += i.connected
-        failed += i.failed
-        firstError ??= i.firstError
-        genFd = i.fdLimit
-      }
-      await sleep(SETTLE_MS)
-      after = rssKiB(pid)
-    },
-    during: () => Promise.resolve(),
-  })
+  let connectSecs = 0
+  const hold = async (k: number): Promise<void> => {
+    const t0 = performance.now()
+    await runJobs<IdleInfo, { closed: number }>({
+      scenario: 'idle',
+      target: ctx.targetName,
+      params: ctx.target.params(),
+      jobs: halves[k]!,
+      readyTimeoutMs: 120_000,
+      resultTimeoutMs: 60_000,
+      beforeGo: async (infos) => {
+        connectSecs += (performance.now() - t0) / 1000
+        connectedIn[k] = 0
+        for (const i of infos) {
+          connectedIn[k] += i.connected
+          failed += i.failed
+          firstError ??= i.firstError
+          genFd = i.fdLimit
+        }
+        connected += connectedIn[k]
+        await sleep(SETTLE_MS)
+        rssAfter[k] = rssKiB(pid)
+        if (k + 1 < halves.length) await hold(k + 1)
+      },
+      during: () => Promise.resolve(),
+    })
+  }
+  await hold(0)
+  const after = rssAfter[1]
   ctx.log(
-    `  idle: ${connected}/${IDLE_CONNECTIONS} connected in ${connectSecs.toFixed(1)} s, server VmRSS ${before ?? '?'} → ${after ?? '?'} KiB` +
+    `  idle: ${connected}/${IDLE_CONNECTIONS} connected in ${connectSecs.toFixed(1)} s, server VmRSS ${before ?? '?'} → ${rssAfter[0] ?? '?'} → ${after ?? '?'} KiB` +
       ` (server fd limit ${serverFd ?? '?'}, generator fd limit ${genFd ?? '?'})`,
   )
   if (hwmBefore !== undefined && after !== undefined && before !== undefined && hwmBefore > before + (after - before) / 2) {
@@ -126,13 +139,32 @@ export async function runIdle(ctx: ScenarioContext): Promise<ScenarioOutcome> {
       value: Math.round(((after - before) / connected) * 100) / 100,
     })
   }
+  const [mid, second] = [rssAfter[0], connectedIn[1] ?? 0]
+  if (mid !== undefined && after !== undefined && second > 0) {
+    metrics.push({
+      scenario: 'idle',
+      name: `RSS per idle conn, marginal (${IDLE_CONNECTIONS / 2000}k→${IDLE_CONNECTIONS / 1000}k)`,
+      unit: 'KiB',
+      better: 'lower',
+      value: Math.round(((after - mid) / second) * 100) / 100,
+    })
+  }
   metrics.push({ scenario: 'idle', name: 'connections accepted', unit: 'conn', better: 'higher', value: connected })
+  if (connected > 0 && connectSecs > 0)
+    metrics.push({
+      scenario: 'idle',
+      name: 'connects/s',
+      unit: 'conn/s',
+      better: 'higher',
+      value: Math.round(connected / connectSecs),
+    })
   return {
     metrics,
     notes,
     detail: {
       rssBeforeKiB: before,
       hwmBeforeKiB: hwmBefore,
+      rssHalfKiB: mid,
       rssAfterKiB: after,
       connected,
       failed,

@@ -1,6 +1,7 @@
 /**
  * The ceiling: a bare relay (relay-server.ts) driven by the same load generator. Not a peer: the harness shows
- * the other targets' throughput as a fraction of it. Only the direct-style scenarios; "accepted" = the relay's
+ * the other targets' throughput as a fraction of it. The direct-style scenarios, and idle (what a bare Node socket
+ * costs beside Switchboard's logged-in connection); "accepted" = the relay's
  * ACK, written as soon as it has forwarded the frame.
  */
 import { fork } from 'node:child_process'
@@ -28,7 +29,7 @@ export const relayTarget: TargetFactory = (params): BenchTarget => {
   return {
     name: 'relay',
     semantics: 'bare Node relay of length-prefixed frames (the ceiling): ack = relay forwarded it; nothing stored',
-    scenarios: ['direct', 'deep', 'pair2k', 'latency'],
+    scenarios: ['direct', 'deep', 'pair2k', 'latency', 'idle'],
     params: () => params,
     serverPid: () => child?.pid,
     start: () =>
