@@ -65,6 +65,15 @@ export interface SendResult {
 /** Answers a text a session sent to SERVER (the text commands live outside the core, in src/services/). */
 export type ServerRequestHandler = (s: Session, text: string) => Promise<string>
 
+/** A send resolved and submitted: its copies (Messages with seq 0 until committed) and the commit to wait for. */
+interface PreparedSend {
+  recipients: UserInfo[]
+  topic: string | undefined
+  copies: Message[]
+  commit: Promise<StoreResult> | undefined
+  sentCopy: Message | undefined
+}
+
 export class Delivery {
   private readonly ackTimers: AckTimers
 
@@ -133,17 +142,13 @@ export class Delivery {
     }
 
     // Resolving and submitting is serialised per session, so one sender's messages enter the queues in the
-    // order they were sent; waiting for the commit is not, so a pipelining sender fills a batch.
-    const prepared = s.sendChain.then(() => this.prepareSend(s, req, to, kind, msgId, flags, now))
-    s.sendChain = prepared.then(
-      () => undefined,
-      () => undefined,
-    )
-    const { recipients, topic, copies, commit, sentCopy } = await prepared.catch((err: unknown) => {
-      // Nothing was submitted (prepareSend submits last): a failure while the server stops is the stop.
-      if (this.core.closing && (!isBrokerError(err) || err.code === 'SB_ERR_INTERNAL')) refuseIfClosing(this.core)
-      throw err
-    })
+    // order they were sent; waiting for the commit is not, so a pipelining sender fills a batch. A direct message
+    // whose lookups are all cached, from a session with no send still resolving, is submitted at once.
+    const cached = s.preparing === 0 && to.kind !== 'topic' ? this.directory.cachedRecipient(to, s.user.id) : undefined
+    const { recipients, topic, copies, commit, sentCopy } =
+      cached !== undefined
+        ? this.submitSend(s, req, [cached], undefined, kind, msgId, flags, now)
+        : await this.prepareInOrder(s, req, to, kind, msgId, flags, now)
     if (commit === undefined) return { msgId, status: 'stored', seq: 0, recipients: 0 }
     const result = await commit
     if (result.type !== 'send') throw new BrokerError('SB_ERR_INTERNAL', 'store answered the wrong operation')
@@ -165,7 +170,9 @@ export class Delivery {
         status = 'scheduled'
         continue
       }
-      const msg: Message = { ...copies[i]!, seq }
+      // The copy becomes the message (the store made its own of it).
+      const msg = copies[i]!
+      msg.seq = seq
       // Committed: the answer is ACCEPTED whatever follows, even if the server is stopping (the bus may be gone).
       const online = await this.committed(msg).catch((err: unknown) => {
         if (!this.core.closing) throw err
@@ -179,10 +186,36 @@ export class Delivery {
     // The sender's other devices (here, or woken on their nodes) get the sent copy; the sending device has it.
     if (sentCopy !== undefined && delivered > 0) {
       const seq = result.seqs[recipients.length]!
-      if (seq > 0) void this.committed({ ...sentCopy, seq }).catch(() => undefined)
+      if (seq > 0) {
+        sentCopy.seq = seq
+        void this.committed(sentCopy).catch(() => undefined)
+      }
     }
     // A scheduled copy has no seq until it is released (the store answers -1): report 0, as for the room.
     return { msgId, status, seq: topic === undefined ? Math.max(0, result.seqs[0]!) : 0, recipients: delivered }
+  }
+
+  /** prepareSend after the session's earlier sends have been submitted. */
+  private async prepareInOrder(
+    s: Session,
+    req: SendRequest,
+    to: Address,
+    kind: 'text' | 'file',
+    msgId: number,
+    flags: number,
+    now: number,
+  ): Promise<PreparedSend> {
+    s.preparing++
+    const prepared = s.sendChain.then(() => this.prepareSend(s, req, to, kind, msgId, flags, now))
+    const settled = (): void => {
+      s.preparing--
+    }
+    s.sendChain = prepared.then(settled, settled)
+    return prepared.catch((err: unknown) => {
+      // Nothing was submitted (prepareSend submits last): a failure while the server stops is the stop.
+      if (this.core.closing && (!isBrokerError(err) || err.code === 'SB_ERR_INTERNAL')) refuseIfClosing(this.core)
+      throw err
+    })
   }
 
   private async prepareSend(
@@ -193,13 +226,7 @@ export class Delivery {
     msgId: number,
     flags: number,
     now: number,
-  ): Promise<{
-    recipients: UserInfo[]
-    topic: string | undefined
-    copies: NewCopy[]
-    commit: Promise<StoreResult> | undefined
-    sentCopy: NewCopy | undefined
-  }> {
+  ): Promise<PreparedSend> {
     const { directory } = this
     let recipients: UserInfo[]
     let topic: string | undefined
@@ -219,30 +246,55 @@ export class Delivery {
         throw new BrokerError('SB_ERR_UNKNOWN_RECIPIENT', `no such user: ${describe(to)}`)
       recipients = [u]
     }
+    return this.submitSend(s, req, recipients, topic, kind, msgId, flags, now)
+  }
 
-    const base = {
-      kind,
+  /**
+   * A copy for each recipient and the sender's own, submitted to the group commit. Each copy is a whole message (seq 0
+   * until the commit gives it one), every field present, so that all have one shape.
+   */
+  private submitSend(
+    s: Session,
+    req: SendRequest,
+    recipients: UserInfo[],
+    topic: string | undefined,
+    kind: 'text' | 'file',
+    msgId: number,
+    flags: number,
+    now: number,
+  ): PreparedSend {
+    const expiresAt = req.ttlMs !== undefined && req.ttlMs > 0 ? now + req.ttlMs : undefined
+    const notBefore = req.notBefore !== undefined && req.notBefore > now ? req.notBefore : undefined
+    const copy = (
+      to: number,
+      copyFlags: number,
+      held: number | undefined,
+      peer: number | undefined,
+      device: number | undefined,
+    ): Message => ({
+      seq: 0,
+      msgId,
       from: s.user.id,
       fromName: s.user.name,
-      msgId,
-      ts: now,
-      body: req.body,
-      flags,
+      to,
       topic,
-      expiresAt: req.ttlMs !== undefined && req.ttlMs > 0 ? now + req.ttlMs : undefined,
-      notBefore: req.notBefore !== undefined && req.notBefore > now ? req.notBefore : undefined,
+      kind,
+      flags: copyFlags,
+      ts: now,
+      expiresAt,
+      notBefore: held,
       fileId: req.fileId,
-    }
-    const copies: NewCopy[] = recipients.map((r) => {
-      const c: NewCopy = { ...base, to: r.id }
-      if (topic === undefined) c.peer = s.user.id
-      return c
+      body: req.body,
+      peer,
+      device,
     })
+    const copies: Message[] = []
+    for (const r of recipients) copies.push(copy(r.id, flags, notBefore, topic === undefined ? s.user.id : undefined, undefined))
     if (copies.length === 0) return { recipients, topic, copies, commit: undefined, sentCopy: undefined }
     // The sender's own copy, last: its other devices see what it sent, and its history holds both sides. Never
     // held (it is what was sent, now), never refused by the limits (the store's rule for Flag.SENT).
-    const sentCopy: NewCopy = { ...base, to: s.user.id, flags: flags | Flag.SENT, notBefore: undefined, device: s.device }
-    if (topic === undefined) sentCopy.peer = recipients[0]!.id
+    const peer = topic === undefined ? recipients[0]!.id : undefined
+    const sentCopy = copy(s.user.id, flags | Flag.SENT, undefined, peer, s.device)
     copies.push(sentCopy)
     // close() drains what was submitted before it began; nothing may be submitted after (SB_ERR_SHUTTING_DOWN).
     refuseIfClosing(this.core)

@@ -60,6 +60,26 @@ export class Directory {
     return this.cacheUser(rec, now)
   }
 
+  /**
+   * What resolveUser and isBlocked would answer for a direct message from `sender`, when both answers are in the
+   * caches: the recipient, not blocking the sender. Undefined whenever a lookup would be needed (or the answer is no):
+   * the caller then takes the asynchronous path, which gives the error.
+   */
+  cachedRecipient(to: Address, sender: number): UserInfo | undefined {
+    const now = this.core.now()
+    let id: number | undefined
+    let name: string | undefined
+    if (to.kind === 'user') id = to.id === SERVER_ID || to.id === ALL_ID ? undefined : to.id
+    else if (to.kind === 'name') id = this.nameCache.get((name = to.name.normalize('NFC')))
+    if (id === undefined) return undefined
+    const user = this.userCache.get(id)
+    if (user === undefined || now - user.at >= this.cacheTtlMs) return undefined
+    if (name !== undefined && user.info.name !== name) return undefined
+    const blocks = this.blockCache.get(id)
+    if (blocks === undefined || now - blocks.at >= this.cacheTtlMs || blocks.set.has(sender)) return undefined
+    return user.info
+  }
+
   private cacheUser(rec: UserRecord, now: number): UserInfo {
     const old = this.userCache.get(rec.id)
     if (old !== undefined && old.info.name !== rec.name) this.nameCache.delete(old.info.name)

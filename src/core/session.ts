@@ -124,8 +124,10 @@ export class Session {
 
   tokens: number
   tokensAt: number
-  /** Serialises the resolve-and-submit half of send() (see Broker.send). */
+  /** Serialises the resolve-and-submit half of send() (see Delivery.send). */
   sendChain: Promise<void> = SETTLED
+  /** Sends in sendChain not yet submitted: while there are none, a send whose lookups are cached submits at once. */
+  preparing = 0
 
   constructor(
     public user: UserInfo,
