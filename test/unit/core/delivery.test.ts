@@ -134,6 +134,31 @@ test('held: notBefore answers "scheduled", nothing is queued until the reaper re
   assert.deepEqual([msg.body.toString(), msg.seq], ['later', 2], 'released with the next seq')
 })
 
+test("a send that must look its recipients up keeps its place before the session's later, cached ones", async (t) => {
+  const { broker } = await startBroker(t)
+  const alice = await registerUser(broker, 'alice')
+  const bob = await registerUser(broker, 'bob', 'poll')
+  const carol = await registerUser(broker, 'carol', 'poll')
+  await broker.subscribe(carol.session, 'news')
+  await broker.send(alice.session, { to: to('bob'), body: text('warm') }) // bob and his blocks are cached now
+  // A topic send reads its subscribers from the store; the direct sends after it are cached, and still wait for it.
+  const sent = await Promise.all([
+    broker.send(alice.session, { to: { kind: 'topic', topic: 'news' }, body: text('t1') }),
+    broker.send(alice.session, { to: to('bob'), body: text('d1') }),
+    broker.send(alice.session, { to: to('bob'), body: text('d2') }),
+  ])
+  assert.deepEqual(
+    sent.map((r) => r.recipients),
+    [1, 1, 1],
+  )
+  const { messages } = await broker.history(alice.session, { limit: 10 })
+  assert.deepEqual(
+    messages.map((m) => m.body.toString()).reverse(),
+    ['warm', 't1', 'd1', 'd2'],
+    "the sender's own copies, in the order it sent them",
+  )
+})
+
 test('pipelined sends from one session enter the queue in order with gap-free seqs', async (t) => {
   const { broker } = await startBroker(t)
   const alice = await registerUser(broker, 'alice')
