@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=32
+// (A young generation of 2 × 32 MiB: the server's garbage collection under load is about half of V8's default 16
+// MiB's, docs/BENCHMARKS.md Run L. `npm start` passes the same; `node bin/switchboard.js serve` runs without it.)
 // Entry point of the `switchboard` command. It runs the compiled output (dist/, built by `npm run build`,
 // by `npm start`'s prestart when missing or stale, and shipped in the package). In a clone whose dist/ is
 // missing or older than src/ (a developer between builds, the tests), it runs the TypeScript sources

@@ -49,7 +49,9 @@ export function spawnServer(args: readonly string[], opts: SpawnOptions = {}): P
   return new Promise((resolve, reject) => {
     // SWITCHBOARD_NODE_ARGS adds options for node (e.g. `--cpu-prof --cpu-prof-dir=prof` to profile a bench's server).
     const extra = process.env.SWITCHBOARD_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? []
-    const argv = [process.execPath, ...extra, ...(opts.nodeArgs ?? []), 'bin/switchboard.js', 'serve', ...args]
+    // The young generation npm start and the switchboard command give the server (bin/switchboard.js), unless told.
+    const semi = extra.some((a) => a.startsWith('--max-semi-space-size')) ? [] : ['--max-semi-space-size=32']
+    const argv = [process.execPath, ...semi, ...extra, ...(opts.nodeArgs ?? []), 'bin/switchboard.js', 'serve', ...args]
     const [cmd, ...rest] = [...(opts.wrapper ?? []), ...argv]
     const child = spawn(cmd!, rest, {
       cwd: ROOT,

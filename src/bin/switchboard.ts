@@ -84,9 +84,32 @@ serve.action(async (flags: Record<string, unknown>) => {
   }
   for (const l of server.listeners) process.stdout.write(`${l.name.padEnd(12)} listening on ${l.address}\n`)
   process.stdout.write(`data         ${config.store === 'sqlite' ? config['data-dir'] : config.store}\n`)
-  log.info({ listeners: server.listeners.map((l) => ({ name: l.name, address: l.address })) }, 'switchboard started')
+  const semiSpaceMiB = semiSpaceFlag()
+  log.info(
+    { listeners: server.listeners.map((l) => ({ name: l.name, address: l.address })), semiSpaceMiB: semiSpaceMiB ?? 'default' },
+    'switchboard started',
+  )
+  if (semiSpaceMiB === undefined)
+    log.warn(
+      {},
+      `node runs with its default young generation: start the server with node --max-semi-space-size=${SEMI_SPACE_MIB} (as npm start and the switchboard command do) for about half the garbage collection under load`,
+    )
   if (requested !== undefined) stop(requested)
 })
+
+/** The young generation's semi-space the server is meant to run with (bin/switchboard.js, npm start; docs/ARCHITECTURE.md). */
+const SEMI_SPACE_MIB = 32
+
+/** --max-semi-space-size as given to this node (its options, or NODE_OPTIONS), in MiB; undefined: V8's default. */
+function semiSpaceFlag(): number | undefined {
+  const args = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)]
+  let found: number | undefined
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--max[-_]semi[-_]space[-_]size(?:=(\d+))?$/.exec(args[i]!)
+    if (m !== null) found = Number(m[1] ?? args[i + 1])
+  }
+  return found !== undefined && Number.isFinite(found) ? found : undefined
+}
 
 registerClientCommands(program)
 

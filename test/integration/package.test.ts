@@ -175,6 +175,8 @@ test(
     )
     t.after(() => server.kill('SIGKILL'))
     let stdout = ''
+    let logs = ''
+    server.stderr.on('data', (d: Buffer) => (logs += d.toString()))
     const httpPort = await new Promise<number>((resolve, reject) => {
       server.stdout.on('data', (d: Buffer) => {
         stdout += d.toString()
@@ -189,6 +191,13 @@ test(
     const exited = new Promise<number | null>((resolve) => server.once('exit', resolve))
     server.kill('SIGTERM')
     assert.equal(await exited, 0)
+    // The command's own node options (its first line): the young generation the server is meant to run with.
+    const started = logs
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg?: string; semiSpaceMiB?: unknown })
+      .find((l) => l.msg === 'switchboard started')
+    assert.equal(started?.semiSpaceMiB, 32, `the started line in\n${logs}`)
 
     // Cluster mode without its optional packages: a clear error, not "Cannot find package".
     rmSync(join(app, 'node_modules', 'pg'), { recursive: true, force: true })
