@@ -34,27 +34,23 @@ export class Directory {
 
   async resolveUser(to: Address): Promise<UserInfo | undefined> {
     const now = this.core.now()
-    let id: number | undefined
-    if (to.kind === 'user') {
-      if (to.id === SERVER_ID || to.id === ALL_ID) return undefined
-      id = to.id
-    } else if (to.kind === 'name') {
+    if (to.kind === 'name') {
       const name = to.name.normalize('NFC')
-      const cached = this.nameCache.get(name)
-      const hit = cached === undefined ? undefined : this.userCache.get(cached)
-      if (hit !== undefined && hit.info.name === name && now - hit.at < this.cacheTtlMs) return hit.info
+      const hit = this.cachedByName(name, now)
+      if (hit !== undefined) return hit
       const rec = await this.core.store.userByName(name)
       if (rec === undefined) {
         this.nameCache.delete(name)
         return undefined
       }
       return this.cacheUser(rec, now)
-    } else return undefined
-    const hit = this.userCache.get(id)
-    if (hit !== undefined && now - hit.at < this.cacheTtlMs) return hit.info
-    const rec = await this.core.store.userById(id)
+    }
+    if (to.kind !== 'user' || to.id === SERVER_ID || to.id === ALL_ID) return undefined
+    const hit = this.cachedById(to.id, now)
+    if (hit !== undefined) return hit
+    const rec = await this.core.store.userById(to.id)
     if (rec === undefined) {
-      this.forgetUser(id)
+      this.forgetUser(to.id)
       return undefined
     }
     return this.cacheUser(rec, now)
@@ -67,17 +63,23 @@ export class Directory {
    */
   cachedRecipient(to: Address, sender: number): UserInfo | undefined {
     const now = this.core.now()
-    let id: number | undefined
-    let name: string | undefined
-    if (to.kind === 'user') id = to.id === SERVER_ID || to.id === ALL_ID ? undefined : to.id
-    else if (to.kind === 'name') id = this.nameCache.get((name = to.name.normalize('NFC')))
-    if (id === undefined) return undefined
-    const user = this.userCache.get(id)
-    if (user === undefined || now - user.at >= this.cacheTtlMs) return undefined
-    if (name !== undefined && user.info.name !== name) return undefined
-    const blocks = this.blockCache.get(id)
-    if (blocks === undefined || now - blocks.at >= this.cacheTtlMs || blocks.set.has(sender)) return undefined
-    return user.info
+    let user: UserInfo | undefined
+    if (to.kind === 'name') user = this.cachedByName(to.name.normalize('NFC'), now)
+    else if (to.kind === 'user' && to.id !== SERVER_ID && to.id !== ALL_ID) user = this.cachedById(to.id, now)
+    if (user === undefined) return undefined
+    const blocks = this.cachedBlocks(user.id, now)
+    return blocks === undefined || blocks.has(sender) ? undefined : user
+  }
+
+  private cachedById(id: number, now: number): UserInfo | undefined {
+    const hit = this.userCache.get(id)
+    return hit !== undefined && now - hit.at < this.cacheTtlMs ? hit.info : undefined
+  }
+
+  private cachedByName(name: string, now: number): UserInfo | undefined {
+    const id = this.nameCache.get(name)
+    const hit = id === undefined ? undefined : this.cachedById(id, now)
+    return hit?.name === name ? hit : undefined
   }
 
   private cacheUser(rec: UserRecord, now: number): UserInfo {
@@ -108,12 +110,18 @@ export class Directory {
   /** Is `sender` blocked by `recipient`? */
   async isBlocked(recipient: number, sender: number): Promise<boolean> {
     const now = this.core.now()
-    let hit = this.blockCache.get(recipient)
-    if (hit === undefined || now - hit.at >= this.cacheTtlMs) {
-      hit = { set: new Set(await this.core.store.blocked(recipient)), at: now }
-      this.blockCache.set(recipient, hit)
+    let set = this.cachedBlocks(recipient, now)
+    if (set === undefined) {
+      set = new Set(await this.core.store.blocked(recipient))
+      this.blockCache.set(recipient, { set, at: now })
     }
-    return hit.set.has(sender)
+    return set.has(sender)
+  }
+
+  /** Whom `recipient` blocks, if the cache still knows. */
+  private cachedBlocks(recipient: number, now: number): Set<number> | undefined {
+    const hit = this.blockCache.get(recipient)
+    return hit !== undefined && now - hit.at < this.cacheTtlMs ? hit.set : undefined
   }
 
   async block(s: Session, who: Address): Promise<UserInfo> {
