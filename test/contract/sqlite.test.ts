@@ -154,6 +154,49 @@ describe('SqliteStore: deleting a user with a long log', () => {
   })
 })
 
+describe('SqliteStore: retention', () => {
+  it('a walk of many kept rows gives the event loop turns between its slices, and removes what is old', async (t) => {
+    const path = join(dir, 'retain-slices.db')
+    const s1 = await open(path)
+    const users = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => s1.createUser(`r${i}`, { tokenHash: null, label: 'test' }, 1)),
+    )
+    await s1.close()
+    // 40 users × 5,000 handled rows, written straight into the file: seqs 1–100 old (ts 1), the rest newer (ts 1000).
+    const db = new Database(path)
+    const insert = db.prepare(
+      `INSERT INTO log (user, seq, sender, sender_name, msg_id, kind, ts, flags, body) VALUES (?, ?, 1, 'x', ?, 0, ?, 0, ?)`,
+    )
+    const handled = db.prepare(`UPDATE users SET next_seq = 5001, handled_floor = 5000 WHERE id = ?`)
+    db.transaction(() => {
+      for (const { user } of users) {
+        for (let seq = 1; seq <= 5000; seq++) insert.run(user.id, seq, seq, seq <= 100 ? 1 : 1000, Buffer.from('x'))
+        handled.run(user.id)
+      }
+    })()
+    db.close()
+    const store = await open(path)
+    t.after(() => store.close())
+
+    let ticks = 0
+    const timer = setInterval(() => ticks++, 1)
+    t.after(() => clearInterval(timer))
+    // Everything within `keep` and nothing older than `before`: the walk reads all 200,000 rows and removes none.
+    const none = await store.retain({ before: 1, keep: 1_000_000 }, 1_000_000)
+    const turns = ticks
+    assert.equal(none, 0)
+    assert.ok(turns > 0, 'timers ran while retain() walked the log (it held the event loop throughout before)')
+
+    const old = await store.retain({ before: 500, keep: 1_000_000 }, 1_000_000)
+    assert.equal(old, 40 * 100, 'the first 100 of each user, across the slices')
+    assert.equal(countRows(path, 'log'), 40 * 4900)
+    assert.deepEqual(
+      (await store.readLog(users[39]!.user.id, 0, 1, 2000)).map((m) => m.seq),
+      [101],
+    )
+  })
+})
+
 describe('SqliteStore: the log tail (commits append; rows move into the log in bulk)', () => {
   const count = (path: string, table: 'log' | 'log_tail'): number => countRows(path, table)
   const sends = (to: number, n: number, opts: Parameters<typeof copy>[1] = {}) =>

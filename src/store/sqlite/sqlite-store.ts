@@ -86,6 +86,8 @@ const RECENT_MAX = 100_000
 const RECENT_MAX_BYTES = 32 * 1024 * 1024
 /** Users retain() looks at per statement. */
 const RETAIN_PAGE = 500
+/** retain() walks the log in transactions of about this long, a turn of the event loop each. */
+const RETAIN_SLICE_MS = 5
 
 /** A stored message's columns, in log and log_tail alike (log adds `read` and its key). */
 const LOG_COLUMNS = `
@@ -1078,46 +1080,65 @@ export class SqliteStore implements Store {
 
   async retain(policy: RetentionPolicy, limit: number): Promise<number> {
     // Per user, what is handled (the floor and the ranges above it) and below the newest `keep` seqs goes; within
-    // the newest `keep`, what is handled and older than `before`. Both are range deletes on the primary key, so a
-    // user with nothing to remove costs an index probe or two. A call cut short by `limit` resumes at its user.
-    this.settleTail()
-    return this.db.transaction(() => {
-      let n = 0
-      const start = this.retainFrom
-      // Users after where the last call stopped, then those up to it.
-      const passes: [number, number][] =
-        start === 0
-          ? [[0, Number.MAX_SAFE_INTEGER]]
-          : [
-              [start, Number.MAX_SAFE_INTEGER],
-              [0, start],
-            ]
-      for (const [after, upTo] of passes) {
-        let from = after
-        for (;;) {
-          const users = this.stmts.retainUsers.all(from, upTo) as RetainRow[]
-          if (users.length === 0) break
-          for (const u of users) {
-            const keepFrom = u.next_seq - policy.keep
-            const ranges: [number, number][] = [[1, u.handled_floor], ...decodeAbove(u.handled_above)]
-            for (const [lo, hi] of ranges) {
-              const lowHi = Math.min(hi, keepFrom - 1)
-              if (lo <= lowHi) n += this.stmts.retainRange.run(u.id, u.id, lo, lowHi, limit - n).changes
-              const keptLo = Math.max(lo, keepFrom)
-              if (keptLo <= hi && n < limit)
-                n += this.stmts.retainRangeBefore.run(u.id, u.id, keptLo, hi, policy.before, limit - n).changes
-              if (n >= limit) {
-                this.retainFrom = u.id - 1
-                return n
-              }
+    // the newest `keep`, what is handled and older than `before`. Both are range deletes on the primary key, the
+    // second a walk of the user's kept handled rows (ts is not ordered by seq: a held message keeps its own). A
+    // call cut short by `limit` resumes at its user. The walk is in slices of RETAIN_SLICE_MS, each a transaction
+    // of its own with a turn of the event loop between: at ~1M rows a second, a log of a few million kept rows
+    // held the loop for seconds (the 60 s soak of Run L: 390 ms with nothing to remove).
+    const start = this.retainFrom
+    // Users after where the last call stopped, then those up to it.
+    const passes: [number, number][] =
+      start === 0
+        ? [[0, Number.MAX_SAFE_INTEGER]]
+        : [
+            [start, Number.MAX_SAFE_INTEGER],
+            [0, start],
+          ]
+    const at = { pass: 0, from: passes[0]![0], removed: 0 }
+    for (;;) {
+      if (this.db?.open !== true) return at.removed
+      this.settleTail()
+      const state = this.db.transaction(() => this.retainSlice(policy, limit, passes, at))()
+      if (state !== 'slice') return at.removed
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    }
+  }
+
+  /** One slice of retain(): users from `at`, until done, the limit, or RETAIN_SLICE_MS (then `at` is where to go on). */
+  private retainSlice(
+    policy: RetentionPolicy,
+    limit: number,
+    passes: [number, number][],
+    at: { pass: number; from: number; removed: number },
+  ): 'done' | 'limit' | 'slice' {
+    const t0 = performance.now()
+    for (; at.pass < passes.length; at.pass++, at.from = passes[at.pass]?.[0] ?? 0) {
+      const upTo = passes[at.pass]![1]
+      for (;;) {
+        const users = this.stmts.retainUsers.all(at.from, upTo) as RetainRow[]
+        if (users.length === 0) break
+        for (const u of users) {
+          const keepFrom = u.next_seq - policy.keep
+          const ranges: [number, number][] = [[1, u.handled_floor], ...decodeAbove(u.handled_above)]
+          for (const [lo, hi] of ranges) {
+            const left = (): number => limit - at.removed
+            const lowHi = Math.min(hi, keepFrom - 1)
+            if (lo <= lowHi) at.removed += this.stmts.retainRange.run(u.id, u.id, lo, lowHi, left()).changes
+            const keptLo = Math.max(lo, keepFrom)
+            if (keptLo <= hi && left() > 0)
+              at.removed += this.stmts.retainRangeBefore.run(u.id, u.id, keptLo, hi, policy.before, left()).changes
+            if (left() <= 0) {
+              this.retainFrom = u.id - 1
+              return 'limit'
             }
-            from = u.id
           }
+          at.from = u.id
+          if (performance.now() - t0 > RETAIN_SLICE_MS) return 'slice'
         }
       }
-      this.retainFrom = 0
-      return n
-    })()
+    }
+    this.retainFrom = 0
+    return 'done'
   }
 
   async releaseDue(now: number, limit: number): Promise<StoredMessage[]> {
