@@ -91,7 +91,7 @@ describe('SqliteStore: the stored kind is the schema code', () => {
 })
 
 /** Rows of `table` in the file at `path` (read by a connection of its own), those of `user` if given. */
-function countRows(path: string, table: 'log' | 'log_tail', user?: number): number {
+function countRows(path: string, table: 'log' | 'log_tail' | 'dedupe', user?: number): number {
   const db = new Database(path, { readonly: true })
   try {
     const where = user === undefined ? '' : ` WHERE user = ${user}`
@@ -194,6 +194,31 @@ describe('SqliteStore: retention', () => {
       (await store.readLog(users[39]!.user.id, 0, 1, 2000)).map((m) => m.seq),
       [101],
     )
+  })
+})
+
+describe('SqliteStore: pruning dedupe keys', () => {
+  it('an hour of keys goes in chunks with turns of the event loop between; newer keys stay', async (t) => {
+    const path = join(dir, 'prune-chunks.db')
+    const s1 = await open(path)
+    await s1.close()
+    const db = new Database(path)
+    const insert = db.prepare(`INSERT INTO dedupe (sender, msg_id, at) VALUES (?, ?, ?)`)
+    db.transaction(() => {
+      for (let i = 1; i <= 30_000; i++) insert.run(1 + (i % 7), i, i <= 25_000 ? 100 : 900)
+    })()
+    db.close()
+    const store = await open(path)
+    t.after(() => store.close())
+    let turns = 0
+    const turn = setImmediate(function count() {
+      turns++
+      if (turns < 1000) setImmediate(count)
+    })
+    t.after(() => clearImmediate(turn))
+    assert.equal(await store.pruneDedupe(500), 25_000)
+    assert.ok(turns > 1, `the event loop turned while the keys went (${turns}; one DELETE held it before)`)
+    assert.equal(countRows(path, 'dedupe'), 5_000, 'the newer keys stay')
   })
 })
 

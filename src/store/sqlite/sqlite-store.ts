@@ -86,6 +86,8 @@ const RECENT_MAX = 100_000
 const RECENT_MAX_BYTES = 32 * 1024 * 1024
 /** Users retain() looks at per statement. */
 const RETAIN_PAGE = 500
+/** Dedupe keys pruneDedupe() removes per statement (a few ms), a turn of the event loop between. */
+const PRUNE_CHUNK = 5000
 /** retain() walks the log in transactions of about this long, a turn of the event loop each. */
 const RETAIN_SLICE_MS = 5
 
@@ -493,7 +495,9 @@ export class SqliteStore implements Store {
       retainRangeBefore: db.prepare(
         `DELETE FROM log WHERE user = ? AND seq IN (SELECT seq FROM log WHERE user = ? AND seq BETWEEN ? AND ? AND ts < ? LIMIT ?)`,
       ),
-      pruneDedupe: db.prepare(`DELETE FROM dedupe WHERE at < ?`),
+      pruneDedupe: db.prepare(
+        `DELETE FROM dedupe WHERE (sender, msg_id) IN (SELECT sender, msg_id FROM dedupe WHERE at < ? ORDER BY at LIMIT ?)`,
+      ),
       subscribe: db.prepare(`INSERT OR IGNORE INTO subs (topic, user) VALUES (?, ?)`),
       unsubscribe: db.prepare(`DELETE FROM subs WHERE topic = ? AND user = ?`),
       subscribers: db.prepare(`SELECT user FROM subs WHERE topic = ? ORDER BY user`),
@@ -1166,7 +1170,16 @@ export class SqliteStore implements Store {
   }
 
   async pruneDedupe(before: number): Promise<number> {
-    return this.stmts.pruneDedupe.run(before).changes
+    // An hour's keys at a time (the reaper's interval): at 10k messages a second, 36M rows. One DELETE held the event
+    // loop for as long; chunks of PRUNE_CHUNK oldest keys, a turn of the loop between, do not.
+    let n = 0
+    for (;;) {
+      if (this.db?.open !== true) return n
+      const removed = this.stmts.pruneDedupe.run(before, PRUNE_CHUNK).changes
+      n += removed
+      if (removed < PRUNE_CHUNK) return n
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    }
   }
 
   // ---------------------------------------------------------------- topics
