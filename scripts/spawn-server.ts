@@ -5,6 +5,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { SEMI_SPACE_OPTION } from '../src/cli/young-generation.js'
 
 // SWITCHBOARD_SERVER_ROOT runs another checkout's server (the bench compares commits with one harness).
 const ROOT = process.env.SWITCHBOARD_SERVER_ROOT ?? fileURLToPath(new URL('..', import.meta.url))
@@ -49,8 +50,8 @@ export function spawnServer(args: readonly string[], opts: SpawnOptions = {}): P
   return new Promise((resolve, reject) => {
     // SWITCHBOARD_NODE_ARGS adds options for node (e.g. `--cpu-prof --cpu-prof-dir=prof` to profile a bench's server).
     const extra = process.env.SWITCHBOARD_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? []
-    // The young generation npm start and the switchboard command give the server (bin/switchboard.js), unless told.
-    const semi = extra.some((a) => a.startsWith('--max-semi-space-size')) ? [] : ['--max-semi-space-size=32']
+    // The young generation npm start and the switchboard command give the server (src/cli/young-generation.ts).
+    const semi = extra.some((a) => a.startsWith('--max-semi-space-size')) ? [] : [SEMI_SPACE_OPTION]
     const argv = [process.execPath, ...semi, ...extra, ...(opts.nodeArgs ?? []), 'bin/switchboard.js', 'serve', ...args]
     const [cmd, ...rest] = [...(opts.wrapper ?? []), ...argv]
     const child = spawn(cmd!, rest, {

@@ -8,6 +8,7 @@ import { startServer, VERSION } from '../server.js'
 import { makeLogger } from '../log.js'
 import { runSteps, ShutdownIncomplete } from '../shutdown.js'
 import { registerClientCommands } from '../cli/commands.js'
+import { SEMI_SPACE_OPTION, semiSpaceFlag } from '../cli/young-generation.js'
 
 const program = new Command()
 program.name('switchboard').description('A message broker and chat server').version(VERSION)
@@ -84,7 +85,7 @@ serve.action(async (flags: Record<string, unknown>) => {
   }
   for (const l of server.listeners) process.stdout.write(`${l.name.padEnd(12)} listening on ${l.address}\n`)
   process.stdout.write(`data         ${config.store === 'sqlite' ? config['data-dir'] : config.store}\n`)
-  const semiSpaceMiB = semiSpaceFlag()
+  const semiSpaceMiB = semiSpaceFlag(process.execArgv, process.env.NODE_OPTIONS)
   log.info(
     { listeners: server.listeners.map((l) => ({ name: l.name, address: l.address })), semiSpaceMiB: semiSpaceMiB ?? 'default' },
     'switchboard started',
@@ -92,24 +93,10 @@ serve.action(async (flags: Record<string, unknown>) => {
   if (semiSpaceMiB === undefined)
     log.warn(
       {},
-      `node runs with its default young generation: start the server with node --max-semi-space-size=${SEMI_SPACE_MIB} (as npm start and the switchboard command do) for about half the garbage collection under load`,
+      `node runs with its default young generation: start the server with node ${SEMI_SPACE_OPTION} (as npm start and the switchboard command do) for about half the garbage collection under load`,
     )
   if (requested !== undefined) stop(requested)
 })
-
-/** The young generation's semi-space the server is meant to run with (bin/switchboard.js, npm start; docs/ARCHITECTURE.md). */
-const SEMI_SPACE_MIB = 32
-
-/** --max-semi-space-size as given to this node (its options, or NODE_OPTIONS), in MiB; undefined: V8's default. */
-function semiSpaceFlag(): number | undefined {
-  const args = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)]
-  let found: number | undefined
-  for (let i = 0; i < args.length; i++) {
-    const m = /^--max[-_]semi[-_]space[-_]size(?:=(\d+))?$/.exec(args[i]!)
-    if (m !== null) found = Number(m[1] ?? args[i + 1])
-  }
-  return found !== undefined && Number.isFinite(found) ? found : undefined
-}
 
 registerClientCommands(program)
 

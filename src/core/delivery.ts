@@ -148,7 +148,7 @@ export class Delivery {
     const { recipients, topic, copies, commit, sentCopy } =
       cached !== undefined
         ? this.submitSend(s, req, [cached], undefined, kind, msgId, flags, now)
-        : await this.prepareInOrder(s, req, to, kind, msgId, flags, now)
+        : await this.inOrder(s, () => this.prepareSend(s, req, to, kind, msgId, flags, now))
     if (commit === undefined) return { msgId, status: 'stored', seq: 0, recipients: 0 }
     const result = await commit
     if (result.type !== 'send') throw new BrokerError('SB_ERR_INTERNAL', 'store answered the wrong operation')
@@ -195,24 +195,16 @@ export class Delivery {
     return { msgId, status, seq: topic === undefined ? Math.max(0, result.seqs[0]!) : 0, recipients: delivered }
   }
 
-  /** prepareSend after the session's earlier sends have been submitted. */
-  private async prepareInOrder(
-    s: Session,
-    req: SendRequest,
-    to: Address,
-    kind: 'text' | 'file',
-    msgId: number,
-    flags: number,
-    now: number,
-  ): Promise<PreparedSend> {
+  /** `prepare` (which submits last) once the session's earlier sends have been submitted. */
+  private inOrder(s: Session, prepare: () => Promise<PreparedSend>): Promise<PreparedSend> {
     s.preparing++
-    const prepared = s.sendChain.then(() => this.prepareSend(s, req, to, kind, msgId, flags, now))
+    const prepared = s.sendChain.then(prepare)
     const settled = (): void => {
       s.preparing--
     }
     s.sendChain = prepared.then(settled, settled)
     return prepared.catch((err: unknown) => {
-      // Nothing was submitted (prepareSend submits last): a failure while the server stops is the stop.
+      // Nothing was submitted: a failure while the server stops is the stop.
       if (this.core.closing && (!isBrokerError(err) || err.code === 'SB_ERR_INTERNAL')) refuseIfClosing(this.core)
       throw err
     })

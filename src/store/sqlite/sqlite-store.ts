@@ -1125,13 +1125,12 @@ export class SqliteStore implements Store {
           const keepFrom = u.next_seq - policy.keep
           const ranges: [number, number][] = [[1, u.handled_floor], ...decodeAbove(u.handled_above)]
           for (const [lo, hi] of ranges) {
-            const left = (): number => limit - at.removed
             const lowHi = Math.min(hi, keepFrom - 1)
-            if (lo <= lowHi) at.removed += this.stmts.retainRange.run(u.id, u.id, lo, lowHi, left()).changes
+            if (lo <= lowHi) at.removed += this.stmts.retainRange.run(u.id, u.id, lo, lowHi, limit - at.removed).changes
             const keptLo = Math.max(lo, keepFrom)
-            if (keptLo <= hi && left() > 0)
-              at.removed += this.stmts.retainRangeBefore.run(u.id, u.id, keptLo, hi, policy.before, left()).changes
-            if (left() <= 0) {
+            if (keptLo <= hi && at.removed < limit)
+              at.removed += this.stmts.retainRangeBefore.run(u.id, u.id, keptLo, hi, policy.before, limit - at.removed).changes
+            if (at.removed >= limit) {
               this.retainFrom = u.id - 1
               return 'limit'
             }
