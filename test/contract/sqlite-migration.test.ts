@@ -16,6 +16,7 @@ import { StoreError } from '../../src/store/errors.js'
 import Database from '../../src/store/sqlite/driver.js'
 import { SqliteFileMeta } from '../../src/store/sqlite/sqlite-file-meta.js'
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js'
+import { until } from '../helpers/wait.js'
 
 // Release 0.1.0's schema (schema 3), copied from `git show 780df2d:src/store/sqlite/sqlite-store.ts`: the SCHEMA
 // string, and what its open() added (the skeleton index and the meta rows). Frozen: do not edit.
@@ -267,7 +268,7 @@ describe('SqliteStore: migration from schema 3 (release 0.1.0)', () => {
       [[alice, 8, bob, 'later']],
     )
 
-    // Once migrated, a restart opens the current schema (5: 4 and the log's tail) as it is.
+    // Once migrated, a restart opens the current schema (6: 4, the log's tail, shared bodies) as it is.
     await store.close()
     store = await open(path)
     assert.deepEqual((await store.deviceByToken(H_ALICE))?.acks, { floor: 4, above: [] })
@@ -276,7 +277,7 @@ describe('SqliteStore: migration from schema 3 (release 0.1.0)', () => {
     await store.close()
     const db = new Database(path, { readonly: true })
     t.after(() => db.close())
-    assert.equal((db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string }).value, '5')
+    assert.equal((db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string }).value, '6')
     assert.equal(db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'queue'`).get(), undefined, 'the queue table is gone')
     const userColumns = (db.prepare(`PRAGMA table_info(users)`).all() as { name: string }[]).map((c) => c.name)
     assert.ok(!userColumns.includes('token_hash'), 'tokens live with the devices only')
@@ -366,5 +367,77 @@ describe('SqliteStore: migration from schema 3 (release 0.1.0)', () => {
     } finally {
       db.close()
     }
+  })
+})
+
+// Schema 5's users, devices and log tables, from `git show 5eab22a:src/store/sqlite/sqlite-store.ts` (the rest of its
+// tables are as today's and made by open()). Frozen: do not edit.
+const LOG_COLUMNS_V5 = `
+  user INTEGER NOT NULL, seq INTEGER NOT NULL, sender INTEGER NOT NULL, sender_name TEXT NOT NULL,
+  msg_id INTEGER NOT NULL, kind INTEGER NOT NULL, ts INTEGER NOT NULL, flags INTEGER NOT NULL, topic TEXT,
+  expires_at INTEGER, not_before INTEGER, file_id TEXT, body BLOB NOT NULL, peer INTEGER, device INTEGER`
+const SCHEMA_V5 = `
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE users (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL,
+  next_seq INTEGER NOT NULL DEFAULT 1, last_seen INTEGER, skeleton TEXT, tokenless INTEGER NOT NULL DEFAULT 0,
+  password_hash TEXT, queue_count INTEGER NOT NULL DEFAULT 0, queue_bytes INTEGER NOT NULL DEFAULT 0,
+  handled_floor INTEGER NOT NULL DEFAULT 0, handled_above TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX users_skeleton ON users (skeleton);
+CREATE TABLE devices (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, user INTEGER NOT NULL, label TEXT NOT NULL, token_hash TEXT UNIQUE,
+  created_at INTEGER NOT NULL, last_seen INTEGER, ack_floor INTEGER NOT NULL DEFAULT 0, ack_above TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX devices_user ON devices (user);
+CREATE TABLE log (${LOG_COLUMNS_V5}, read INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (user, seq));
+CREATE INDEX log_peer ON log (user, peer, seq) WHERE peer IS NOT NULL;
+CREATE INDEX log_topic ON log (user, topic, seq) WHERE topic IS NOT NULL;
+CREATE INDEX log_expires ON log (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX log_file ON log (file_id) WHERE file_id IS NOT NULL;
+CREATE TABLE log_tail (${LOG_COLUMNS_V5});
+`
+
+describe('SqliteStore: schema 5 to 6 (bodies shared by a message’s copies)', () => {
+  it('rows with their own bodies read back as before; new large bodies are stored once; deletion takes both kinds', async (t) => {
+    const path = join(dir, `v5-${++n}.db`)
+    const old1 = Buffer.alloc(1000, 1)
+    const old2 = Buffer.alloc(1000, 2)
+    const db = new Database(path)
+    db.exec(SCHEMA_V5)
+    db.exec(`INSERT INTO meta VALUES ('schema', '5'), ('skeleton', '${SKELETON_VERSION}')`)
+    db.prepare(
+      `INSERT INTO users (id, name, created_at, next_seq, skeleton, tokenless, queue_count, queue_bytes) VALUES (1, 'alice', ?, 3, ?, 1, 2, 2000)`,
+    ).run(T0, nameSkeleton('alice'))
+    db.prepare(`INSERT INTO devices (id, user, label, created_at) VALUES (1, 1, 'phone', ?)`).run(T0)
+    const row = `(user, seq, sender, sender_name, msg_id, kind, ts, flags, body) VALUES (1, ?, 0, 'server', ?, ${kindCode('text')}, ?, 0, ?)`
+    // One row moved into the log, one still in the tail (as a stop leaves them).
+    db.prepare(`INSERT INTO log ${row}`).run(1, 1, T0, old1)
+    db.prepare(`INSERT INTO log_tail ${row}`).run(2, 2, T0, old2)
+    db.close()
+
+    const store = await open(path)
+    t.after(() => store.close())
+    const big = Buffer.alloc(1000, 3)
+    const copy = { to: 1, kind: 'text' as const, from: 0, fromName: 'server', ts: T0, flags: 0, body: big }
+    const limits = { maxCount: 100, maxBytes: 1 << 20 }
+    await store.commit([{ type: 'send', copies: [{ ...copy, msgId: 3 }, { ...copy, msgId: 3 }], limits }])
+    assert.deepEqual(
+      (await store.readLog(1, 0, 10, T0)).map((m) => [m.seq, m.body[0], m.body.length]),
+      [
+        [1, 1, 1000],
+        [2, 2, 1000],
+        [3, 3, 1000],
+        [4, 3, 1000],
+      ],
+    )
+    const file = new Database(path, { readonly: true })
+    t.after(() => file.close())
+    const rows = (sql: string) => (file.prepare(sql).get() as { n: number }).n
+    assert.equal((file.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string }).value, '6')
+    assert.equal(rows(`SELECT count(*) AS n FROM bodies WHERE refs = 2 AND length(data) = 1000`), 1, 'one body, two copies')
+    assert.equal(rows(`SELECT count(*) AS n FROM log WHERE body_id IS NULL AND length(body) = 1000`), 2, 'the old rows keep theirs')
+    await store.deleteUser(1)
+    await until('the log and its body removed', () => rows(`SELECT count(*) + (SELECT count(*) FROM bodies) AS n FROM log`) === 0)
   })
 })

@@ -8,7 +8,7 @@ import { after, describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { MESSAGE_KINDS, type MessageKind } from '../../src/schema/message.js'
 import Database from '../../src/store/sqlite/driver.js'
-import { SqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite/sqlite-store.js'
+import { SHARED_BODY_BYTES, SqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite/sqlite-store.js'
 import { silentLogger } from '../../src/core/types.js'
 import { SqliteFileMeta } from '../../src/store/sqlite/sqlite-file-meta.js'
 import type { Store } from '../../src/store/store.js'
@@ -22,8 +22,8 @@ after(() => rmSync(dir, { recursive: true, force: true }))
 let n = 0
 const paths = new WeakMap<Store, string>()
 
-async function open(path: string): Promise<Store> {
-  const store = new SqliteStore({ path })
+async function open(path: string, opts: Omit<SqliteStoreOptions, 'path'> = {}): Promise<Store> {
+  const store = new SqliteStore({ path, ...opts })
   await store.open()
   paths.set(store, path)
   return store
@@ -43,6 +43,23 @@ runStoreContract(
       return open(paths.get(store)!)
     },
     // No `twin`: SqliteStore caches per-user counters and is documented as the only writer of its file.
+  },
+)
+
+// The same contract with every body in `bodies` (by default only those of SHARED_BODY_BYTES or more are).
+runStoreContract(
+  'sqlite, every body shared',
+  () => open(join(dir, `store-${++n}.db`), { sharedBodyBytes: 0 }),
+  async (store) => {
+    await store.close()
+    const path = paths.get(store)
+    if (path !== undefined) for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true })
+  },
+  {
+    reopen: async (store) => {
+      await store.close()
+      return open(paths.get(store)!, { sharedBodyBytes: 0 })
+    },
   },
 )
 
@@ -91,7 +108,7 @@ describe('SqliteStore: the stored kind is the schema code', () => {
 })
 
 /** Rows of `table` in the file at `path` (read by a connection of its own), those of `user` if given. */
-function countRows(path: string, table: 'log' | 'log_tail' | 'dedupe', user?: number): number {
+function countRows(path: string, table: 'log' | 'log_tail' | 'dedupe' | 'bodies', user?: number): number {
   const db = new Database(path, { readonly: true })
   try {
     const where = user === undefined ? '' : ` WHERE user = ${user}`
@@ -151,6 +168,40 @@ describe('SqliteStore: deleting a user with a long log', () => {
     } finally {
       await s2.close()
     }
+  })
+})
+
+describe('SqliteStore: a large body is stored once for all its copies', () => {
+  it('a message to two users and its sent copy write one body row; it goes with the last copy', async (t) => {
+    const path = join(dir, 'bodies.db')
+    const store = await open(path)
+    t.after(() => store.close())
+    const [a, b, s] = await Promise.all(
+      ['a', 'b', 's'].map(async (name, i) => (await store.createUser(name, { tokenHash: null, label: 'test' }, i)).user.id),
+    )
+    const body = Buffer.alloc(SHARED_BODY_BYTES, 7)
+    const small = Buffer.alloc(SHARED_BODY_BYTES - 1, 8)
+    const of = (to: number, flags: number, b: Buffer) => copy(to, { from: s!, msgId: 1, flags, body: b })
+    await store.commit([
+      { type: 'send', copies: [of(a!, 0, body), of(b!, 0, body), of(s!, 8, body)], limits: NO_LIMIT },
+      { type: 'send', copies: [of(a!, 0, small), of(s!, 8, small)], limits: NO_LIMIT },
+    ])
+    assert.equal(countRows(path, 'bodies'), 1, 'one row for the three copies; the shorter body stays inline')
+    for (const [user, bodies] of [
+      [a, [body, small]],
+      [b, [body]],
+      [s, [body, small]],
+    ] as const)
+      assert.deepEqual(
+        (await store.readLog(user!, 0, 10, 1)).map((m) => m.body),
+        bodies,
+      )
+    await store.deleteUser(a!)
+    await store.deleteUser(s!)
+    assert.equal(countRows(path, 'bodies'), 1, "b's copy still refers to it")
+    assert.deepEqual((await store.history(b!, { before: 0, limit: 10 })).map((m) => m.body), [body])
+    await store.deleteUser(b!)
+    assert.equal(countRows(path, 'bodies'), 0, 'gone with the last copy')
   })
 })
 

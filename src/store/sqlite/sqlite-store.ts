@@ -74,8 +74,14 @@ const PURGE_CHUNK = 2000
 /** Log rows removed with the account itself (a deletion is gathered with others: this keeps the batch short). */
 const PURGE_INLINE = 200
 
-/** 5: log_tail (the commit's append-only side of the log). */
-const SCHEMA_VERSION = 5
+/** 5: log_tail (the commit's append-only side of the log); 6: bodies (one row for a large body's copies). */
+const SCHEMA_VERSION = 6
+/**
+ * A body at least this long is stored once per message, in `bodies`, and its copies (the recipients', the sender's
+ * sent copy) refer to it; a shorter one is inline in each copy's row, where it costs less than a row of its own.
+ */
+export const SHARED_BODY_BYTES = 256
+const EMPTY = Buffer.alloc(0)
 /** The tail moves into the log when it holds this many rows (about 10 ms of work), and before any read of it. */
 const SETTLE_ROWS = 2048
 /** The checkpoint thread starts after this many commits (checkpointer.ts): a short-lived store never needs it. */
@@ -107,7 +113,20 @@ const LOG_COLUMNS = `
   file_id TEXT,
   body BLOB NOT NULL,
   peer INTEGER,
-  device INTEGER`
+  device INTEGER,
+  body_id INTEGER`
+
+/**
+ * A body of SHARED_BODY_BYTES or more, written once for all the copies of its message: a log row with a body_id has
+ * an empty body of its own. Each row counts the log rows that refer to it; the last one deleted takes it along.
+ * Rows in log_tail count too (they only ever leave it by moving into log, which keeps the count).
+ */
+const BODIES = `
+CREATE TABLE IF NOT EXISTS bodies (id INTEGER PRIMARY KEY, refs INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS log_body_gone AFTER DELETE ON log WHEN old.body_id IS NOT NULL BEGIN
+  UPDATE bodies SET refs = refs - 1 WHERE id = old.body_id;
+  DELETE FROM bodies WHERE id = old.body_id AND refs <= 0;
+END;`
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -153,6 +172,7 @@ CREATE INDEX IF NOT EXISTS log_file ON log (file_id) WHERE file_id IS NOT NULL;
 -- What commits appended and has not moved into log yet (SqliteStore.settleTail): log's columns, no key, no index.
 CREATE TABLE IF NOT EXISTS log_tail (${LOG_COLUMNS}
 );
+${BODIES}
 CREATE TABLE IF NOT EXISTS held (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   user INTEGER NOT NULL,
@@ -198,6 +218,12 @@ CREATE TABLE IF NOT EXISTS blocks (
 const TAIL_COLUMNS = LOG_COLUMNS.split(',')
   .map((c) => c.trim().split(' ')[0])
   .join(', ')
+
+/** What a read of the log selects: its columns and `read`, the body from `bodies` where the row has none of its own. */
+const LOG_ROW = `${TAIL_COLUMNS.replace(
+  /\bbody\b/,
+  'CASE WHEN log.body_id IS NULL THEN log.body ELSE (SELECT data FROM bodies WHERE bodies.id = log.body_id) END AS body',
+)}, read`
 
 /** The stored kinds history shows (text 0, file 1: src/schema/message.ts). */
 const HISTORY_KINDS = `kind IN (${kindNumber('text')}, ${kindNumber('file')})`
@@ -327,6 +353,8 @@ export interface SqliteStoreOptions {
    * timing. For tests; the defaults are what the server uses.
    */
   checkpoints?: CheckpointTiming & { after?: number }
+  /** Bodies of at least this many bytes are stored once for their copies (default SHARED_BODY_BYTES). For tests. */
+  sharedBodyBytes?: number
 }
 
 /** A row this process stored lately and nobody has handled yet (see SqliteStore.recent). */
@@ -381,6 +409,12 @@ export class SqliteStore implements Store {
       }
       if (db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue'`).get() !== undefined)
         migrateFromQueue(db)
+      // Schema 5 to 6: the log's rows may refer to a shared body (BODIES); the rows already there keep theirs.
+      for (const table of ['log', 'log_tail']) {
+        const columns = db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]
+        if (columns.length > 0 && !columns.some((c) => c.name === 'body_id'))
+          db.exec(`ALTER TABLE ${table} ADD COLUMN body_id INTEGER`)
+      }
       db.exec(SCHEMA)
       // The skeleton column is refilled when the skeleton function changes (core/names.ts SKELETON_VERSION).
       const skeletonVersion = db.prepare(`SELECT value FROM meta WHERE key = 'skeleton'`).get() as { value: string } | undefined
@@ -429,7 +463,7 @@ export class SqliteStore implements Store {
       rename: db.prepare(`UPDATE users SET name = ?, skeleton = ? WHERE id = ?`),
       setPassword: db.prepare(`UPDATE users SET password_hash = ? WHERE id = ?`),
       deleteUser: db.prepare(`DELETE FROM users WHERE id = ?`),
-      unhandledOf: db.prepare(`SELECT * FROM log WHERE user = ? AND seq > ? ORDER BY seq`),
+      unhandledOf: db.prepare(`SELECT ${LOG_ROW} FROM log WHERE user = ? AND seq > ? ORDER BY seq`),
       markPurge: db.prepare(`INSERT OR IGNORE INTO purge (user) VALUES (?)`),
       purging: db.prepare(`SELECT user FROM purge ORDER BY user LIMIT 1`),
       purgeChunk: db.prepare(`DELETE FROM log WHERE rowid IN (SELECT rowid FROM log WHERE user = ? LIMIT ?)`),
@@ -457,22 +491,23 @@ export class SqliteStore implements Store {
       // In key order, so that the rows of one user are written into its leaves together.
       moveTail: db.prepare(`INSERT INTO log (${TAIL_COLUMNS}) SELECT ${TAIL_COLUMNS} FROM log_tail ORDER BY user, seq`),
       clearTail: db.prepare(`DELETE FROM log_tail`),
+      insertBody: db.prepare(`INSERT INTO bodies (refs, data) VALUES (?, ?)`),
       tailRows: db.prepare(`SELECT COUNT(*) AS n FROM log_tail`),
-      row: db.prepare(`SELECT * FROM log WHERE user = ? AND seq = ?`),
+      row: db.prepare(`SELECT ${LOG_ROW} FROM log WHERE user = ? AND seq = ?`),
       markRead: db.prepare(`UPDATE log SET read = 1 WHERE user = ? AND seq = ?`),
       deleteRow: db.prepare(`DELETE FROM log WHERE user = ? AND seq = ?`),
       dedupe: db.prepare(`INSERT OR IGNORE INTO dedupe (sender, msg_id, at) VALUES (?, ?, ?)`),
       undedupe: db.prepare(`DELETE FROM dedupe WHERE sender = ? AND msg_id = ?`),
       readLog: db.prepare(
-        `SELECT * FROM log WHERE user = ? AND seq > ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq LIMIT ?`,
+        `SELECT ${LOG_ROW} FROM log WHERE user = ? AND seq > ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq LIMIT ?`,
       ),
-      history: db.prepare(`SELECT * FROM log WHERE user = ? AND seq < ? AND ${HISTORY_KINDS} ORDER BY seq DESC LIMIT ?`),
+      history: db.prepare(`SELECT ${LOG_ROW} FROM log WHERE user = ? AND seq < ? AND ${HISTORY_KINDS} ORDER BY seq DESC LIMIT ?`),
       historyPeer: db.prepare(
-        `SELECT * FROM log WHERE user = ? AND peer = ? AND seq < ? AND topic IS NULL AND ${HISTORY_KINDS}
+        `SELECT ${LOG_ROW} FROM log WHERE user = ? AND peer = ? AND seq < ? AND topic IS NULL AND ${HISTORY_KINDS}
          ORDER BY seq DESC LIMIT ?`,
       ),
       historyTopic: db.prepare(
-        `SELECT * FROM log WHERE user = ? AND topic = ? AND seq < ? AND ${HISTORY_KINDS} ORDER BY seq DESC LIMIT ?`,
+        `SELECT ${LOG_ROW} FROM log WHERE user = ? AND topic = ? AND seq < ? AND ${HISTORY_KINDS} ORDER BY seq DESC LIMIT ?`,
       ),
       insertHeld: db.prepare(
         `INSERT INTO held (user, not_before, sender, sender_name, msg_id, kind, ts, flags, topic, expires_at, file_id, body, peer, device)
@@ -483,7 +518,7 @@ export class SqliteStore implements Store {
       ),
       deleteHeld: db.prepare(`DELETE FROM held WHERE user = ?`),
       expired: db.prepare(
-        `SELECT * FROM log WHERE expires_at IS NOT NULL AND expires_at <= ? AND user NOT IN (SELECT user FROM purge) LIMIT ?`,
+        `SELECT ${LOG_ROW} FROM log WHERE expires_at IS NOT NULL AND expires_at <= ? AND user NOT IN (SELECT user FROM purge) LIMIT ?`,
       ),
       retainUsers: db.prepare(
         `SELECT id, next_seq, handled_floor, handled_above FROM users WHERE id > ? AND id <= ? ORDER BY id LIMIT ${RETAIN_PAGE}`,
@@ -875,7 +910,7 @@ export class SqliteStore implements Store {
       }
       const plan = planCommit({ ops, counters: before, devices, fresh: (s, m) => fresh.has(`${s}:${m}`), rows, wasRead })
       for (const k of plan.released) this.stmts.undedupe.run(k.sender, k.msgId)
-      for (const m of plan.queued) this.insertLogged(m)
+      this.insertQueued(plan.queued)
       for (const c of plan.held) this.insertHeld(c)
       if (plan.reads.length > 0) this.moveTail()
       for (const r of plan.reads) this.stmts.markRead.run(r.user, r.seq)
@@ -999,7 +1034,26 @@ export class SqliteStore implements Store {
     this.recentBytes -= known.m.body.length
   }
 
-  private insertLogged(m: StoredMessage): void {
+  /**
+   * A batch's new log rows, into the tail. A body of SHARED_BODY_BYTES or more is written once, into `bodies`, for
+   * all the copies that carry it: the copies of one message share its Buffer (a recipient's, the sender's sent copy,
+   * a topic's subscribers'), so a 1 KiB direct message writes 1 KiB and not 2 (and again 2 when the tail moves).
+   */
+  private insertQueued(queued: StoredMessage[]): void {
+    const shared = this.opts.sharedBodyBytes ?? SHARED_BODY_BYTES
+    let refs: Map<Buffer, number> | undefined
+    for (const m of queued)
+      if (m.body.length >= shared) (refs ??= new Map()).set(m.body, (refs.get(m.body) ?? 0) + 1)
+    if (refs === undefined) {
+      for (const m of queued) this.insertLogged(m, null)
+      return
+    }
+    const ids = new Map<Buffer, number | bigint>()
+    for (const [body, n] of refs) ids.set(body, this.stmts.insertBody.run(n, body).lastInsertRowid)
+    for (const m of queued) this.insertLogged(m, ids.get(m.body) ?? null)
+  }
+
+  private insertLogged(m: StoredMessage, bodyId: number | bigint | null): void {
     this.tailRows++
     this.stmts.insertMsg.run(
       m.to,
@@ -1014,9 +1068,10 @@ export class SqliteStore implements Store {
       m.expiresAt ?? null,
       m.notBefore ?? null,
       m.fileId ?? null,
-      m.body,
+      bodyId === null ? m.body : EMPTY,
       m.peer ?? null,
       m.device ?? null,
+      bodyId,
     )
   }
 
@@ -1158,7 +1213,7 @@ export class SqliteStore implements Store {
         rows.map((r) => messageFromRow({ ...r, seq: 0 }, r.user)),
         before,
       )
-      for (const m of plan.queued) this.insertLogged(m)
+      this.insertQueued(plan.queued)
       this.writeCounters(plan.counters)
       return plan
     })
