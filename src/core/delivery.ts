@@ -174,10 +174,12 @@ export class Delivery {
       const msg = copies[i]!
       msg.seq = seq
       // Committed: the answer is ACCEPTED whatever follows, even if the server is stopping (the bus may be gone).
-      const online = await this.committed(msg).catch((err: unknown) => {
+      let online = true
+      try {
+        online = this.committed(msg)
+      } catch (err) {
         if (!this.core.closing) throw err
-        return true
-      })
+      }
       if (online) {
         if (status !== 'scheduled') status = 'queued'
       } else if (flags & Flag.RECEIPT) this.receipts.tell(s.user.id, ReceiptStatus.STORED, about, r, seq, now)
@@ -188,7 +190,11 @@ export class Delivery {
       const seq = result.seqs[recipients.length]!
       if (seq > 0) {
         sentCopy.seq = seq
-        void this.committed(sentCopy).catch(() => undefined)
+        try {
+          this.committed(sentCopy)
+        } catch {
+          // The sender has it and was answered; its other devices read it from the log.
+        }
       }
     }
     // A scheduled copy has no seq until it is released (the store answers -1): report 0, as for the room.
@@ -323,9 +329,11 @@ export class Delivery {
    * A message is durable in `msg.to`'s log: hand it to every session of that user here, and wake the user's
    * sessions on other nodes. Is some device of the user online?
    */
-  async committed(msg: Message): Promise<boolean> {
+  committed(msg: Message): boolean {
     const here = this.sessions.all(msg.to)
-    for (const s of [...here]) this.offer(s, msg)
+    // A copy of the list only when there is more than one: an offer can end a session, which leaves the list.
+    if (here.length === 1) this.offer(here[0]!, msg)
+    else if (here.length > 1) for (const s of [...here]) this.offer(s, msg)
     const { bus } = this.core
     // Always told, in a cluster: the bus remembers whom this node committed for (a login elsewhere is woken).
     const elsewhere = bus.clustered && bus.wake(msg)
@@ -522,8 +530,12 @@ export class Delivery {
    * and its history). The first of the user's devices to acknowledge it tells the sender (200). False when this
    * device had acknowledged it already, or there is no such message.
    */
-  async ack(s: Session, seq: number): Promise<boolean> {
-    guard(this.core, s)
+  ack(s: Session, seq: number): Promise<boolean> {
+    try {
+      guard(this.core, s)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     return this.acknowledge(s, seq)
   }
 

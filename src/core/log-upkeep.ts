@@ -27,7 +27,7 @@ export class LogUpkeep {
     private readonly directory: Directory,
     private readonly receipts: Receipts,
     /** Offers a released message to its recipient's sessions here; false when none took it. */
-    private readonly committed: (m: Message) => Promise<boolean>,
+    private readonly committed: (m: Message) => boolean,
   ) {}
 
   /** A page of the session's user's history, newest first (peer or topic or everything). */
@@ -64,7 +64,7 @@ export class LogUpkeep {
         this.receipts.tell(m.from, ReceiptStatus.EXPIRED, m, { id: m.to, name: u?.name ?? '' }, m.seq, now)
       }
     for (const m of await store.releaseDue(now, 1000))
-      if (!(await this.committed(m)) && m.kind !== 'receipt' && m.flags & Flag.RECEIPT) {
+      if (!this.committed(m) && m.kind !== 'receipt' && m.flags & Flag.RECEIPT) {
         const name = (await this.directory.resolveUser({ kind: 'user', id: m.to }))?.name ?? ''
         this.receipts.tell(m.from, ReceiptStatus.STORED, m, { id: m.to, name }, m.seq, now)
       }

@@ -5,6 +5,7 @@
  */
 import { SERVER_ID, type Message, type Receipt, type ReceiptStatusCode, type UserInfo } from './types.js'
 import type { Core } from './context.js'
+import type { Session } from './session.js'
 import type { SessionRegistry } from './sessions.js'
 import { encodeReceiptBody } from './receipt-body.js'
 
@@ -26,7 +27,7 @@ export class Receipts {
     private readonly core: Core,
     private readonly sessions: SessionRegistry,
     /** Delivery's hand-off of a committed message (a queued receipt) to its recipient's session. */
-    private readonly committed: (msg: Message) => Promise<boolean>,
+    private readonly committed: (msg: Message) => boolean,
   ) {}
 
   /** Tell `to` (the sender) what became of its message. */
@@ -44,7 +45,21 @@ export class Receipts {
   send(to: number, receipt: Receipt): void {
     const counts = this.core.counters.receipts
     counts[receipt.status] = (counts[receipt.status] ?? 0) + 1
+    // The sender online here (the usual case: it is waiting for this) is told at once, with no promise to settle.
+    const here = this.sessions.all(to)
+    if (here.length > 0) {
+      try {
+        this.pushLive(here, receipt)
+      } catch (err) {
+        this.core.log.warn({ err, to }, 'receipt could not be delivered')
+      }
+      return
+    }
     void this.deliver(to, receipt).catch((err) => this.core.log.warn({ err, to }, 'receipt could not be delivered'))
+  }
+
+  private pushLive(here: readonly Session[], receipt: Receipt): void {
+    for (const s of here) this.sessions.emit(s, { type: 'receipt', receipt, seq: 0 })
   }
 
   /**
@@ -55,7 +70,7 @@ export class Receipts {
     // Every session of the user: the device (or the send-only one-shot) that sent it may not be the oldest one.
     const here = this.sessions.all(to)
     if (here.length > 0) {
-      for (const s of here) this.sessions.emit(s, { type: 'receipt', receipt, seq: 0 })
+      this.pushLive(here, receipt)
       return
     }
     const { limits } = this.core
@@ -76,7 +91,7 @@ export class Receipts {
       limits: { maxCount: limits.maxQueueLength, maxBytes: limits.maxQueueBytes },
     })
     if (r.type === 'send' && !r.duplicate && r.seqs[0]! > 0)
-      await this.committed({ ...this.receiptMessage(to, receipt), seq: r.seqs[0]! })
+      this.committed({ ...this.receiptMessage(to, receipt), seq: r.seqs[0]! })
   }
 
   private receiptMessage(to: number, receipt: Receipt): Message {

@@ -240,24 +240,29 @@ export class NativeConnection implements SessionSink {
       this.pendingHold = true
       this.holdInput()
     }
-    this.handle(frame)
-      .catch((err: unknown) => {
-        const e = asBrokerError(err)
-        if (e.code === 'SB_ERR_INTERNAL') this.broker.log.error({ err, frame: frame.type }, 'native request failed')
-        // Nothing may escape this handler: a throw here is an unhandled rejection, and that ends the process.
-        try {
-          this.error(frame.corr, e.code, e.message, e.limit)
-        } catch (err2) {
-          this.broker.log.error({ err: err2, frame: frame.type }, 'could not answer a failed native request')
-        }
-      })
-      .finally(() => {
-        this.pending--
-        if (this.pendingHold && this.pending < MAX_PENDING_REQUESTS / 2) {
-          this.pendingHold = false
-          this.releaseInput()
-        }
-      })
+    void this.handle(frame)
+  }
+
+  /** A frame's request, answered with an ERROR if it fails. (No closures: a SEND or an ACK is one per message.) */
+  private async handle(frame: Frame): Promise<void> {
+    try {
+      await this.route(frame)
+    } catch (err: unknown) {
+      const e = asBrokerError(err)
+      if (e.code === 'SB_ERR_INTERNAL') this.broker.log.error({ err, frame: frame.type }, 'native request failed')
+      // Nothing may escape this handler: a throw here is an unhandled rejection, and that ends the process.
+      try {
+        this.error(frame.corr, e.code, e.message, e.limit)
+      } catch (err2) {
+        this.broker.log.error({ err: err2, frame: frame.type }, 'could not answer a failed native request')
+      }
+    } finally {
+      this.pending--
+      if (this.pendingHold && this.pending < MAX_PENDING_REQUESTS / 2) {
+        this.pendingHold = false
+        this.releaseInput()
+      }
+    }
   }
 
   /** Stop reading the socket until every hold is released (inbound backpressure). */
@@ -276,7 +281,7 @@ export class NativeConnection implements SessionSink {
     return this.session
   }
 
-  private async handle(f: Frame): Promise<void> {
+  private async route(f: Frame): Promise<void> {
     switch (f.type) {
       case 'REGISTER':
       case 'LOGIN':

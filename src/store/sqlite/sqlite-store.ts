@@ -1042,8 +1042,7 @@ export class SqliteStore implements Store {
   private insertQueued(queued: StoredMessage[]): void {
     const shared = this.opts.sharedBodyBytes ?? SHARED_BODY_BYTES
     let refs: Map<Buffer, number> | undefined
-    for (const m of queued)
-      if (m.body.length >= shared) (refs ??= new Map()).set(m.body, (refs.get(m.body) ?? 0) + 1)
+    for (const m of queued) if (m.body.length >= shared) (refs ??= new Map()).set(m.body, (refs.get(m.body) ?? 0) + 1)
     if (refs === undefined) {
       for (const m of queued) this.insertLogged(m, null)
       return
