@@ -421,7 +421,16 @@ describe('SqliteStore: schema 5 to 6 (bodies shared by a message’s copies)', (
     const big = Buffer.alloc(1000, 3)
     const copy = { to: 1, kind: 'text' as const, from: 0, fromName: 'server', ts: T0, flags: 0, body: big }
     const limits = { maxCount: 100, maxBytes: 1 << 20 }
-    await store.commit([{ type: 'send', copies: [{ ...copy, msgId: 3 }, { ...copy, msgId: 3 }], limits }])
+    await store.commit([
+      {
+        type: 'send',
+        copies: [
+          { ...copy, msgId: 3 },
+          { ...copy, msgId: 3 },
+        ],
+        limits,
+      },
+    ])
     assert.deepEqual(
       (await store.readLog(1, 0, 10, T0)).map((m) => [m.seq, m.body[0], m.body.length]),
       [
@@ -436,7 +445,11 @@ describe('SqliteStore: schema 5 to 6 (bodies shared by a message’s copies)', (
     const rows = (sql: string) => (file.prepare(sql).get() as { n: number }).n
     assert.equal((file.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string }).value, '6')
     assert.equal(rows(`SELECT count(*) AS n FROM bodies WHERE refs = 2 AND length(data) = 1000`), 1, 'one body, two copies')
-    assert.equal(rows(`SELECT count(*) AS n FROM log WHERE body_id IS NULL AND length(body) = 1000`), 2, 'the old rows keep theirs')
+    assert.equal(
+      rows(`SELECT count(*) AS n FROM log WHERE body_id IS NULL AND length(body) = 1000`),
+      2,
+      'the old rows keep theirs',
+    )
     await store.deleteUser(1)
     await until('the log and its body removed', () => rows(`SELECT count(*) + (SELECT count(*) FROM bodies) AS n FROM log`) === 0)
   })

@@ -199,7 +199,10 @@ describe('SqliteStore: a large body is stored once for all its copies', () => {
     await store.deleteUser(a!)
     await store.deleteUser(s!)
     assert.equal(countRows(path, 'bodies'), 1, "b's copy still refers to it")
-    assert.deepEqual((await store.history(b!, { before: 0, limit: 10 })).map((m) => m.body), [body])
+    assert.deepEqual(
+      (await store.history(b!, { before: 0, limit: 10 })).map((m) => m.body),
+      [body],
+    )
     await store.deleteUser(b!)
     assert.equal(countRows(path, 'bodies'), 0, 'gone with the last copy')
   })
