@@ -444,6 +444,31 @@ if (unreachable !== undefined) {
       assert.equal(first?.type === 'ack' && first.first?.msgId, 77)
     })
 
+    it('prunes old dedupe keys a chunk per statement, all of them, and keeps the newer ones', async (t) => {
+      const schema = `${prefix}_prune`
+      t.after(() => dropSchema(schema))
+      const store = new PostgresStore({ connectionString: PG_URL, schema, poolSize: 2, pruneChunk: 1000 })
+      await store.open()
+      t.after(() => store.close())
+      // 2,500 keys older than the cut (three statements' worth) and 500 newer.
+      await sql(schema, (c) =>
+        c.query(`INSERT INTO dedupe (sender, msg_id, at) SELECT 1, i, CASE WHEN i <= 2500 THEN i ELSE 10000 END
+                 FROM generate_series(1, 3000) AS i`),
+      )
+      const statements: string[] = []
+      const query = store.query.bind(store)
+      store.query = ((text: string, values?: unknown[]) => {
+        if (/DELETE FROM dedupe/.test(text)) statements.push(text)
+        return query(text, values)
+      }) as typeof store.query
+      assert.equal(await store.pruneDedupe(5000), 2500)
+      assert.equal(statements.length, 3, 'chunks of 1,000: 1,000, 1,000, then 500 (short: the last)')
+      const { rows } = await sql(schema, (c) => c.query<{ n: string }>('SELECT count(*) AS n FROM dedupe WHERE at < 5000'))
+      assert.equal(Number(rows[0]!.n), 0)
+      const left = await sql(schema, (c) => c.query<{ n: string }>('SELECT count(*) AS n FROM dedupe'))
+      assert.equal(Number(left.rows[0]!.n), 500)
+    })
+
     it('refuses a schema name that is not a plain identifier', () => {
       assert.throws(() => new PostgresStore({ connectionString: PG_URL, schema: 'x; DROP TABLE y' }), /invalid schema/)
     })
