@@ -29,39 +29,27 @@ async function open(path: string, opts: Omit<SqliteStoreOptions, 'path'> = {}): 
   return store
 }
 
-runStoreContract(
-  'sqlite',
-  () => open(join(dir, `store-${++n}.db`)),
-  async (store) => {
-    await store.close()
-    const path = paths.get(store)
-    if (path !== undefined) for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true })
-  },
-  {
-    reopen: async (store) => {
+// Twice: as the server runs it, and with every body in `bodies` (by default only those of SHARED_BODY_BYTES or more).
+for (const [name, opts] of [
+  ['sqlite', {}],
+  ['sqlite, every body shared', { sharedBodyBytes: 0 }],
+] as const)
+  runStoreContract(
+    name,
+    () => open(join(dir, `store-${++n}.db`), opts),
+    async (store) => {
       await store.close()
-      return open(paths.get(store)!)
+      const path = paths.get(store)
+      if (path !== undefined) for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true })
     },
-    // No `twin`: SqliteStore caches per-user counters and is documented as the only writer of its file.
-  },
-)
-
-// The same contract with every body in `bodies` (by default only those of SHARED_BODY_BYTES or more are).
-runStoreContract(
-  'sqlite, every body shared',
-  () => open(join(dir, `store-${++n}.db`), { sharedBodyBytes: 0 }),
-  async (store) => {
-    await store.close()
-    const path = paths.get(store)
-    if (path !== undefined) for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true })
-  },
-  {
-    reopen: async (store) => {
-      await store.close()
-      return open(paths.get(store)!, { sharedBodyBytes: 0 })
+    {
+      reopen: async (store) => {
+        await store.close()
+        return open(paths.get(store)!, opts)
+      },
+      // No `twin`: SqliteStore caches per-user counters and is documented as the only writer of its file.
     },
-  },
-)
+  )
 
 describe('SqliteStore: the stored kind is the schema code', () => {
   it('rows written before the schema (kind = index in the old list) read back as the same kinds', async (t) => {
