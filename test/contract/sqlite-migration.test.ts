@@ -398,7 +398,40 @@ CREATE INDEX log_file ON log (file_id) WHERE file_id IS NOT NULL;
 CREATE TABLE log_tail (${LOG_COLUMNS_V5});
 `
 
+/** A schema-5 file with one user and no messages. */
+function buildV5(path: string): void {
+  const db = new Database(path)
+  db.exec(SCHEMA_V5)
+  db.exec(`INSERT INTO meta VALUES ('schema', '5'), ('skeleton', '${SKELETON_VERSION}')`)
+  db.prepare(`INSERT INTO users (id, name, created_at, skeleton, tokenless) VALUES (1, 'alice', ?, ?, 1)`).run(
+    T0,
+    nameSkeleton('alice'),
+  )
+  db.close()
+}
+
 describe('SqliteStore: schema 5 to 6 (bodies shared by a message’s copies)', () => {
+  it('is one transaction: an upgrade that fails leaves the schema-5 file as it was', async () => {
+    const path = join(dir, `v5-${++n}.db`)
+    buildV5(path)
+    // An index already named `bodies` (no release makes one): creating the table fails after the columns were added.
+    const raw = new Database(path)
+    raw.exec(`CREATE INDEX bodies ON users (created_at)`)
+    raw.close()
+    await assert.rejects(open(path), /already an index named bodies/)
+    const db = new Database(path, { readonly: true })
+    try {
+      for (const table of ['log', 'log_tail'])
+        assert.ok(
+          !(db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).some((c) => c.name === 'body_id'),
+          `${table} has no body_id`,
+        )
+      assert.equal((db.prepare(`SELECT value FROM meta WHERE key = 'schema'`).get() as { value: string }).value, '5')
+    } finally {
+      db.close()
+    }
+  })
+
   it('rows with their own bodies read back as before; new large bodies are stored once; deletion takes both kinds', async (t) => {
     const path = join(dir, `v5-${++n}.db`)
     const old1 = Buffer.alloc(1000, 1)

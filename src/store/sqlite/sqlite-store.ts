@@ -409,13 +409,15 @@ export class SqliteStore implements Store {
       }
       if (db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue'`).get() !== undefined)
         migrateFromQueue(db)
-      // Schema 5 to 6: the log's rows may refer to a shared body (BODIES); the rows already there keep theirs.
-      for (const table of ['log', 'log_tail']) {
-        const columns = db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]
-        if (columns.length > 0 && !columns.some((c) => c.name === 'body_id'))
-          db.exec(`ALTER TABLE ${table} ADD COLUMN body_id INTEGER`)
-      }
-      db.exec(SCHEMA)
+      db.transaction(() => {
+        // Schema 5 to 6: the log's rows may refer to a shared body (BODIES); the rows already there keep theirs.
+        for (const table of ['log', 'log_tail']) {
+          const columns = db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]
+          if (columns.length > 0 && !columns.some((c) => c.name === 'body_id'))
+            db.exec(`ALTER TABLE ${table} ADD COLUMN body_id INTEGER`)
+        }
+        db.exec(SCHEMA)
+      })()
       // The skeleton column is refilled when the skeleton function changes (core/names.ts SKELETON_VERSION).
       const skeletonVersion = db.prepare(`SELECT value FROM meta WHERE key = 'skeleton'`).get() as { value: string } | undefined
       if (skeletonVersion?.value !== SKELETON_VERSION)
