@@ -531,6 +531,7 @@ export class Delivery {
    * device had acknowledged it already, or there is no such message.
    */
   ack(s: Session, seq: number): Promise<boolean> {
+    // Not async (acknowledge is): one promise fewer per ACK; a refused session still rejects rather than throws.
     try {
       guard(this.core, s)
     } catch (err) {

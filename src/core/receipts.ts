@@ -5,7 +5,6 @@
  */
 import { SERVER_ID, type Message, type Receipt, type ReceiptStatusCode, type UserInfo } from './types.js'
 import type { Core } from './context.js'
-import type { Session } from './session.js'
 import type { SessionRegistry } from './sessions.js'
 import { encodeReceiptBody } from './receipt-body.js'
 
@@ -42,37 +41,29 @@ export class Receipts {
     this.send(to, receiptOf(status, about, recipient, seq, at))
   }
 
+  /**
+   * Live to the sender's sessions on this node (the usual case: it is waiting for this), with no promise to settle;
+   * otherwise through the user's queue: durable, and delivered even if that user's node died before the cluster
+   * noticed.
+   */
   send(to: number, receipt: Receipt): void {
     const counts = this.core.counters.receipts
     counts[receipt.status] = (counts[receipt.status] ?? 0) + 1
-    // The sender online here (the usual case: it is waiting for this) is told at once, with no promise to settle.
-    const here = this.sessions.all(to)
-    if (here.length > 0) {
-      try {
-        this.pushLive(here, receipt)
-      } catch (err) {
-        this.core.log.warn({ err, to }, 'receipt could not be delivered')
-      }
-      return
-    }
-    void this.deliver(to, receipt).catch((err) => this.core.log.warn({ err, to }, 'receipt could not be delivered'))
-  }
-
-  private pushLive(here: readonly Session[], receipt: Receipt): void {
-    for (const s of here) this.sessions.emit(s, { type: 'receipt', receipt, seq: 0 })
-  }
-
-  /**
-   * Live to a session of this node; otherwise through the user's queue: durable, and delivered even if that
-   * user's node died before the cluster noticed.
-   */
-  async deliver(to: number, receipt: Receipt): Promise<void> {
     // Every session of the user: the device (or the send-only one-shot) that sent it may not be the oldest one.
     const here = this.sessions.all(to)
-    if (here.length > 0) {
-      this.pushLive(here, receipt)
+    if (here.length === 0) {
+      void this.queue(to, receipt).catch((err) => this.core.log.warn({ err, to }, 'receipt could not be delivered'))
       return
     }
+    try {
+      for (const s of here) this.sessions.emit(s, { type: 'receipt', receipt, seq: 0 })
+    } catch (err) {
+      this.core.log.warn({ err, to }, 'receipt could not be delivered')
+    }
+  }
+
+  /** The receipt as a message in `to`'s queue (kind 'receipt'), offered once committed. */
+  private async queue(to: number, receipt: Receipt): Promise<void> {
     const { limits } = this.core
     const r = await this.core.committer.submit({
       type: 'send',

@@ -436,12 +436,9 @@ describe('SqliteStore: schema 5 to 6 (bodies shared by a message’s copies)', (
     const path = join(dir, `v5-${++n}.db`)
     const old1 = Buffer.alloc(1000, 1)
     const old2 = Buffer.alloc(1000, 2)
+    buildV5(path)
     const db = new Database(path)
-    db.exec(SCHEMA_V5)
-    db.exec(`INSERT INTO meta VALUES ('schema', '5'), ('skeleton', '${SKELETON_VERSION}')`)
-    db.prepare(
-      `INSERT INTO users (id, name, created_at, next_seq, skeleton, tokenless, queue_count, queue_bytes) VALUES (1, 'alice', ?, 3, ?, 1, 2, 2000)`,
-    ).run(T0, nameSkeleton('alice'))
+    db.exec(`UPDATE users SET next_seq = 3, queue_count = 2, queue_bytes = 2000 WHERE id = 1`)
     db.prepare(`INSERT INTO devices (id, user, label, created_at) VALUES (1, 1, 'phone', ?)`).run(T0)
     const row = `(user, seq, sender, sender_name, msg_id, kind, ts, flags, body) VALUES (1, ?, 0, 'server', ?, ${kindCode('text')}, ?, 0, ?)`
     // One row moved into the log, one still in the tail (as a stop leaves them).

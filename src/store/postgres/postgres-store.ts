@@ -966,8 +966,9 @@ export class PostgresStore implements Store {
            (SELECT sender, msg_id FROM dedupe WHERE at < $1 ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
         [before, chunk],
       )
-      removed += r.rowCount ?? 0
-      if ((r.rowCount ?? 0) < chunk) return removed
+      const n = r.rowCount ?? 0
+      removed += n
+      if (n < chunk) return removed
     }
   }
 

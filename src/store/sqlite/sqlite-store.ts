@@ -417,6 +417,9 @@ export class SqliteStore implements Store {
             db.exec(`ALTER TABLE ${table} ADD COLUMN body_id INTEGER`)
         }
         db.exec(SCHEMA)
+        db.prepare(
+          `INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        ).run(String(SCHEMA_VERSION))
       })()
       // The skeleton column is refilled when the skeleton function changes (core/names.ts SKELETON_VERSION).
       const skeletonVersion = db.prepare(`SELECT value FROM meta WHERE key = 'skeleton'`).get() as { value: string } | undefined
@@ -434,9 +437,6 @@ export class SqliteStore implements Store {
             `INSERT INTO meta (key, value) VALUES ('skeleton', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
           ).run(SKELETON_VERSION)
         })()
-      db.prepare(`INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(
-        String(SCHEMA_VERSION),
-      )
     } catch (err) {
       // A failed migration rolled back; the file stays as it was, and this connection must not linger.
       db.close()
