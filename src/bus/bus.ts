@@ -3,7 +3,7 @@
  * messages, `publish` to the other nodes, an `onMessage` callback, and the registry of who is online where.
  * The single-node default is LocalBus (no other nodes); cluster mode is redis/.
  */
-import type { Message, Outbound, PresenceInfo, CloseReason } from '../core/types.js'
+import type { Message, Outbound, PresenceInfo, CloseReason, Receipt } from '../core/types.js'
 
 export type BusMessage =
   /**
@@ -13,6 +13,12 @@ export type BusMessage =
   | { type: 'wake'; user: number; msgs?: Message[] }
   /** A live event for one user's session, wherever it is. */
   | { type: 'event'; to: number; ev: Outbound }
+  /**
+   * A receipt for `to`, a sender online on the receiving node (as the publisher's copy of the registry has it). That
+   * node pushes it to the user's sessions, or, if it holds none any more, stores it in the user's log as one node
+   * stores a receipt for an offline sender. A receipt that no node received comes back to its own node's handler.
+   */
+  | { type: 'receipt'; to: number; receipt: Receipt }
   /** A live event for every session (the room) but `except`'s. */
   | { type: 'broadcast'; ev: Outbound; except: number }
   /**
@@ -33,8 +39,9 @@ export interface Bus {
   readonly clustered: boolean
   start(onMessage: (m: BusMessage) => void): Promise<void>
   /**
-   * Send to the other nodes (an 'event' only to those holding a session of its user, when this node knows them).
-   * Fire and forget; a lost message is repaired by the store (wake) or is live-only.
+   * Send to the other nodes (an 'event' only to those holding a session of its user, when this node knows them; a
+   * 'receipt' only to those, and back to this node's own handler when none received it). Fire and forget; a lost
+   * message is repaired by the store (wake) or is live-only.
    */
   publish(m: BusMessage): void
   /**
@@ -45,6 +52,8 @@ export interface Bus {
    * it committed for lately, so no message waits for the next one.
    */
   wake(msg: Message): boolean
+  /** Is a device of `user` online on another node, as far as this node knows? No round trip (as wake()). */
+  elsewhere(user: number): boolean
   /** Presence registry, cluster-wide: one entry per device (`info.device`) of a user. */
   setOnline(info: PresenceInfo): Promise<void>
   setOffline(user: number, device: number): Promise<void>

@@ -498,6 +498,9 @@ export class Broker {
         if (m.ev.type === 'conversation') this.conversations.mirror(m.ev.ev, m.to)
         return
       }
+      case 'receipt':
+        this.receipts.arrived(m.to, m.receipt)
+        return
       case 'broadcast':
         if (m.ev.type === 'rename') this.directory.forgetUser(m.ev.user.id, m.ev.oldName)
         if (m.ev.type === 'presence') this.registry.presenceFromBus(m.ev, m.except)

@@ -1,7 +1,7 @@
 /**
  * Receipts: the one builder of a Receipt, and telling a sender what became of its message — pushed live if the
- * sender has a session on this node, else queued for it (kind 'receipt'), durable and delivered when it comes
- * back, whichever node it comes back to.
+ * sender has a session on this node or (cluster) on another, as this node's copy of the registry has it; else
+ * queued for it (kind 'receipt'), durable and delivered when it comes back, whichever node it comes back to.
  */
 import { SERVER_ID, type Message, type Receipt, type ReceiptStatusCode, type UserInfo } from './types.js'
 import type { Core } from './context.js'
@@ -42,13 +42,24 @@ export class Receipts {
   }
 
   /**
-   * Live to the sender's sessions on this node (the usual case: it is waiting for this), with no promise to settle;
-   * otherwise through the user's queue: durable, and delivered even if that user's node died before the cluster
-   * noticed.
+   * Live to the sender's sessions (the usual case: it is waiting for this), with no promise to settle: on this node,
+   * or by the bus to the node that holds them, which stores it if they left meanwhile. Otherwise through the
+   * user's queue: durable, and delivered when a device of the user comes back. A live receipt is as durable as the
+   * session it is pushed to, on one node or across nodes: one lost with its connection is not repeated.
    */
   send(to: number, receipt: Receipt): void {
     const counts = this.core.counters.receipts
     counts[receipt.status] = (counts[receipt.status] ?? 0) + 1
+    const { bus } = this.core
+    if (this.sessions.all(to).length === 0 && bus.clustered && bus.elsewhere(to)) {
+      bus.publish({ type: 'receipt', to, receipt })
+      return
+    }
+    this.arrived(to, receipt)
+  }
+
+  /** Push `receipt` to `to`'s sessions on this node, or queue it if there are none (also: one from another node). */
+  arrived(to: number, receipt: Receipt): void {
     // Every session of the user: the device (or the send-only one-shot) that sent it may not be the oldest one.
     const here = this.sessions.all(to)
     if (here.length === 0) {

@@ -13,6 +13,9 @@ export class LocalBus implements Bus {
   wake(_msg: Message): boolean {
     return false
   }
+  elsewhere(_user: number): boolean {
+    return false
+  }
   async setOnline(info: PresenceInfo): Promise<void> {
     let devices = this.presence.get(info.id)
     if (devices === undefined) this.presence.set(info.id, (devices = new Map()))

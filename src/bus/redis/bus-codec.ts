@@ -14,8 +14,10 @@ import type { BusMessage } from '../bus.js'
  * the versions refuse each other's messages (counted and logged as malformed) rather than half-understand them.
  * 3: wakes go to the holder's own channel carrying their messages, in batches; the registry announces its changes
  * ('where', 'reaped'), which a node of version 2 would neither send nor hear.
+ * 4: a receipt for a sender on another node travels live ('receipt'); a node of version 3 would refuse the whole
+ * batch carrying one, wakes and all, and would store every such receipt where this version pushes it.
  */
-export const BUS_CODEC_VERSION = 3
+export const BUS_CODEC_VERSION = 4
 
 /** What travels on the cluster's channels: the broker's BusMessages, and the bus's own. */
 export type WireMessage =
@@ -117,6 +119,20 @@ function isMessage(x: unknown): boolean {
   )
 }
 
+/** A Receipt (core/types.ts): what a session's adapter encodes of it. */
+function isReceipt(x: unknown): boolean {
+  return (
+    isObj(x) &&
+    isNum(x.msgId) &&
+    isNum(x.status) &&
+    isNum(x.recipient) &&
+    typeof x.recipientName === 'string' &&
+    isNum(x.seq) &&
+    isNum(x.at) &&
+    (x.topic === undefined || typeof x.topic === 'string')
+  )
+}
+
 /** Why `m` is not a WireMessage other than a batch, or undefined if it is one. */
 function check(m: Record<string, unknown>): string | undefined {
   switch (m.type) {
@@ -126,6 +142,9 @@ function check(m: Record<string, unknown>): string | undefined {
       break
     case 'event':
       if (!isNum(m.to) || !isObj(m.ev) || typeof m.ev.type !== 'string') return 'malformed event'
+      break
+    case 'receipt':
+      if (!isNum(m.to) || !isReceipt(m.receipt)) return 'malformed receipt'
       break
     case 'broadcast':
       if (!isNum(m.except) || !isObj(m.ev) || typeof m.ev.type !== 'string') return 'malformed broadcast'

@@ -36,7 +36,8 @@
  * for a later message. A stale entry the other way (a device gone) costs a wake that finds no session.
  *
  * Wakes carry the committed messages (up to CARRY_MAX_BYTES of body each; a larger one is a plain wake, read from
- * the store), and the wakes and events of one event-loop turn go to each node as one publish.
+ * the store), and the wakes, events and receipts of one event-loop turn go to each node as one publish. A publish
+ * carrying receipts that no subscriber received hands them back to this node's handler, which stores them.
  *
  * After a Redis restart or a lost connection ioredis reconnects and resubscribes; this bus then re-registers
  * its node and the presence of its local sessions, and wakes each of their users, since wakes published while
@@ -179,7 +180,16 @@ export class RedisBus implements Bus {
   private beating: Promise<void> | undefined
   private started = false
   private closed = false
-  readonly counters = { published: 0, received: 0, malformed: 0, reaped: 0, reconnects: 0, catchUpWakes: 0 }
+  readonly counters = {
+    published: 0,
+    received: 0,
+    malformed: 0,
+    reaped: 0,
+    reconnects: 0,
+    catchUpWakes: 0,
+    /** Receipts no node received, handed back to this node's handler (which stores them). */
+    returnedReceipts: 0,
+  }
 
   constructor(private readonly opts: RedisBusOptions = {}) {
     this.nodeId = opts.nodeId ?? randomUUID()
@@ -417,6 +427,14 @@ export class RedisBus implements Bus {
   }
 
   publish(m: BusMessage): void {
+    if (m.type === 'receipt') {
+      // To the nodes holding the sender; none known (it left meanwhile): this node's handler stores it.
+      const nodes = this.holders(m.to)
+      if (nodes === undefined) this.onMessage(m)
+      else for (const node of nodes) this.box(node).events.push(m)
+      if (nodes !== undefined) this.flushSoon()
+      return
+    }
     if (m.type === 'event') {
       // To the nodes holding the user, when this node knows them; to all while it does not (a login just made).
       const nodes = this.holders(m.to)
@@ -429,12 +447,38 @@ export class RedisBus implements Bus {
     this.send(this.keys.bus, m)
   }
 
-  private send(channel: string, m: WireMessage): void {
+  /**
+   * Publish `m` on `channel`. `receipts` (a node's batch carries them) come back to this node's handler when no
+   * subscriber received the publish (the node's subscription is down, or it died and is not reaped yet) or it
+   * failed: the handler stores them, so a receipt is either in a node's hands or in the sender's log.
+   */
+  private send(channel: string, m: WireMessage, receipts?: BusMessage[]): void {
     if (this.cmd === undefined || this.closed) return
     this.counters.published++
-    this.cmd
-      .publish(channel, encodeBus(this.nodeId, m))
-      .catch((err: unknown) => this.log.warn({ err, type: m.type }, 'bus publish failed'))
+    const sent = this.cmd.publish(channel, encodeBus(this.nodeId, m))
+    if (receipts === undefined) {
+      sent.catch((err: unknown) => this.log.warn({ err, type: m.type }, 'bus publish failed'))
+      return
+    }
+    sent.then(
+      (received) => {
+        if (received === 0) this.returned(receipts)
+      },
+      (err: unknown) => {
+        this.log.warn({ err, type: m.type }, 'bus publish failed')
+        this.returned(receipts)
+      },
+    )
+  }
+
+  private returned(receipts: BusMessage[]): void {
+    if (this.closed) return
+    this.counters.returnedReceipts += receipts.length
+    for (const r of receipts) this.onMessage(r)
+  }
+
+  elsewhere(user: number): boolean {
+    return this.holders(user) !== undefined
   }
 
   wake(msg: Message): boolean {
@@ -496,7 +540,13 @@ export class RedisBus implements Bus {
     const msgs: BusMessage[] = box.events
     for (const [user, carried] of box.wakes)
       msgs.push(carried === null ? { type: 'wake', user } : { type: 'wake', user, msgs: carried })
-    if (msgs.length > 0) this.send(this.keys.inbox(node), msgs.length === 1 ? msgs[0]! : { type: 'batch', msgs })
+    if (msgs.length === 0) return
+    const receipts = box.events.filter((e) => e.type === 'receipt')
+    this.send(
+      this.keys.inbox(node),
+      msgs.length === 1 ? msgs[0]! : { type: 'batch', msgs },
+      receipts.length > 0 ? receipts : undefined,
+    )
   }
 
   /** ONLINE_IF_NEWER's arguments for `info`, to run on the connection or queue on a transaction. */

@@ -43,6 +43,9 @@ const samples: WireMessage[] = [
   // null: every session of the user (a legacy name's one session), whichever device it is
   { type: 'kick', user: 12, device: null, reason: 'replaced', node: 'n1', since: 1700000000000 },
   { type: 'revoke', user: 12, device: 3 },
+  // a receipt for a sender on the receiving node, live; with a topic when it is about a topic message
+  { type: 'receipt', to: 5, receipt: { msgId: 1, status: 200, recipient: 9, recipientName: 'x', seq: 4, at: 5 } },
+  { type: 'receipt', to: 5, receipt: { msgId: 2, status: 210, recipient: 9, recipientName: 'x', seq: 4, at: 5, topic: 'news' } },
   { type: 'event', to: 5, ev: { type: 'message', msg } },
   { type: 'broadcast', ev: { type: 'message', msg: { ...msg, seq: 0, body: Buffer.alloc(0) } }, except: 3 },
   {
@@ -78,7 +81,7 @@ test('every kind of bus message round-trips, Buffers included', () => {
   const kinds = new Set(samples.map((m) => m.type))
   assert.deepEqual(
     [...kinds].sort(),
-    ['batch', 'broadcast', 'event', 'kick', 'reaped', 'revoke', 'wake', 'where'],
+    ['batch', 'broadcast', 'event', 'kick', 'reaped', 'receipt', 'revoke', 'wake', 'where'],
     'a sample of every type',
   )
   for (const m of samples) {
@@ -116,29 +119,36 @@ test('decoding rejects what is not a bus message, without throwing', () => {
     '{}',
     '{"v":1,"n":"a","m":{"type":"wake","user":1}}', // a node of the release before devices
     '{"v":2,"n":"a","m":{"type":"wake","user":1}}', // a node of the release before targeted wakes
-    '{"v":4,"n":"a","m":{"type":"wake","user":1}}',
+    '{"v":3,"n":"a","m":{"type":"wake","user":1}}', // a node of the release before live receipts between nodes
+    '{"v":5,"n":"a","m":{"type":"wake","user":1}}',
+    // a receipt must carry what the sender's adapter encodes
+    '{"v":4,"n":"a","m":{"type":"receipt","to":1}}',
+    '{"v":4,"n":"a","m":{"type":"receipt","receipt":{"msgId":1,"status":200,"recipient":9,"recipientName":"x","seq":4,"at":5}}}',
+    '{"v":4,"n":"a","m":{"type":"receipt","to":1,"receipt":{"msgId":1,"status":200,"recipient":9,"seq":4,"at":5}}}',
+    '{"v":4,"n":"a","m":{"type":"receipt","to":1,"receipt":{"msgId":1,"status":"200","recipient":9,"recipientName":"x","seq":4,"at":5}}}',
+    '{"v":4,"n":"a","m":{"type":"receipt","to":1,"receipt":{"msgId":1,"status":200,"recipient":9,"recipientName":"x","seq":4,"at":5,"topic":7}}}',
     // a carried message must have what delivery reads: a body (bytes), a seq, a kind
-    '{"v":3,"n":"a","m":{"type":"wake","user":1,"msgs":[{"seq":1}]}}',
-    '{"v":3,"n":"a","m":{"type":"wake","user":1,"msgs":{}}}',
-    '{"v":3,"n":"a","m":{"type":"wake","user":1,"msgs":[{"seq":1,"to":1,"from":2,"msgId":3,"ts":4,"flags":0,"kind":"text","fromName":"a","body":"x"}]}}',
-    '{"v":3,"n":"a","m":{"type":"batch","msgs":[{"type":"wake","user":1},{"type":"wake"}]}}',
-    '{"v":3,"n":"a","m":{"type":"batch","msgs":[{"type":"batch","msgs":[]}]}}',
-    '{"v":3,"n":"a","m":{"type":"batch"}}',
-    '{"v":3,"n":"a","m":{"type":"where","user":1,"device":2,"node":"n","online":"yes"}}',
-    '{"v":3,"n":"a","m":{"type":"where","user":1,"node":"n","online":true}}',
-    '{"v":3,"n":"a","m":{"type":"reaped"}}',
-    '{"v":3,"m":{"type":"wake","user":1}}',
-    '{"v":3,"n":"a","m":{"type":"wake"}}',
-    '{"v":3,"n":"a","m":{"type":"nope"}}',
-    '{"v":3,"n":"a","m":{"type":"event","to":1}}',
-    '{"v":3,"n":"a","m":{"type":"kick","user":1,"reason":"x"}}',
+    '{"v":4,"n":"a","m":{"type":"wake","user":1,"msgs":[{"seq":1}]}}',
+    '{"v":4,"n":"a","m":{"type":"wake","user":1,"msgs":{}}}',
+    '{"v":4,"n":"a","m":{"type":"wake","user":1,"msgs":[{"seq":1,"to":1,"from":2,"msgId":3,"ts":4,"flags":0,"kind":"text","fromName":"a","body":"x"}]}}',
+    '{"v":4,"n":"a","m":{"type":"batch","msgs":[{"type":"wake","user":1},{"type":"wake"}]}}',
+    '{"v":4,"n":"a","m":{"type":"batch","msgs":[{"type":"batch","msgs":[]}]}}',
+    '{"v":4,"n":"a","m":{"type":"batch"}}',
+    '{"v":4,"n":"a","m":{"type":"where","user":1,"device":2,"node":"n","online":"yes"}}',
+    '{"v":4,"n":"a","m":{"type":"where","user":1,"node":"n","online":true}}',
+    '{"v":4,"n":"a","m":{"type":"reaped"}}',
+    '{"v":4,"m":{"type":"wake","user":1}}',
+    '{"v":4,"n":"a","m":{"type":"wake"}}',
+    '{"v":4,"n":"a","m":{"type":"nope"}}',
+    '{"v":4,"n":"a","m":{"type":"event","to":1}}',
+    '{"v":4,"n":"a","m":{"type":"kick","user":1,"reason":"x"}}',
     // a kick must say which device, or null for all: a missing device is not read as "all"
-    '{"v":3,"n":"a","m":{"type":"kick","user":1,"reason":"replaced","node":"b","since":5}}',
-    '{"v":3,"n":"a","m":{"type":"kick","user":1,"device":"3","reason":"replaced","node":"b","since":5}}',
-    '{"v":3,"n":"a","m":{"type":"revoke","user":1}}',
-    '{"v":3,"n":"a","m":{"type":"revoke","user":1,"device":null}}',
-    '{"v":3,"n":"a","m":{"type":"revoke","device":4}}',
-    '{"v":3,"n":"a","m":null}',
+    '{"v":4,"n":"a","m":{"type":"kick","user":1,"reason":"replaced","node":"b","since":5}}',
+    '{"v":4,"n":"a","m":{"type":"kick","user":1,"device":"3","reason":"replaced","node":"b","since":5}}',
+    '{"v":4,"n":"a","m":{"type":"revoke","user":1}}',
+    '{"v":4,"n":"a","m":{"type":"revoke","user":1,"device":null}}',
+    '{"v":4,"n":"a","m":{"type":"revoke","device":4}}',
+    '{"v":4,"n":"a","m":null}',
   ]
   for (const b of bad) {
     const d = decodeBus(b)
@@ -148,7 +158,7 @@ test('decoding rejects what is not a bus message, without throwing', () => {
 
 test('a __proto__ key in a peer message does not change prototypes', () => {
   const d = decodeBus(
-    '{"v":3,"n":"a","m":{"type":"event","to":1,"ev":{"type":"notice","code":"c","text":"t","data":{"__proto__":{"polluted":1}}}}}',
+    '{"v":4,"n":"a","m":{"type":"event","to":1,"ev":{"type":"notice","code":"c","text":"t","data":{"__proto__":{"polluted":1}}}}}',
   )
   assert.ok(d.ok)
   assert.equal(({} as Record<string, unknown>).polluted, undefined)
