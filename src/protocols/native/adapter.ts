@@ -246,7 +246,8 @@ export class NativeConnection implements SessionSink {
   /** A frame's request, answered with an ERROR if it fails. (No closures: a SEND or an ACK is one per message.) */
   private async handle(frame: Frame): Promise<void> {
     try {
-      await this.route(frame)
+      const answered = this.route(frame)
+      if (answered !== undefined) await answered
     } catch (err: unknown) {
       const e = asBrokerError(err)
       if (e.code === 'SB_ERR_INTERNAL') this.broker.log.error({ err, frame: frame.type }, 'native request failed')
@@ -281,23 +282,25 @@ export class NativeConnection implements SessionSink {
     return this.session
   }
 
-  private async route(f: Frame): Promise<void> {
+  /**
+   * Start what `f` asks for: undefined when that is done already, else the promise of it. Not async itself: a SEND
+   * or an ACK is one per message, and an async function here is one more promise and suspended frame each.
+   */
+  private route(f: Frame): Promise<unknown> | undefined {
     switch (f.type) {
       case 'REGISTER':
       case 'LOGIN':
         return this.login(f)
       case 'PING':
         if (this.session !== undefined) this.broker.touch(this.session)
-        return this.send({ type: 'PONG', corr: f.corr })
+        this.send({ type: 'PONG', corr: f.corr })
+        return
       case 'SEND':
         return this.sendMessage(f)
       case 'ACK':
-        await this.broker.ack(this.need(), f.seq)
-        return
-      case 'TAKE': {
-        const msgs = await this.broker.take(this.need(), f.max, f.mode === 1 ? 'peek' : 'take', Math.min(f.waitMs, 60_000))
-        return this.send({ type: 'BATCH', corr: f.corr, msgs: msgs.map(toWireMessage) })
-      }
+        return this.broker.ack(this.need(), f.seq)
+      case 'TAKE':
+        return this.take(f)
       case 'READ':
         // Any message of the user's log: one this session was handed (an ACK just before may still be committing,
         // so the session's own record of it is not asked), or one a device found in HISTORY. The store marks it
@@ -322,16 +325,24 @@ export class NativeConnection implements SessionSink {
         this.broker.end(s, 'ended', 'goodbye')
         return
       }
-      case 'HISTORY': {
-        const page = await this.broker.history(this.need(), { with: f.with, before: f.before, limit: f.limit })
-        return this.send({ type: 'HISTORY_PAGE', corr: f.corr, more: page.more ? 1 : 0, msgs: page.messages.map(toWireMessage) })
-      }
+      case 'HISTORY':
+        return this.history(f)
       default:
         // A server-to-client frame from a client is malformed input like any other: error, then close.
         this.broker.log.warn({ remote: this.remote, frame: f.type }, 'client sent a server frame: closing')
         this.fatal(f.corr, 'SB_ERR_MALFORMED', `${f.type} is a server-to-client frame`)
         return
     }
+  }
+
+  private async take(f: FrameOf<'TAKE'>): Promise<void> {
+    const msgs = await this.broker.take(this.need(), f.max, f.mode === 1 ? 'peek' : 'take', Math.min(f.waitMs, 60_000))
+    this.send({ type: 'BATCH', corr: f.corr, msgs: msgs.map(toWireMessage) })
+  }
+
+  private async history(f: FrameOf<'HISTORY'>): Promise<void> {
+    const page = await this.broker.history(this.need(), { with: f.with, before: f.before, limit: f.limit })
+    this.send({ type: 'HISTORY_PAGE', corr: f.corr, more: page.more ? 1 : 0, msgs: page.messages.map(toWireMessage) })
   }
 
   private async login(f: FrameOf<'REGISTER'> | FrameOf<'LOGIN'>): Promise<void> {
