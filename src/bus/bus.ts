@@ -17,8 +17,10 @@ export type BusMessage =
    * A receipt for `to`, a sender online on the receiving node (as the publisher's copy of the registry has it). That
    * node pushes it to the user's sessions, or, if it holds none any more, stores it in the user's log as one node
    * stores a receipt for an offline sender. A receipt that no node received comes back to its own node's handler.
+   * `pushed`: the publisher pushed it to a session of the user too; a node that holds none drops it (and so does
+   * the publisher when it comes back).
    */
-  | { type: 'receipt'; to: number; receipt: Receipt }
+  | { type: 'receipt'; to: number; receipt: Receipt; pushed?: true }
   /** A live event for every session (the room) but `except`'s. */
   | { type: 'broadcast'; ev: Outbound; except: number }
   /**

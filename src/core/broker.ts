@@ -499,7 +499,7 @@ export class Broker {
         return
       }
       case 'receipt':
-        this.receipts.arrived(m.to, m.receipt)
+        this.receipts.arrived(m.to, m.receipt, m.pushed === true)
         return
       case 'broadcast':
         if (m.ev.type === 'rename') this.directory.forgetUser(m.ev.user.id, m.ev.oldName)

@@ -51,18 +51,25 @@ export class Receipts {
     const counts = this.core.counters.receipts
     counts[receipt.status] = (counts[receipt.status] ?? 0) + 1
     const { bus } = this.core
-    if (this.sessions.all(to).length === 0 && bus.clustered && bus.elsewhere(to)) {
-      bus.publish({ type: 'receipt', to, receipt })
-      return
+    // Every session of the user, on every node: the device that sent it may be on another node than the oldest one.
+    const here = this.sessions.all(to).length > 0
+    if (bus.clustered && bus.elsewhere(to)) {
+      // Pushed here too: a node that no longer holds the user drops it rather than store a second copy.
+      bus.publish(here ? { type: 'receipt', to, receipt, pushed: true } : { type: 'receipt', to, receipt })
+      if (!here) return
     }
     this.arrived(to, receipt)
   }
 
-  /** Push `receipt` to `to`'s sessions on this node, or queue it if there are none (also: one from another node). */
-  arrived(to: number, receipt: Receipt): void {
+  /**
+   * Push `receipt` to `to`'s sessions on this node, or queue it if there are none (also: one from another node),
+   * unless `pushed`: it reached a session elsewhere already.
+   */
+  arrived(to: number, receipt: Receipt, pushed = false): void {
     // Every session of the user: the device (or the send-only one-shot) that sent it may not be the oldest one.
     const here = this.sessions.all(to)
     if (here.length === 0) {
+      if (pushed) return
       void this.queue(to, receipt).catch((err) => this.core.log.warn({ err, to }, 'receipt could not be delivered'))
       return
     }

@@ -96,6 +96,26 @@ for (const { store, unavailable } of variants) {
       await A.ack(dana.onA, a2.msg.seq)
     })
 
+    it("a receipt reaches the sending device on another node while a device of the sender is on the recipient's node", async () => {
+      // erin is on A, where dana has a device; dana sends from her device on B.
+      const erinSink = new FakeSink()
+      const erin = (await ready(A, A.register(`erin-${store}`, 'test', erinSink))).session
+      const res = await B.send(dana.onB, {
+        to: { kind: 'user', id: erin.user.id },
+        body: Buffer.from('from B'),
+        msgId: 11,
+        receipt: true,
+      })
+      assert.equal(res.status, 'queued')
+      const got = (await erinSink.waitFor('the message on A', message('from B'))) as MessageEv
+      assert.equal(await A.ack(erin, got.msg.seq), true)
+      const onB = (await sinkB.waitFor('the 200 on the sending device (B)', receipt(11, ReceiptStatus.DELIVERED))) as ReceiptEv
+      const onA = (await sinkA.waitFor('the 200 on the device on A', receipt(11, ReceiptStatus.DELIVERED))) as ReceiptEv
+      assert.equal(onB.seq, 0, 'live')
+      assert.equal(onA.seq, 0, 'live')
+      assert.equal((await A.queueStats(dana.id)).count, 0, 'nothing stored for dana')
+    })
+
     it('revoking the device on B from node A ends its session on B; its token is refused; the user stays online', async () => {
       await A.revokeDevice(dana.onA, dana.onB.device)
       const closed = await sinkB.waitClosed()

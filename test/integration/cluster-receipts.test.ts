@@ -74,6 +74,12 @@ describe('cluster: receipts for a sender on another node', { skip: unavailable }
     }
     const redis = new Redis(REDIS_URL)
     try {
+      // First one that its publisher also pushed to a session of carol's: a node without her drops it.
+      const pushed = { ...about, msgId: 41 }
+      await redis.publish(
+        `${C.bus.prefix}:bus:${C.nodeId}`,
+        encodeBus('a-node-that-knew-no-better', { type: 'receipt', to: carol.user.id, receipt: pushed, pushed: true }),
+      )
       const received = await redis.publish(
         `${C.bus.prefix}:bus:${C.nodeId}`,
         encodeBus('a-node-that-knew-no-better', { type: 'receipt', to: carol.user.id, receipt: about }),
@@ -88,6 +94,7 @@ describe('cluster: receipts for a sender on another node', { skip: unavailable }
     const r = (await back.waitFor('the stored receipt on B', receipt(42, ReceiptStatus.DELIVERED))) as ReceiptEv
     assert.ok(r.seq > 0, 'a queued receipt, acknowledged by its seq')
     assert.deepEqual(r.receipt, about)
+    assert.equal(back.events.filter((ev) => ev.type === 'receipt').length, 1, 'the pushed one was not stored')
   })
 
   it('a receipt that no node receives (the holder died, not reaped yet) comes back and is stored by its own node', async () => {

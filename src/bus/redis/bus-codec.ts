@@ -144,7 +144,7 @@ function check(m: Record<string, unknown>): string | undefined {
       if (!isNum(m.to) || !isObj(m.ev) || typeof m.ev.type !== 'string') return 'malformed event'
       break
     case 'receipt':
-      if (!isNum(m.to) || !isReceipt(m.receipt)) return 'malformed receipt'
+      if (!isNum(m.to) || !isReceipt(m.receipt) || !(m.pushed === undefined || m.pushed === true)) return 'malformed receipt'
       break
     case 'broadcast':
       if (!isNum(m.except) || !isObj(m.ev) || typeof m.ev.type !== 'string') return 'malformed broadcast'

@@ -46,6 +46,8 @@ const samples: WireMessage[] = [
   // a receipt for a sender on the receiving node, live; with a topic when it is about a topic message
   { type: 'receipt', to: 5, receipt: { msgId: 1, status: 200, recipient: 9, recipientName: 'x', seq: 4, at: 5 } },
   { type: 'receipt', to: 5, receipt: { msgId: 2, status: 210, recipient: 9, recipientName: 'x', seq: 4, at: 5, topic: 'news' } },
+  // also pushed to a session on the publishing node: not stored where the user is gone
+  { type: 'receipt', to: 5, receipt: { msgId: 3, status: 200, recipient: 9, recipientName: 'x', seq: 5, at: 6 }, pushed: true },
   { type: 'event', to: 5, ev: { type: 'message', msg } },
   { type: 'broadcast', ev: { type: 'message', msg: { ...msg, seq: 0, body: Buffer.alloc(0) } }, except: 3 },
   {
@@ -123,6 +125,7 @@ test('decoding rejects what is not a bus message, without throwing', () => {
     '{"v":5,"n":"a","m":{"type":"wake","user":1}}',
     // a receipt must carry what the sender's adapter encodes
     '{"v":4,"n":"a","m":{"type":"receipt","to":1}}',
+    '{"v":4,"n":"a","m":{"type":"receipt","to":1,"receipt":{"msgId":1,"status":200,"recipient":9,"recipientName":"x","seq":4,"at":5},"pushed":false}}',
     '{"v":4,"n":"a","m":{"type":"receipt","receipt":{"msgId":1,"status":200,"recipient":9,"recipientName":"x","seq":4,"at":5}}}',
     '{"v":4,"n":"a","m":{"type":"receipt","to":1,"receipt":{"msgId":1,"status":200,"recipient":9,"seq":4,"at":5}}}',
     '{"v":4,"n":"a","m":{"type":"receipt","to":1,"receipt":{"msgId":1,"status":"200","recipient":9,"recipientName":"x","seq":4,"at":5}}}',
